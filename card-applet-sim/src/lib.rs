@@ -1,0 +1,2 @@
+//! MedCard patient card simulator (PIV card edge). See `docs/card.md`.
+#![forbid(unsafe_code)]
