@@ -1,0 +1,1 @@
+//! The card state file: one file, replaced atomically. Owner: persistence/vpcd helper.
