@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Runs every MedCard test: unit, property, in-process card, real pcscd + vpcd + OpenSC +
+# yubico-piv-tool, QR corpora. Installs what it needs first (scripts/setup.sh).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bash scripts/setup.sh
+
+# Tests that use pcscd share one pcscd per machine; they serialize themselves inside their test
+# binary, and cargo runs test binaries one at a time.
+cargo build --workspace --all-targets --locked
+cargo test --workspace --locked
+
+# The README's "run the product" command must keep working.
+bash scripts/demo.sh --check
