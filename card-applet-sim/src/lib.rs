@@ -6,9 +6,21 @@
 #![forbid(unsafe_code)]
 
 mod applet;
+pub mod command;
+pub mod crypto;
+pub mod key_ref;
+pub mod objects;
 pub mod persist;
+pub mod pin;
+pub mod reply;
 mod state;
+pub mod tlv;
 pub mod vpcd;
 
-pub use applet::Card;
-pub use state::{MemoryStore, Persist, PersistError, PersistentState};
+pub use applet::{ATR, Card, MAX_CHAIN_LEN, VERSION};
+pub use key_ref::{KeySlot, MgmtAlgorithm};
+pub use reply::StatusWord;
+pub use state::{
+    Blob, DEFAULT_MANAGEMENT_KEY, DEFAULT_PIN, DEFAULT_PUK, MAX_TRIES, ManagementKey, MemoryStore, Persist,
+    PersistError, PersistentState, PinRecord, Secret, SlotKey,
+};
