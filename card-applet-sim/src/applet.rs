@@ -25,6 +25,8 @@ pub const ATR: [u8; 23] = atr_with_tck([
 ]);
 
 /// Fill in TCK: the XOR of all bytes from T0 to the last historical byte (ISO/IEC 7816-3 §8.2.5).
+// Evaluated at compile time over a fixed-size array: an out-of-range index is a build error.
+#[allow(clippy::indexing_slicing)]
 const fn atr_with_tck(mut atr: [u8; 23]) -> [u8; 23] {
     let mut x = 0u8;
     let mut i = 1;
@@ -106,6 +108,10 @@ impl Card {
         }
         if apdu.ins == ins::GET_RESPONSE {
             return self.get_response(apdu.cla, apdu.p1, apdu.p2, apdu.data, apdu.ne);
+        }
+        // An unknown instruction is refused at once, even as a chained block (nothing collected).
+        if !ins::is_supported(apdu.ins) {
+            return self.fail(StatusWord::InsNotSupported);
         }
         self.volatile.pending = None;
         // A management-key handshake must continue with the very next command.
@@ -282,7 +288,19 @@ impl Card {
             PinRef::Pin => next.pin.tries_left = after,
             PinRef::Puk => next.puk.tries_left = after,
         }
-        self.commit(next)?;
+        if let Err(sw) = self.commit(next) {
+            // The save failed, possibly after the file was already replaced (a failed directory
+            // fsync): the disk may hold `after`. Never keep more tries in memory than the disk
+            // may hold, so a failing store cannot be used to gain tries; and do not compare.
+            match which {
+                PinRef::Pin => {
+                    self.state.pin.tries_left = after;
+                    self.clear_pin_status();
+                }
+                PinRef::Puk => self.state.puk.tries_left = after,
+            }
+            return Err(sw);
+        }
         let record = match which {
             PinRef::Pin => &self.state.pin,
             PinRef::Puk => &self.state.puk,

@@ -32,6 +32,25 @@ pub mod ins {
     pub const GET_VERSION: u8 = 0xFD;
     /// Yubico extension: serial number.
     pub const GET_SERIAL: u8 = 0xF8;
+
+    /// Whether the applet implements `ins` (anything else answers `6D00`).
+    pub fn is_supported(ins: u8) -> bool {
+        matches!(
+            ins,
+            SELECT
+                | GET_DATA
+                | PUT_DATA
+                | VERIFY
+                | CHANGE_REFERENCE_DATA
+                | RESET_RETRY_COUNTER
+                | GENERATE_ASYMMETRIC
+                | GENERAL_AUTHENTICATE
+                | GET_RESPONSE
+                | SET_MANAGEMENT_KEY
+                | GET_VERSION
+                | GET_SERIAL
+        )
+    }
 }
 
 /// A command APDU split into its fields; `data` borrows from the input.
@@ -322,9 +341,11 @@ impl Command {
         let get = |tag| tlv::find(&fields, tag);
         if p2 == 0x9B {
             let algorithm = MgmtAlgorithm::try_from(p1).map_err(|_| StatusWord::IncorrectP1P2)?;
+            // Mutual step 2 is `7C { 80 W, 81 C }` (yubico-piv-tool) or with an empty `82`
+            // asking for the response (OpenSC): both accepted.
             let step = match (get(0x80), get(0x81), get(0x82), fields.len()) {
                 (Some([]), None, None, 1) => MgmtStep::RequestWitness,
-                (Some(w), Some(c), None, 2) if !w.is_empty() && !c.is_empty() => {
+                (Some(w), Some(c), None, 2) | (Some(w), Some(c), Some([]), 3) if !w.is_empty() && !c.is_empty() => {
                     MgmtStep::MutualResponse { witness: w.to_vec(), challenge: c.to_vec() }
                 }
                 (None, Some([]), None, 1) => MgmtStep::RequestChallenge,

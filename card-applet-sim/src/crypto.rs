@@ -111,6 +111,7 @@ pub fn ecdh(private: &[u8], peer: &[u8]) -> Result<Zeroizing<Vec<u8>>, StatusWor
 }
 
 #[cfg(test)]
+#[allow(clippy::panic)]
 mod tests {
     use super::*;
 

@@ -140,6 +140,7 @@ pub fn default_key_history() -> Vec<u8> {
 }
 
 #[cfg(test)]
+#[allow(clippy::panic)]
 mod tests {
     use super::*;
 

@@ -147,27 +147,58 @@ impl FailPoint {
 }
 
 /// A handle to arm a failure in a [`FileStore`], kept by a test after the store is boxed into
-/// a [`crate::Card`]. An armed failure fires once, at the next save that reaches it.
+/// a [`crate::Card`]. An armed failure fires once, at the chosen save (the next one unless
+/// [`FailSwitch::arm_nth`] skips some) when that save reaches the point.
 #[derive(Clone, Debug, Default)]
-pub struct FailSwitch(Arc<Mutex<Option<FailPoint>>>);
+pub struct FailSwitch(Arc<Mutex<Option<Armed>>>);
+
+#[derive(Clone, Copy, Debug)]
+struct Armed {
+    point: FailPoint,
+    /// Saves still to let through untouched before the targeted one.
+    skip: u32,
+    /// The save in progress is the targeted one.
+    active: bool,
+}
 
 impl FailSwitch {
     /// Arm `point` for the next save (replacing any armed point).
     pub fn arm(&self, point: FailPoint) {
+        self.arm_nth(0, point);
+    }
+
+    /// Arm `point` for the save after `skip` further saves (0 = the next save). A command that
+    /// saves twice (a correct PIN: counter down, then back up) is torn in its second save
+    /// with `arm_nth(1, ..)`.
+    pub fn arm_nth(&self, skip: u32, point: FailPoint) {
         if let Ok(mut slot) = self.0.lock() {
-            *slot = Some(point);
+            *slot = Some(Armed { point, skip, active: false });
         }
     }
 
     /// Disarm. Returns the point if it was still armed (it never fired).
     pub fn disarm(&self) -> Option<FailPoint> {
-        self.0.lock().ok().and_then(|mut slot| slot.take())
+        self.0.lock().ok().and_then(|mut slot| slot.take()).map(|a| a.point)
     }
 
-    /// Fires (and disarms) if `point` is armed.
+    /// A save starts: decides whether it is the targeted one.
+    fn begin_save(&self) {
+        if let Ok(mut slot) = self.0.lock()
+            && let Some(armed) = slot.as_mut()
+        {
+            if armed.skip == 0 {
+                armed.active = true;
+            } else {
+                armed.skip -= 1;
+                armed.active = false;
+            }
+        }
+    }
+
+    /// Fires (and disarms) if `point` is armed for the save in progress.
     fn fires(&self, point: FailPoint) -> bool {
         match self.0.lock() {
-            Ok(mut slot) if *slot == Some(point) => {
+            Ok(mut slot) if slot.is_some_and(|a| a.active && a.point == point) => {
                 *slot = None;
                 true
             }
@@ -398,6 +429,7 @@ fn write_atomic(
         }
     };
 
+    fail.begin_save();
     // 1. Create the temp file: new, 0600.
     injected(FailPoint::Before(Step::CreateTemp))?;
     let mut temp = None;
@@ -473,7 +505,7 @@ fn write_atomic(
 }
 
 #[cfg(test)]
-#[allow(clippy::indexing_slicing, clippy::expect_used)]
+#[allow(clippy::indexing_slicing, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
@@ -540,7 +572,7 @@ mod tests {
     fn unknown_version_is_refused_as_such() {
         let mut bytes = encoded();
         bytes[9] = 2;
-        let err = decode(&bytes, Path::new("p.card")).err().expect("version 2 accepted");
+        let err = decode(&bytes, Path::new("p.card")).expect_err("version 2 accepted");
         assert!(
             matches!(
                 err,
@@ -558,7 +590,7 @@ mod tests {
     fn trailing_bytes_after_checksum_are_refused() {
         let mut bytes = encoded();
         bytes.push(0);
-        let err = decode(&bytes, Path::new("p.card")).err().expect("trailing byte accepted");
+        let err = decode(&bytes, Path::new("p.card")).expect_err("trailing byte accepted");
         assert!(matches!(err, LoadError::TooLong { .. }), "{err:?}");
     }
 
@@ -572,15 +604,15 @@ mod tests {
         bytes.extend_from_slice(&payload);
         let sum = Sha256::digest(&bytes);
         bytes.extend_from_slice(&sum);
-        let err = decode(&bytes, Path::new("p.card")).err().expect("garbage accepted");
+        let err = decode(&bytes, Path::new("p.card")).expect_err("garbage accepted");
         assert!(matches!(err, LoadError::Decode { .. }), "{err:?}");
     }
 
     #[test]
     fn foreign_file_is_refused_as_bad_magic() {
-        let err = decode(b"{\"serial\": 1}", Path::new("p.card")).err().expect("json accepted");
+        let err = decode(b"{\"serial\": 1}", Path::new("p.card")).expect_err("json accepted");
         assert!(matches!(err, LoadError::BadMagic { .. }), "{err:?}");
-        let err = decode(b"", Path::new("p.card")).err().expect("empty accepted");
+        let err = decode(b"", Path::new("p.card")).expect_err("empty accepted");
         assert!(matches!(err, LoadError::BadMagic { .. }), "{err:?}");
     }
 
@@ -588,7 +620,7 @@ mod tests {
     fn missing_file_is_refused_naming_it() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("none.card");
-        let err = load(&path).err().expect("missing file loaded");
+        let err = load(&path).expect_err("missing file loaded");
         assert!(matches!(err, LoadError::Missing { .. }), "{err:?}");
         assert!(err.to_string().contains("none.card"));
     }

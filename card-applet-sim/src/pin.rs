@@ -45,6 +45,7 @@ impl PinBlock {
 }
 
 #[cfg(test)]
+#[allow(clippy::panic)]
 mod tests {
     use super::*;
 
