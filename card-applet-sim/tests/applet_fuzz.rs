@@ -402,35 +402,48 @@ fn render(action: &Action, templates: &[Vec<u8>]) -> Option<Vec<u8>> {
     }
 }
 
-proptest! {
-    #![proptest_config(config())]
+/// Run `body` over `cases()` inputs from `strategy`; panics with the minimal failing input.
+/// Prints the exact number of cases run (the figure reported for the acceptance run).
+fn run_property<S: Strategy>(name: &str, strategy: S, body: impl Fn(S::Value) -> Result<(), TestCaseError>)
+where
+    S::Value: std::fmt::Debug,
+{
+    let runner_cases = std::cell::Cell::new(0u64);
+    let started = std::time::Instant::now();
+    let mut runner = proptest::test_runner::TestRunner::new(config());
+    let result = runner.run(&strategy, |v| {
+        runner_cases.set(runner_cases.get() + 1);
+        body(v)
+    });
+    eprintln!("{name}: {} cases in {:.1?}", runner_cases.get(), started.elapsed());
+    if let Err(e) = result {
+        panic!("{name}: {e}");
+    }
+}
 
-    /// Arbitrary bytes into a blank and a fully provisioned, PIN-verified, management-
-    /// authenticated card (so even authorized commands are reachable if the bytes happen to be
-    /// valid): never a panic, a status word always, and no state change outside the oracle.
-    #[test]
-    fn arbitrary_bytes_never_panic_and_never_change_state_unless_valid_and_authorized(
-        bytes in prop::collection::vec(any::<u8>(), 0..600),
-        start in 0usize..4,
-        authorize in any::<bool>(),
-    ) {
+/// Arbitrary bytes into a blank and a fully provisioned, PIN-verified, management-authenticated
+/// card (so even authorized commands are reachable if the bytes happen to be valid): never a
+/// panic, a status word always, and no state change outside the oracle.
+#[test]
+fn arbitrary_bytes_never_panic_and_never_change_state_unless_valid_and_authorized() {
+    let strategy = (prop::collection::vec(any::<u8>(), 0..600), 0usize..4, any::<bool>());
+    run_property("arbitrary bytes", strategy, |(bytes, start, authorize)| {
         let mut card = Card::new(initial_states()[start].clone(), Box::new(MemoryStore::default()));
         if authorize {
             prop_assert!(host_mgmt_auth(&mut card));
             let _ = card.process(&[[0x00u8, 0x20, 0x00, 0x80, 0x08].as_slice(), PIN].concat());
         }
         step(&mut card, &bytes)?;
-    }
+        Ok(())
+    });
+}
 
-    /// Sessions of up to 8 actions mixing near-valid APDUs, random headers, chaining, correct
-    /// management authentication and power cycles: the oracle holds at every step.
-    #[test]
-    fn command_sequences_never_panic_and_change_state_only_when_valid_and_authorized(
-        actions in prop::collection::vec(action(), 1..8),
-        start in 0usize..4,
-    ) {
-        run_session(&actions, start, &mut BTreeMap::new())?;
-    }
+/// Sessions of up to 8 actions mixing near-valid APDUs, random headers, chaining, correct
+/// management authentication and power cycles: the oracle holds at every step.
+#[test]
+fn command_sequences_never_panic_and_change_state_only_when_valid_and_authorized() {
+    let strategy = (prop::collection::vec(action(), 1..8), 0usize..4);
+    run_property("command sessions", strategy, |(actions, start)| run_session(&actions, start, &mut BTreeMap::new()));
 }
 
 /// The oracle is not vacuous: the session generator really reaches every state-changing
