@@ -27,8 +27,10 @@ pub const CERT_9C: u32 = 0x5FC10A;
 pub const CERT_9D: u32 = 0x5FC10B;
 /// X.509 certificate for Card Authentication (9E).
 pub const CERT_9E: u32 = 0x5FC101;
-/// MedCard card credential (COSE_Sign1 by the clinic issuer). Vendor-range tag: PIV reserves
-/// 5FC101–5FC123 for its own containers; YubiKey uses 5FFF00–5FFF15 for its own objects.
+/// MedCard card credential (COSE_Sign1 by the clinic issuer). Outside the PIV containers
+/// (SP 800-73-4 Part 1 Table 3: 5FC101–5FC123, 7E, 7F61) and outside the tags YubiKey uses for
+/// its own objects (5FFF00–5FFF15), inside the 5F0000–5FFFFF range YubiKeys accept for
+/// GET/PUT DATA, so real YubiKeys can carry it too. See docs/card.md "Objects and tags".
 pub const CARD_CREDENTIAL: u32 = 0x5FFFC0;
 /// MedCard consent token (COSE_Sign1 made with the 9C key).
 pub const CONSENT_TOKEN: u32 = 0x5FFFC1;
