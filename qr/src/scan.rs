@@ -108,6 +108,16 @@ pub struct ScanOptions {
     pub max_attempts: usize,
 }
 
+impl ScanOptions {
+    /// For a camera loop, where the next frame comes anyway: only the first two tiers (rqrr's
+    /// threshold, Otsu, local mean, Sauvola; 5 attempts, about 45 ms for a 1280x720 frame
+    /// without a code on one core of the reference machine).
+    #[must_use]
+    pub fn camera() -> Self {
+        ScanOptions { max_attempts: 5, ..ScanOptions::default() }
+    }
+}
+
 impl Default for ScanOptions {
     fn default() -> Self {
         ScanOptions { max_side: 1600, exhaustive: false, max_attempts: 64 }
@@ -189,10 +199,10 @@ impl Scanner {
         if short >= 600 {
             scales.push(0.5);
         }
-        if short < 800 {
+        if short < 500 {
             scales.push(2.0);
         }
-        if short < 300 {
+        if short < 250 {
             scales.push(3.0);
         }
         if short >= 1200 {
@@ -323,7 +333,7 @@ fn run_attempt(img: &image::GrayImage, attempt: Attempt) -> Option<Vec<Hit>> {
                 return detect!(prepared);
             }
             Binarizer::Otsu => binarize::otsu(img),
-            Binarizer::LocalMean { div, offset } => binarize::local_mean(img, window(div), f64::from(offset)),
+            Binarizer::LocalMean { div, offset } => binarize::local_mean(img, window(div), offset),
             Binarizer::Sauvola { div, k_percent } => binarize::sauvola(img, window(div), f64::from(k_percent) / 100.0),
         };
         let bitmap = if attempt.inverted { bitmap.inverted() } else { bitmap };

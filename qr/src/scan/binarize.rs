@@ -79,63 +79,69 @@ pub fn otsu(gray: &image::GrayImage) -> Bitmap {
     }
 }
 
-/// Summed-area tables of luma and luma² with one extra zero row and column.
+/// Summed-area table of luma (and optionally luma²) with one extra zero row and column.
 struct Integral {
     w1: usize,
-    sum: Vec<u64>,
+    sum: Vec<u32>,
     sq: Vec<u64>,
 }
 
 impl Integral {
-    fn new(gray: &image::GrayImage) -> Integral {
+    /// `squares`: also build the table of squares (Sauvola needs it, local mean does not).
+    /// u32 sums hold any image up to 16.8 Mpx (255 × 2²⁴ < 2³²); the scanner's views are smaller.
+    fn new(gray: &image::GrayImage, squares: bool) -> Integral {
         let (w, h) = (gray.width() as usize, gray.height() as usize);
         let w1 = w + 1;
-        let mut sum = vec![0u64; w1 * (h + 1)];
-        let mut sq = vec![0u64; w1 * (h + 1)];
+        let mut sum = vec![0u32; w1 * (h + 1)];
+        let mut sq = if squares { vec![0u64; w1 * (h + 1)] } else { Vec::new() };
         for (y, row) in gray.as_raw().chunks_exact(w.max(1)).enumerate().take(h) {
-            let (mut rs, mut rq) = (0u64, 0u64);
-            for (x, p) in row.iter().enumerate() {
-                let v = u64::from(*p);
-                rs += v;
-                rq += v * v;
-                let above = y * w1 + x + 1;
-                let here = (y + 1) * w1 + x + 1;
-                let (a_s, a_q) = (sum.get(above).copied().unwrap_or(0), sq.get(above).copied().unwrap_or(0));
-                if let Some(s) = sum.get_mut(here) {
-                    *s = a_s + rs;
-                }
-                if let Some(q) = sq.get_mut(here) {
-                    *q = a_q + rq;
+            let (above, here) = sum.split_at_mut((y + 1) * w1);
+            let above = above.get(y * w1..).unwrap_or_default();
+            let mut rs = 0u32;
+            for ((p, a), out) in row.iter().zip(above.iter().skip(1)).zip(here.iter_mut().skip(1)) {
+                rs = rs.wrapping_add(u32::from(*p));
+                *out = a.wrapping_add(rs);
+            }
+            if squares {
+                let (above, here) = sq.split_at_mut((y + 1) * w1);
+                let above = above.get(y * w1..).unwrap_or_default();
+                let mut rq = 0u64;
+                for ((p, a), out) in row.iter().zip(above.iter().skip(1)).zip(here.iter_mut().skip(1)) {
+                    rq += u64::from(*p) * u64::from(*p);
+                    *out = a + rq;
                 }
             }
         }
         Integral { w1, sum, sq }
     }
 
-    /// (sum, sum of squares, count) over x0..x1, y0..y1 (exclusive ends).
-    fn rect(&self, x0: usize, y0: usize, x1: usize, y1: usize) -> (u64, u64, u64) {
-        let at = |t: &Vec<u64>, x: usize, y: usize| t.get(y * self.w1 + x).copied().unwrap_or(0);
-        let s = at(&self.sum, x1, y1) + at(&self.sum, x0, y0) - at(&self.sum, x1, y0) - at(&self.sum, x0, y1);
-        let q = at(&self.sq, x1, y1) + at(&self.sq, x0, y0) - at(&self.sq, x1, y0) - at(&self.sq, x0, y1);
-        (s, q, ((x1 - x0) * (y1 - y0)) as u64)
+    fn row<'a, T>(&self, table: &'a [T], y: usize) -> &'a [T] {
+        table.get(y * self.w1..(y + 1) * self.w1).unwrap_or_default()
     }
 }
 
-/// Applies `dark(luma, mean, variance)` with a `window`-sized neighbourhood around every pixel.
-fn local<F: Fn(f64, f64, f64) -> bool>(gray: &image::GrayImage, window: usize, dark: F) -> Bitmap {
+/// Binarizes with `dark(luma, window sum, window sum of squares, window pixel count)`.
+fn local<F: FnMut(u8, u32, u64, u32) -> bool>(gray: &image::GrayImage, window: usize, squares: bool, mut dark: F) -> Bitmap {
     let (w, h) = (gray.width() as usize, gray.height() as usize);
-    let integral = Integral::new(gray);
+    let integral = Integral::new(gray, squares);
     let r = (window / 2).max(1);
     let mut out = Vec::with_capacity(w * h);
     for (y, row) in gray.as_raw().chunks_exact(w.max(1)).enumerate().take(h) {
         let (y0, y1) = (y.saturating_sub(r), (y + r + 1).min(h));
+        let (top, bottom) = (integral.row(&integral.sum, y0), integral.row(&integral.sum, y1));
+        let (qtop, qbottom) = (integral.row(&integral.sq, y0), integral.row(&integral.sq, y1));
+        let rows = (y1 - y0) as u32;
         for (x, p) in row.iter().enumerate() {
             let (x0, x1) = (x.saturating_sub(r), (x + r + 1).min(w));
-            let (s, q, n) = integral.rect(x0, y0, x1, y1);
-            let n = n.max(1) as f64;
-            let mean = s as f64 / n;
-            let var = (q as f64 / n - mean * mean).max(0.0);
-            out.push(dark(f64::from(*p), mean, var));
+            let at = |t: &[u32], i: usize| t.get(i).copied().unwrap_or(0);
+            let s = at(bottom, x1).wrapping_sub(at(bottom, x0)).wrapping_sub(at(top, x1)).wrapping_add(at(top, x0));
+            let q = if squares {
+                let at = |t: &[u64], i: usize| t.get(i).copied().unwrap_or(0);
+                (at(qbottom, x1) + at(qtop, x0)).saturating_sub(at(qbottom, x0) + at(qtop, x1))
+            } else {
+                0
+            };
+            out.push(dark(*p, s, q, rows * (x1 - x0) as u32));
         }
     }
     Bitmap { width: w, height: h, dark: out }
@@ -143,14 +149,23 @@ fn local<F: Fn(f64, f64, f64) -> bool>(gray: &image::GrayImage, window: usize, d
 
 /// Local-mean binarization (see the module docs); `offset` in luma levels.
 #[must_use]
-pub fn local_mean(gray: &image::GrayImage, window: usize, offset: f64) -> Bitmap {
-    local(gray, window, |p, mean, _| p < mean - offset)
+pub fn local_mean(gray: &image::GrayImage, window: usize, offset: u8) -> Bitmap {
+    let offset = u64::from(offset);
+    // p < sum/n − offset  ⇔  (p + offset)·n < sum, in integers
+    local(gray, window, false, |p, s, _, n| (u64::from(p) + offset) * u64::from(n) < u64::from(s))
 }
 
 /// Sauvola binarization with sensitivity `k` (0.2 to 0.5 is usual).
 #[must_use]
 pub fn sauvola(gray: &image::GrayImage, window: usize, k: f64) -> Bitmap {
-    local(gray, window, |p, mean, var| p <= mean * (1.0 + k * (var.sqrt() / 128.0 - 1.0)))
+    local(gray, window, true, |p, s, q, n| {
+        let n = f64::from(n.max(1));
+        let mean = f64::from(s) / n;
+        let var = (q as f64 / n - mean * mean).max(0.0);
+        // p <= m·(1 + k·(σ/128 − 1))  ⇔  a <= m·k·σ/128 with a = p − m·(1 − k); squared, no sqrt
+        let a = f64::from(p) - mean * (1.0 - k);
+        a <= 0.0 || (a * 128.0) * (a * 128.0) <= (mean * k) * (mean * k) * var
+    })
 }
 
 #[cfg(test)]
@@ -173,14 +188,14 @@ mod tests {
     #[test]
     fn local_mean_keeps_flat_areas_light() {
         let flat = image::GrayImage::from_pixel(30, 30, image::Luma([128]));
-        assert!(local_mean(&flat, 9, 5.0).dark.iter().all(|d| !d));
+        assert!(local_mean(&flat, 9, 5).dark.iter().all(|d| !d));
         assert!(sauvola(&flat, 9, 0.3).dark.iter().all(|d| !d));
     }
 
     #[test]
     fn local_methods_find_the_dark_side_of_an_edge() {
         let img = split_image();
-        for b in [local_mean(&img, 9, 5.0), sauvola(&img, 9, 0.3)] {
+        for b in [local_mean(&img, 9, 5), sauvola(&img, 9, 0.3)] {
             assert!(b.is_dark(18, 5) && !b.is_dark(21, 5));
         }
     }
@@ -189,6 +204,6 @@ mod tests {
     fn empty_image_gives_empty_bitmap() {
         let img = image::GrayImage::new(0, 0);
         assert!(otsu(&img).dark.is_empty());
-        assert!(local_mean(&img, 9, 5.0).dark.is_empty());
+        assert!(local_mean(&img, 9, 5).dark.is_empty());
     }
 }
