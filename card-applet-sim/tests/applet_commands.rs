@@ -1054,6 +1054,30 @@ fn signature_over_a_short_digest_uses_its_integer_value() {
 }
 
 #[test]
+fn signature_over_a_longer_digest_uses_its_leftmost_256_bits() {
+    let (mut card, [.., k9e]) = card_with_keys();
+    let sha384_sized: Vec<u8> = (0..48).collect();
+    let (r, s) = sign(&mut card, 0x9E, &sha384_sized);
+    assert_eq!(s, 0x9000);
+    assert_signature_verifies(&k9e, &sha384_sized[..32], &r);
+}
+
+#[test]
+fn nine_c_grant_survives_unrelated_commands_but_not_a_logout() {
+    let (mut card, [_, k9c, ..]) = card_with_keys();
+    let d = digest(b"consent");
+    assert_eq!(verify_pin(&mut card, PIN), 0x9000);
+    assert_eq!(sw(&mut card, 0xA4, 0x04, 0x00, &PIV_AID), 0x9000);
+    assert_eq!(get_data(&mut card, 0x5FC102).1, 0x9000);
+    let (r, s) = sign(&mut card, 0x9C, &d);
+    assert_eq!(s, 0x9000);
+    assert_signature_verifies(&k9c, &d, &r);
+    assert_eq!(verify_pin(&mut card, PIN), 0x9000);
+    assert_eq!(sw(&mut card, 0x20, 0xFF, 0x80, &[]), 0x9000);
+    assert_eq!(sign(&mut card, 0x9C, &d).1, 0x6982, "logout withdrew the grant");
+}
+
+#[test]
 fn sign_with_the_key_management_slot_reports_6a80() {
     let (mut card, _) = card_with_keys();
     assert_eq!(verify_pin(&mut card, PIN), 0x9000);
