@@ -6,9 +6,7 @@
 //! so these tests check the card against the spec rather than against itself.
 #![allow(clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 
-use card_applet_sim::{
-    Card, DEFAULT_MANAGEMENT_KEY, MemoryStore, Persist, PersistError, PersistentState, VERSION,
-};
+use card_applet_sim::{Card, DEFAULT_MANAGEMENT_KEY, MemoryStore, Persist, PersistError, PersistentState, VERSION};
 use cipher::{BlockCipherDecrypt, BlockCipherEncrypt, KeyInit};
 use p256::ecdsa::signature::hazmat::PrehashVerifier;
 use p256::ecdsa::{Signature, SigningKey, VerifyingKey};
@@ -396,12 +394,12 @@ fn get_data_returns_every_object_put_data_wrote() {
 fn get_data_with_malformed_tag_list_reports_6a80() {
     let mut card = blank_card();
     for bad in [
-        vec![0x5C, 0x05, 0x5F, 0xC1],                  // length beyond the data
-        vec![0x5C, 0x04, 0x5F, 0xC1, 0x02, 0x00],      // 4-byte tag
-        vec![0x5C, 0x00],                              // empty tag
-        vec![0x5D, 0x03, 0x5F, 0xC1, 0x02],            // not 5C
-        vec![0x5C, 0x03, 0x5F, 0xC1, 0x02, 0x00],      // trailing byte
-        vec![0x5C, 0x84, 0x00, 0x00, 0x00, 0x03],      // unsupported length form
+        vec![0x5C, 0x05, 0x5F, 0xC1],             // length beyond the data
+        vec![0x5C, 0x04, 0x5F, 0xC1, 0x02, 0x00], // 4-byte tag
+        vec![0x5C, 0x00],                         // empty tag
+        vec![0x5D, 0x03, 0x5F, 0xC1, 0x02],       // not 5C
+        vec![0x5C, 0x03, 0x5F, 0xC1, 0x02, 0x00], // trailing byte
+        vec![0x5C, 0x84, 0x00, 0x00, 0x00, 0x03], // unsupported length form
     ] {
         assert_eq!(sw(&mut card, 0xCB, 0x3F, 0xFF, &bad), 0x6A80, "{bad:02X?}");
     }
@@ -642,13 +640,13 @@ fn wrong_pin_clears_an_earlier_verification() {
 fn malformed_pin_reports_6a80_and_spends_no_try() {
     let mut card = blank_card();
     for bad in [
-        b"12345\xFF\xFF\xFF".to_vec(), // 5 digits
-        b"12345a\xFF\xFF".to_vec(),    // a letter
-        b"123456\x00\x00".to_vec(),    // padded with 00
-        b"123456\xFF1".to_vec(),       // digit after padding
-        b"123456\xFF".to_vec(),        // 7 bytes
+        b"12345\xFF\xFF\xFF".to_vec(),  // 5 digits
+        b"12345a\xFF\xFF".to_vec(),     // a letter
+        b"123456\x00\x00".to_vec(),     // padded with 00
+        b"123456\xFF1".to_vec(),        // digit after padding
+        b"123456\xFF".to_vec(),         // 7 bytes
         b"123456\xFF\xFF\xFF".to_vec(), // 9 bytes
-        b"123456".to_vec(),            // unpadded
+        b"123456".to_vec(),             // unpadded
     ] {
         assert_eq!(verify_pin(&mut card, &bad), 0x6A80, "{bad:02X?}");
     }
@@ -730,7 +728,9 @@ fn change_puk_with_wrong_old_puk_reports_63c2() {
 #[test]
 fn change_reference_with_malformed_data_reports_6a80_and_spends_no_try() {
     let mut card = blank_card();
-    for bad in [PIN.to_vec(), [&PIN[..], b"12"].concat(), [&PIN[..], PIN, b"1"].concat(), [&PIN[..], b"abcdefgh"].concat()] {
+    for bad in
+        [PIN.to_vec(), [&PIN[..], b"12"].concat(), [&PIN[..], PIN, b"1"].concat(), [&PIN[..], b"abcdefgh"].concat()]
+    {
         assert_eq!(sw(&mut card, 0x24, 0x00, 0x80, &bad), 0x6A80, "{bad:02X?}");
     }
     assert_eq!(card.state().pin.tries_left, 3);
@@ -1102,10 +1102,10 @@ fn sign_with_a_non_p256_algorithm_or_bad_template_is_refused() {
     assert_eq!(sw(&mut card, 0x87, 0x07, 0x9E, &body), 0x6A86, "RSA");
     assert_eq!(sw(&mut card, 0x87, 0x14, 0x9E, &body), 0x6A86, "P-384");
     for bad in [
-        tlv(0x7C, &tlv(0x81, &d)),                                          // no 82
-        tlv(0x7C, &[tlv(0x82, &[1]), tlv(0x81, &d)].concat()),              // 82 not empty
-        tlv(0x7C, &[tlv(0x82, &[]), tlv(0x81, &[])].concat()),              // empty digest
-        tlv(0x7C, &[tlv(0x82, &[]), tlv(0x81, &[1; 65])].concat()),         // over-long digest
+        tlv(0x7C, &tlv(0x81, &d)),                                           // no 82
+        tlv(0x7C, &[tlv(0x82, &[1]), tlv(0x81, &d)].concat()),               // 82 not empty
+        tlv(0x7C, &[tlv(0x82, &[]), tlv(0x81, &[])].concat()),               // empty digest
+        tlv(0x7C, &[tlv(0x82, &[]), tlv(0x81, &[1; 65])].concat()),          // over-long digest
         tlv(0x7C, &[tlv(0x82, &[]), tlv(0x81, &d), tlv(0x85, &d)].concat()), // both 81 and 85
         [tlv(0x7C, &[tlv(0x82, &[]), tlv(0x81, &d)].concat()), vec![0]].concat(),
     ] {
@@ -1257,11 +1257,11 @@ fn length_fields_that_do_not_match_the_bytes_report_6700() {
         vec![],
         vec![0x00],
         vec![0x00, 0xA4, 0x04],
-        vec![0x00, 0xA4, 0x04, 0x00, 0x0B, 0xA0, 0x00],             // Lc 11, 2 bytes
+        vec![0x00, 0xA4, 0x04, 0x00, 0x0B, 0xA0, 0x00], // Lc 11, 2 bytes
         [vec![0x00, 0x20, 0x00, 0x80, 0x08], PIN.to_vec(), vec![0, 0]].concat(), // 2 extra bytes
-        vec![0x00, 0x20, 0x00, 0x80, 0x00, 0x00, 0x08, 0x31],       // extended Lc 8, 1 byte
-        vec![0x00, 0x20, 0x00, 0x80, 0x00, 0x00, 0x00, 0x31],       // extended Lc 0
-        vec![0x00, 0xFD, 0x00, 0x00, 0x00, 0x01],                   // 2 bytes after header, not 2E
+        vec![0x00, 0x20, 0x00, 0x80, 0x00, 0x00, 0x08, 0x31], // extended Lc 8, 1 byte
+        vec![0x00, 0x20, 0x00, 0x80, 0x00, 0x00, 0x00, 0x31], // extended Lc 0
+        vec![0x00, 0xFD, 0x00, 0x00, 0x00, 0x01],       // 2 bytes after header, not 2E
     ] {
         assert_eq!(split(&card.process(&bad)).1, 0x6700, "{bad:02X?}");
     }

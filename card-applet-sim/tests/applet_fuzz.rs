@@ -110,7 +110,15 @@ fn sw_of(resp: &[u8]) -> u16 {
 }
 
 /// Check one processed APDU against the oracle in the module doc.
-fn check(before: &PersistentState, after: &PersistentState, pin_was: bool, mgmt_was: bool, card: &Card, apdu: &[u8], resp: &[u8]) -> Result<(), String> {
+fn check(
+    before: &PersistentState,
+    after: &PersistentState,
+    pin_was: bool,
+    mgmt_was: bool,
+    card: &Card,
+    apdu: &[u8],
+    resp: &[u8],
+) -> Result<(), String> {
     if resp.len() < 2 {
         return Err(format!("response without status word: {resp:02X?}"));
     }
@@ -170,7 +178,11 @@ fn check(before: &PersistentState, after: &PersistentState, pin_was: bool, mgmt_
         }
         (0x47, 0x00, slot) => {
             rest.keys = before.keys.clone();
-            let others_same = after.keys.iter().filter(|(s, _)| s.key_ref() != slot).eq(before.keys.iter().filter(|(s, _)| s.key_ref() != slot));
+            let others_same = after
+                .keys
+                .iter()
+                .filter(|(s, _)| s.key_ref() != slot)
+                .eq(before.keys.iter().filter(|(s, _)| s.key_ref() != slot));
             mgmt_was && done && others_same
         }
         (0xFF, 0xFF, 0xFF) | (0xFF, 0xFF, 0xFE) => {
@@ -271,7 +283,10 @@ fn templates() -> Vec<Vec<u8>> {
         with([0x00, 0x47, 0x00, 0x9E], &[0xAC, 0x06, 0x80, 0x01, 0x11, 0xAA, 0x01, 0x01]),
         with([0x00, 0x87, 0x03, 0x9B], &[0x7C, 0x02, 0x80, 0x00]),
         with([0x00, 0x87, 0x03, 0x9B], &[0x7C, 0x02, 0x81, 0x00]),
-        with([0x00, 0x87, 0x03, 0x9B], &[0x7C, 0x14, 0x80, 0x08, 1, 2, 3, 4, 5, 6, 7, 8, 0x81, 0x08, 1, 2, 3, 4, 5, 6, 7, 8]),
+        with(
+            [0x00, 0x87, 0x03, 0x9B],
+            &[0x7C, 0x14, 0x80, 0x08, 1, 2, 3, 4, 5, 6, 7, 8, 0x81, 0x08, 1, 2, 3, 4, 5, 6, 7, 8],
+        ),
         with([0x00, 0x87, 0x03, 0x9B], &[0x7C, 0x0A, 0x82, 0x08, 1, 2, 3, 4, 5, 6, 7, 8]),
         with([0x00, 0x87, 0x11, 0x9A], &sign_body(&[0x11; 32])),
         with([0x00, 0x87, 0x11, 0x9C], &sign_body(&[0x22; 32])),
@@ -291,9 +306,20 @@ enum Action {
     /// Arbitrary bytes.
     Raw(Vec<u8>),
     /// A template, possibly mutated.
-    Near { template: usize, mutation: Mutation },
+    Near {
+        template: usize,
+        mutation: Mutation,
+    },
     /// Header fields and data chosen at random, with a correct short/extended encoding.
-    Structured { cla: u8, ins: u8, p1: u8, p2: u8, data: Vec<u8>, le: Option<u8>, extended: bool },
+    Structured {
+        cla: u8,
+        ins: u8,
+        p1: u8,
+        p2: u8,
+        data: Vec<u8>,
+        le: Option<u8>,
+        extended: bool,
+    },
     /// A correct management-key authentication (reaches the authorized paths).
     MgmtAuth,
     PowerOff,
@@ -450,7 +476,8 @@ fn command_sequences_never_panic_and_change_state_only_when_valid_and_authorized
 /// command (so the property above checks accepted changes, not only refusals).
 #[test]
 fn generated_sessions_reach_every_state_changing_command() {
-    let mut runner = proptest::test_runner::TestRunner::new(Config { cases: 3000, failure_persistence: None, ..Config::default() });
+    let mut runner =
+        proptest::test_runner::TestRunner::new(Config { cases: 3000, failure_persistence: None, ..Config::default() });
     let changes = std::cell::RefCell::new(BTreeMap::new());
     let strategy = (prop::collection::vec(action(), 1..8), 0usize..4);
     let result = runner.run(&strategy, |(actions, start)| run_session(&actions, start, &mut changes.borrow_mut()));
@@ -458,6 +485,9 @@ fn generated_sessions_reach_every_state_changing_command() {
     let changes = changes.into_inner();
     eprintln!("accepted state changes per INS over 3000 sessions: {changes:02X?}");
     for ins in [0x20u8, 0x24, 0x2C, 0xDB, 0x47, 0xFF] {
-        assert!(changes.get(&ins).copied().unwrap_or_default() > 0, "INS {ins:02X} never changed the state: {changes:02X?}");
+        assert!(
+            changes.get(&ins).copied().unwrap_or_default() > 0,
+            "INS {ins:02X} never changed the state: {changes:02X?}"
+        );
     }
 }
