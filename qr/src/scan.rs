@@ -11,7 +11,9 @@
 //!    row threshold, Otsu, local mean, Sauvola, then the inverted bitmaps (light-on-dark codes),
 //!    then a scale pyramid (½ for large photos: less noise and blur per pixel; ×2 and ×3 for
 //!    small images: rqrr needs a few pixels per module), then rotations (90° changes rqrr's row
-//!    thresholding; 45° and 22.5° help its grid fitting on skewed codes);
+//!    thresholding; 45° and 22.5° help its grid fitting on skewed codes), and last, for photos
+//!    larger than the working size, a view of up to [`HIRES_MAX_SIDE`] px taken from the input
+//!    itself (a small code in a big photo);
 //! 3. every rqrr call (prepare, detect, decode) is inside [`std::panic::catch_unwind`]; a panic
 //!    counts as "nothing from this attempt" and is reported in [`ScanReport::panics`];
 //! 4. every decoded text is kept once (first finder wins), in the order found.
@@ -41,6 +43,8 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 pub const MAX_INPUT_PIXELS: u64 = 100_000_000;
 /// Largest width or height [`scan_bytes`] agrees to decode.
 pub const MAX_INPUT_SIDE: u32 = 30_000;
+/// Largest side of the full-resolution view used for big photos (see [`Scanner::plan`]).
+pub const HIRES_MAX_SIDE: u32 = 4096;
 
 /// Why an image could not be scanned at all (finding no code is not an error: empty result).
 #[derive(Debug, thiserror::Error)]
@@ -177,9 +181,12 @@ impl Scanner {
         Scanner { options }
     }
 
-    /// The attempts, in tiers, for a working image of `w`×`h` pixels.
+    /// The attempts, in tiers, for a working image of `w`×`h` pixels. `detail` is how many
+    /// times larger the input was than the working image (1.0 if it was not downscaled): above
+    /// 1.3 a last tier looks at a larger view taken from the input itself, so that a small code
+    /// in a big photo keeps its pixels per module.
     #[must_use]
-    pub fn plan(&self, w: u32, h: u32) -> Vec<Vec<Attempt>> {
+    pub fn plan(&self, w: u32, h: u32, detail: f64) -> Vec<Vec<Attempt>> {
         let plain = |binarizer, scale, degrees, inverted| Attempt { view: View { scale, degrees }, binarizer, inverted };
         let mean = Binarizer::LocalMean { div: 8, offset: 6 };
         let mean_small = Binarizer::LocalMean { div: 24, offset: 4 };
@@ -199,7 +206,7 @@ impl Scanner {
         if short >= 600 {
             scales.push(0.5);
         }
-        if short < 500 {
+        if short < 1000 {
             scales.push(2.0);
         }
         if short < 250 {
@@ -214,10 +221,17 @@ impl Scanner {
                 plain(Binarizer::Otsu, s, 0.0, false),
                 plain(mean, s, 0.0, false),
                 plain(sauvola, s, 0.0, false),
+                plain(Binarizer::Rqrr, s, 0.0, true),
+                plain(mean, s, 0.0, true),
             ]);
         }
         tiers.push(vec![plain(Binarizer::Rqrr, 1.0, 90.0, false), plain(mean, 1.0, 45.0, false), plain(Binarizer::Rqrr, 1.0, 45.0, false)]);
         tiers.push(vec![plain(mean, 1.0, 22.5, false), plain(Binarizer::Otsu, 1.0, 22.5, false), plain(mean, 1.0, 67.5, false)]);
+        let long = f64::from(w.max(h).max(1));
+        let hires = detail.min(f64::from(HIRES_MAX_SIDE) / long);
+        if hires > 1.3 {
+            tiers.push(vec![plain(Binarizer::Rqrr, hires, 0.0, false), plain(mean, hires, 0.0, false), plain(Binarizer::Otsu, hires, 0.0, false)]);
+        }
         tiers
     }
 
@@ -230,20 +244,22 @@ impl Scanner {
             return report; // smaller than a version-1 symbol at one pixel per module
         }
         let max_side = self.options.max_side.max(64);
-        let gray = if iw.max(ih) > max_side {
+        let full = image.to_luma8();
+        let (gray, full) = if iw.max(ih) > max_side {
             let k = f64::from(max_side) / f64::from(iw.max(ih));
             let (nw, nh) = (((f64::from(iw) * k) as u32).max(1), ((f64::from(ih) * k) as u32).max(1));
-            image::imageops::thumbnail(&image.to_luma8(), nw, nh)
+            (image::imageops::thumbnail(&full, nw, nh), Some(full))
         } else {
-            image.to_luma8()
+            (full, None)
         };
         let (gw, gh) = (gray.width(), gray.height());
+        let detail = f64::from(iw.max(ih)) / f64::from(gw.max(gh).max(1));
         let to_input = (f64::from(iw) / f64::from(gw), f64::from(ih) / f64::from(gh));
         let fill = binarize::otsu_level(&gray).saturating_add(1).max(128);
 
         let mut undecoded: Vec<[(f64, f64); 4]> = Vec::new();
         let mut views: Vec<(View, image::GrayImage)> = Vec::new();
-        'tiers: for tier in self.plan(gw, gh) {
+        'tiers: for tier in self.plan(gw, gh, detail) {
             for attempt in tier {
                 if report.attempts >= self.options.max_attempts {
                     break 'tiers;
@@ -252,7 +268,15 @@ impl Scanner {
                 let view_img = match views.iter().find(|(v, _)| *v == attempt.view) {
                     Some((_, img)) => img,
                     None => {
-                        let scaled = transform::scale(&gray, attempt.view.scale);
+                        let scaled = match &full {
+                            // more pixels wanted and the input has them: take them from the input
+                            Some(full) if attempt.view.scale > 1.0 => {
+                                let nw = ((f64::from(gw) * attempt.view.scale).round() as u32).clamp(1, full.width());
+                                let nh = ((f64::from(gh) * attempt.view.scale).round() as u32).clamp(1, full.height());
+                                image::imageops::thumbnail(full, nw, nh)
+                            }
+                            _ => transform::scale(&gray, attempt.view.scale),
+                        };
                         let img = transform::rotate(&scaled, attempt.view.degrees, fill);
                         views.push((attempt.view, img));
                         match views.last() {

@@ -181,3 +181,15 @@ fn exhaustive_scanning_runs_every_attempt_and_finds_the_same_code() {
     assert!(all.attempts > quick.attempts);
     assert_eq!(all.texts(), quick.texts());
 }
+
+#[test]
+fn a_code_with_few_pixels_per_module_in_a_big_photo_is_read_at_full_resolution() {
+    // 4 px per module in a 4000x3000 photo: 1.6 px per module after the downscale to 1600 px
+    let mut rng = Rng(31);
+    let text = scan_support::mc1_text(&mut rng, 300);
+    let mut img = canvas(4000, 3000, 210);
+    image::imageops::overlay(&mut img, &code(&text, 4), 1800, 1300);
+    let report = Scanner::default().scan_report(&DynamicImage::ImageLuma8(img));
+    assert_eq!(report.texts(), vec![text]);
+    assert!(report.codes.iter().all(|f| f.attempt.view.scale > 1.0), "read from the full-resolution view: {report:?}");
+}
