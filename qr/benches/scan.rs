@@ -7,7 +7,8 @@
 //!   the PNG (decode + scan, what zbarimg does), and a frame without a code (every attempt runs:
 //!   the worst case per frame);
 //! - reference from the same run: wall time of `zbarimg --raw -q frame.png` over N invocations,
-//!   and of `zbarimg` on a blank 1280x720 PNG (mostly process start-up and PNG decoding);
+//!   of `zbarimg` on a blank 1280x720 PNG (no code: start-up, PNG decoding, full search), and on
+//!   a 32x32 white PNG (process start-up);
 //! - the zxing-qr photo corpus: mean time per image of `scan_bytes` vs `zbarimg` per image.
 //!
 //! `MEDCARD_BENCH_ZBAR_RUNS` sets N (default 30). Nothing subtracted; ratios printed at the end.
@@ -106,6 +107,7 @@ fn setup() -> Setup {
     let frame_png = save_png(&f, &dir.join("frame.png"));
     let b = frame(None);
     let _ = save_png(&b, &dir.join("blank.png"));
+    let _ = save_png(&GrayImage::from_pixel(32, 32, Luma([255])), &dir.join("tiny.png"));
     Setup { dir, text, frame: DynamicImage::ImageLuma8(f), frame_png, blank: DynamicImage::ImageLuma8(b) }
 }
 
@@ -131,8 +133,12 @@ fn reference() {
     let ours_img = mean_time(runs, || drop(qr::scan::scan_image(&s.frame)));
     let ours_png = mean_time(runs, || drop(qr::scan::scan_bytes(&s.frame_png)));
     let ours_blank = mean_time(runs.min(10), || drop(qr::scan::scan_image(&s.blank)));
+    let tiny = zbar_time(&s.dir.join("tiny.png"), runs).map(|(t, _)| t);
     match (zbar_time(&s.dir.join("frame.png"), runs), zbar_time(&s.dir.join("blank.png"), runs)) {
         (Some((zf, ztext)), Some((zb, _))) => {
+            if let Some(t) = tiny {
+                println!("zbarimg tiny.png        {:8.2} ms per invocation (32x32 white: process start-up)", ms(t));
+            }
             let zbar_ok = ztext.strip_suffix('\n') == Some(s.text.as_str());
             println!("zbarimg frame.png       {:8.2} ms per invocation (read the code: {zbar_ok})", ms(zf));
             println!("zbarimg blank.png       {:8.2} ms per invocation (start-up + PNG decode + search)", ms(zb));

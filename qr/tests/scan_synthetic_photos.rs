@@ -70,10 +70,10 @@ fn make_case(rng: &mut Rng) -> Case {
         Luma([((floor + 255.0 * contrast * v) * light + n).clamp(0.0, 255.0) as u8])
     });
     let mut jpeg = Vec::new();
-    if image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, quality).encode_image(&img).is_ok() {
-        if let Ok(decoded) = image::load_from_memory(&jpeg) {
-            img = decoded.to_luma8();
-        }
+    if image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, quality).encode_image(&img).is_ok()
+        && let Ok(decoded) = image::load_from_memory(&jpeg)
+    {
+        img = decoded.to_luma8();
     }
     let what = format!(
         "{len}+4 chars ({modules:.0} modules) at {target_px_per_module:.1} px/module, rot {:.0}°, tilt ({g:.4},{hh:.4}), \
