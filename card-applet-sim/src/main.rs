@@ -112,9 +112,12 @@ fn init_logging(verbose: u8) {
         _ => "debug,card_applet_sim=trace,card_sim=trace",
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    // Colours only on a terminal: logs redirected to a file stay plain text.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr()) && std::env::var_os("NO_COLOR").is_none();
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(ansi)
         .init();
 }
 
@@ -137,9 +140,7 @@ fn new_card(out: &Path, serial: Option<u32>) -> Result<(), CliError> {
         }
     };
     persist::create_new(out, &PersistentState::blank(serial)).map_err(|e| match e {
-        PersistError::Io { ref source, .. }
-            if source.kind() == std::io::ErrorKind::AlreadyExists =>
-        {
+        PersistError::Io { ref source, .. } if source.kind() == std::io::ErrorKind::AlreadyExists => {
             CliError::Exists(out.to_path_buf())
         }
         other => CliError::Create(other),
@@ -182,8 +183,7 @@ fn serve(card_path: &Path, addr: &str) -> Result<(), CliError> {
     let shutdown = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         // A second signal while shutting down terminates at once.
-        signal_hook::flag::register_conditional_shutdown(signal, 1, Arc::clone(&shutdown))
-            .map_err(CliError::Signal)?;
+        signal_hook::flag::register_conditional_shutdown(signal, 1, Arc::clone(&shutdown)).map_err(CliError::Signal)?;
         signal_hook::flag::register(signal, Arc::clone(&shutdown)).map_err(CliError::Signal)?;
     }
     tracing::info!(
