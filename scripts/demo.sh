@@ -16,23 +16,48 @@ bash scripts/setup.sh
 cargo build --quiet --locked -p card-applet-sim --bin card-sim
 sim="${CARGO_TARGET_DIR:-target}/debug/card-sim"
 
-dir="${MEDCARD_DEMO_DIR:-$(mktemp -d -t medcard-demo.XXXXXX)}"
+card_in_reader() { opensc-tool -l 2>/dev/null | grep -E "^[0-9]+ +Yes .*$reader\$" >/dev/null; }
+
+# vpcd serves one card per reader: a card already in the reader means another card-sim (or
+# another vpcd client) is connected to port 35963, and ours would never be seen.
+for _ in $(seq 1 30); do card_in_reader || break; sleep 0.1; done
+if card_in_reader; then
+    echo "demo: '$reader' already holds a card: another card-sim is serving 127.0.0.1:35963." >&2
+    echo "demo: stop it first (e.g. \`pgrep -a card-sim\`, then kill that process id)." >&2
+    exit 1
+fi
+
+if [ -n "${MEDCARD_DEMO_DIR:-}" ]; then
+    dir="$MEDCARD_DEMO_DIR"
+    mkdir -p "$dir"
+else
+    dir=$(mktemp -d -t medcard-demo.XXXXXX)
+fi
 card="$dir/patient.card"
 [ -e "$card" ] || "$sim" new --out "$card" --serial 10000001
 echo "demo: card file $card"
 
 "$sim" serve --card "$card" --vpcd 127.0.0.1:35963 &
 sim_pid=$!
-stop() { kill -TERM "$sim_pid" 2>/dev/null || true; wait "$sim_pid" 2>/dev/null || true; }
+stop() {
+    kill -TERM "$sim_pid" 2>/dev/null || true
+    wait "$sim_pid" 2>/dev/null || true
+    # A demo card in a directory we made is thrown away; MEDCARD_DEMO_DIR keeps it.
+    [ -n "${MEDCARD_DEMO_DIR:-}" ] || rm -rf "$dir"
+}
 trap stop EXIT
 
 present=0
 for _ in $(seq 1 100); do
-    if opensc-tool -l 2>/dev/null | grep -E "^[0-9]+ +Yes .*$reader" >/dev/null; then present=1; break; fi
+    if card_in_reader; then present=1; break; fi
+    if ! kill -0 "$sim_pid" 2>/dev/null; then
+        echo "demo: card-sim serve exited early (see its message above)" >&2
+        exit 1
+    fi
     sleep 0.1
 done
 if [ "$present" -ne 1 ]; then
-    echo "demo: the simulated card did not appear in '$reader' (is another card-sim serving port 35963?)" >&2
+    echo "demo: the simulated card did not appear in '$reader' within 10 s" >&2
     opensc-tool -l >&2 || true
     exit 1
 fi

@@ -3,7 +3,10 @@
 # runs with the vpcd virtual readers. Safe to run again: it only installs what is missing.
 set -euo pipefail
 
-APT_PACKAGES=(pcscd vsmartcard-vpcd libpcsclite-dev pkg-config opensc yubico-piv-tool
+# libengine-pkcs11-openssl: OpenSSL's pkcs11 engine; the pcscd tests make the self-signed 9A
+# certificate with the card's key through it, because Debian's yubico-piv-tool 2.2.0 cannot
+# selfsign with OpenSSL 3 (Yubico/yubico-piv-tool#388).
+APT_PACKAGES=(pcscd vsmartcard-vpcd libpcsclite-dev pkg-config opensc yubico-piv-tool libengine-pkcs11-openssl
               zbar-tools openssl python3 python3-pip)
 
 as_root() {
