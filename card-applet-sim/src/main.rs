@@ -42,6 +42,20 @@ enum Command {
     },
     /// Insert the card into vpcd's virtual reader and answer the host until SIGINT/SIGTERM.
     /// Reconnects when vpcd/pcscd restarts. Every change is saved to CARD atomically.
+    ///
+    /// Needs pcscd running with vsmartcard's vpcd driver (`bash scripts/setup.sh` installs and
+    /// starts both); the card then shows in reader "Virtual PCD 00 00" (`opensc-tool -l`).
+    /// While vpcd is unreachable, card-sim keeps retrying (backoff up to 2 s) and warns once.
+    ///
+    /// SIGINT (Ctrl-C) or SIGTERM: removes the card and exits 0, after finishing the command in
+    /// progress (so the card file is always whole); a second signal exits 1 at once.
+    /// Exits non-zero if CARD is missing, corrupt or truncated (the error names the file; it is
+    /// never replaced by a blank card), or if another card-sim serves it (lock CARD.lock).
+    ///
+    /// Logging: -vv (or RUST_LOG=card_applet_sim=debug) logs each APDU's header, lengths and
+    /// status word; -vvv also logs the data of commands that carry no secret. The data of VERIFY,
+    /// CHANGE REFERENCE DATA, RESET RETRY COUNTER, GENERAL AUTHENTICATE, Yubico SET MANAGEMENT
+    /// KEY and IMPORT KEY (and the GET RESPONSEs paging their answers) is never logged.
     Serve {
         /// The card file (made by `card-sim new`).
         #[arg(long, value_name = "CARD")]

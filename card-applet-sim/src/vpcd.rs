@@ -117,6 +117,9 @@ pub fn encode_frame(payload: &[u8]) -> Result<Vec<u8>, FrameTooLong> {
 /// AUTHENTICATE (9B witness/challenge/response), Yubico SET MANAGEMENT KEY and IMPORT KEY.
 const SENSITIVE_INS: [u8; 6] = [0x20, 0x24, 0x2C, 0x87, 0xFF, 0xFE];
 
+/// GET RESPONSE: sensitive when it pages the response of a sensitive command.
+const INS_GET_RESPONSE: u8 = 0xC0;
+
 /// A log-safe summary of a command APDU: the header and lengths, and the data only when the
 /// command cannot carry secrets (and then only at trace level).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -155,11 +158,17 @@ pub fn status_word(response: &[u8]) -> Option<u16> {
 /// The card as vpcd sees it: dispatches frames to the [`Card`].
 pub struct Session<'a> {
     card: &'a mut Card,
+    /// The card is paging (`61xx`) the response of a sensitive command (e.g. an ECDH shared
+    /// secret fetched with a short Le), so the GET RESPONSEs that follow are sensitive too.
+    paging_sensitive: bool,
 }
 
 impl<'a> Session<'a> {
     pub fn new(card: &'a mut Card) -> Self {
-        Self { card }
+        Self {
+            card,
+            paging_sensitive: false,
+        }
     }
 
     /// Handle one frame; returns the payload to send back, if any.
@@ -194,9 +203,13 @@ impl<'a> Session<'a> {
                 None
             }
             Frame::Apdu(apdu) => {
-                let s = ApduSummary::of(&apdu);
+                let mut s = ApduSummary::of(&apdu);
+                if s.ins == INS_GET_RESPONSE && self.paging_sensitive {
+                    s.sensitive = true;
+                }
                 let response = self.card.process(&apdu);
                 let sw = status_word(&response).unwrap_or(0);
+                self.paging_sensitive = s.sensitive && sw >> 8 == 0x61;
                 tracing::debug!(
                     "APDU {:02X} {:02X} {:02X} {:02X} +{}B{} -> SW {:04X} +{}B",
                     s.cla,
@@ -263,6 +276,9 @@ pub enum ServeError {
     },
 }
 
+/// How long one response may take to write before the connection counts as lost.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// How one connection ended.
 enum Ended {
     Shutdown,
@@ -318,6 +334,8 @@ pub fn serve(card: &mut Card, addr: &str, shutdown: &AtomicBool, options: &Serve
 fn serve_connection(card: &mut Card, mut stream: TcpStream, shutdown: &AtomicBool, options: &ServeOptions) -> Ended {
     if let Err(e) = stream
         .set_read_timeout(Some(options.poll))
+        // A vpcd that stops reading must not block us forever (nor hide the shutdown flag).
+        .and_then(|()| stream.set_write_timeout(Some(WRITE_TIMEOUT)))
         .and_then(|()| stream.set_nodelay(true))
     {
         tracing::warn!(error = %e, "could not configure the vpcd socket");
@@ -479,6 +497,65 @@ mod tests {
         assert_eq!(status_word(&[1, 2, 0x90, 0x00]), Some(0x9000));
         assert_eq!(status_word(&[0x6A, 0x82]), Some(0x6A82));
         assert_eq!(status_word(&[0x90]), None);
+    }
+
+    /// A `MakeWriter` collecting log output in memory.
+    #[derive(Clone, Default)]
+    struct LogBuf(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl Write for LogBuf {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().expect("log buffer").extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn get_response_paging_a_sensitive_answer_is_redacted_in_the_trace_log() {
+        let log = LogBuf::default();
+        let sink = log.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::TRACE)
+            .with_ansi(false)
+            .with_writer(move || sink.clone())
+            .finish();
+        let mut card = card();
+        let challenge = tracing::subscriber::with_default(subscriber, || {
+            let mut s = Session::new(&mut card);
+            let select = vec![0x00, 0xA4, 0x04, 0x00, 0x05, 0xA0, 0x00, 0x00, 0x03, 0x08];
+            assert_eq!(
+                status_word(&s.handle(Frame::Apdu(select)).expect("answer")),
+                Some(0x9000)
+            );
+            // Management-key challenge (9B) with Le = 4: the card pages the rest with 61xx.
+            let first = s
+                .handle(Frame::Apdu(vec![
+                    0x00, 0x87, 0x03, 0x9B, 0x04, 0x7C, 0x02, 0x81, 0x00, 0x04,
+                ]))
+                .expect("answer");
+            assert_eq!(status_word(&first), Some(0x6108), "{first:02X?}");
+            let rest = s
+                .handle(Frame::Apdu(vec![0x00, 0xC0, 0x00, 0x00, 0x08]))
+                .expect("answer");
+            assert_eq!(status_word(&rest), Some(0x9000), "{rest:02X?}");
+            // A later, unrelated GET RESPONSE is logged normally again.
+            let _ = s.handle(Frame::Apdu(vec![
+                0x00, 0xCB, 0x3F, 0xFF, 0x05, 0x5C, 0x03, 0x5F, 0xC1, 0x02, 0x00,
+            ]));
+            let _ = s.handle(Frame::Apdu(vec![0x00, 0xC0, 0x00, 0x00, 0x00]));
+            rest[..rest.len() - 2].to_vec()
+        });
+        let text = String::from_utf8(log.0.lock().expect("log").clone()).expect("utf-8 log");
+        assert!(
+            text.contains("APDU 00 C0 00 00 +1B (redacted) -> SW 9000 +8B"),
+            "{text}"
+        );
+        assert!(text.contains("APDU 00 C0 00 00 +1B -> SW"), "{text}");
+        let hex: String = challenge.iter().map(|b| format!("{b:02X}")).collect();
+        assert!(!text.contains(&hex), "the paged challenge {hex} is in the log:\n{text}");
     }
 
     #[test]

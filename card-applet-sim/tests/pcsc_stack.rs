@@ -1247,3 +1247,31 @@ impl Drop for ChildGuard {
         }
     }
 }
+
+#[test]
+fn help_explains_what_serve_needs_how_it_stops_and_what_it_logs() {
+    let out = sim_cmd(&["serve", "--help"]);
+    assert!(out.status.success(), "{}", show(&out));
+    let help = String::from_utf8_lossy(&out.stdout);
+    for want in [
+        "scripts/setup.sh",
+        "Virtual PCD 00 00",
+        "SIGTERM",
+        "exits 0",
+        "never logged",
+        "35963",
+    ] {
+        assert!(
+            help.contains(want),
+            "`card-sim serve --help` does not mention {want:?}:\n{help}"
+        );
+    }
+    let out = sim_cmd(&["--help"]);
+    let help = String::from_utf8_lossy(&out.stdout);
+    for want in ["new", "serve", "show", "PIN 123456"] {
+        assert!(
+            help.contains(want),
+            "`card-sim --help` does not mention {want:?}:\n{help}"
+        );
+    }
+}
