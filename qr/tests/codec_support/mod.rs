@@ -10,8 +10,10 @@ pub type R = Result<(), Box<dyn std::error::Error>>;
 pub const NOW: i64 = 1_795_428_000;
 
 pub fn signer(seed: u8) -> SoftwareSigner {
-    // Scalars 1..=255 repeated are all valid P-256 secret keys.
-    match SoftwareSigner::from_scalar(&[seed.max(1); 32]) {
+    // seed ‖ 01 01 .. 01 is below the group order for every seed, and never zero.
+    let mut scalar = [1u8; 32];
+    scalar[0] = seed;
+    match SoftwareSigner::from_scalar(&scalar) {
         Ok(s) => s,
         Err(e) => unreachable!("fixed scalar is valid: {e}"),
     }
