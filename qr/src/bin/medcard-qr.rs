@@ -1,1 +1,230 @@
-fn main() {}
+//! `medcard-qr`: decode QR images, inspect MedCard (or dgc) codes layer by layer, and make demo codes.
+//! (The `medcard` binary of the reader crate will take these over as `medcard qr ...`.)
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use p256::pkcs8::EncodePublicKey;
+use qr::claims::{Claims, ContentKey, Pointer};
+use qr::verify::{Profile, Verifier};
+use qr::{Clock, Signer, SoftwareSigner, TrustList};
+
+#[derive(Parser)]
+#[command(name = "medcard-qr", version, about = "MedCard QR pointers: decode images, inspect and verify codes, make demo codes")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Print the raw text of every QR code in each image (one per line; "FILE: TEXT" when several files).
+    ///
+    /// Exit status 0 if at least one code was found, 1 if none, 2 on an unreadable file.
+    Decode {
+        /// Image files (PNG, JPEG).
+        #[arg(required = true)]
+        images: Vec<PathBuf>,
+    },
+    /// Print a JSON report of every layer (ok, the error, or not reached) and the claims.
+    ///
+    /// The input is QR text, or an image file whose codes are each inspected.
+    /// Exit status 0 if every code verified, 3 if one was refused, 2 on a usage or file error.
+    Inspect {
+        /// Expected text prefix. "HC1:" selects the EU DCC profile (zlib required, claims not ours).
+        #[arg(long, default_value = "MC1:")]
+        prefix: String,
+        /// Trusted key: PEM/DER X.509 certificate, PEM/DER SubjectPublicKeyInfo, or COSE_Key (CBOR). Repeatable.
+        #[arg(long = "trust", value_name = "FILE")]
+        trust: Vec<PathBuf>,
+        /// Validation time, RFC 3339 (2026-11-23T10:00:00Z) or Unix seconds; default: now.
+        #[arg(long, value_name = "TIME")]
+        at: Option<String>,
+        /// Allowed clock skew in seconds.
+        #[arg(long, default_value_t = 60)]
+        skew: u32,
+        /// Treat the payload as a foreign CWT (stop after signature and time; print no MedCard claims).
+        #[arg(long)]
+        foreign: bool,
+        /// QR text, or an image file.
+        input: String,
+    },
+    /// Make a P-256 demo key: writes the secret scalar as hex to KEY and the public key (SPKI PEM) to KEY.pub.pem.
+    Keygen {
+        /// Where to write the secret key (hex, mode 0600).
+        key: PathBuf,
+    },
+    /// Sign and encode a demo pointer; prints the QR text (and writes a PNG with --png).
+    Sign {
+        /// Secret key file written by `keygen`.
+        #[arg(long)]
+        key: PathBuf,
+        /// Issuer (clinic id).
+        #[arg(long)]
+        iss: String,
+        /// Patient id.
+        #[arg(long)]
+        patient: String,
+        /// Record locator (absolute URI).
+        #[arg(long)]
+        locator: String,
+        /// SHA-256 of the record ciphertext (64 hex digits).
+        #[arg(long)]
+        record_sha256: String,
+        /// SHA-256 of the consent token (64 hex digits).
+        #[arg(long)]
+        consent_sha256: String,
+        /// Record category (repeatable).
+        #[arg(long = "category")]
+        categories: Vec<String>,
+        /// Record content key (64 hex digits); omitted from the code if not given.
+        #[arg(long)]
+        content_key: Option<String>,
+        /// Lifetime in minutes.
+        #[arg(long, default_value_t = 30)]
+        minutes: i64,
+        /// Issue time (RFC 3339 or Unix seconds); default: now.
+        #[arg(long)]
+        at: Option<String>,
+        /// Also write the QR code as PNG here.
+        #[arg(long)]
+        png: Option<PathBuf>,
+    },
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+fn read(path: &Path) -> Result<Vec<u8>, String> {
+    std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
+}
+
+fn hex32(s: &str, what: &str) -> Result<[u8; 32], String> {
+    let b = hex::decode(s.trim()).map_err(|e| format!("{what}: not hex: {e}"))?;
+    <[u8; 32]>::try_from(b).map_err(|b| format!("{what}: {} bytes, expected 32", b.len()))
+}
+
+fn decode(images: &[PathBuf]) -> Result<ExitCode, String> {
+    let mut found = 0;
+    for path in images {
+        let texts = qr::scan::scan_bytes(&read(path)?).map_err(|e| format!("{}: {e}", path.display()))?;
+        found += texts.len();
+        for t in texts {
+            if images.len() > 1 {
+                println!("{}: {t}", path.display());
+            } else {
+                println!("{t}");
+            }
+        }
+    }
+    Ok(if found > 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+fn inspect(prefix: &str, trust_files: &[PathBuf], at: Option<&str>, skew: u32, foreign: bool, input: &str) -> Result<ExitCode, String> {
+    let mut trust = TrustList::new();
+    for f in trust_files {
+        trust.add_file(&read(f)?, &f.display().to_string()).map_err(|e| e.to_string())?;
+    }
+    let clock = Clock::new(at.map(qr::time::parse_rfc3339).transpose().map_err(|e| e.to_string())?.unwrap_or_else(now), skew);
+    let profile = if prefix == qr::text::HC1_PREFIX { Profile::dgc() } else { Profile::medcard().with_prefix(prefix) };
+    let foreign = foreign || prefix == qr::text::HC1_PREFIX;
+    let verifier = Verifier::new(profile, &trust);
+    let path = Path::new(input);
+    let (texts, source) = if path.is_file() {
+        let texts = qr::scan::scan_bytes(&read(path)?).map_err(|e| format!("{input}: {e}"))?;
+        if texts.is_empty() {
+            return Err(format!("{input}: no QR code found"));
+        }
+        (texts, Some(input))
+    } else {
+        (vec![input.trim_end_matches(['\r', '\n']).to_owned()], None)
+    };
+    let reports: Vec<serde_json::Value> = texts
+        .iter()
+        .map(|t| {
+            let mut r = verifier.inspect(t, clock, foreign);
+            if let Some(obj) = r.as_object_mut() {
+                obj.insert("text".into(), t.clone().into());
+                if let Some(s) = source {
+                    obj.insert("image".into(), s.into());
+                }
+            }
+            r
+        })
+        .collect();
+    let all_ok = reports.iter().all(|r| r.get("verified") == Some(&serde_json::Value::Bool(true)));
+    let out = if reports.len() == 1 { reports.into_iter().next().unwrap_or_default() } else { serde_json::Value::Array(reports) };
+    println!("{}", serde_json::to_string_pretty(&out).map_err(|e| e.to_string())?);
+    Ok(if all_ok { ExitCode::SUCCESS } else { ExitCode::from(3) })
+}
+
+fn keygen(key: &Path) -> Result<ExitCode, String> {
+    let signer = SoftwareSigner::generate().map_err(|e| e.to_string())?;
+    let secret = zeroize::Zeroizing::new(hex::encode(signer.signing_key().to_bytes()));
+    write_private(key, secret.as_bytes())?;
+    let pem = signer.public_key().to_public_key_pem(p256::pkcs8::LineEnding::LF).map_err(|e| e.to_string())?;
+    let pub_path = PathBuf::from(format!("{}.pub.pem", key.display()));
+    std::fs::write(&pub_path, pem).map_err(|e| format!("cannot write {}: {e}", pub_path.display()))?;
+    println!("kid {}", hex::encode(qr::kid_for(&signer.public_key())));
+    Ok(ExitCode::SUCCESS)
+}
+
+fn write_private(path: &Path, bytes: &[u8]) -> Result<(), String> {
+    use std::io::Write;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    let mut f = opts.open(path).map_err(|e| format!("cannot create {}: {e}", path.display()))?;
+    f.write_all(bytes).map_err(|e| format!("cannot write {}: {e}", path.display()))
+}
+
+fn run(cli: Cli) -> Result<ExitCode, String> {
+    match cli.cmd {
+        Cmd::Decode { images } => decode(&images),
+        Cmd::Inspect { prefix, trust, at, skew, foreign, input } => inspect(&prefix, &trust, at.as_deref(), skew, foreign, &input),
+        Cmd::Keygen { key } => keygen(&key),
+        Cmd::Sign { key, iss, patient, locator, record_sha256, consent_sha256, categories, content_key, minutes, at, png } => {
+            let secret = zeroize::Zeroizing::new(read(&key)?);
+            let scalar = zeroize::Zeroizing::new(hex32(&String::from_utf8_lossy(&secret), "key file")?);
+            let signer = SoftwareSigner::from_scalar(scalar.as_slice()).map_err(|e| e.to_string())?;
+            let iat = at.as_deref().map(qr::time::parse_rfc3339).transpose().map_err(|e| e.to_string())?.unwrap_or_else(now);
+            let claims = Claims {
+                iss,
+                iat,
+                exp: iat.saturating_add(minutes.saturating_mul(60)),
+                nbf: None,
+                cti: qr::claims::random_cti().map_err(|e| e.to_string())?,
+                pointer: Pointer {
+                    patient_id: patient,
+                    locator,
+                    record_sha256: hex32(&record_sha256, "--record-sha256")?,
+                    content_key: content_key.map(|k| hex32(&k, "--content-key").map(ContentKey::new)).transpose()?,
+                    categories,
+                    consent_sha256: hex32(&consent_sha256, "--consent-sha256")?,
+                },
+            };
+            let enc = qr::encode(&claims, &signer).map_err(|e| e.to_string())?;
+            if let Some(p) = png {
+                let bytes = qr::render::render_png(&enc.text, 4).map_err(|e| e.to_string())?;
+                std::fs::write(&p, bytes).map_err(|e| format!("cannot write {}: {e}", p.display()))?;
+            }
+            println!("{}", enc.text);
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("medcard-qr: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
