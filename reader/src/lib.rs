@@ -1,0 +1,18 @@
+//! MedCard reader: an independent client for the patient card edge (`docs/card.md`) over PC/SC
+//! or the in-process simulator, and the `medcard` command line.
+//!
+//! Layers, bottom up: [`transport`] (APDU in, APDU out), [`tlv`], [`sw`] and [`sig`] (pure
+//! codecs that never panic on card data), [`piv`] (the PIV client).
+#![forbid(unsafe_code)]
+
+pub mod error;
+pub mod piv;
+pub mod sig;
+pub mod sw;
+pub mod tlv;
+pub mod transport;
+
+pub use error::Error;
+pub use piv::{AppInfo, CardInfo, ManagementKey, MgmtAlgorithm, PinBlock, PinStatus, Piv, Slot};
+pub use sw::{CardError, StatusWord};
+pub use transport::{CardEvent, PcscContext, PcscTransport, ReaderInfo, SimTransport, Transport, TransportError};
