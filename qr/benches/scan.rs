@@ -5,7 +5,7 @@
 //! saved as PNG in a temporary directory. Measured:
 //! - criterion: `scan_image` on the decoded frame (what a camera loop calls), `scan_bytes` on
 //!   the PNG (decode + scan, what zbarimg does), and a frame without a code (every attempt runs:
-//!   the worst case per frame);
+//!   the worst case per frame), also with `ScanOptions::camera()` (first two tiers only);
 //! - reference from the same run: wall time of `zbarimg --raw -q frame.png` over N invocations,
 //!   of `zbarimg` on a blank 1280x720 PNG (no code: start-up, PNG decoding, full search), and on
 //!   a 32x32 white PNG (process start-up);
@@ -121,6 +121,9 @@ fn bench_scan(c: &mut Criterion) {
     g.bench_function("frame_1280x720_one_code_scan_bytes_png", |b| b.iter(|| qr::scan::scan_bytes(&s.frame_png)));
     g.sample_size(10);
     g.bench_function("frame_1280x720_no_code_worst_case", |b| b.iter(|| qr::scan::scan_image(&s.blank)));
+    let camera = qr::scan::Scanner::new(qr::scan::ScanOptions::camera());
+    g.bench_function("frame_1280x720_no_code_camera_preset", |b| b.iter(|| camera.scan_image(&s.blank)));
+    g.bench_function("frame_1280x720_one_code_camera_preset", |b| b.iter(|| camera.scan_image(&s.frame)));
     g.finish();
 }
 
