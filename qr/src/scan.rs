@@ -27,7 +27,8 @@
 //! the scan going. A code that no attempt even detects cannot be waited for, so an image with a
 //! clean code and a second code that only a late tier finds returns only the first one, unless
 //! [`ScanOptions::exhaustive`] is set. The budget is counted in attempts, not wall time, so the
-//! result of a scan does not depend on machine load.
+//! result of a scan does not depend on machine load, except for the safety limit per attempt
+//! ([`ScanOptions::attempt_timeout`], 3 s by default), which only pathological inputs reach.
 //!
 //! # Cost (release build, one core of a 2-core CI machine; see `benches/scan.rs`)
 //! A 1280x720 frame with one code is read by the first attempt in about 21 ms. A frame with no
@@ -47,6 +48,8 @@ pub use binarize::Bitmap;
 pub use transform::View;
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::{Arc, mpsc};
+use std::time::Duration;
 
 /// Largest image (in pixels) [`scan_bytes`] agrees to decode, and the per-side limit.
 pub const MAX_INPUT_PIXELS: u64 = 100_000_000;
@@ -119,6 +122,13 @@ pub struct ScanOptions {
     pub exhaustive: bool,
     /// Upper bound on attempts per image.
     pub max_attempts: usize,
+    /// Wall-time limit of one attempt; `None` runs attempts inline without a limit. rqrr's grid
+    /// grouping is quadratic in the number of finder-pattern candidates, and rare inputs
+    /// (periodic textures, crafted images) make one attempt run for minutes. With a limit, each
+    /// attempt runs on its own thread; when one overruns, the scan stops, returns what it has
+    /// and sets [`ScanReport::timed_out`] (the overrunning thread is left to finish on its own:
+    /// safe Rust cannot cancel it).
+    pub attempt_timeout: Option<Duration>,
 }
 
 impl ScanOptions {
@@ -133,7 +143,7 @@ impl ScanOptions {
 
 impl Default for ScanOptions {
     fn default() -> Self {
-        ScanOptions { max_side: 1600, exhaustive: false, max_attempts: 64 }
+        ScanOptions { max_side: 1600, exhaustive: false, max_attempts: 64, attempt_timeout: Some(Duration::from_secs(3)) }
     }
 }
 
@@ -160,6 +170,8 @@ pub struct ScanReport {
     pub panics: usize,
     /// Grids rqrr detected but could not decode, outside every decoded code.
     pub undecoded_grids: usize,
+    /// An attempt overran [`ScanOptions::attempt_timeout`] and the scan stopped early.
+    pub timed_out: bool,
 }
 
 impl ScanReport {
@@ -267,7 +279,7 @@ impl Scanner {
         let fill = binarize::otsu_level(&gray).saturating_add(1).max(128);
 
         let mut undecoded: Vec<[(f64, f64); 4]> = Vec::new();
-        let mut views: Vec<(View, image::GrayImage)> = Vec::new();
+        let mut views: Vec<(View, Arc<image::GrayImage>)> = Vec::new();
         'tiers: for tier in self.plan(gw, gh, detail) {
             for attempt in tier {
                 if report.attempts >= self.options.max_attempts {
@@ -287,16 +299,23 @@ impl Scanner {
                             _ => transform::scale(&gray, attempt.view.scale),
                         };
                         let img = transform::rotate(&scaled, attempt.view.degrees, fill);
-                        views.push((attempt.view, img));
+                        views.push((attempt.view, Arc::new(img)));
                         match views.last() {
                             Some((_, img)) => img,
                             None => continue,
                         }
                     }
                 };
-                let Some(hits) = run_attempt(view_img, attempt) else {
-                    report.panics += 1;
-                    continue;
+                let hits = match run_guarded(view_img, attempt, self.options.attempt_timeout) {
+                    Outcome::Done(Some(hits)) => hits,
+                    Outcome::Done(None) => {
+                        report.panics += 1;
+                        continue;
+                    }
+                    Outcome::TimedOut => {
+                        report.timed_out = true;
+                        break 'tiers;
+                    }
                 };
                 for hit in hits {
                     let corners = hit.corners.map(|(x, y)| {
@@ -347,6 +366,32 @@ macro_rules! detect {
             })
             .collect::<Vec<Hit>>()
     };
+}
+
+enum Outcome {
+    /// The attempt finished: its hits, or `None` if rqrr panicked.
+    Done(Option<Vec<Hit>>),
+    /// The attempt overran its time limit.
+    TimedOut,
+}
+
+/// Runs one attempt, on its own thread when there is a time limit (see
+/// [`ScanOptions::attempt_timeout`]); inline if the thread cannot be started.
+fn run_guarded(img: &Arc<image::GrayImage>, attempt: Attempt, timeout: Option<Duration>) -> Outcome {
+    let Some(timeout) = timeout else { return Outcome::Done(run_attempt(img, attempt)) };
+    let (tx, rx) = mpsc::channel();
+    let shared = Arc::clone(img);
+    let spawned = std::thread::Builder::new().name("qr-scan-attempt".into()).spawn(move || {
+        let _ = tx.send(run_attempt(&shared, attempt));
+    });
+    if spawned.is_err() {
+        return Outcome::Done(run_attempt(img, attempt));
+    }
+    match rx.recv_timeout(timeout) {
+        Ok(result) => Outcome::Done(result),
+        Err(mpsc::RecvTimeoutError::Timeout) => Outcome::TimedOut,
+        Err(mpsc::RecvTimeoutError::Disconnected) => Outcome::Done(None),
+    }
 }
 
 /// Runs one attempt under `catch_unwind`; `None` if rqrr panicked.

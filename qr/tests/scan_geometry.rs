@@ -193,3 +193,14 @@ fn a_code_with_few_pixels_per_module_in_a_big_photo_is_read_at_full_resolution()
     assert_eq!(report.texts(), vec![text]);
     assert!(report.codes.iter().all(|f| f.attempt.view.scale > 1.0), "read from the full-resolution view: {report:?}");
 }
+
+#[test]
+fn an_attempt_that_overruns_its_time_limit_stops_the_scan_and_says_so() {
+    let img = DynamicImage::ImageLuma8(code("MC1:TIME LIMIT", 8));
+    let options = ScanOptions { attempt_timeout: Some(std::time::Duration::ZERO), ..ScanOptions::default() };
+    let report = Scanner::new(options).scan_report(&img);
+    assert!(report.timed_out, "a zero limit is overrun by the first attempt: {report:?}");
+    assert_eq!(report.attempts, 1);
+    let unlimited = ScanOptions { attempt_timeout: None, ..ScanOptions::default() };
+    assert_eq!(Scanner::new(unlimited).scan_image(&img), vec!["MC1:TIME LIMIT".to_string()]);
+}
