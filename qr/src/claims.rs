@@ -181,15 +181,15 @@ impl TimeClaims {
         if now.saturating_sub(i64::from(skew)) >= exp {
             return Err(TimeError::Expired { exp, now, skew });
         }
-        if let Some(nbf) = self.nbf {
-            if now.saturating_add(i64::from(skew)) < nbf {
-                return Err(TimeError::NotYetValid { nbf, now, skew });
-            }
+        if let Some(nbf) = self.nbf
+            && now.saturating_add(i64::from(skew)) < nbf
+        {
+            return Err(TimeError::NotYetValid { nbf, now, skew });
         }
-        if let Some(iat) = self.iat {
-            if now.saturating_add(i64::from(skew)) < iat {
-                return Err(TimeError::IssuedInFuture { iat, now, skew });
-            }
+        if let Some(iat) = self.iat
+            && now.saturating_add(i64::from(skew)) < iat
+        {
+            return Err(TimeError::IssuedInFuture { iat, now, skew });
         }
         Ok(())
     }
@@ -494,10 +494,10 @@ mod tests {
 
     fn with_pointer_entry(extra: (Value, Value)) -> Vec<u8> {
         let mut v = sample().to_value();
-        if let Value::Map(m) = &mut v {
-            if let Some((_, Value::Map(p))) = m.last_mut() {
-                p.push(extra);
-            }
+        if let Value::Map(m) = &mut v
+            && let Some((_, Value::Map(p))) = m.last_mut()
+        {
+            p.push(extra);
         }
         cbor_to_vec(&v).unwrap_or_default()
     }
@@ -513,10 +513,10 @@ mod tests {
     #[test]
     fn refuses_wrong_types_short_hashes_and_trailing_bytes() {
         let mut c = sample().to_value();
-        if let Value::Map(m) = &mut c {
-            if let Some((_, v)) = m.get_mut(1) {
-                *v = Value::Text("soon".into()); // exp as text
-            }
+        if let Value::Map(m) = &mut c
+            && let Some((_, v)) = m.get_mut(1)
+        {
+            *v = Value::Text("soon".into()); // exp as text
         }
         let bytes = cbor_to_vec(&c).unwrap_or_default();
         assert!(matches!(Claims::from_cbor(&bytes), Err(ClaimsError::WrongType { claim: "exp", .. })));

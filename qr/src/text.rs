@@ -144,7 +144,7 @@ pub enum InflateError {
 /// Whether `bytes` starts with a valid zlib header.
 #[must_use]
 pub fn looks_like_zlib(bytes: &[u8]) -> bool {
-    matches!(bytes, [0x78, flg, ..] if (0x7800u16 | u16::from(*flg)) % 31 == 0)
+    matches!(bytes, [0x78, flg, ..] if (0x7800u16 | u16::from(*flg)).is_multiple_of(31))
 }
 
 /// Inflates a zlib stream, refusing more than `cap` output bytes and trailing input.

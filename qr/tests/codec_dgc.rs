@@ -69,7 +69,7 @@ fn every_p256_vector_flag_matches_the_pipeline() -> R {
         let ctx = v.get("TESTCTX").ok_or("no TESTCTX")?;
         let mut trust = TrustList::new();
         let cert_ok = s(ctx, "CERTIFICATE")
-            .and_then(|c| b64(c))
+            .and_then(b64)
             .map(|der| trust.add_file(&der, &name).is_ok())
             .unwrap_or(false);
         if !cert_ok {
