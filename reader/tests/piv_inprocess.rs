@@ -385,3 +385,50 @@ fn a_card_that_sends_61xx_without_data_is_refused() {
     let mut c = Piv::new(Garbage { answers: vec![vec![0x61, 0x10]], next: 0 });
     assert!(matches!(c.serial(), Err(Error::Unexpected { .. })));
 }
+
+/// Records every APDU on its way to the simulator.
+struct Recorder {
+    inner: SimTransport,
+    sent: Vec<Vec<u8>>,
+}
+
+impl reader::Transport for Recorder {
+    fn transmit(&mut self, apdu: &[u8]) -> Result<Vec<u8>, reader::TransportError> {
+        self.sent.push(apdu.to_vec());
+        self.inner.transmit(apdu)
+    }
+    fn reset(&mut self) -> Result<(), reader::TransportError> {
+        self.inner.reset()
+    }
+    fn reader_name(&self) -> &str {
+        "recorder"
+    }
+}
+
+#[test]
+fn put_data_chains_255_byte_blocks_with_cla_10_and_get_data_follows_61xx() {
+    let card = Card::new(PersistentState::blank(SERIAL), Box::new(MemoryStore::default()));
+    let mut c = Piv::new(Recorder { inner: SimTransport::new(card), sent: Vec::new() });
+    c.authenticate_management(&ManagementKey::default_blank()).unwrap();
+    let content = vec![0x42u8; 1000];
+    let before = c.transport_mut().sent.len();
+    c.put_data(tags::CARD_CREDENTIAL, &content).unwrap();
+    let put: Vec<Vec<u8>> = c.transport_mut().sent[before..].to_vec();
+    // 5C 03 5FFFC0 53 82 03E8 content = 5 + 4 + 1000 = 1009 bytes → 255+255+255+244.
+    assert_eq!(put.len(), 4);
+    for (i, apdu) in put.iter().enumerate() {
+        let last = i == put.len() - 1;
+        assert_eq!(apdu[..4], [if last { 0x00 } else { 0x10 }, 0xDB, 0x3F, 0xFF], "block {i}");
+        assert_eq!(usize::from(apdu[4]), if last { 244 } else { 255 }, "block {i}");
+        assert_eq!(apdu.len(), 5 + usize::from(apdu[4]), "no Le on PUT DATA");
+    }
+    let before = c.transport_mut().sent.len();
+    assert_eq!(c.card_credential().unwrap(), Some(content));
+    let get: Vec<Vec<u8>> = c.transport_mut().sent[before..].to_vec();
+    // 1004-byte response (53 82 03E8 + 1000) in 256-byte parts: GET DATA + 3 GET RESPONSE.
+    assert_eq!(get.len(), 4);
+    assert_eq!(get[0][..4], [0x00, 0xCB, 0x3F, 0xFF]);
+    for g in &get[1..] {
+        assert_eq!(g, &vec![0x00, 0xC0, 0x00, 0x00, 0x00]);
+    }
+}
