@@ -1,0 +1,54 @@
+//! `medcard`: the MedCard command line. One module per command group (`readers`, `card`, ...);
+//! each returns `Result<(), reader::Error>` and `main` turns an error into a message and exit 1.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod card;
+mod readers;
+
+use card::CardCommand;
+
+#[derive(Parser)]
+#[command(
+    name = "medcard",
+    version,
+    about = "MedCard patient cards: readers and cards",
+    after_help = "Examples:\n  medcard readers\n  medcard card info --reader 'Virtual PCD 00 00' --json\n\n\
+                  Exit status: 0 on success, 1 on any error (message on stderr)."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// List the smart-card readers and whether each holds a card.
+    Readers {
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Work with the card in a reader.
+    Card {
+        #[command(subcommand)]
+        command: CardCommand,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Readers { json } => readers::readers(json),
+        Command::Card { command: CardCommand::Info { reader, json } } => card::card_info(&reader, json),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("medcard: error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
