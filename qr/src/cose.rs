@@ -311,6 +311,39 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 256, failure_persistence: None, ..Default::default() })]
+        /// ring (the fast path) and p256 (pure Rust) must give the same answer for valid
+        /// signatures, flipped bits, wrong keys and wrong lengths.
+        #[test]
+        fn ring_and_p256_agree_on_every_signature(
+            payload in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..64),
+            scalar in 1u8..=254,
+            other in 1u8..=254,
+            flip in proptest::option::of((0usize..64, 0u8..8)),
+            cut in proptest::prelude::any::<bool>(),
+        ) {
+            let Ok(signer) = SoftwareSigner::from_scalar(&[scalar; 32]) else { return Err(proptest::test_runner::TestCaseError::fail("signer")) };
+            let Ok(bytes) = sign(&payload, &signer) else { return Err(proptest::test_runner::TestCaseError::fail("sign")) };
+            let Ok((mut msg, _)) = parse(&bytes) else { return Err(proptest::test_runner::TestCaseError::fail("parse")) };
+            if let Some((i, bit)) = flip && let Some(b) = msg.signature.get_mut(i) {
+                *b ^= 1 << bit;
+            }
+            if cut {
+                msg.signature.pop();
+            }
+            let key = if other == scalar { signer.public_key() } else {
+                let Ok(o) = SoftwareSigner::from_scalar(&[other; 32]) else { return Err(proptest::test_runner::TestCaseError::fail("other")) };
+                o.public_key()
+            };
+            let fast = signature_verifies(&msg, b"", &key);
+            proptest::prop_assert_eq!(fast, signature_verifies_p256(&msg, b"", &key));
+            if flip.is_none() && !cut && other == scalar {
+                proptest::prop_assert!(fast, "an untouched signature must verify");
+            }
+        }
+    }
+
     #[test]
     fn unknown_critical_header_is_refused() {
         let protected = HeaderBuilder::new().algorithm(iana::Algorithm::ES256).add_critical_label(coset::RegisteredLabelWithPrivate::Text("x".into())).build();
