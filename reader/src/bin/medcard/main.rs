@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod card;
+mod qr;
 mod readers;
 
 use card::CardCommand;
@@ -14,9 +15,9 @@ use card::CardCommand;
 #[command(
     name = "medcard",
     version,
-    about = "MedCard patient cards: readers and cards",
-    after_help = "Examples:\n  medcard readers\n  medcard card info --reader 'Virtual PCD 00 00' --json\n\n\
-                  Exit status: 0 on success, 1 on any error (message on stderr)."
+    about = "MedCard patient cards: readers, cards and QR pointers",
+    after_help = "Examples:\n  medcard readers\n  medcard card info --reader 'Virtual PCD 00 00' --json\n  medcard qr inspect --trust clinic.pem code.png\n\n\
+                  Exit status: 0 on success, 1 on any error (message on stderr); `medcard qr` has its own (see its --help)."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -36,11 +37,17 @@ enum Command {
         #[command(subcommand)]
         command: CardCommand,
     },
+    /// QR pointers: decode images, inspect and verify codes layer by layer.
+    Qr {
+        #[command(subcommand)]
+        command: qr::QrCommand,
+    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Qr { command } => return qr::run(command),
         Command::Readers { json } => readers::readers(json),
         Command::Card { command: CardCommand::Info { reader, json } } => card::card_info(&reader, json),
     };

@@ -1,14 +1,22 @@
-//! The `medcard-qr` binary: decode, inspect (JSON per layer), keygen and sign.
+//! `medcard qr`: decode, inspect (JSON per layer), keygen and sign, run as a process.
 // serde_json::Value indexing returns Null for a missing key; it does not panic.
 #![allow(clippy::indexing_slicing)]
 
-mod codec_support;
-use codec_support::*;
-
 use std::process::Command;
 
+type R = Result<(), Box<dyn std::error::Error>>;
+
+/// `medcard qr` (the arguments that follow go to the `qr` command group).
 fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_medcard-qr"))
+    let mut c = Command::new(env!("CARGO_BIN_EXE_medcard"));
+    c.arg("qr");
+    c
+}
+
+/// The shared corpora (`../shared/corpora` beside the repository, or `$MEDCARD_CORPORA`).
+fn corpora() -> std::path::PathBuf {
+    std::env::var_os("MEDCARD_CORPORA")
+        .map_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpora"), std::path::PathBuf::from)
 }
 
 fn tmpdir(name: &str) -> std::path::PathBuf {
@@ -85,6 +93,8 @@ fn inspect_reads_dgc_codes_with_hc1_prefix_and_a_certificate() -> R {
 
 #[test]
 fn help_describes_every_subcommand() -> R {
+    let out = Command::new(env!("CARGO_BIN_EXE_medcard")).arg("--help").output()?;
+    assert!(String::from_utf8(out.stdout)?.contains("qr"));
     let out = bin().arg("--help").output()?;
     let help = String::from_utf8(out.stdout)?;
     for sub in ["decode", "inspect", "keygen", "sign"] {

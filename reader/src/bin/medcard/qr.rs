@@ -1,24 +1,18 @@
-//! `medcard-qr`: decode QR images, inspect MedCard (or dgc) codes layer by layer, and make demo codes.
-//! (The `medcard` binary of the reader crate will take these over as `medcard qr ...`.)
+//! `medcard qr ...`: decode QR images, inspect MedCard (or EU DCC) codes layer by layer, and make
+//! demo codes. Exit codes: 0 ok, 1 no code found (decode), 3 a code was refused (inspect), 2 on a
+//! usage or file error.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::Subcommand;
 use p256::pkcs8::EncodePublicKey;
 use qr::claims::{Claims, ContentKey, Pointer};
 use qr::verify::{Profile, Verifier};
 use qr::{Clock, Signer, SoftwareSigner, TrustList};
 
-#[derive(Parser)]
-#[command(name = "medcard-qr", version, about = "MedCard QR pointers: decode images, inspect and verify codes, make demo codes")]
-struct Cli {
-    #[command(subcommand)]
-    cmd: Cmd,
-}
-
 #[derive(Subcommand)]
-enum Cmd {
+pub enum QrCommand {
     /// Print the raw text of every QR code in each image (one per line; "FILE: TEXT" when several files).
     ///
     /// Exit status 0 if at least one code was found, 1 if none, 2 on an unreadable file.
@@ -50,12 +44,13 @@ enum Cmd {
         /// QR text, or an image file.
         input: String,
     },
-    /// Make a P-256 demo key: writes the secret scalar as hex to KEY and the public key (SPKI PEM) to KEY.pub.pem.
+    /// Demo and test tool: make a P-256 key; writes the secret scalar as hex to KEY and the public key (SPKI PEM) to KEY.pub.pem.
     Keygen {
         /// Where to write the secret key (hex, mode 0600).
         key: PathBuf,
     },
-    /// Sign and encode a demo pointer; prints the QR text (and writes a PNG with --png).
+    /// Demo and test tool: sign and encode a pointer with a `keygen` key (the kiosk signs with the
+    /// clinic's issuer key instead); prints the QR text (and writes a PNG with --png).
     Sign {
         /// Secret key file written by `keygen`.
         #[arg(long)]
@@ -183,12 +178,12 @@ fn write_private(path: &Path, bytes: &[u8]) -> Result<(), String> {
     f.write_all(bytes).map_err(|e| format!("cannot write {}: {e}", path.display()))
 }
 
-fn run(cli: Cli) -> Result<ExitCode, String> {
-    match cli.cmd {
-        Cmd::Decode { images } => decode(&images),
-        Cmd::Inspect { prefix, trust, at, skew, foreign, input } => inspect(&prefix, &trust, at.as_deref(), skew, foreign, &input),
-        Cmd::Keygen { key } => keygen(&key),
-        Cmd::Sign { key, iss, patient, locator, record_sha256, consent_sha256, categories, content_key, minutes, at, png } => {
+fn dispatch(cmd: QrCommand) -> Result<ExitCode, String> {
+    match cmd {
+        QrCommand::Decode { images } => decode(&images),
+        QrCommand::Inspect { prefix, trust, at, skew, foreign, input } => inspect(&prefix, &trust, at.as_deref(), skew, foreign, &input),
+        QrCommand::Keygen { key } => keygen(&key),
+        QrCommand::Sign { key, iss, patient, locator, record_sha256, consent_sha256, categories, content_key, minutes, at, png } => {
             let secret = zeroize::Zeroizing::new(read(&key)?);
             let scalar = zeroize::Zeroizing::new(hex32(&String::from_utf8_lossy(&secret), "key file")?);
             let signer = SoftwareSigner::from_scalar(scalar.as_slice()).map_err(|e| e.to_string())?;
@@ -219,11 +214,13 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
     }
 }
 
-fn main() -> ExitCode {
-    match run(Cli::parse()) {
+/// Runs one `medcard qr` command; errors are printed here because their exit code (2) differs
+/// from the other command groups'.
+pub fn run(cmd: QrCommand) -> ExitCode {
+    match dispatch(cmd) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("medcard-qr: {e}");
+            eprintln!("medcard: error: {e}");
             ExitCode::from(2)
         }
     }
