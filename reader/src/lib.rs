@@ -6,13 +6,17 @@
 #![forbid(unsafe_code)]
 
 pub mod error;
+pub mod fsutil;
+pub mod keystore;
 pub mod piv;
 pub mod sig;
 pub mod sw;
 pub mod tlv;
 pub mod transport;
+pub mod x509;
 
 pub use error::Error;
+pub use keystore::{KeyPurpose, Keystore, KeystoreError};
 pub use piv::{AppInfo, CardInfo, ManagementKey, MgmtAlgorithm, PinBlock, PinStatus, Piv, Slot};
 pub use sw::{CardError, StatusWord};
 pub use transport::{CardEvent, PcscContext, PcscTransport, ReaderInfo, SimTransport, Transport, TransportError};
