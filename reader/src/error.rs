@@ -46,6 +46,12 @@ pub enum Error {
     /// The operating system's random source failed.
     #[error("the random number source failed: {0}")]
     Random(String),
+    /// The clinic keystore (missing, corrupt, permissions, ...).
+    #[error(transparent)]
+    Keystore(#[from] crate::keystore::KeystoreError),
+    /// A clinic data file (issued cards, revocations, trust list, consent versions).
+    #[error(transparent)]
+    Fs(#[from] crate::fsutil::FsError),
 }
 
 impl Error {

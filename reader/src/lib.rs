@@ -7,6 +7,8 @@
 
 pub mod category;
 pub mod error;
+pub mod fsutil;
+pub mod keystore;
 pub mod piv;
 pub mod records;
 pub mod sig;
@@ -14,8 +16,10 @@ pub mod store;
 pub mod sw;
 pub mod tlv;
 pub mod transport;
+pub mod x509;
 
 pub use error::Error;
+pub use keystore::{KeyPurpose, Keystore, KeystoreError};
 pub use piv::{AppInfo, CardInfo, ManagementKey, MgmtAlgorithm, PinBlock, PinStatus, Piv, Slot};
 pub use sw::{CardError, StatusWord};
 pub use transport::{CardEvent, PcscContext, PcscTransport, ReaderInfo, SimTransport, Transport, TransportError};

@@ -17,6 +17,12 @@ pub enum CardCommand {
     },
 }
 
+pub fn run(command: CardCommand) -> Result<(), reader::Error> {
+    match command {
+        CardCommand::Info { reader, json } => card_info(&reader, json),
+    }
+}
+
 pub fn card_info(reader_name: &str, json: bool) -> Result<(), reader::Error> {
     let ctx = PcscContext::establish()?;
     let mut transport = ctx.connect(reader_name)?;

@@ -6,10 +6,10 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod card;
+mod init;
 mod qr;
 mod readers;
 
-use card::CardCommand;
 
 #[derive(Parser)]
 #[command(
@@ -26,6 +26,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Create a new clinic: issuer key, clinic CA certificate and master secret.
+    Init(init::InitArgs),
     /// List the smart-card readers and whether each holds a card.
     Readers {
         /// Print JSON instead of text.
@@ -35,7 +37,7 @@ enum Command {
     /// Work with the card in a reader.
     Card {
         #[command(subcommand)]
-        command: CardCommand,
+        command: card::CardCommand,
     },
     /// QR pointers: decode images, inspect and verify codes layer by layer.
     Qr {
@@ -49,7 +51,8 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Qr { command } => return qr::run(command),
         Command::Readers { json } => readers::readers(json),
-        Command::Card { command: CardCommand::Info { reader, json } } => card::card_info(&reader, json),
+        Command::Card { command } => card::run(command),
+        Command::Init(args) => init::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
