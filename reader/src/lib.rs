@@ -5,7 +5,9 @@
 //! codecs that never panic on card data), [`piv`] (the PIV client).
 #![forbid(unsafe_code)]
 
+pub mod audit;
 pub mod category;
+pub mod db;
 pub mod error;
 pub mod fsutil;
 pub mod keystore;

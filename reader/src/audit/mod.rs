@@ -1,0 +1,560 @@
+//! The tamper-evident audit log: every security event is a leaf of an RFC 9162 Merkle tree
+//! whose heads are signed as checkpoints (COSE_Sign1 by the clinic issuer key, through
+//! `qr::cose`). See `docs/audit-log.md`.
+//!
+//! ```text
+//! entry      = CBOR [seq, time, kind, actor, subject, outcome, detail]   ; leaf = H(0x00 ‖ entry)
+//! checkpoint = COSE_Sign1(CBOR { 1: origin (clinic id), 2: tree size, 3: root (bstr 32), 4: time })
+//! ```
+//! Entries hold ids and outcomes, never PINs, keys or record contents.
+
+pub mod merkle;
+
+use std::fmt;
+use std::str::FromStr;
+
+use p256::ecdsa::VerifyingKey;
+use rusqlite::{OptionalExtension, params};
+
+use crate::db::{ClinicDb, DbError};
+use crate::records::cbor::{self, Cursor};
+use merkle::{Frontier, Hash};
+
+/// Checkpoint payload map keys.
+const CP_ORIGIN: i64 = 1;
+const CP_SIZE: i64 = 2;
+const CP_ROOT: i64 = 3;
+const CP_TIME: i64 = 4;
+
+/// What happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EventKind {
+    CardIssued,
+    CardVerified,
+    PinFailed,
+    CardBlocked,
+    CardRevoked,
+    ConsentSet,
+    ConsentRevoked,
+    RecordAdded,
+    RecordRead,
+    QrIssued,
+    QrScanned,
+    QrRefused,
+    CachePurge,
+}
+
+impl EventKind {
+    /// Every kind.
+    pub const ALL: [EventKind; 13] = [
+        EventKind::CardIssued,
+        EventKind::CardVerified,
+        EventKind::PinFailed,
+        EventKind::CardBlocked,
+        EventKind::CardRevoked,
+        EventKind::ConsentSet,
+        EventKind::ConsentRevoked,
+        EventKind::RecordAdded,
+        EventKind::RecordRead,
+        EventKind::QrIssued,
+        EventKind::QrScanned,
+        EventKind::QrRefused,
+        EventKind::CachePurge,
+    ];
+    /// The stored name.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::CardIssued => "card.issued",
+            EventKind::CardVerified => "card.verified",
+            EventKind::PinFailed => "card.pin_failed",
+            EventKind::CardBlocked => "card.blocked",
+            EventKind::CardRevoked => "card.revoked",
+            EventKind::ConsentSet => "consent.set",
+            EventKind::ConsentRevoked => "consent.revoked",
+            EventKind::RecordAdded => "record.added",
+            EventKind::RecordRead => "record.read",
+            EventKind::QrIssued => "qr.issued",
+            EventKind::QrScanned => "qr.scanned",
+            EventKind::QrRefused => "qr.refused",
+            EventKind::CachePurge => "cache.purge",
+        }
+    }
+}
+
+impl fmt::Display for EventKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for EventKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        EventKind::ALL.into_iter().find(|k| k.as_str() == s).ok_or_else(|| format!("unknown audit event kind {s:?}"))
+    }
+}
+
+/// An event to append (the log assigns `seq`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event {
+    /// Unix seconds.
+    pub time: i64,
+    /// What happened.
+    pub kind: EventKind,
+    /// Who or what did it (device, clinician id, `medcard`).
+    pub actor: String,
+    /// What it concerns (card serial, patient id, record id, QR id).
+    pub subject: String,
+    /// `ok`, `refused`, `failed`, …
+    pub outcome: String,
+    /// Ids and counts only: never PINs, keys or record contents.
+    pub detail: String,
+}
+
+/// A stored entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// Position in the log (leaf index), from 0.
+    pub seq: u64,
+    /// The event; `kind` kept as stored text so a verifier can show an altered row.
+    pub time: i64,
+    pub kind: String,
+    pub actor: String,
+    pub subject: String,
+    pub outcome: String,
+    pub detail: String,
+    /// The stored leaf hash.
+    pub leaf_hash: Vec<u8>,
+}
+
+/// The canonical bytes of an entry (the leaf input).
+#[must_use]
+pub fn encode_entry(seq: u64, time: i64, kind: &str, actor: &str, subject: &str, outcome: &str, detail: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(32 + kind.len() + actor.len() + subject.len() + outcome.len() + detail.len());
+    cbor::write_head(&mut out, cbor::ARRAY, 7);
+    cbor::write_head(&mut out, cbor::UINT, seq);
+    cbor::write_int(&mut out, time);
+    for s in [kind, actor, subject, outcome, detail] {
+        cbor::write_text(&mut out, s);
+    }
+    out
+}
+
+impl Entry {
+    /// The canonical bytes of this row.
+    #[must_use]
+    pub fn encode(&self) -> Vec<u8> {
+        encode_entry(self.seq, self.time, &self.kind, &self.actor, &self.subject, &self.outcome, &self.detail)
+    }
+}
+
+/// A checkpoint's signed content.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Checkpoint {
+    /// The clinic id.
+    pub origin: String,
+    /// Number of leaves.
+    pub tree_size: u64,
+    /// MTH of those leaves.
+    pub root: Hash,
+    /// When it was made (Unix s).
+    pub time: i64,
+}
+
+impl Checkpoint {
+    /// The CBOR payload.
+    #[must_use]
+    pub fn payload(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        cbor::write_head(&mut out, cbor::MAP, 4);
+        cbor::write_int(&mut out, CP_ORIGIN);
+        cbor::write_text(&mut out, &self.origin);
+        cbor::write_int(&mut out, CP_SIZE);
+        cbor::write_head(&mut out, cbor::UINT, self.tree_size);
+        cbor::write_int(&mut out, CP_ROOT);
+        cbor::write_bytes(&mut out, &self.root);
+        cbor::write_int(&mut out, CP_TIME);
+        cbor::write_int(&mut out, self.time);
+        out
+    }
+
+    fn from_payload(p: &[u8]) -> Result<Self, String> {
+        let mut c = Cursor::new(p);
+        let e = |x: cbor::CborError| x.to_string();
+        if c.expect(cbor::MAP, "checkpoint map").map_err(e)? != 4 {
+            return Err("checkpoint payload: expected a map of 4 entries".into());
+        }
+        let key = |want: i64, c: &mut Cursor<'_>| -> Result<(), String> {
+            let got = c.int("checkpoint key").map_err(e)?;
+            if got == want { Ok(()) } else { Err(format!("checkpoint payload: expected key {want}, got {got}")) }
+        };
+        key(CP_ORIGIN, &mut c)?;
+        let origin = c.text("origin").map_err(e)?.to_owned();
+        key(CP_SIZE, &mut c)?;
+        let tree_size = c.expect(cbor::UINT, "tree size").map_err(e)?;
+        key(CP_ROOT, &mut c)?;
+        let root: Hash = c.bytes("root").map_err(e)?.try_into().map_err(|_| "checkpoint root: expected 32 bytes")?;
+        key(CP_TIME, &mut c)?;
+        let time = c.int("time").map_err(e)?;
+        c.finish().map_err(e)?;
+        Ok(Checkpoint { origin, tree_size, root, time })
+    }
+}
+
+/// An audit failure.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AuditError {
+    /// The database failed.
+    #[error(transparent)]
+    Db(#[from] DbError),
+    /// Signing a checkpoint failed.
+    #[error("signing the audit checkpoint failed: {0}")]
+    Sign(String),
+    /// A signed checkpoint is not acceptable.
+    #[error("checkpoint: {0}")]
+    BadCheckpoint(String),
+    /// A proof request is out of range.
+    #[error("{0}")]
+    Range(String),
+    /// A computed proof does not verify (internal inconsistency: a bug or a changed log).
+    #[error("the {what} proof does not verify against the checkpoint: the log changed or is corrupt")]
+    ProofFailed { what: &'static str },
+}
+
+/// Appends `event` as the next leaf and returns its `seq`. Serialized across processes by an
+/// immediate transaction (and the busy timeout).
+pub fn append(db: &mut ClinicDb, event: &Event) -> Result<u64, AuditError> {
+    let err = db.err("append audit entry");
+    let path = db.path().to_path_buf();
+    let tx = db.conn_mut().transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(err)?;
+    let e = |op| {
+        let path = path.clone();
+        move |source| DbError::Sqlite { path, operation: op, source }
+    };
+    let next: i64 = tx
+        .query_row("SELECT COALESCE(MAX(seq) + 1, 0) FROM audit_entries", [], |r| r.get(0))
+        .map_err(e("append audit entry"))?;
+    let seq = u64::try_from(next).unwrap_or(0);
+    let entry = encode_entry(seq, event.time, event.kind.as_str(), &event.actor, &event.subject, &event.outcome, &event.detail);
+    let leaf = merkle::leaf_hash(&entry);
+    tx.execute(
+        "INSERT INTO audit_entries (seq, time, kind, actor, subject, outcome, detail, leaf_hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        params![next, event.time, event.kind.as_str(), event.actor, event.subject, event.outcome, event.detail, leaf.as_slice()],
+    )
+    .map_err(e("append audit entry"))?;
+    tx.commit().map_err(e("commit audit entry"))?;
+    Ok(seq)
+}
+
+/// Number of entries.
+pub fn size(db: &ClinicDb) -> Result<u64, AuditError> {
+    let n: i64 = db.conn().query_row("SELECT count(*) FROM audit_entries", [], |r| r.get(0)).map_err(db.err("count audit entries"))?;
+    Ok(u64::try_from(n).unwrap_or(0))
+}
+
+/// Entries with `seq >= from`, optionally only those at or after `since` (Unix s).
+pub fn entries(db: &ClinicDb, from: u64, since: Option<i64>) -> Result<Vec<Entry>, AuditError> {
+    let mut st = db
+        .conn()
+        .prepare_cached(
+            "SELECT seq, time, kind, actor, subject, outcome, detail, leaf_hash FROM audit_entries
+             WHERE seq >= ?1 AND (?2 IS NULL OR time >= ?2) ORDER BY seq",
+        )
+        .map_err(db.err("read audit entries"))?;
+    let mut rows = st.query(params![i64::try_from(from).unwrap_or(i64::MAX), since]).map_err(db.err("read audit entries"))?;
+    let mut out = Vec::new();
+    while let Some(r) = rows.next().map_err(db.err("read audit entries"))? {
+        out.push(entry_from_row(db, r)?);
+    }
+    Ok(out)
+}
+
+fn entry_from_row(db: &ClinicDb, r: &rusqlite::Row<'_>) -> Result<Entry, AuditError> {
+    let e = || db.err("read audit entry");
+    let seq: i64 = r.get(0).map_err(e())?;
+    Ok(Entry {
+        seq: u64::try_from(seq).map_err(|_| DbError::BadRow {
+            path: db.path().to_path_buf(),
+            table: "audit_entries",
+            row: seq.to_string(),
+            what: "negative seq".into(),
+        })?,
+        time: r.get(1).map_err(e())?,
+        kind: r.get(2).map_err(e())?,
+        actor: r.get(3).map_err(e())?,
+        subject: r.get(4).map_err(e())?,
+        outcome: r.get(5).map_err(e())?,
+        detail: r.get(6).map_err(e())?,
+        leaf_hash: r.get(7).map_err(e())?,
+    })
+}
+
+/// The leaf hashes of entries `0..n`, recomputed from the rows (not the stored hashes).
+pub fn leaf_hashes(db: &ClinicDb, n: u64) -> Result<Vec<Hash>, AuditError> {
+    let mut st = db
+        .conn()
+        .prepare_cached("SELECT seq, time, kind, actor, subject, outcome, detail, leaf_hash FROM audit_entries WHERE seq < ?1 ORDER BY seq")
+        .map_err(db.err("read audit entries"))?;
+    let mut rows = st.query([i64::try_from(n).unwrap_or(i64::MAX)]).map_err(db.err("read audit entries"))?;
+    let mut out = Vec::with_capacity(usize::try_from(n).unwrap_or(0));
+    while let Some(r) = rows.next().map_err(db.err("read audit entries"))? {
+        let entry = entry_from_row(db, r)?;
+        if entry.seq != out.len() as u64 {
+            return Err(AuditError::Range(format!("audit log has a gap or reorder at entry {}: run `medcard audit verify`", out.len())));
+        }
+        out.push(merkle::leaf_hash(&entry.encode()));
+    }
+    if (out.len() as u64) < n {
+        return Err(AuditError::Range(format!("audit log has {} entries, fewer than {n}", out.len())));
+    }
+    Ok(out)
+}
+
+/// Signs a checkpoint of the whole log now, stores it and returns its COSE_Sign1 bytes.
+pub fn checkpoint(db: &mut ClinicDb, origin: &str, now: i64, signer: &dyn qr::Signer) -> Result<(Checkpoint, Vec<u8>), AuditError> {
+    // Read and store in one immediate transaction so no entry slips in between.
+    let err = db.err("checkpoint");
+    db.conn().execute_batch("BEGIN IMMEDIATE").map_err(err)?;
+    let result = (|| {
+        let n = size(db)?;
+        let leaves = leaf_hashes(db, n)?;
+        let cp = Checkpoint { origin: origin.to_owned(), tree_size: n, root: merkle::root(&leaves), time: now };
+        let signed = qr::cose::sign(&cp.payload(), signer).map_err(|e| AuditError::Sign(e.to_string()))?;
+        db.conn()
+            .execute(
+                "INSERT OR REPLACE INTO audit_checkpoints (tree_size, root, time, signed) VALUES (?1, ?2, ?3, ?4)",
+                params![i64::try_from(n).unwrap_or(i64::MAX), cp.root.as_slice(), now, signed],
+            )
+            .map_err(db.err("store checkpoint"))?;
+        Ok((cp, signed))
+    })();
+    let end = if result.is_ok() { "COMMIT" } else { "ROLLBACK" };
+    db.conn().execute_batch(end).map_err(db.err("commit checkpoint"))?;
+    result
+}
+
+/// Parses and verifies a signed checkpoint with the issuer key.
+pub fn open_checkpoint(signed: &[u8], issuer: &VerifyingKey) -> Result<Checkpoint, AuditError> {
+    let (msg, _) = qr::cose::parse(signed).map_err(|e| AuditError::BadCheckpoint(e.to_string()))?;
+    qr::cose::check_algorithm(&msg, true).map_err(|e| AuditError::BadCheckpoint(e.to_string()))?;
+    if !qr::cose::signature_verifies(&msg, b"", issuer) {
+        return Err(AuditError::BadCheckpoint("the signature does not verify with the clinic issuer key".into()));
+    }
+    Checkpoint::from_payload(msg.payload.as_deref().unwrap_or_default()).map_err(AuditError::BadCheckpoint)
+}
+
+/// Stored checkpoints (signed bytes), by size.
+pub fn stored_checkpoints(db: &ClinicDb) -> Result<Vec<(u64, Vec<u8>, Vec<u8>)>, AuditError> {
+    let mut st = db
+        .conn()
+        .prepare_cached("SELECT tree_size, root, signed FROM audit_checkpoints ORDER BY tree_size")
+        .map_err(db.err("read checkpoints"))?;
+    let mut rows = st.query([]).map_err(db.err("read checkpoints"))?;
+    let mut out = Vec::new();
+    while let Some(r) = rows.next().map_err(db.err("read checkpoints"))? {
+        let n: i64 = r.get(0).map_err(db.err("read checkpoints"))?;
+        out.push((u64::try_from(n).unwrap_or(u64::MAX), r.get(1).map_err(db.err("read checkpoints"))?, r.get(2).map_err(db.err("read checkpoints"))?));
+    }
+    Ok(out)
+}
+
+/// The latest stored checkpoint, verified.
+pub fn latest_checkpoint(db: &ClinicDb, issuer: &VerifyingKey) -> Result<Option<(Checkpoint, Vec<u8>)>, AuditError> {
+    let row: Option<Vec<u8>> = db
+        .conn()
+        .query_row("SELECT signed FROM audit_checkpoints ORDER BY tree_size DESC LIMIT 1", [], |r| r.get(0))
+        .optional()
+        .map_err(db.err("read checkpoints"))?;
+    row.map(|signed| open_checkpoint(&signed, issuer).map(|cp| (cp, signed))).transpose()
+}
+
+/// Why verification failed, naming the first bad entry (or the checkpoint).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Finding {
+    /// Entry `seq` is missing: the row at its place has a later seq (deleted row).
+    Missing { seq: u64, found: i64 },
+    /// A row is out of order or duplicated (inserted/reordered rows).
+    OutOfOrder { position: u64, found: i64 },
+    /// Entry `seq`'s content does not hash to its stored leaf hash (edited row).
+    Altered { seq: u64 },
+    /// A checkpoint does not match the tree rebuilt from the rows: some entry in
+    /// `first_suspect..tree_size` was changed with its stored hash recomputed.
+    RootMismatch { tree_size: u64, first_suspect: u64 },
+    /// A checkpoint covers more entries than the log has (entries deleted from the end).
+    Truncated { tree_size: u64, entries: u64 },
+    /// A checkpoint's signature, encoding or stored columns are wrong.
+    BadCheckpoint { tree_size: u64, why: String },
+}
+
+impl fmt::Display for Finding {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Finding::Missing { seq, found } => write!(f, "first bad entry: #{seq} is missing (the next row is #{found}): rows were deleted"),
+            Finding::OutOfOrder { position, found } => {
+                write!(f, "first bad entry: #{position} (a row with seq {found} is in its place): rows were inserted or reordered")
+            }
+            Finding::Altered { seq } => write!(f, "first bad entry: #{seq} was altered (its content no longer matches its leaf hash)"),
+            Finding::RootMismatch { tree_size, first_suspect } => write!(
+                f,
+                "checkpoint at size {tree_size} does not match the log: an entry in #{first_suspect}..#{} was altered with its hash recomputed",
+                tree_size.saturating_sub(1)
+            ),
+            Finding::Truncated { tree_size, entries } => write!(
+                f,
+                "first bad entry: #{entries} is missing: the log has {entries} entries but a signed checkpoint covers {tree_size}"
+            ),
+            Finding::BadCheckpoint { tree_size, why } => write!(f, "checkpoint at size {tree_size} is invalid: {why}"),
+        }
+    }
+}
+
+/// What a successful verification saw.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifyReport {
+    /// Entries checked.
+    pub entries: u64,
+    /// Checkpoints checked.
+    pub checkpoints: u64,
+    /// The root of the whole log.
+    pub root: Hash,
+}
+
+/// Recomputes the tree from the rows and checks every row and every stored checkpoint.
+/// `Ok(Err(finding))` names the first problem.
+pub fn verify(db: &ClinicDb, issuer: &VerifyingKey) -> Result<Result<VerifyReport, Finding>, AuditError> {
+    let cps = stored_checkpoints(db)?;
+    let mut checkpoints = Vec::with_capacity(cps.len());
+    for (size, root, signed) in cps {
+        let cp = match open_checkpoint(&signed, issuer) {
+            Ok(cp) => cp,
+            Err(e) => return Ok(Err(Finding::BadCheckpoint { tree_size: size, why: e.to_string() })),
+        };
+        if cp.tree_size != size || cp.root.as_slice() != root.as_slice() {
+            return Ok(Err(Finding::BadCheckpoint { tree_size: size, why: "stored size/root columns differ from the signed content".into() }));
+        }
+        checkpoints.push(cp);
+    }
+    let mut next_cp = checkpoints.iter().peekable();
+    let mut prev_cp_size = 0u64;
+    let mut frontier = Frontier::new();
+    // An empty-tree checkpoint.
+    while let Some(cp) = next_cp.next_if(|cp| cp.tree_size == 0) {
+        if cp.root != merkle::empty_root() {
+            return Ok(Err(Finding::RootMismatch { tree_size: 0, first_suspect: 0 }));
+        }
+    }
+    let mut st = db
+        .conn()
+        .prepare("SELECT seq, time, kind, actor, subject, outcome, detail, leaf_hash FROM audit_entries ORDER BY rowid")
+        .map_err(db.err("read audit entries"))?;
+    let mut rows = st.query([]).map_err(db.err("read audit entries"))?;
+    let mut position = 0u64;
+    let mut buf = Vec::with_capacity(256);
+    while let Some(r) = rows.next().map_err(db.err("read audit entries"))? {
+        let raw: i64 = r.get(0).map_err(db.err("read audit entry"))?;
+        if u64::try_from(raw).ok() != Some(position) {
+            return Ok(Err(if raw > 0 && raw.unsigned_abs() > position {
+                Finding::Missing { seq: position, found: raw }
+            } else {
+                Finding::OutOfOrder { position, found: raw }
+            }));
+        }
+        let e = entry_from_row(db, r)?;
+        buf.clear();
+        cbor::write_head(&mut buf, cbor::ARRAY, 7);
+        cbor::write_head(&mut buf, cbor::UINT, e.seq);
+        cbor::write_int(&mut buf, e.time);
+        for s in [&e.kind, &e.actor, &e.subject, &e.outcome, &e.detail] {
+            cbor::write_text(&mut buf, s);
+        }
+        let leaf = merkle::leaf_hash(&buf);
+        if leaf.as_slice() != e.leaf_hash.as_slice() {
+            return Ok(Err(Finding::Altered { seq: position }));
+        }
+        frontier.push(leaf);
+        position += 1;
+        while let Some(cp) = next_cp.next_if(|cp| cp.tree_size == position) {
+            if cp.root != frontier.root() {
+                return Ok(Err(Finding::RootMismatch { tree_size: cp.tree_size, first_suspect: prev_cp_size }));
+            }
+            prev_cp_size = cp.tree_size;
+        }
+    }
+    if let Some(cp) = next_cp.next() {
+        return Ok(Err(Finding::Truncated { tree_size: cp.tree_size, entries: position }));
+    }
+    Ok(Ok(VerifyReport { entries: position, checkpoints: checkpoints.len() as u64, root: frontier.root() }))
+}
+
+/// An inclusion proof of entry `seq` in the tree of `tree_size` entries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InclusionProof {
+    pub seq: u64,
+    pub tree_size: u64,
+    pub leaf_hash: Hash,
+    pub root: Hash,
+    pub path: Vec<Hash>,
+}
+
+/// Proves entry `seq` is in the latest checkpoint (checked before returning).
+pub fn prove(db: &ClinicDb, issuer: &VerifyingKey, seq: u64) -> Result<InclusionProof, AuditError> {
+    let (cp, _) = latest_checkpoint(db, issuer)?
+        .ok_or_else(|| AuditError::Range("no checkpoint yet: run `medcard audit checkpoint` first".into()))?;
+    if seq >= cp.tree_size {
+        return Err(AuditError::Range(format!(
+            "entry #{seq} is not covered by the latest checkpoint (size {}): make a new checkpoint",
+            cp.tree_size
+        )));
+    }
+    let leaves = leaf_hashes(db, cp.tree_size)?;
+    let idx = usize::try_from(seq).map_err(|_| AuditError::Range("entry index too large".into()))?;
+    let path = merkle::inclusion_proof(&leaves, idx).ok_or_else(|| AuditError::Range(format!("entry #{seq} out of range")))?;
+    let leaf = *leaves.get(idx).ok_or_else(|| AuditError::Range(format!("entry #{seq} out of range")))?;
+    if !merkle::verify_inclusion(seq, cp.tree_size, &leaf, &path, &cp.root) {
+        return Err(AuditError::ProofFailed { what: "inclusion" });
+    }
+    Ok(InclusionProof { seq, tree_size: cp.tree_size, leaf_hash: leaf, root: cp.root, path })
+}
+
+/// A consistency proof from an old checkpoint to the latest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsistencyProof {
+    pub old: Checkpoint,
+    pub new: Checkpoint,
+    pub path: Vec<Hash>,
+}
+
+/// Proves the log only grew since `old_signed` (a checkpoint a witness kept); checked before
+/// returning, so an `Err(ProofFailed)` means the log was rewritten.
+pub fn consistency(db: &ClinicDb, issuer: &VerifyingKey, old_signed: &[u8]) -> Result<ConsistencyProof, AuditError> {
+    let old = open_checkpoint(old_signed, issuer)?;
+    let (new, _) = latest_checkpoint(db, issuer)?
+        .ok_or_else(|| AuditError::Range("no checkpoint yet: run `medcard audit checkpoint` first".into()))?;
+    if old.tree_size > new.tree_size {
+        return Err(AuditError::Range(format!(
+            "the old checkpoint covers {} entries but the latest covers only {}: the log shrank",
+            old.tree_size, new.tree_size
+        )));
+    }
+    let leaves = leaf_hashes(db, new.tree_size)?;
+    let path = if old.tree_size == 0 || old.tree_size == new.tree_size {
+        Vec::new()
+    } else {
+        merkle::consistency_proof(&leaves, usize::try_from(old.tree_size).unwrap_or(usize::MAX))
+            .ok_or_else(|| AuditError::Range("old size out of range".into()))?
+    };
+    let ok = if old.tree_size == 0 {
+        old.root == merkle::empty_root()
+    } else {
+        merkle::verify_consistency(old.tree_size, new.tree_size, &old.root, &new.root, &path)
+    };
+    if !ok {
+        return Err(AuditError::ProofFailed { what: "consistency" });
+    }
+    Ok(ConsistencyProof { old, new, path })
+}
+
+#[cfg(test)]
+mod tests;
