@@ -49,6 +49,12 @@ pub enum Error {
     /// The clinic keystore (missing, corrupt, permissions, ...).
     #[error(transparent)]
     Keystore(#[from] crate::keystore::KeystoreError),
+    /// A card credential was refused (untrusted, altered, expired, revoked, not genuine, ...).
+    #[error(transparent)]
+    Credential(#[from] crate::credential::CredentialError),
+    /// A clinic record file, a replayed consent version, a trust entry.
+    #[error(transparent)]
+    Clinic(#[from] crate::clinic::ClinicError),
     /// A clinic data file (issued cards, revocations, trust list, consent versions).
     #[error(transparent)]
     Fs(#[from] crate::fsutil::FsError),

@@ -1,7 +1,16 @@
-//! `medcard card ...`: work with the card in a reader.
+//! `medcard card ...`: work with the card in a reader (info, issue, verify, PIN management) and
+//! the clinic's card records (list, revoke).
 
 use clap::Subcommand;
-use reader::{CardInfo, PcscContext, PinStatus, Piv};
+use reader::clinic::{ClinicFiles, IssuedCard};
+use reader::issue::{self, Counting, IssueRequest, IssueStep};
+use reader::{CardInfo, PcscContext, PinBlock, PinStatus, Piv};
+
+use crate::clinic_cli::{self, DataArg, print_json};
+
+/// Environment variable (tests only): stop at this issuance step (`IssueStep::name`, e.g.
+/// `certificate-9A`), say so on stderr and wait for a line on stdin before going on.
+const PAUSE_ENV: &str = "MEDCARD_TEST_PAUSE_AT";
 
 #[derive(Subcommand)]
 pub enum CardCommand {
@@ -15,12 +24,275 @@ pub enum CardCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Issue a patient card: per-card management key, 9A/9C/9E keys with certificates signed by
+    /// the clinic CA, the patient's PIN and PUK, and the card credential (written last).
+    #[command(after_help = "Examples:\n  medcard card issue --reader 'Virtual PCD 00 00' --patient-id P-1001 --name 'Ada Lovelace'\n  \
+        medcard card issue --reader R --patient-id P-1001 --name Ada --pin 482913 --puk 77120934 --json\n\n\
+        Without --pin/--puk they are asked on the terminal (not echoed) or read from stdin, one per line.\n\
+        Re-issuing a card of this clinic works; pass --current-puk if the patient's PUK is not the blank default.")]
+    Issue {
+        #[arg(long, value_name = "READER")]
+        reader: String,
+        /// The patient id (1-64 characters).
+        #[arg(long, value_name = "ID")]
+        patient_id: String,
+        /// The patient's name (kept in the clinic records, not on the card).
+        #[arg(long, value_name = "NAME")]
+        name: String,
+        /// The new PIN (6-8 digits). Prefer the prompt: flags show in the process list.
+        #[arg(long, value_name = "PIN")]
+        pin: Option<String>,
+        /// The new PUK (6-8 digits).
+        #[arg(long, value_name = "PUK")]
+        puk: Option<String>,
+        /// The card's current PUK (default: the blank-card default 12345678).
+        #[arg(long, value_name = "PUK", default_value = "12345678")]
+        current_puk: String,
+        /// Credential and certificate validity in days.
+        #[arg(long, value_name = "DAYS", default_value_t = issue::DEFAULT_VALIDITY_DAYS)]
+        days: u32,
+        #[command(flatten)]
+        data: DataArg,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Prove the card genuine: credential against the trust list and revocation list, then a
+    /// 9E signature over a fresh challenge. With --pin, also verify the PIN (patient present).
+    #[command(after_help = "Examples:\n  medcard card verify --reader 'Virtual PCD 00 00'\n  \
+        medcard card verify --reader R --pin --json      (PIN asked on the terminal)\n  \
+        medcard card verify --reader R --pin 482913\n\n\
+        Exit status 0 only for a genuine, trusted, unrevoked card (and the right PIN with --pin).")]
+    Verify {
+        #[arg(long, value_name = "READER")]
+        reader: String,
+        /// Also verify the PIN; without a value it is asked for.
+        #[arg(long, value_name = "PIN", num_args = 0..=1, default_missing_value = "")]
+        pin: Option<String>,
+        #[command(flatten)]
+        data: DataArg,
+        /// Print JSON (includes the APDU count).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Change the PIN (needs the current PIN).
+    #[command(after_help = "Examples:\n  medcard card change-pin --reader R\n  medcard card change-pin --reader R --old-pin 123456 --new-pin 654321")]
+    ChangePin {
+        #[arg(long, value_name = "READER")]
+        reader: String,
+        #[arg(long, value_name = "PIN")]
+        old_pin: Option<String>,
+        #[arg(long, value_name = "PIN")]
+        new_pin: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Unblock the PIN (or set a forgotten one) with the PUK.
+    #[command(after_help = "Examples:\n  medcard card unblock --reader R\n  medcard card unblock --reader R --puk 77120934 --new-pin 111222")]
+    Unblock {
+        #[arg(long, value_name = "READER")]
+        reader: String,
+        #[arg(long, value_name = "PUK")]
+        puk: Option<String>,
+        #[arg(long, value_name = "PIN")]
+        new_pin: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a card by serial: `card verify` refuses it from then on.
+    #[command(after_help = "Examples:\n  medcard card revoke --serial 4242001 --reason lost")]
+    Revoke {
+        #[arg(long, value_name = "SERIAL")]
+        serial: u32,
+        #[arg(long, value_name = "TEXT", default_value = "revoked by clinic")]
+        reason: String,
+        #[command(flatten)]
+        data: DataArg,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the cards this clinic issued, with revocation status.
+    #[command(after_help = "Examples:\n  medcard card list --json")]
+    List {
+        #[command(flatten)]
+        data: DataArg,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 pub fn run(command: CardCommand) -> Result<(), reader::Error> {
     match command {
         CardCommand::Info { reader, json } => card_info(&reader, json),
+        CardCommand::Issue { reader, patient_id, name, pin, puk, current_puk, days, data, json } => {
+            card_issue(&reader, patient_id, name, pin, puk, &current_puk, days, &data, json)
+        }
+        CardCommand::Verify { reader, pin, data, json } => card_verify(&reader, pin.as_deref(), &data, json),
+        CardCommand::ChangePin { reader, old_pin, new_pin, json } => {
+            let old = clinic_cli::pin(old_pin.as_deref(), "current PIN")?;
+            let new = clinic_cli::pin(new_pin.as_deref(), "new PIN")?;
+            clinic_cli::with_card(&reader, |piv| {
+                piv.select()?;
+                piv.change_pin(&old, &new)
+            })?;
+            done(json, "PIN changed")
+        }
+        CardCommand::Unblock { reader, puk, new_pin, json } => {
+            let puk = clinic_cli::puk(puk.as_deref(), "PUK")?;
+            let new = clinic_cli::pin(new_pin.as_deref(), "new PIN")?;
+            clinic_cli::with_card(&reader, |piv| {
+                piv.select()?;
+                piv.unblock_pin(&puk, &new)
+            })?;
+            done(json, "PIN unblocked and replaced; 3 tries")
+        }
+        CardCommand::Revoke { serial, reason, data, json } => {
+            let ks = data.keystore()?;
+            let r = ClinicFiles::new(&ks).revoke(serial, clinic_cli::now(), &reason)?;
+            if json {
+                print_json(&serde_json::to_value(&r).unwrap_or_default());
+            } else {
+                println!("card {} revoked at {} ({})", r.serial, r.revoked_at, r.reason);
+            }
+            Ok(())
+        }
+        CardCommand::List { data, json } => {
+            let ks = data.keystore()?;
+            let files = ClinicFiles::new(&ks);
+            let revoked = files.revocations()?;
+            let cards = files.cards()?;
+            if json {
+                let list: Vec<_> = cards
+                    .iter()
+                    .map(|c| {
+                        let mut v = serde_json::to_value(c).unwrap_or_default();
+                        if let Some(o) = v.as_object_mut() {
+                            o.insert("revoked".into(), revoked.iter().any(|r| r.serial == c.serial).into());
+                        }
+                        v
+                    })
+                    .collect();
+                print_json(&serde_json::Value::Array(list));
+            } else {
+                for c in &cards {
+                    let r = if revoked.iter().any(|r| r.serial == c.serial) { " REVOKED" } else { "" };
+                    println!("{}\t{}\t{}\texpires {}{r}", c.serial, c.patient_id, c.name, c.expires_at);
+                }
+            }
+            Ok(())
+        }
     }
+}
+
+fn done(json: bool, text: &str) -> Result<(), reader::Error> {
+    if json {
+        print_json(&serde_json::json!({ "ok": true, "message": text }));
+    } else {
+        println!("{text}");
+    }
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+fn card_issue(
+    reader_name: &str,
+    patient_id: String,
+    name: String,
+    pin: Option<String>,
+    puk: Option<String>,
+    current_puk: &str,
+    days: u32,
+    data: &DataArg,
+    json: bool,
+) -> Result<(), reader::Error> {
+    issue::check_patient_id(&patient_id)?;
+    let ks = data.keystore()?;
+    let req = IssueRequest {
+        patient_id,
+        name,
+        pin: clinic_cli::pin(pin.as_deref(), "new PIN for the patient")?,
+        puk: clinic_cli::puk(puk.as_deref(), "new PUK for the patient")?,
+        current_puk: PinBlock::puk(current_puk)?,
+        validity_days: days,
+        now: clinic_cli::now(),
+    };
+    let pause_at = std::env::var(PAUSE_ENV).ok();
+    let mut progress = |step: IssueStep| -> Result<(), reader::Error> {
+        if !json {
+            eprintln!("issuing: {}", step.name());
+        }
+        if pause_at.as_deref() == Some(step.name().as_str()) {
+            eprintln!("paused at {}", step.name());
+            let mut line = String::new();
+            let _ = std::io::stdin().read_line(&mut line);
+        }
+        Ok(())
+    };
+    let issued = clinic_cli::with_card(reader_name, |piv| issue::issue(piv, &ks, &req, &mut progress))?;
+    let c = &issued.credential;
+    ClinicFiles::new(&ks).record_issued(IssuedCard {
+        serial: c.card_serial,
+        patient_id: c.patient_id.clone(),
+        name: req.name.clone(),
+        issued_at: c.issued_at,
+        expires_at: c.expires_at,
+        kid_9e: hex::encode(qr::kid_for(&c.key_9e)),
+        kid_9c: hex::encode(qr::kid_for(&c.key_9c)),
+    })?;
+    if json {
+        print_json(&serde_json::json!({
+            "serial": c.card_serial,
+            "patient_id": c.patient_id,
+            "issuer": c.issuer,
+            "expires_at": c.expires_at,
+            "reissue": issued.reissue,
+            "credential_bytes": issued.credential_bytes.len(),
+            "certificates": issued.certificates.iter().map(|(s, _)| s.to_string()).collect::<Vec<_>>(),
+        }));
+    } else {
+        println!("card {} issued to patient {} ({} bytes of credential)", c.card_serial, c.patient_id, issued.credential_bytes.len());
+    }
+    Ok(())
+}
+
+fn card_verify(reader_name: &str, pin: Option<&str>, data: &DataArg, json: bool) -> Result<(), reader::Error> {
+    let ks = data.keystore()?;
+    let trust = reader::clinic::trust_list(&ks)?;
+    let files = ClinicFiles::new(&ks);
+    let pin = match pin {
+        None => None,
+        Some("") => Some(clinic_cli::pin(None, "PIN")?),
+        Some(p) => Some(PinBlock::pin(p)?),
+    };
+    let is_revoked = |serial: u32| -> Result<bool, reader::Error> { Ok(files.is_revoked(serial)?) };
+    let started = std::time::Instant::now();
+    let (genuine, apdus) = clinic_cli::with_card(reader_name, |piv| {
+        let mut counting = Piv::new(Counting::new(piv.transport_mut()));
+        let r = issue::authenticate_card(&mut counting, &trust, &is_revoked, clinic_cli::now(), pin.as_ref());
+        let n = counting.into_inner().count();
+        r.map(|g| (g, n))
+    })?;
+    let elapsed = started.elapsed();
+    let c = genuine.credential.credential();
+    if json {
+        print_json(&serde_json::json!({
+            "genuine": true,
+            "serial": c.card_serial,
+            "patient_id": c.patient_id,
+            "issuer": c.issuer,
+            "signer": genuine.credential.signer(),
+            "expires_at": c.expires_at,
+            "pin_verified": genuine.pin_verified,
+            "apdus": apdus,
+            "elapsed_ms": elapsed.as_secs_f64() * 1000.0,
+        }));
+    } else {
+        println!("card {} is genuine: patient {}, issued by {}", c.card_serial, c.patient_id, c.issuer);
+        if genuine.pin_verified {
+            println!("PIN verified: patient present");
+        }
+    }
+    Ok(())
 }
 
 pub fn card_info(reader_name: &str, json: bool) -> Result<(), reader::Error> {

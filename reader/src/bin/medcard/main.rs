@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod card;
+mod clinic_cli;
 mod init;
 mod qr;
 mod readers;

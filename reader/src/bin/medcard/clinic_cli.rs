@@ -1,0 +1,99 @@
+//! Helpers shared by the clinic commands (`card`, `consent`, `trust`): the data directory, the
+//! keystore, secrets from flags or the terminal, and running card work in one PC/SC transaction.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+use clap::Args;
+use reader::{Keystore, PcscContext, PcscTransport, PinBlock, Piv, keystore};
+use zeroize::Zeroizing;
+
+/// `--data DIR`.
+#[derive(Args, Clone)]
+pub struct DataArg {
+    /// The data directory (default: $MEDCARD_HOME, else $XDG_DATA_HOME/medcard, else
+    /// ~/.local/share/medcard).
+    #[arg(long, value_name = "DIR")]
+    pub data: Option<PathBuf>,
+}
+
+impl DataArg {
+    pub fn dir(&self) -> Result<PathBuf, reader::Error> {
+        Ok(keystore::data_dir(self.data.as_deref())?)
+    }
+    pub fn keystore(&self) -> Result<Keystore, reader::Error> {
+        Ok(Keystore::open(&self.dir()?)?)
+    }
+}
+
+/// Reads a secret: the flag's value, else a line from the terminal without echo, else (stdin
+/// not a terminal) a line from stdin.
+pub fn secret(flag: Option<&str>, prompt: &str) -> Result<Zeroizing<String>, reader::Error> {
+    if let Some(v) = flag {
+        return Ok(Zeroizing::new(v.to_owned()));
+    }
+    let stdin = std::io::stdin();
+    let tty = stdin.is_terminal();
+    if tty {
+        eprint!("{prompt}: ");
+        let _ = std::io::stderr().flush();
+        stty(&["-echo"]);
+    }
+    let mut line = Zeroizing::new(String::new());
+    let read = stdin.lock().read_line(&mut line);
+    if tty {
+        stty(&["echo"]);
+        eprintln!();
+    }
+    read.map_err(|e| reader::Error::InvalidInput(format!("cannot read the {prompt}: {e}")))?;
+    let trimmed = Zeroizing::new(line.trim_end_matches(['\r', '\n']).to_owned());
+    if trimmed.is_empty() {
+        return Err(reader::Error::InvalidInput(format!("no {prompt} given")));
+    }
+    Ok(trimmed)
+}
+
+fn stty(args: &[&str]) {
+    // Echo control through stty on the controlling terminal: no extra dependency.
+    let tty = std::fs::File::open("/dev/tty");
+    if let Ok(tty) = tty {
+        let _ = Command::new("stty").args(args).stdin(Stdio::from(tty)).status();
+    }
+}
+
+pub fn pin(flag: Option<&str>, prompt: &str) -> Result<PinBlock, reader::Error> {
+    PinBlock::pin(&secret(flag, prompt)?)
+}
+
+pub fn puk(flag: Option<&str>, prompt: &str) -> Result<PinBlock, reader::Error> {
+    PinBlock::puk(&secret(flag, prompt)?)
+}
+
+/// Runs `f` on the card in `reader_name` inside one PC/SC transaction, then disconnects
+/// (resetting the card so no PIN or management-key status lingers).
+pub fn with_card<R>(
+    reader_name: &str,
+    f: impl FnOnce(&mut Piv<&mut reader::transport::PcscTransaction<'_>>) -> Result<R, reader::Error>,
+) -> Result<R, reader::Error> {
+    let ctx = PcscContext::establish()?;
+    let mut transport: PcscTransport = ctx.connect(reader_name)?;
+    let result = transport.transaction(|tx| {
+        let mut piv = Piv::new(tx);
+        f(&mut piv)
+    })?;
+    let _ = transport.disconnect();
+    result
+}
+
+/// Unix time now.
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+pub fn print_json(v: &serde_json::Value) {
+    println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
+}

@@ -1,0 +1,319 @@
+//! The card credential (object `5FFFC0`): a COSE_Sign1 by the clinic issuer key over a CBOR map
+//! binding the patient id and card serial to the card's 9A, 9C and 9E public keys. Byte layout:
+//! `docs/card-credential.md`.
+//!
+//! ```cddl
+//! credential-claims = {
+//!   1 => tstr,            ; iss: clinic id
+//!   2 => tstr,            ; sub: patient id
+//!   4 => uint,            ; exp (Unix seconds)
+//!   5 => uint,            ; nbf
+//!   6 => uint,            ; iat
+//!   -65600 => 1,          ; credential format version
+//!   -65601 => uint,       ; card serial (Yubico GET SERIAL)
+//!   -65602 => bstr .size 65, ; 9A public key, uncompressed SEC1 point
+//!   -65603 => bstr .size 65, ; 9C public key
+//!   -65604 => bstr .size 65, ; 9E public key
+//! }
+//! ```
+//! Protected header: `{1: -7, 3: "application/medcard-credential+cbor", 4: kid(issuer)}`.
+
+use p256::ecdsa::VerifyingKey;
+use qr::TrustList;
+
+use crate::cose_util::{self, Fields, ObjectError};
+
+/// The protected content type of a card credential.
+pub const CONTENT_TYPE: &str = "application/medcard-credential+cbor";
+/// The credential format this code writes and reads.
+pub const FORMAT_VERSION: u64 = 1;
+
+const ISS: i64 = 1;
+const SUB: i64 = 2;
+const EXP: i64 = 4;
+const NBF: i64 = 5;
+const IAT: i64 = 6;
+const FORMAT: i64 = -65_600;
+const SERIAL: i64 = -65_601;
+const KEY_9A: i64 = -65_602;
+const KEY_9C: i64 = -65_603;
+const KEY_9E: i64 = -65_604;
+
+/// The claims of a card credential.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CardCredential {
+    /// The issuing clinic's id.
+    pub issuer: String,
+    /// The patient id.
+    pub patient_id: String,
+    /// Not valid after (Unix seconds).
+    pub expires_at: i64,
+    /// Not valid before.
+    pub not_before: i64,
+    /// Issued at.
+    pub issued_at: i64,
+    /// The card serial.
+    pub card_serial: u32,
+    /// 9A (PIV authentication) public key.
+    pub key_9a: VerifyingKey,
+    /// 9C (digital signature, signs consent) public key.
+    pub key_9c: VerifyingKey,
+    /// 9E (card authentication) public key.
+    pub key_9e: VerifyingKey,
+}
+
+/// Why a credential was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CredentialError {
+    /// The card holds no credential.
+    #[error("the card has no card credential: it was never issued, or issuance was interrupted; issue it again")]
+    Missing,
+    /// Structure, algorithm, content type or payload.
+    #[error(transparent)]
+    Object(#[from] ObjectError),
+    /// The issuer kid is not in the trust list.
+    #[error("card credential signed by an unknown issuer (kid {kid}): add that clinic with `medcard trust add`")]
+    UnknownIssuer { kid: String },
+    /// A key under that kid exists, but the signature does not verify.
+    #[error("card credential signature does not verify with the trusted issuer key {kid}: the credential was altered")]
+    BadSignature { kid: String },
+    /// The claimed issuer differs from the trusted key's clinic.
+    #[error("card credential names issuer {claimed:?}, but it is signed by {signer:?}")]
+    IssuerMismatch { claimed: String, signer: String },
+    /// Unsupported format version.
+    #[error("card credential format {got}, expected {FORMAT_VERSION}")]
+    Format { got: u64 },
+    /// Serial not 32 bits.
+    #[error("card credential serial {got} is not a 32-bit card serial")]
+    Serial { got: u64 },
+    /// Outside its validity.
+    #[error("card credential is not valid at {now}: valid from {not_before} to {expires_at}")]
+    OutsideValidity { now: i64, not_before: i64, expires_at: i64 },
+    /// For another card.
+    #[error("card credential is for card serial {credential}, but this card has serial {card}: not this card's credential")]
+    SerialMismatch { credential: u32, card: u32 },
+    /// The card could not prove it holds the credential's 9E key: a copied credential.
+    #[error("card {serial} is not genuine: it cannot sign with the card-authentication key its credential names (a copied credential?); do not accept it")]
+    NotGenuine { serial: u32 },
+    /// The card's serial is revoked.
+    #[error("card {serial} has been revoked by the clinic: do not accept it")]
+    Revoked { serial: u32 },
+}
+
+impl CardCredential {
+    /// The CBOR claims (deterministic encoding, keys in RFC 8949 §4.2.1 order).
+    #[must_use]
+    pub fn to_cbor(&self) -> Vec<u8> {
+        use ciborium::Value;
+        cose_util::encode_map(vec![
+            (ISS, Value::Text(self.issuer.clone())),
+            (SUB, Value::Text(self.patient_id.clone())),
+            (EXP, Value::from(self.expires_at)),
+            (NBF, Value::from(self.not_before)),
+            (IAT, Value::from(self.issued_at)),
+            (FORMAT, Value::from(FORMAT_VERSION)),
+            (SERIAL, Value::from(self.card_serial)),
+            (KEY_9A, cose_util::point_value(&self.key_9a)),
+            (KEY_9C, cose_util::point_value(&self.key_9c)),
+            (KEY_9E, cose_util::point_value(&self.key_9e)),
+        ])
+    }
+
+    /// Decodes the claims strictly: every key present once, no unknown key, right types.
+    pub fn from_cbor(bytes: &[u8]) -> Result<Self, CredentialError> {
+        let mut f = Fields::decode(bytes, "card credential")?;
+        let format = f.uint(FORMAT)?;
+        if format != FORMAT_VERSION {
+            return Err(CredentialError::Format { got: format });
+        }
+        let serial = f.uint(SERIAL)?;
+        let card_serial = u32::try_from(serial).map_err(|_| CredentialError::Serial { got: serial })?;
+        let c = CardCredential {
+            issuer: f.text(ISS)?,
+            patient_id: f.text(SUB)?,
+            expires_at: f.time(EXP)?,
+            not_before: f.time(NBF)?,
+            issued_at: f.time(IAT)?,
+            card_serial,
+            key_9a: f.point(KEY_9A)?,
+            key_9c: f.point(KEY_9C)?,
+            key_9e: f.point(KEY_9E)?,
+        };
+        f.finish()?;
+        Ok(c)
+    }
+
+    /// Signs the credential with the issuer key.
+    pub fn sign(&self, issuer: &p256::ecdsa::SigningKey) -> Result<Vec<u8>, crate::Error> {
+        use p256::ecdsa::signature::hazmat::PrehashSigner;
+        let public = VerifyingKey::from(issuer);
+        cose_util::sign(&self.to_cbor(), &public, CONTENT_TYPE, |d| {
+            issuer.sign_prehash(d).map_err(|e| crate::Error::InvalidInput(format!("issuer key: {e}")))
+        })
+    }
+}
+
+/// A credential whose signature verified against the trust list (made only by [`verify`]).
+#[derive(Debug, Clone)]
+pub struct VerifiedCredential {
+    credential: CardCredential,
+    signer: String,
+    kid: Vec<u8>,
+}
+
+impl VerifiedCredential {
+    /// The claims.
+    #[must_use]
+    pub fn credential(&self) -> &CardCredential {
+        &self.credential
+    }
+    /// The trust-list entry that signed it (issuer name).
+    #[must_use]
+    pub fn signer(&self) -> &str {
+        &self.signer
+    }
+    /// The issuer kid.
+    #[must_use]
+    pub fn kid(&self) -> &[u8] {
+        &self.kid
+    }
+}
+
+/// Verifies a credential: structure, ES256, content type, issuer kid in `trust`, signature over
+/// the bytes as received, strict claims, validity at `now`. The claimed `iss` must equal the
+/// trusted entry's clinic id when the trust entry is named by clinic id.
+pub fn verify(bytes: &[u8], trust: &TrustList, now: i64) -> Result<VerifiedCredential, CredentialError> {
+    let parsed = cose_util::parse(bytes, "card credential", CONTENT_TYPE)?;
+    let kid_hex = hex::encode(&parsed.kid);
+    let mut candidates = trust.lookup(&parsed.kid).peekable();
+    if candidates.peek().is_none() {
+        return Err(CredentialError::UnknownIssuer { kid: kid_hex });
+    }
+    let signer = candidates.find(|k| parsed.verifies_with(&k.key)).ok_or(CredentialError::BadSignature { kid: kid_hex })?;
+    let credential = CardCredential::from_cbor(parsed.payload())?;
+    if !issuer_matches(&signer.issuer, &credential.issuer) {
+        return Err(CredentialError::IssuerMismatch { claimed: credential.issuer, signer: signer.issuer.clone() });
+    }
+    if now < credential.not_before || now > credential.expires_at {
+        return Err(CredentialError::OutsideValidity {
+            now,
+            not_before: credential.not_before,
+            expires_at: credential.expires_at,
+        });
+    }
+    let signer = signer.issuer.clone();
+    Ok(VerifiedCredential { credential, signer, kid: parsed.kid.clone() })
+}
+
+/// Trust entries from clinic CA certificates are named by their subject
+/// (`CN=<clinic> MedCard CA,O=MedCard clinic <clinic>`); other entries (bare keys) by a label
+/// the admin chose, which cannot be matched and so is accepted as is.
+fn issuer_matches(trust_name: &str, claimed: &str) -> bool {
+    match trust_name.split(',').find_map(|rdn| rdn.trim().strip_prefix("O=MedCard clinic ")) {
+        Some(clinic) => clinic == claimed,
+        None => true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use p256::ecdsa::SigningKey;
+
+    type R = Result<(), Box<dyn std::error::Error>>;
+
+    fn key(b: u8) -> SigningKey {
+        SigningKey::from_slice(&[b; 32]).unwrap_or_else(|_| unreachable!())
+    }
+
+    fn sample() -> CardCredential {
+        CardCredential {
+            issuer: "clinic-a".into(),
+            patient_id: "P-1".into(),
+            expires_at: 2_000_000_000,
+            not_before: 1_700_000_000,
+            issued_at: 1_700_000_000,
+            card_serial: 42,
+            key_9a: VerifyingKey::from(&key(1)),
+            key_9c: VerifyingKey::from(&key(2)),
+            key_9e: VerifyingKey::from(&key(3)),
+        }
+    }
+
+    fn trust_with(issuer: &SigningKey, name: &str) -> TrustList {
+        let mut t = TrustList::new();
+        t.add_key(name, VerifyingKey::from(issuer));
+        t
+    }
+
+    #[test]
+    fn signed_credential_verifies_and_round_trips() -> R {
+        let issuer = key(9);
+        let bytes = sample().sign(&issuer)?;
+        let v = verify(&bytes, &trust_with(&issuer, "clinic-a"), 1_800_000_000)?;
+        assert_eq!(v.credential(), &sample());
+        Ok(())
+    }
+
+    #[test]
+    fn credential_from_an_untrusted_issuer_is_refused() -> R {
+        let bytes = sample().sign(&key(9))?;
+        let err = verify(&bytes, &trust_with(&key(8), "other"), 1_800_000_000);
+        assert!(matches!(err, Err(CredentialError::UnknownIssuer { .. })), "{err:?}");
+        Ok(())
+    }
+
+    #[test]
+    fn any_flipped_bit_is_refused() -> R {
+        let issuer = key(9);
+        let bytes = sample().sign(&issuer)?;
+        let trust = trust_with(&issuer, "clinic-a");
+        for i in 0..bytes.len() * 8 {
+            let mut b = bytes.clone();
+            if let Some(byte) = b.get_mut(i / 8) {
+                *byte ^= 1 << (i % 8);
+            }
+            assert!(verify(&b, &trust, 1_800_000_000).is_err(), "bit {i} flipped still verifies");
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn every_prefix_is_refused_without_panic() -> R {
+        let issuer = key(9);
+        let bytes = sample().sign(&issuer)?;
+        let trust = trust_with(&issuer, "clinic-a");
+        for n in 0..bytes.len() {
+            assert!(verify(bytes.get(..n).unwrap_or_default(), &trust, 1_800_000_000).is_err());
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn expired_credential_is_refused() -> R {
+        let issuer = key(9);
+        let bytes = sample().sign(&issuer)?;
+        let err = verify(&bytes, &trust_with(&issuer, "clinic-a"), 2_000_000_001);
+        assert!(matches!(err, Err(CredentialError::OutsideValidity { .. })), "{err:?}");
+        Ok(())
+    }
+
+    #[test]
+    fn claims_with_an_unknown_key_are_refused() {
+        let mut cbor = sample().to_cbor();
+        // Map header a(10) → b(11) and one extra pair 0x18 0x63 (key 99) → 0x00.
+        if let Some(h) = cbor.first_mut() {
+            *h += 1;
+        }
+        cbor.extend_from_slice(&[0x18, 0x63, 0x00]);
+        assert!(matches!(CardCredential::from_cbor(&cbor), Err(CredentialError::Object(ObjectError::Payload { .. }))));
+    }
+
+    #[test]
+    fn issuer_name_from_a_ca_certificate_must_match_the_claim() {
+        assert!(issuer_matches("CN=clinic-a MedCard CA,O=MedCard clinic clinic-a", "clinic-a"));
+        assert!(!issuer_matches("CN=clinic-b MedCard CA,O=MedCard clinic clinic-b", "clinic-a"));
+        assert!(issuer_matches("some-key.pem", "clinic-a"));
+    }
+}

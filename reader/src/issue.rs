@@ -1,0 +1,301 @@
+//! Card issuance and card authentication (docs/card-credential.md).
+//!
+//! Issuance order, chosen so that a card pulled at any point is never accepted as valid and
+//! can simply be issued again:
+//! 1. SELECT, GET SERIAL;
+//! 2. authenticate with the blank default management key, else with this clinic's derived key
+//!    for the serial (a re-issue or an interrupted issuance);
+//! 3. delete the card credential and the consent token (from here on the card has no valid
+//!    credential);
+//! 4. replace the management key with the per-card AES-256 key (HKDF from the master secret);
+//! 5. generate 9A, 9C, 9E; write their certificates (signed by the clinic CA);
+//! 6. set the PIN with the current PUK (RESET RETRY COUNTER), then change the PUK;
+//! 7. write the credential **last**.
+//!
+//! Card authentication: read the credential, verify it against the trust list, compare the
+//! serial, consult the revocation list, then have the 9E key sign SHA-256 of a domain string
+//! and a fresh 32-byte random challenge; the signature must verify with the credential's 9E key.
+
+use p256::ecdsa::VerifyingKey;
+use p256::ecdsa::signature::hazmat::PrehashVerifier;
+use sha2::{Digest, Sha256};
+
+use crate::credential::{self, CardCredential, CredentialError, VerifiedCredential};
+use crate::keystore::Keystore;
+use crate::piv::{ManagementKey, PinBlock, Piv, Slot, tags};
+use crate::sw::CardError;
+use crate::transport::{Transport, TransportError};
+use crate::x509;
+use crate::Error;
+
+/// Domain string of the 9E challenge digest.
+pub const CHALLENGE_DOMAIN: &[u8] = b"MedCard card authentication v1";
+/// Default credential validity.
+pub const DEFAULT_VALIDITY_DAYS: u32 = 5 * 365;
+
+/// What to issue.
+#[derive(Debug, Clone)]
+pub struct IssueRequest {
+    /// Patient id (1-64 printable characters).
+    pub patient_id: String,
+    /// Patient name (clinic records and nothing else).
+    pub name: String,
+    /// The patient's new PIN.
+    pub pin: PinBlock,
+    /// The patient's new PUK.
+    pub puk: PinBlock,
+    /// The card's current PUK (the published default on a blank card).
+    pub current_puk: PinBlock,
+    /// Credential and certificate validity in days.
+    pub validity_days: u32,
+    /// Now (Unix seconds).
+    pub now: i64,
+}
+
+/// Progress of an issuance, for people and for tests that pull the card at a given step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IssueStep {
+    /// Authenticated with the management key (`derived`: the clinic's per-card key).
+    Authenticated { derived: bool },
+    /// Old credential and consent token deleted.
+    ObjectsCleared,
+    /// Per-card management key set.
+    ManagementKeySet,
+    /// Key generated in the slot.
+    KeyGenerated(Slot),
+    /// Certificate written for the slot.
+    CertificateWritten(Slot),
+    /// PIN and PUK set.
+    PinAndPukSet,
+    /// Credential written: done.
+    CredentialWritten,
+}
+
+impl IssueStep {
+    /// A short stable name (`generated-9A`, `credential-written`, ...).
+    #[must_use]
+    pub fn name(self) -> String {
+        match self {
+            IssueStep::Authenticated { .. } => "authenticated".into(),
+            IssueStep::ObjectsCleared => "objects-cleared".into(),
+            IssueStep::ManagementKeySet => "management-key-set".into(),
+            IssueStep::KeyGenerated(s) => format!("generated-{s}"),
+            IssueStep::CertificateWritten(s) => format!("certificate-{s}"),
+            IssueStep::PinAndPukSet => "pin-puk-set".into(),
+            IssueStep::CredentialWritten => "credential-written".into(),
+        }
+    }
+}
+
+/// The result of an issuance.
+#[derive(Debug, Clone)]
+pub struct Issued {
+    /// The claims written.
+    pub credential: CardCredential,
+    /// The COSE_Sign1 bytes written to `5FFFC0`.
+    pub credential_bytes: Vec<u8>,
+    /// Certificates written (slot, DER).
+    pub certificates: Vec<(Slot, Vec<u8>)>,
+    /// Whether the card already had this clinic's management key (a re-issue).
+    pub reissue: bool,
+}
+
+/// Checks a patient id: 1-64 characters, no control characters.
+pub fn check_patient_id(id: &str) -> Result<(), Error> {
+    if id.is_empty() || id.chars().count() > 64 || id.chars().any(char::is_control) {
+        return Err(Error::InvalidInput("the patient id must be 1 to 64 characters without control characters".into()));
+    }
+    Ok(())
+}
+
+fn key_usage(slot: Slot) -> u8 {
+    match slot {
+        Slot::Signature => x509::KU_DIGITAL_SIGNATURE | x509::KU_NON_REPUDIATION,
+        Slot::KeyManagement => x509::KU_KEY_AGREEMENT,
+        Slot::PivAuth | Slot::CardAuth => x509::KU_DIGITAL_SIGNATURE,
+    }
+}
+
+/// Authenticates with the blank default key, else with the clinic's key for `serial`.
+fn authenticate<T: Transport>(piv: &mut Piv<T>, ks: &Keystore, serial: u32) -> Result<bool, Error> {
+    match piv.authenticate_management(&ManagementKey::default_blank()) {
+        Ok(()) => return Ok(false),
+        Err(Error::Card(CardError::ManagementKeyRejected)) => {}
+        Err(e) => return Err(e),
+    }
+    match piv.authenticate_management(&ks.card_management_key(serial)?) {
+        Ok(()) => Ok(true),
+        Err(Error::Card(CardError::ManagementKeyRejected) | Error::CardFailedManagementProof) => {
+            Err(Error::InvalidInput(format!(
+                "card {serial} accepts neither the blank-card management key nor this clinic's key for it: \
+                 it was issued by another clinic (or personalised elsewhere) and cannot be issued here"
+            )))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Deletes an object; an absent object is fine.
+fn delete<T: Transport>(piv: &mut Piv<T>, tag: u32) -> Result<(), Error> {
+    match piv.put_data(tag, &[]) {
+        Ok(()) | Err(Error::Card(CardError::NotFound { .. })) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Issues the card behind `piv` (see the module docs for the order of steps). `progress` is
+/// called after each step; an error from it stops the issuance there.
+pub fn issue<T: Transport>(
+    piv: &mut Piv<T>,
+    ks: &Keystore,
+    req: &IssueRequest,
+    progress: &mut dyn FnMut(IssueStep) -> Result<(), Error>,
+) -> Result<Issued, Error> {
+    check_patient_id(&req.patient_id)?;
+    if req.validity_days == 0 || req.validity_days > 20 * 365 {
+        return Err(Error::InvalidInput("the validity must be 1 to 7300 days".into()));
+    }
+    piv.select()?;
+    let serial = piv.serial()?;
+    let reissue = authenticate(piv, ks, serial)?;
+    progress(IssueStep::Authenticated { derived: reissue })?;
+    delete(piv, tags::CARD_CREDENTIAL)?;
+    delete(piv, tags::CONSENT_TOKEN)?;
+    progress(IssueStep::ObjectsCleared)?;
+    if !reissue {
+        piv.set_management_key(&ks.card_management_key(serial)?)?;
+        progress(IssueStep::ManagementKeySet)?;
+    }
+    let not_before = req.now - 300;
+    let expires_at = req.now + i64::from(req.validity_days) * 86_400;
+    let mut keys: Vec<(Slot, VerifyingKey)> = Vec::new();
+    for slot in [Slot::PivAuth, Slot::Signature, Slot::CardAuth] {
+        let key = piv.generate(slot)?;
+        keys.push((slot, key));
+        progress(IssueStep::KeyGenerated(slot))?;
+    }
+    let mut certificates = Vec::new();
+    for (slot, key) in &keys {
+        let spec = x509::CertSpec {
+            subject: x509::subject_card(ks.clinic_id(), &req.patient_id, serial, &slot.to_string()),
+            not_before,
+            not_after: expires_at,
+            ca: false,
+            key_usage: key_usage(*slot),
+        };
+        let der = x509::build(&spec, key, &ks.ca_subject(), ks.issuer_key())
+            .map_err(|e| Error::InvalidInput(format!("making the {slot} certificate: {e}")))?;
+        piv.put_certificate(*slot, &der)?;
+        certificates.push((*slot, der));
+        progress(IssueStep::CertificateWritten(*slot))?;
+    }
+    piv.unblock_pin(&req.current_puk, &req.pin).map_err(|e| match e {
+        Error::Card(CardError::WrongSecret { .. }) => Error::InvalidInput(format!(
+            "{e}: the card's PUK is not the blank-card default; pass the patient's current PUK with --current-puk"
+        )),
+        other => other,
+    })?;
+    piv.change_puk(&req.current_puk, &req.puk)?;
+    progress(IssueStep::PinAndPukSet)?;
+    let find = |s: Slot| keys.iter().find(|(k, _)| *k == s).map(|(_, v)| *v);
+    let (Some(key_9a), Some(key_9c), Some(key_9e)) = (find(Slot::PivAuth), find(Slot::Signature), find(Slot::CardAuth)) else {
+        return Err(Error::InvalidInput("internal: a slot key is missing".into()));
+    };
+    let credential = CardCredential {
+        issuer: ks.clinic_id().to_owned(),
+        patient_id: req.patient_id.clone(),
+        expires_at,
+        not_before,
+        issued_at: req.now,
+        card_serial: serial,
+        key_9a,
+        key_9c,
+        key_9e,
+    };
+    let credential_bytes = credential.sign(ks.issuer_key())?;
+    piv.put_data(tags::CARD_CREDENTIAL, &credential_bytes)?;
+    progress(IssueStep::CredentialWritten)?;
+    Ok(Issued { credential, credential_bytes, certificates, reissue })
+}
+
+/// A card that passed [`authenticate_card`].
+#[derive(Debug, Clone)]
+pub struct GenuineCard {
+    /// The verified credential.
+    pub credential: VerifiedCredential,
+    /// Whether the PIN was verified as well.
+    pub pin_verified: bool,
+}
+
+/// Proves the card genuine: credential (trust list, validity, serial, revocation) and a 9E
+/// signature over a fresh random challenge; with `pin`, also VERIFY (patient present).
+/// `is_revoked` consults the clinic's revocation list.
+pub fn authenticate_card<T: Transport>(
+    piv: &mut Piv<T>,
+    trust: &qr::TrustList,
+    is_revoked: &dyn Fn(u32) -> Result<bool, Error>,
+    now: i64,
+    pin: Option<&PinBlock>,
+) -> Result<GenuineCard, Error> {
+    piv.select()?;
+    let serial = piv.serial()?;
+    let bytes = piv.card_credential()?.ok_or(CredentialError::Missing)?;
+    let verified = credential::verify(&bytes, trust, now)?;
+    let c = verified.credential();
+    if c.card_serial != serial {
+        return Err(CredentialError::SerialMismatch { credential: c.card_serial, card: serial }.into());
+    }
+    if is_revoked(serial)? {
+        return Err(CredentialError::Revoked { serial }.into());
+    }
+    let mut challenge = [0u8; 32];
+    getrandom::fill(&mut challenge).map_err(|e| Error::Random(e.to_string()))?;
+    let digest: [u8; 32] = Sha256::new().chain_update(CHALLENGE_DOMAIN).chain_update(challenge).finalize().into();
+    let sig = match piv.sign_digest(Slot::CardAuth, &digest) {
+        Ok(sig) => sig,
+        Err(Error::Card(CardError::NoKey { .. })) => return Err(CredentialError::NotGenuine { serial }.into()),
+        Err(e) => return Err(e),
+    };
+    if c.key_9e.verify_prehash(&digest, &sig).is_err() {
+        return Err(CredentialError::NotGenuine { serial }.into());
+    }
+    let pin_verified = match pin {
+        Some(p) => {
+            piv.verify_pin(p)?;
+            true
+        }
+        None => false,
+    };
+    Ok(GenuineCard { credential: verified, pin_verified })
+}
+
+/// A transport that counts the APDUs it carries (for the kiosk cost figure).
+pub struct Counting<T: Transport> {
+    inner: T,
+    count: usize,
+}
+
+impl<T: Transport> Counting<T> {
+    /// Wraps `inner` with a count of zero.
+    pub fn new(inner: T) -> Self {
+        Counting { inner, count: 0 }
+    }
+    /// APDUs sent so far (GET RESPONSE and chained blocks each count).
+    #[must_use]
+    pub fn count(&self) -> usize {
+        self.count
+    }
+}
+
+impl<T: Transport> Transport for Counting<T> {
+    fn transmit(&mut self, apdu: &[u8]) -> Result<Vec<u8>, TransportError> {
+        self.count += 1;
+        self.inner.transmit(apdu)
+    }
+    fn reset(&mut self) -> Result<(), TransportError> {
+        self.inner.reset()
+    }
+    fn reader_name(&self) -> &str {
+        self.inner.reader_name()
+    }
+}

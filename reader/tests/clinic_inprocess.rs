@@ -1,0 +1,201 @@
+//! Clinic flows against the card simulator in-process (`SimTransport`): issuance, card
+//! authentication (genuine, clone, revoked, interrupted issuance), with a real keystore in a
+//! temporary data directory. The same flows run through pcscd + vpcd in `clinic_pcsc.rs`.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
+
+use card_applet_sim::{Card, MemoryStore, PersistentState};
+use reader::clinic::{ClinicFiles, trust_list};
+use reader::credential::CredentialError;
+use reader::issue::{self, Counting, IssueRequest, IssueStep};
+use reader::piv::tags;
+use reader::{CardError, Error, Keystore, ManagementKey, PinBlock, Piv, SimTransport, Slot, Transport};
+
+const SERIAL: u32 = 7_100_001;
+const NOW: i64 = 1_795_000_000;
+
+fn blank(serial: u32) -> Piv<SimTransport> {
+    Piv::new(SimTransport::new(Card::new(PersistentState::blank(serial), Box::new(MemoryStore::default()))))
+}
+
+fn request(pin: &str) -> IssueRequest {
+    IssueRequest {
+        patient_id: "P-1001".into(),
+        name: "Ada Lovelace".into(),
+        pin: PinBlock::pin(pin).unwrap(),
+        puk: PinBlock::puk("77120934").unwrap(),
+        current_puk: PinBlock::puk("12345678").unwrap(),
+        validity_days: 365,
+        now: NOW,
+    }
+}
+
+fn clinic() -> (tempfile::TempDir, Keystore) {
+    let dir = tempfile::tempdir().unwrap();
+    let ks = Keystore::init(dir.path(), "clinic-a", NOW).unwrap();
+    (dir, ks)
+}
+
+fn never_revoked(_: u32) -> Result<bool, Error> {
+    Ok(false)
+}
+
+fn no_progress(_: IssueStep) -> Result<(), Error> {
+    Ok(())
+}
+
+#[test]
+fn issued_card_is_genuine_with_pin_in_at_most_ten_apdus() {
+    let (_d, ks) = clinic();
+    let mut card = blank(SERIAL);
+    let issued = issue::issue(&mut card, &ks, &request("482913"), &mut no_progress).unwrap();
+    assert!(!issued.reissue);
+    assert_eq!(issued.credential.card_serial, SERIAL);
+    card.transport_mut().reset().unwrap();
+    let trust = trust_list(&ks).unwrap();
+    let mut counted = Piv::new(Counting::new(card.transport_mut()));
+    let pin = PinBlock::pin("482913").unwrap();
+    let g = issue::authenticate_card(&mut counted, &trust, &never_revoked, NOW + 10, Some(&pin)).unwrap();
+    let apdus = counted.into_inner().count();
+    assert!(g.pin_verified);
+    assert_eq!(g.credential.credential().patient_id, "P-1001");
+    assert!(apdus <= 10, "card verify --pin took {apdus} APDUs");
+    eprintln!("card verify --pin: {apdus} APDUs in-process");
+}
+
+#[test]
+fn issuance_replaces_the_default_management_key_with_the_derived_one() {
+    let (_d, ks) = clinic();
+    let mut card = blank(SERIAL);
+    issue::issue(&mut card, &ks, &request("482913"), &mut no_progress).unwrap();
+    let err = card.authenticate_management(&ManagementKey::default_blank());
+    assert!(matches!(err, Err(Error::Card(CardError::ManagementKeyRejected))), "{err:?}");
+    card.authenticate_management(&ks.card_management_key(SERIAL).unwrap()).unwrap();
+}
+
+#[test]
+fn issuance_sets_the_patient_pin_and_puk() {
+    let (_d, ks) = clinic();
+    let mut card = blank(SERIAL);
+    issue::issue(&mut card, &ks, &request("482913"), &mut no_progress).unwrap();
+    let wrong = card.verify_pin(&PinBlock::pin("123456").unwrap());
+    assert!(matches!(wrong, Err(Error::Card(CardError::WrongSecret { tries_left: 2, .. }))), "{wrong:?}");
+    card.verify_pin(&PinBlock::pin("482913").unwrap()).unwrap();
+    card.unblock_pin(&PinBlock::puk("77120934").unwrap(), &PinBlock::pin("111222").unwrap()).unwrap();
+}
+
+#[test]
+fn clone_with_a_copied_credential_and_certificates_is_not_genuine() {
+    let (_d, ks) = clinic();
+    let mut original = blank(SERIAL);
+    issue::issue(&mut original, &ks, &request("482913"), &mut no_progress).unwrap();
+    let credential = original.card_credential().unwrap().unwrap();
+    let certs: Vec<_> = [Slot::PivAuth, Slot::Signature, Slot::CardAuth]
+        .into_iter()
+        .map(|s| (s, original.certificate(s).unwrap().unwrap()))
+        .collect();
+    // The copy: same serial (a forger would set it), its own keys, the copied objects.
+    let mut clone = blank(SERIAL);
+    clone.authenticate_management(&ManagementKey::default_blank()).unwrap();
+    for slot in [Slot::PivAuth, Slot::Signature, Slot::CardAuth] {
+        clone.generate(slot).unwrap();
+    }
+    for (slot, der) in &certs {
+        clone.put_certificate(*slot, der).unwrap();
+    }
+    clone.put_data(tags::CARD_CREDENTIAL, &credential).unwrap();
+    clone.transport_mut().reset().unwrap();
+    let trust = trust_list(&ks).unwrap();
+    let err = issue::authenticate_card(&mut clone, &trust, &never_revoked, NOW + 10, None);
+    assert!(matches!(err, Err(Error::Credential(CredentialError::NotGenuine { serial: SERIAL }))), "{err:?}");
+    assert!(err.unwrap_err().to_string().contains("not genuine"));
+}
+
+#[test]
+fn revoked_card_is_refused() {
+    let (d, ks) = clinic();
+    let mut card = blank(SERIAL);
+    issue::issue(&mut card, &ks, &request("482913"), &mut no_progress).unwrap();
+    let files = ClinicFiles::at(d.path());
+    files.revoke(SERIAL, NOW, "lost").unwrap();
+    let trust = trust_list(&ks).unwrap();
+    let is_revoked = |s: u32| -> Result<bool, Error> { Ok(files.is_revoked(s)?) };
+    let err = issue::authenticate_card(&mut card, &trust, &is_revoked, NOW + 10, None);
+    assert!(matches!(err, Err(Error::Credential(CredentialError::Revoked { serial: SERIAL }))), "{err:?}");
+}
+
+#[test]
+fn card_of_another_clinic_is_refused_until_its_ca_is_trusted() {
+    let (_d, ks_a) = clinic();
+    let dir_b = tempfile::tempdir().unwrap();
+    let ks_b = Keystore::init(dir_b.path(), "clinic-b", NOW).unwrap();
+    let mut card = blank(SERIAL);
+    issue::issue(&mut card, &ks_b, &request("482913"), &mut no_progress).unwrap();
+    let trust_a = trust_list(&ks_a).unwrap();
+    let err = issue::authenticate_card(&mut card, &trust_a, &never_revoked, NOW + 10, None);
+    assert!(matches!(err, Err(Error::Credential(CredentialError::UnknownIssuer { .. }))), "{err:?}");
+    ClinicFiles::new(&ks_a).add_trust_file("clinic-b.der", ks_b.ca_certificate_der()).unwrap();
+    let trust_a = trust_list(&ks_a).unwrap();
+    let g = issue::authenticate_card(&mut card, &trust_a, &never_revoked, NOW + 10, None).unwrap();
+    assert_eq!(g.credential.credential().issuer, "clinic-b");
+}
+
+#[test]
+fn interrupted_issuance_leaves_no_valid_credential_and_reissue_works() {
+    let (_d, ks) = clinic();
+    let mut card = blank(SERIAL);
+    issue::issue(&mut card, &ks, &request("482913"), &mut no_progress).unwrap();
+    // Re-issue, pulled after the first new key: the old credential must already be gone.
+    let mut stop = |step: IssueStep| -> Result<(), Error> {
+        if step == IssueStep::KeyGenerated(Slot::PivAuth) {
+            card_pulled()
+        } else {
+            Ok(())
+        }
+    };
+    let mut req = request("482913");
+    req.current_puk = PinBlock::puk("77120934").unwrap();
+    let err = issue::issue(&mut card, &ks, &req, &mut stop);
+    assert!(err.is_err());
+    card.transport_mut().reset().unwrap();
+    let trust = trust_list(&ks).unwrap();
+    let err = issue::authenticate_card(&mut card, &trust, &never_revoked, NOW + 10, None);
+    assert!(matches!(err, Err(Error::Credential(CredentialError::Missing))), "{err:?}");
+    card.transport_mut().reset().unwrap();
+    let again = issue::issue(&mut card, &ks, &req, &mut no_progress).unwrap();
+    assert!(again.reissue, "second issuance used the clinic's derived management key");
+    card.transport_mut().reset().unwrap();
+    issue::authenticate_card(&mut card, &trust, &never_revoked, NOW + 10, None).unwrap();
+}
+
+#[test]
+fn card_pulled_mid_issuance_gives_a_transport_error_and_the_card_can_be_issued_again() {
+    let (_d, ks) = clinic();
+    let mut card = blank(SERIAL);
+    // Issue until the certificates, then pull the card (SimTransport::remove_card).
+    let mut stop = |step: IssueStep| -> Result<(), Error> {
+        if step == IssueStep::CertificateWritten(Slot::PivAuth) { card_pulled() } else { Ok(()) }
+    };
+    assert!(issue::issue(&mut card, &ks, &request("482913"), &mut stop).is_err());
+    let pulled = card.transport_mut().remove_card().unwrap();
+    let err = issue::issue(&mut card, &ks, &request("482913"), &mut no_progress);
+    assert!(matches!(err, Err(Error::Transport(reader::TransportError::CardRemoved { .. }))), "{err:?}");
+    card.transport_mut().insert_card(pulled);
+    let issued = issue::issue(&mut card, &ks, &request("482913"), &mut no_progress).unwrap();
+    assert!(issued.reissue);
+    card.transport_mut().reset().unwrap();
+    let trust = trust_list(&ks).unwrap();
+    issue::authenticate_card(&mut card, &trust, &never_revoked, NOW + 10, None).unwrap();
+}
+
+#[test]
+fn blank_card_has_no_credential_and_is_refused() {
+    let (_d, ks) = clinic();
+    let mut card = blank(SERIAL);
+    let trust = trust_list(&ks).unwrap();
+    let err = issue::authenticate_card(&mut card, &trust, &never_revoked, NOW, None);
+    assert!(matches!(err, Err(Error::Credential(CredentialError::Missing))), "{err:?}");
+}
+
+fn card_pulled() -> Result<(), Error> {
+    Err(Error::Transport(reader::TransportError::CardRemoved { reader: "test".into() }))
+}
