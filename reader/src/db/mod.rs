@@ -85,6 +85,9 @@ const MIGRATIONS: &[&str] = &[
     );",
 ];
 
+/// The database file name inside the data directory.
+pub const DB_FILE: &str = "clinic.db";
+
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
@@ -175,6 +178,13 @@ impl ClinicDb {
             let path = path.to_path_buf();
             move |source| DbError::Sqlite { path, operation, source }
         };
+        // Create the file 0600 ourselves (SQLite would use 0644; the WAL and shm files copy it).
+        if !path.exists() {
+            use std::os::unix::fs::OpenOptionsExt;
+            std::fs::OpenOptions::new().write(true).create(true).truncate(false).mode(0o600).open(path).map_err(|source| {
+                DbError::Sqlite { path: path.to_path_buf(), operation: "create", source: rusqlite::Error::ToSqlConversionFailure(Box::new(source)) }
+            })?;
+        }
         let conn = Connection::open(path).map_err(sql("open"))?;
         // SQLCipher would print decryption failures on stderr; we report them as typed errors.
         conn.execute_batch("PRAGMA cipher_log_level = NONE;").map_err(sql("set log level"))?;
@@ -228,6 +238,12 @@ impl ClinicDb {
             tx.execute_batch(&format!("PRAGMA user_version = {}", i + 1)).map_err(sql("set schema version"))?;
         }
         tx.commit().map_err(sql("commit migration"))
+    }
+
+    /// Opens the clinic's database, `<data>/clinic.db`, with the key the keystore derives for it.
+    pub fn open_clinic(ks: &crate::keystore::Keystore) -> Result<Self, DbError> {
+        let key = ks.derive_key(crate::keystore::KeyPurpose::Database);
+        Self::open(&ks.data_dir().join(DB_FILE), &key)
     }
 
     /// The file.

@@ -20,6 +20,7 @@
 //! place; [`open`] decrypts in place in the buffer it is given: one copy of the record in memory.
 
 pub mod cbor;
+pub mod fetch;
 pub mod keywrap;
 
 use std::io::Read;

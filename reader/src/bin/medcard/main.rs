@@ -5,11 +5,14 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod audit;
+mod cache;
 mod card;
 mod clinic_cli;
 mod init;
 mod qr;
 mod readers;
+mod record;
 
 
 #[derive(Parser)]
@@ -27,6 +30,21 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Encrypted records in the clinic store (add, list, get).
+    Record {
+        #[command(subcommand)]
+        command: record::RecordCommand,
+    },
+    /// The bedside cache of verified records (list, purge).
+    Cache {
+        #[command(subcommand)]
+        command: cache::CacheCommand,
+    },
+    /// The tamper-evident audit log (show, verify, checkpoint, prove, consistency).
+    Audit {
+        #[command(subcommand)]
+        command: audit::AuditCommand,
+    },
     /// Create a new clinic: issuer key, clinic CA certificate and master secret.
     Init(init::InitArgs),
     /// List the smart-card readers and whether each holds a card.
@@ -50,6 +68,9 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Record { command } => return record::run(command),
+        Command::Cache { command } => return cache::run(command),
+        Command::Audit { command } => return audit::run(command),
         Command::Qr { command } => return qr::run(command),
         Command::Readers { json } => readers::readers(json),
         Command::Card { command } => card::run(command),

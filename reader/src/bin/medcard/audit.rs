@@ -1,0 +1,178 @@
+//! `medcard audit show|verify|checkpoint|prove|consistency` (docs/audit-log.md).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Subcommand;
+use reader::audit;
+
+use crate::record::{Clinic, DataArg, fail, finish, now};
+
+#[derive(Subcommand)]
+pub enum AuditCommand {
+    /// Show entries.
+    Show {
+        /// Only entries at or after this Unix time.
+        #[arg(long, value_name = "UNIX_SECONDS")]
+        since: Option<i64>,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        data: DataArg,
+    },
+    /// Recompute the tree from the rows and check every row and stored checkpoint (exit 1 naming the first bad entry).
+    Verify {
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        data: DataArg,
+    },
+    /// Sign a checkpoint of the whole log with the clinic issuer key (and optionally save it for a witness).
+    Checkpoint {
+        /// Also write the signed checkpoint (COSE_Sign1) to this file.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        data: DataArg,
+    },
+    /// Inclusion proof of entry N in the latest checkpoint.
+    Prove {
+        #[arg(long, value_name = "N")]
+        entry: u64,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        data: DataArg,
+    },
+    /// Consistency proof from an older saved checkpoint to the latest: the log only grew.
+    Consistency {
+        /// A checkpoint file written by `medcard audit checkpoint --out`.
+        #[arg(long, value_name = "CHECKPOINT")]
+        old: PathBuf,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        data: DataArg,
+    },
+}
+
+pub fn run(cmd: AuditCommand) -> ExitCode {
+    match cmd {
+        AuditCommand::Show { since, json, data } => finish(show(data, since, json)),
+        AuditCommand::Verify { json, data } => verify(data, json),
+        AuditCommand::Checkpoint { out, json, data } => finish(checkpoint(data, out, json)),
+        AuditCommand::Prove { entry, json, data } => finish(prove(data, entry, json)),
+        AuditCommand::Consistency { old, json, data } => finish(consistency(data, &old, json)),
+    }
+}
+
+fn hexes(v: &[[u8; 32]]) -> Vec<String> {
+    v.iter().map(hex::encode).collect()
+}
+
+fn show(data: DataArg, since: Option<i64>, json: bool) -> Result<(), String> {
+    let c = Clinic::open(data.data.as_deref())?;
+    let entries = audit::entries(&c.db, 0, since).map_err(|e| e.to_string())?;
+    if json {
+        let v: Vec<_> = entries
+            .iter()
+            .map(|e| {
+                serde_json::json!({"seq": e.seq, "time": e.time, "kind": e.kind, "actor": e.actor, "subject": e.subject,
+                "outcome": e.outcome, "detail": e.detail, "leaf_hash": hex::encode(&e.leaf_hash)})
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+    } else {
+        for e in &entries {
+            println!("#{:<6} {:>10}  {:<16} {:<16} {:<34} {:<10} {}", e.seq, e.time, e.kind, e.actor, e.subject, e.outcome, e.detail);
+        }
+        println!("{} entr{}", entries.len(), if entries.len() == 1 { "y" } else { "ies" });
+    }
+    Ok(())
+}
+
+fn verify(data: DataArg, json: bool) -> ExitCode {
+    let c = match Clinic::open(data.data.as_deref()) {
+        Ok(c) => c,
+        Err(e) => return fail(e),
+    };
+    match audit::verify(&c.db, &c.ks.issuer_public()) {
+        Err(e) => fail(e),
+        Ok(Ok(r)) => {
+            if json {
+                println!("{}", serde_json::json!({"ok": true, "entries": r.entries, "checkpoints": r.checkpoints, "root": hex::encode(r.root)}));
+            } else {
+                println!("audit log OK: {} entries, {} signed checkpoint(s) verified, root {}", r.entries, r.checkpoints, hex::encode(r.root));
+            }
+            ExitCode::SUCCESS
+        }
+        Ok(Err(finding)) => {
+            if json {
+                println!("{}", serde_json::json!({"ok": false, "finding": finding.to_string()}));
+            }
+            fail(format!("audit log verification FAILED: {finding}"))
+        }
+    }
+}
+
+fn checkpoint(data: DataArg, out: Option<PathBuf>, json: bool) -> Result<(), String> {
+    let mut c = Clinic::open(data.data.as_deref())?;
+    let signer = c.ks.issuer_signer();
+    let origin = c.ks.clinic_id().to_owned();
+    let (cp, signed) = audit::checkpoint(&mut c.db, &origin, now(), &signer).map_err(|e| e.to_string())?;
+    if let Some(out) = &out {
+        reader::store::write_atomic(out, &signed).map_err(|e| e.to_string())?;
+    }
+    if json {
+        println!("{}", serde_json::json!({"origin": cp.origin, "tree_size": cp.tree_size, "root": hex::encode(cp.root), "time": cp.time,
+            "signed": hex::encode(&signed)}));
+    } else {
+        println!("checkpoint: {} entries, root {}, time {}", cp.tree_size, hex::encode(cp.root), cp.time);
+        if let Some(out) = out {
+            println!("signed checkpoint written to {}", out.display());
+        }
+    }
+    Ok(())
+}
+
+fn prove(data: DataArg, entry: u64, json: bool) -> Result<(), String> {
+    let c = Clinic::open(data.data.as_deref())?;
+    let p = audit::prove(&c.db, &c.ks.issuer_public(), entry).map_err(|e| e.to_string())?;
+    if json {
+        println!("{}", serde_json::json!({"entry": p.seq, "tree_size": p.tree_size, "leaf_hash": hex::encode(p.leaf_hash),
+            "root": hex::encode(p.root), "path": hexes(&p.path), "verified": true}));
+    } else {
+        println!("entry #{} is in the signed tree of {} entries (root {})", p.seq, p.tree_size, hex::encode(p.root));
+        println!("leaf hash: {}", hex::encode(p.leaf_hash));
+        for (i, h) in p.path.iter().enumerate() {
+            println!("path[{i}]: {}", hex::encode(h));
+        }
+        println!("proof verified (RFC 9162 2.1.3.2)");
+    }
+    Ok(())
+}
+
+fn consistency(data: DataArg, old: &std::path::Path, json: bool) -> Result<(), String> {
+    let c = Clinic::open(data.data.as_deref())?;
+    let bytes = std::fs::read(old).map_err(|e| format!("reading {}: {e}", old.display()))?;
+    let p = audit::consistency(&c.db, &c.ks.issuer_public(), &bytes).map_err(|e| e.to_string())?;
+    if json {
+        println!("{}", serde_json::json!({"old_size": p.old.tree_size, "old_root": hex::encode(p.old.root),
+            "new_size": p.new.tree_size, "new_root": hex::encode(p.new.root), "path": hexes(&p.path), "verified": true}));
+    } else {
+        println!(
+            "the log only grew: {} entries (root {}) -> {} entries (root {})",
+            p.old.tree_size,
+            hex::encode(p.old.root),
+            p.new.tree_size,
+            hex::encode(p.new.root)
+        );
+        for (i, h) in p.path.iter().enumerate() {
+            println!("path[{i}]: {}", hex::encode(h));
+        }
+        println!("proof verified (RFC 9162 2.1.4.2)");
+    }
+    Ok(())
+}
