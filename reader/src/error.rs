@@ -52,6 +52,9 @@ pub enum Error {
     /// A card credential was refused (untrusted, altered, expired, revoked, not genuine, ...).
     #[error(transparent)]
     Credential(#[from] crate::credential::CredentialError),
+    /// A consent token was refused (another card's, altered, expired, wrong clinic, ...).
+    #[error(transparent)]
+    Consent(#[from] crate::consent::ConsentError),
     /// A clinic record file, a replayed consent version, a trust entry.
     #[error(transparent)]
     Clinic(#[from] crate::clinic::ClinicError),

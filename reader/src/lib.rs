@@ -12,6 +12,7 @@ pub mod error;
 pub mod fsutil;
 pub mod keystore;
 pub mod clinic;
+pub mod consent;
 pub mod cose_util;
 pub mod credential;
 pub mod issue;

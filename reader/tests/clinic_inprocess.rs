@@ -199,3 +199,93 @@ fn blank_card_has_no_credential_and_is_refused() {
 fn card_pulled() -> Result<(), Error> {
     Err(Error::Transport(reader::TransportError::CardRemoved { reader: "test".into() }))
 }
+
+// ---------------------------------------------------------------------------------------------
+// Consent.
+
+use reader::category::Category;
+use reader::consent::{self, ConsentError, ConsentRequest};
+use reader::clinic::ClinicError;
+
+fn consent_req(scope: Vec<Category>, pin: &str) -> ConsentRequest {
+    ConsentRequest { scope, days: 30, pin: PinBlock::pin(pin).unwrap(), now: NOW + 100 }
+}
+
+fn issued(ks: &Keystore, serial: u32, patient: &str) -> Piv<SimTransport> {
+    let mut card = blank(serial);
+    let mut req = request("482913");
+    req.patient_id = patient.into();
+    issue::issue(&mut card, ks, &req, &mut no_progress).unwrap();
+    card.transport_mut().reset().unwrap();
+    card
+}
+
+#[test]
+fn consent_set_show_revoke_round_trip() {
+    let (_d, ks) = clinic();
+    let mut card = issued(&ks, SERIAL, "P-1001");
+    let t = consent::set(&mut card, &ks, &consent_req(vec![Category::Summary, Category::Allergies], "482913")).unwrap();
+    assert_eq!(t.version, 1);
+    card.transport_mut().reset().unwrap();
+    let shown = consent::show(&mut card, &ks, NOW + 200).unwrap();
+    assert_eq!(shown.token.scope, vec![Category::Summary, Category::Allergies]);
+    assert_eq!(shown.token.audience, "clinic-a");
+    card.transport_mut().reset().unwrap();
+    let revoked = consent::set(&mut card, &ks, &consent_req(Vec::new(), "482913")).unwrap();
+    assert_eq!(revoked.version, 2);
+    card.transport_mut().reset().unwrap();
+    let shown = consent::show(&mut card, &ks, NOW + 300).unwrap();
+    assert!(shown.token.scope.is_empty());
+    assert_eq!(shown.token.version, 2);
+}
+
+#[test]
+fn consent_set_with_a_wrong_pin_spends_a_try_and_writes_nothing() {
+    let (_d, ks) = clinic();
+    let mut card = issued(&ks, SERIAL, "P-1001");
+    let err = consent::set(&mut card, &ks, &consent_req(vec![Category::Labs], "000000"));
+    assert!(matches!(err, Err(Error::Card(CardError::WrongSecret { tries_left: 2, .. }))), "{err:?}");
+    assert_eq!(card.consent_token().unwrap(), None);
+}
+
+#[test]
+fn consent_token_signed_by_another_card_is_refused() {
+    let (_d, ks) = clinic();
+    let mut a = issued(&ks, SERIAL, "P-1001");
+    let mut b = issued(&ks, SERIAL + 1, "P-2002");
+    consent::set(&mut b, &ks, &consent_req(vec![Category::Labs], "482913")).unwrap();
+    let token_b = b.consent_token().unwrap().unwrap();
+    a.authenticate_management(&ks.card_management_key(SERIAL).unwrap()).unwrap();
+    a.put_data(tags::CONSENT_TOKEN, &token_b).unwrap();
+    a.transport_mut().reset().unwrap();
+    let err = consent::show(&mut a, &ks, NOW + 200);
+    assert!(matches!(err, Err(Error::Consent(ConsentError::OtherSigner { .. }))), "{err:?}");
+}
+
+#[test]
+fn older_consent_version_replayed_onto_the_card_is_refused() {
+    let (_d, ks) = clinic();
+    let mut card = issued(&ks, SERIAL, "P-1001");
+    consent::set(&mut card, &ks, &consent_req(vec![Category::Labs, Category::Notes], "482913")).unwrap();
+    let v1 = card.consent_token().unwrap().unwrap();
+    card.transport_mut().reset().unwrap();
+    consent::set(&mut card, &ks, &consent_req(Vec::new(), "482913")).unwrap();
+    card.transport_mut().reset().unwrap();
+    consent::show(&mut card, &ks, NOW + 200).unwrap();
+    // Someone writes the old, broader token back (e.g. from a copy of the card).
+    card.authenticate_management(&ks.card_management_key(SERIAL).unwrap()).unwrap();
+    card.put_data(tags::CONSENT_TOKEN, &v1).unwrap();
+    card.transport_mut().reset().unwrap();
+    let err = consent::show(&mut card, &ks, NOW + 300);
+    assert!(matches!(err, Err(Error::Clinic(ClinicError::ConsentReplay { got: 1, highest: 2, .. }))), "{err:?}");
+}
+
+#[test]
+fn expired_consent_is_refused() {
+    let (_d, ks) = clinic();
+    let mut card = issued(&ks, SERIAL, "P-1001");
+    consent::set(&mut card, &ks, &consent_req(vec![Category::Labs], "482913")).unwrap();
+    card.transport_mut().reset().unwrap();
+    let err = consent::show(&mut card, &ks, NOW + 100 + 31 * 86_400);
+    assert!(matches!(err, Err(Error::Consent(ConsentError::Expired { .. }))), "{err:?}");
+}

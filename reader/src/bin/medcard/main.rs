@@ -9,6 +9,7 @@ mod audit;
 mod cache;
 mod card;
 mod clinic_cli;
+mod consent;
 mod init;
 mod qr;
 mod readers;
@@ -30,6 +31,13 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Create a new clinic: issuer key, clinic CA certificate and master secret.
+    Init(init::InitArgs),
+    /// The patient's consent token on the card: set, show, revoke.
+    Consent {
+        #[command(subcommand)]
+        command: consent::ConsentCommand,
+    },
     /// Encrypted records in the clinic store (add, list, get).
     Record {
         #[command(subcommand)]
@@ -45,8 +53,6 @@ enum Command {
         #[command(subcommand)]
         command: audit::AuditCommand,
     },
-    /// Create a new clinic: issuer key, clinic CA certificate and master secret.
-    Init(init::InitArgs),
     /// List the smart-card readers and whether each holds a card.
     Readers {
         /// Print JSON instead of text.
@@ -75,6 +81,7 @@ fn main() -> ExitCode {
         Command::Readers { json } => readers::readers(json),
         Command::Card { command } => card::run(command),
         Command::Init(args) => init::run(&args),
+        Command::Consent { command } => consent::run(command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

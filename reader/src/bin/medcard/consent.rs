@@ -1,0 +1,109 @@
+//! `medcard consent set|show|revoke`: the patient's consent token on the card.
+
+use clap::Subcommand;
+use reader::category;
+use reader::consent::{self, ConsentRequest, ConsentToken};
+
+use crate::clinic_cli::{self, DataArg, print_json};
+
+#[derive(Subcommand)]
+pub enum ConsentCommand {
+    /// Make a new consent token on the card (signed by the card's 9C key; needs the PIN).
+    #[command(after_help = "Examples:\n  medcard consent set --reader R --scope summary,allergies --days 30\n  \
+        medcard consent set --reader R --scope labs --days 7 --pin 482913 --json\n\n\
+        Categories: summary, allergies, medications, labs, imaging, notes.")]
+    Set {
+        #[arg(long, value_name = "READER")]
+        reader: String,
+        /// Comma-separated record categories.
+        #[arg(long, value_name = "LIST")]
+        scope: String,
+        /// Validity in days.
+        #[arg(long, value_name = "N", default_value_t = 30)]
+        days: u32,
+        /// The patient's PIN (asked for when absent).
+        #[arg(long, value_name = "PIN")]
+        pin: Option<String>,
+        #[command(flatten)]
+        data: DataArg,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show and verify the consent token on the card (no PIN).
+    #[command(after_help = "Examples:\n  medcard consent show --reader R\n  medcard consent show --reader R --json")]
+    Show {
+        #[arg(long, value_name = "READER")]
+        reader: String,
+        #[command(flatten)]
+        data: DataArg,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke consent: a new token version with an empty scope (needs the PIN).
+    #[command(after_help = "Examples:\n  medcard consent revoke --reader R\n  medcard consent revoke --reader R --pin 482913 --json")]
+    Revoke {
+        #[arg(long, value_name = "READER")]
+        reader: String,
+        #[arg(long, value_name = "PIN")]
+        pin: Option<String>,
+        /// How long the revocation token stays valid, in days.
+        #[arg(long, value_name = "N", default_value_t = 3650)]
+        days: u32,
+        #[command(flatten)]
+        data: DataArg,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+pub fn run(command: ConsentCommand) -> Result<(), reader::Error> {
+    match command {
+        ConsentCommand::Set { reader, scope, days, pin, data, json } => {
+            let scope = category::parse_list(&scope).map_err(|e| reader::Error::InvalidInput(e.to_string()))?;
+            if scope.is_empty() {
+                return Err(reader::Error::InvalidInput("empty scope: to withdraw consent use `medcard consent revoke`".into()));
+            }
+            set(&reader, scope, days, pin.as_deref(), &data, json)
+        }
+        ConsentCommand::Revoke { reader, pin, days, data, json } => set(&reader, Vec::new(), days, pin.as_deref(), &data, json),
+        ConsentCommand::Show { reader, data, json } => {
+            let ks = data.keystore()?;
+            let shown = clinic_cli::with_card(&reader, |piv| consent::show(piv, &ks, clinic_cli::now()))?;
+            if json {
+                let mut v = serde_json::to_value(&shown.token).unwrap_or_default();
+                if let Some(o) = v.as_object_mut() {
+                    o.insert("valid".into(), true.into());
+                    o.insert("revoked".into(), shown.token.scope.is_empty().into());
+                }
+                print_json(&v);
+            } else {
+                print_token("consent token (verified)", &shown.token);
+            }
+            Ok(())
+        }
+    }
+}
+
+fn set(reader_name: &str, scope: Vec<category::Category>, days: u32, pin: Option<&str>, data: &DataArg, json: bool) -> Result<(), reader::Error> {
+    let ks = data.keystore()?;
+    let req = ConsentRequest { scope, days, pin: clinic_cli::pin(pin, "patient PIN")?, now: clinic_cli::now() };
+    let token = clinic_cli::with_card(reader_name, |piv| consent::set(piv, &ks, &req))?;
+    if json {
+        print_json(&serde_json::to_value(&token).unwrap_or_default());
+    } else {
+        print_token(if token.scope.is_empty() { "consent revoked" } else { "consent set" }, &token);
+    }
+    Ok(())
+}
+
+fn print_token(title: &str, t: &ConsentToken) {
+    println!("{title}");
+    println!("  patient:   {}", t.patient_id);
+    println!("  clinic:    {}", t.audience);
+    let scope = if t.scope.is_empty() { "(none: consent revoked)".to_owned() } else { category::join(&t.scope) };
+    println!("  scope:     {scope}");
+    println!("  version:   {}", t.version);
+    println!("  issued at: {}", t.issued_at);
+    println!("  expires:   {}", t.expires_at);
+    println!("  token id:  {}", hex::encode(&t.token_id));
+}

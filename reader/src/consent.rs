@@ -1,0 +1,268 @@
+//! The consent token (object `5FFFC1`): a COSE_Sign1 made **on the card** with the 9C key (PIN
+//! before each signature) over CWT claims. Byte layout: `docs/consent-token.md`.
+//!
+//! ```cddl
+//! consent-claims = {
+//!   2 => tstr,             ; sub: patient id (must equal the credential's)
+//!   3 => tstr,             ; aud: clinic id the consent is given to
+//!   4 => uint,             ; exp
+//!   6 => uint,             ; iat
+//!   7 => bstr .size 16,    ; cti: token id (random)
+//!   -65620 => [* tstr],    ; scope: record categories (empty = consent revoked)
+//!   -65621 => uint,        ; version: 1, 2, ... per patient; higher replaces lower
+//!   -65622 => uint,        ; card serial
+//! }
+//! ```
+//! Protected header: `{1: -7, 3: "application/medcard-consent+cwt", 4: kid(9C key)}`.
+//!
+//! Setting consent: prove the card genuine (credential + 9E), VERIFY PIN, sign with 9C, write
+//! the token with this clinic's per-card management key, remember the version. Showing:
+//! the token must verify with the 9C key **named in the verified credential**, be for that
+//! patient and card, for this clinic, unexpired, and not older than the highest version the
+//! clinic has seen for the patient.
+
+use ciborium::Value;
+use p256::ecdsa::VerifyingKey;
+
+use crate::category::{self, Category};
+use crate::clinic::ClinicFiles;
+use crate::cose_util::{self, Fields, ObjectError};
+use crate::credential::VerifiedCredential;
+use crate::issue;
+use crate::keystore::Keystore;
+use crate::piv::{PinBlock, Piv, Slot, tags};
+use crate::transport::Transport;
+use crate::Error;
+
+/// The protected content type of a consent token.
+pub const CONTENT_TYPE: &str = "application/medcard-consent+cwt";
+
+const SUB: i64 = 2;
+const AUD: i64 = 3;
+const EXP: i64 = 4;
+const IAT: i64 = 6;
+const CTI: i64 = 7;
+const SCOPE: i64 = -65_620;
+const VERSION: i64 = -65_621;
+const SERIAL: i64 = -65_622;
+/// Length of the token id.
+pub const CTI_LEN: usize = 16;
+
+/// The claims of a consent token.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ConsentToken {
+    /// Patient id.
+    pub patient_id: String,
+    /// The clinic the consent is given to.
+    pub audience: String,
+    /// Not valid after.
+    pub expires_at: i64,
+    /// Made at.
+    pub issued_at: i64,
+    /// Random token id (hex in JSON).
+    #[serde(serialize_with = "hex_ser")]
+    pub token_id: Vec<u8>,
+    /// Consented categories; empty = revoked.
+    #[serde(serialize_with = "scope_ser")]
+    pub scope: Vec<Category>,
+    /// Version per patient.
+    pub version: u64,
+    /// Card serial.
+    pub card_serial: u32,
+}
+
+fn hex_ser<S: serde::Serializer>(v: &[u8], s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&hex::encode(v))
+}
+
+fn scope_ser<S: serde::Serializer>(v: &[Category], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_seq(v.iter().map(|c| c.as_str()))
+}
+
+/// Why a consent token was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConsentError {
+    /// No token on the card.
+    #[error("the card holds no consent token: set one with `medcard consent set`")]
+    Missing,
+    /// Structure, algorithm, content type, payload.
+    #[error(transparent)]
+    Object(#[from] ObjectError),
+    /// Signed by a key other than this card's 9C key.
+    #[error("consent token was not made by this card (signed by kid {got}, this card's signature key is {expected}): refusing it")]
+    OtherSigner { expected: String, got: String },
+    /// Signature does not verify.
+    #[error("consent token signature does not verify with this card's signature key: the token was altered")]
+    BadSignature,
+    /// For another patient or card.
+    #[error("consent token is for {what} {got}, but the card is {expected}")]
+    Mismatch { what: &'static str, expected: String, got: String },
+    /// Given to another clinic.
+    #[error("consent token is for clinic {got}, not this clinic ({expected})")]
+    Audience { expected: String, got: String },
+    /// Expired.
+    #[error("consent token expired at {expires_at} (now {now}): ask the patient to renew it")]
+    Expired { expires_at: i64, now: i64 },
+    /// A scope entry is not a known category.
+    #[error("consent token scope: {0}")]
+    Scope(String),
+    /// Bad request (days, scope).
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl ConsentToken {
+    /// The CBOR claims (deterministic order).
+    #[must_use]
+    pub fn to_cbor(&self) -> Vec<u8> {
+        cose_util::encode_map(vec![
+            (SUB, Value::Text(self.patient_id.clone())),
+            (AUD, Value::Text(self.audience.clone())),
+            (EXP, Value::from(self.expires_at)),
+            (IAT, Value::from(self.issued_at)),
+            (CTI, Value::Bytes(self.token_id.clone())),
+            (SCOPE, Value::Array(self.scope.iter().map(|c| Value::Text(c.as_str().to_owned())).collect())),
+            (VERSION, Value::from(self.version)),
+            (SERIAL, Value::from(self.card_serial)),
+        ])
+    }
+
+    /// Decodes the claims strictly.
+    pub fn from_cbor(bytes: &[u8]) -> Result<Self, ConsentError> {
+        let mut f = Fields::decode(bytes, "consent token")?;
+        let scope_text = f.text_array(SCOPE)?;
+        let mut scope = Vec::new();
+        for s in scope_text {
+            let c: Category = s.parse().map_err(|e: category::UnknownCategory| ConsentError::Scope(e.to_string()))?;
+            if scope.contains(&c) {
+                return Err(ConsentError::Scope(format!("{c} listed twice")));
+            }
+            scope.push(c);
+        }
+        let token_id = f.bytes(CTI)?;
+        if token_id.len() != CTI_LEN {
+            return Err(ObjectError::Payload { what: "consent token", why: format!("cti is {} bytes, expected {CTI_LEN}", token_id.len()) }.into());
+        }
+        let serial = f.uint(SERIAL)?;
+        let t = ConsentToken {
+            patient_id: f.text(SUB)?,
+            audience: f.text(AUD)?,
+            expires_at: f.time(EXP)?,
+            issued_at: f.time(IAT)?,
+            token_id,
+            scope,
+            version: f.uint(VERSION)?,
+            card_serial: u32::try_from(serial)
+                .map_err(|_| ObjectError::Payload { what: "consent token", why: format!("card serial {serial} over 32 bits") })?,
+        };
+        f.finish()?;
+        Ok(t)
+    }
+}
+
+/// Verifies token `bytes` against the card's verified credential, for `clinic_id`, at `now`
+/// (no version check: see [`ClinicFiles::note_consent_version`]).
+pub fn verify_token(bytes: &[u8], cred: &VerifiedCredential, clinic_id: &str, now: i64) -> Result<ConsentToken, ConsentError> {
+    let c = cred.credential();
+    let parsed = cose_util::parse(bytes, "consent token", CONTENT_TYPE)?;
+    let expected_kid = qr::kid_for(&c.key_9c);
+    if parsed.kid != expected_kid {
+        return Err(ConsentError::OtherSigner { expected: hex::encode(expected_kid), got: hex::encode(&parsed.kid) });
+    }
+    if !parsed.verifies_with(&c.key_9c) {
+        return Err(ConsentError::BadSignature);
+    }
+    let t = ConsentToken::from_cbor(parsed.payload())?;
+    if t.patient_id != c.patient_id {
+        return Err(ConsentError::Mismatch { what: "patient", expected: c.patient_id.clone(), got: t.patient_id });
+    }
+    if t.card_serial != c.card_serial {
+        return Err(ConsentError::Mismatch { what: "card serial", expected: c.card_serial.to_string(), got: t.card_serial.to_string() });
+    }
+    if t.audience != clinic_id {
+        return Err(ConsentError::Audience { expected: clinic_id.to_owned(), got: t.audience });
+    }
+    if now > t.expires_at {
+        return Err(ConsentError::Expired { expires_at: t.expires_at, now });
+    }
+    Ok(t)
+}
+
+/// What to consent to.
+#[derive(Debug, Clone)]
+pub struct ConsentRequest {
+    /// Categories (empty: revoke).
+    pub scope: Vec<Category>,
+    /// Validity in days (1..=3650).
+    pub days: u32,
+    /// The patient's PIN (9C needs it for the signature).
+    pub pin: PinBlock,
+    /// Now.
+    pub now: i64,
+}
+
+/// A consent token on the card that passed every check, including the version check.
+#[derive(Debug, Clone)]
+pub struct ShownConsent {
+    /// The card's verified credential.
+    pub credential: VerifiedCredential,
+    /// The token.
+    pub token: ConsentToken,
+    /// The highest version this clinic had seen before.
+    pub highest_seen: Option<u64>,
+}
+
+fn revoked_check(files: &ClinicFiles) -> impl Fn(u32) -> Result<bool, Error> + '_ {
+    move |s| Ok(files.is_revoked(s)?)
+}
+
+/// Makes a new consent token on the card (a version above both the card's current token and
+/// the clinic's highest), writes it, and remembers its version.
+pub fn set<T: Transport>(piv: &mut Piv<T>, ks: &Keystore, req: &ConsentRequest) -> Result<ConsentToken, Error> {
+    if req.days == 0 || req.days > 3650 {
+        return Err(ConsentError::Invalid("the consent validity must be 1 to 3650 days".into()).into());
+    }
+    let files = ClinicFiles::new(ks);
+    let trust = crate::clinic::trust_list(ks)?;
+    let genuine = issue::authenticate_card(piv, &trust, &revoked_check(&files), req.now, None)?;
+    let c = genuine.credential.credential().clone();
+    let on_card = match piv.consent_token()? {
+        Some(bytes) => verify_token(&bytes, &genuine.credential, ks.clinic_id(), i64::MIN).ok().map(|t| t.version),
+        None => None,
+    };
+    let highest = files.highest_consent_version(&c.patient_id)?;
+    let version = on_card.unwrap_or(0).max(highest.unwrap_or(0)) + 1;
+    let mut token_id = vec![0u8; CTI_LEN];
+    getrandom::fill(&mut token_id).map_err(|e| Error::Random(e.to_string()))?;
+    let token = ConsentToken {
+        patient_id: c.patient_id.clone(),
+        audience: ks.clinic_id().to_owned(),
+        expires_at: req.now + i64::from(req.days) * 86_400,
+        issued_at: req.now,
+        token_id,
+        scope: req.scope.clone(),
+        version,
+        card_serial: c.card_serial,
+    };
+    piv.verify_pin(&req.pin)?;
+    let key_9c: VerifyingKey = c.key_9c;
+    let bytes = cose_util::sign(&token.to_cbor(), &key_9c, CONTENT_TYPE, |d| piv.sign_digest(Slot::Signature, d))?;
+    piv.authenticate_management(&ks.card_management_key(c.card_serial)?)?;
+    piv.put_data(tags::CONSENT_TOKEN, &bytes)?;
+    files.note_consent_version(&c.patient_id, version)?;
+    Ok(token)
+}
+
+/// Reads and checks the consent token on the card (see the module docs), and remembers its
+/// version as the highest seen.
+pub fn show<T: Transport>(piv: &mut Piv<T>, ks: &Keystore, now: i64) -> Result<ShownConsent, Error> {
+    let files = ClinicFiles::new(ks);
+    let trust = crate::clinic::trust_list(ks)?;
+    let genuine = issue::authenticate_card(piv, &trust, &revoked_check(&files), now, None)?;
+    let bytes = piv.consent_token()?.ok_or(ConsentError::Missing)?;
+    let token = verify_token(&bytes, &genuine.credential, ks.clinic_id(), now)?;
+    let highest_seen = files.highest_consent_version(&token.patient_id)?;
+    files.note_consent_version(&token.patient_id, token.version)?;
+    Ok(ShownConsent { credential: genuine.credential, token, highest_seen })
+}
