@@ -13,6 +13,7 @@ mod consent;
 mod init;
 mod qr;
 mod readers;
+mod trust;
 mod record;
 
 
@@ -37,6 +38,11 @@ enum Command {
     Consent {
         #[command(subcommand)]
         command: consent::ConsentCommand,
+    },
+    /// The trust list: issuer keys of this and other clinics.
+    Trust {
+        #[command(subcommand)]
+        command: trust::TrustCommand,
     },
     /// Encrypted records in the clinic store (add, list, get).
     Record {
@@ -82,6 +88,7 @@ fn main() -> ExitCode {
         Command::Card { command } => card::run(command),
         Command::Init(args) => init::run(&args),
         Command::Consent { command } => consent::run(command),
+        Command::Trust { command } => trust::run(command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,391 @@
+//! The clinic flows through the real smart-card stack, driving the `medcard` binary as a
+//! process: `card-sim serve` → vpcd → pcscd → medcard. Reader `Virtual PCD 00 01` (vpcd port
+//! 35964), serialized with the other reader tests by the process-wide lock file
+//! `$TMPDIR/medcard-pcscd-vpcd1.lock` (see `pcsc_client.rs`, whose way of finding `card-sim` this
+//! file repeats).
+//!
+//! Covered: init, issue, verify (with and without PIN; APDU count and wall time), consent
+//! set/show/revoke, change PIN, 3 wrong PINs block, unblock with the PUK, clone with copied
+//! credential and certificates → "not genuine", revoked card refused, card-sim killed in the
+//! middle of issuance → clean error, no credential, re-issue works.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::time::{Duration, Instant};
+
+use reader::piv::tags;
+use reader::{ManagementKey, PcscContext, Piv, Slot};
+
+const READER: &str = "Virtual PCD 00 01";
+const VPCD: &str = "127.0.0.1:35964";
+const MEDCARD: &str = env!("CARGO_BIN_EXE_medcard");
+const CARD_EVENT_TIMEOUT: Duration = Duration::from_secs(20);
+const SETUP_HINT: &str = "run `bash scripts/setup.sh` (pcscd with the vsmartcard-vpcd readers)";
+const PIN: &str = "482913";
+const PUK: &str = "77120934";
+
+static PCSCD: Mutex<()> = Mutex::new(());
+
+struct Lock {
+    _file: File,
+    _guard: MutexGuard<'static, ()>,
+}
+
+fn lock() -> Lock {
+    let guard = PCSCD.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let path = std::env::temp_dir().join("medcard-pcscd-vpcd1.lock");
+    let file = File::options().create(true).truncate(false).write(true).open(&path).unwrap();
+    file.lock().unwrap_or_else(|e| panic!("cannot lock {}: {e}", path.display()));
+    Lock { _file: file, _guard: guard }
+}
+
+fn card_sim() -> PathBuf {
+    static PATH: OnceLock<PathBuf> = OnceLock::new();
+    PATH.get_or_init(|| {
+        if let Some(p) = std::env::var_os("CARD_SIM") {
+            return PathBuf::from(p);
+        }
+        let exe = std::env::current_exe().unwrap();
+        let profile_dir = exe.parent().and_then(|d| d.parent()).unwrap().to_path_buf();
+        let sibling = profile_dir.join("card-sim");
+        if sibling.is_file() {
+            return sibling;
+        }
+        let own_target = profile_dir.parent().unwrap().join("card-sim-for-reader-tests");
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let status = Command::new(cargo)
+            .args(["build", "-p", "card-applet-sim", "--bin", "card-sim", "--target-dir"])
+            .arg(&own_target)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .status()
+            .expect("cannot run cargo to build card-sim");
+        assert!(status.success(), "building card-sim failed; set CARD_SIM to a built card-sim");
+        own_target.join("debug").join("card-sim")
+    })
+    .clone()
+}
+
+fn context() -> PcscContext {
+    let ctx = PcscContext::establish().unwrap_or_else(|e| panic!("{e}: {SETUP_HINT}"));
+    let names = ctx.reader_names().unwrap();
+    assert!(names.iter().any(|n| n == READER), "pcscd has no reader '{READER}' ({names:?}): {SETUP_HINT}");
+    ctx
+}
+
+fn wait_for_presence(ctx: &PcscContext, want: bool) {
+    let deadline = Instant::now() + CARD_EVENT_TIMEOUT;
+    while ctx.card_present(READER).unwrap() != want {
+        assert!(Instant::now() < deadline, "reader '{READER}' did not become present={want} in time");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A `card-sim serve` process for one card file (kept across restarts).
+struct Sim {
+    child: Option<Child>,
+    card: PathBuf,
+}
+
+impl Sim {
+    fn new_card(dir: &Path, name: &str, serial: u32) -> PathBuf {
+        let card = dir.join(name);
+        let out = Command::new(card_sim()).args(["new", "--serial", &serial.to_string(), "--out"]).arg(&card).output().unwrap();
+        assert!(out.status.success(), "card-sim new failed: {}", String::from_utf8_lossy(&out.stderr));
+        card
+    }
+
+    fn serve(ctx: &PcscContext, card: &Path) -> Sim {
+        assert!(!ctx.card_present(READER).unwrap(), "reader '{READER}' already has a card: another card-sim on port 35964?");
+        let child = Command::new(card_sim())
+            .args(["serve", "--vpcd", VPCD, "--card"])
+            .arg(card)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        wait_for_presence(ctx, true);
+        Sim { child: Some(child), card: card.to_path_buf() }
+    }
+
+    fn kill(&mut self, ctx: &PcscContext) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        wait_for_presence(ctx, false);
+    }
+}
+
+impl Drop for Sim {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        if let Ok(ctx) = PcscContext::establish() {
+            let deadline = Instant::now() + CARD_EVENT_TIMEOUT;
+            while ctx.card_present(READER).unwrap_or(false) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+    }
+}
+
+fn medcard(data: &Path, args: &[&str]) -> Output {
+    // change-pin and unblock touch only the card: no clinic data.
+    let card_only = matches!(args, ["card", "change-pin" | "unblock", ..]);
+    let mut c = Command::new(MEDCARD);
+    c.args(args);
+    if !card_only {
+        c.arg("--data").arg(data);
+    }
+    c.stdin(Stdio::null()).output().unwrap()
+}
+
+fn ok(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "medcard failed ({}): {}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn fails(out: &Output, needle: &str) {
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "expected exit 1; stdout {} stderr {err}", String::from_utf8_lossy(&out.stdout));
+    assert!(err.contains(needle), "stderr {err:?} does not contain {needle:?}");
+}
+
+fn json(out: &Output) -> serde_json::Value {
+    serde_json::from_str(&ok(out)).unwrap()
+}
+
+fn init(data: &Path, clinic: &str) {
+    ok(&medcard(data, &["init", "--clinic-id", clinic]));
+}
+
+fn issue(data: &Path, patient: &str) -> serde_json::Value {
+    json(&medcard(data, &["card", "issue", "--reader", READER, "--patient-id", patient, "--name", "Ada Lovelace", "--pin", PIN, "--puk", PUK, "--json"]))
+}
+
+#[test]
+fn init_issue_verify_consent_and_pin_lifecycle_through_pcscd() {
+    let _l = lock();
+    let ctx = context();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("clinic");
+    init(&data, "clinic-a");
+    fails(&medcard(&data, &["init", "--clinic-id", "clinic-a"]), "already exists");
+    let card = Sim::new_card(dir.path(), "a.card", 5_500_001);
+    let _sim = Sim::serve(&ctx, &card);
+
+    let issued = issue(&data, "P-1001");
+    assert_eq!(issued["serial"], 5_500_001);
+    assert_eq!(issued["reissue"], false);
+
+    // Kiosk cost: APDUs and wall time of `card verify --pin`, median of 7 runs.
+    let mut walls = Vec::new();
+    let mut apdus = Vec::new();
+    for _ in 0..7 {
+        let t = Instant::now();
+        let v = json(&medcard(&data, &["card", "verify", "--reader", READER, "--pin", PIN, "--json"]));
+        walls.push(t.elapsed().as_secs_f64() * 1000.0);
+        assert_eq!(v["genuine"], true);
+        assert_eq!(v["pin_verified"], true);
+        assert_eq!(v["patient_id"], "P-1001");
+        apdus.push(v["apdus"].as_u64().unwrap());
+    }
+    walls.sort_by(f64::total_cmp);
+    assert!(apdus.iter().all(|n| *n <= 10), "APDUs per verify: {apdus:?}");
+    eprintln!("card verify --pin through pcscd+vpcd: {} APDUs, median wall time {:.1} ms (process start to exit, 7 runs: {walls:.1?})", apdus[0], walls[3]);
+
+    // Consent.
+    let set = json(&medcard(&data, &["consent", "set", "--reader", READER, "--scope", "summary,allergies", "--days", "30", "--pin", PIN, "--json"]));
+    assert_eq!(set["version"], 1);
+    let shown = json(&medcard(&data, &["consent", "show", "--reader", READER, "--json"]));
+    assert_eq!(shown["scope"], serde_json::json!(["summary", "allergies"]));
+    assert_eq!(shown["audience"], "clinic-a");
+    let revoked = json(&medcard(&data, &["consent", "revoke", "--reader", READER, "--pin", PIN, "--json"]));
+    assert_eq!(revoked["version"], 2);
+    let shown = json(&medcard(&data, &["consent", "show", "--reader", READER, "--json"]));
+    assert_eq!(shown["revoked"], true);
+
+    // PIN: change, block with 3 wrong, unblock with the PUK.
+    ok(&medcard(&data, &["card", "change-pin", "--reader", READER, "--old-pin", PIN, "--new-pin", "654321"]));
+    fails(&medcard(&data, &["card", "verify", "--reader", READER, "--pin", PIN]), "wrong PIN, 2 tries left");
+    fails(&medcard(&data, &["card", "verify", "--reader", READER, "--pin", PIN]), "wrong PIN, 1 try left");
+    fails(&medcard(&data, &["card", "verify", "--reader", READER, "--pin", PIN]), "wrong PIN, 0 tries left");
+    fails(&medcard(&data, &["card", "verify", "--reader", READER, "--pin", "654321"]), "PIN blocked");
+    fails(&medcard(&data, &["card", "unblock", "--reader", READER, "--puk", "11111111", "--new-pin", "222333"]), "wrong PUK");
+    ok(&medcard(&data, &["card", "unblock", "--reader", READER, "--puk", PUK, "--new-pin", "222333"]));
+    let v = json(&medcard(&data, &["card", "verify", "--reader", READER, "--pin", "222333", "--json"]));
+    assert_eq!(v["pin_verified"], true);
+
+    // Revocation.
+    ok(&medcard(&data, &["card", "revoke", "--serial", "5500001", "--reason", "lost"]));
+    fails(&medcard(&data, &["card", "verify", "--reader", READER]), "revoked");
+    let list = json(&medcard(&data, &["card", "list", "--json"]));
+    assert_eq!(list[0]["revoked"], true);
+}
+
+#[test]
+fn clone_with_copied_credential_and_certificates_is_not_genuine_through_pcscd() {
+    let _l = lock();
+    let ctx = context();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("clinic");
+    init(&data, "clinic-a");
+    let original = Sim::new_card(dir.path(), "orig.card", 5_500_002);
+    let mut sim = Sim::serve(&ctx, &original);
+    issue(&data, "P-2002");
+    // Copy what any reader can read: credential and certificates.
+    let mut t = ctx.connect(READER).unwrap();
+    let (credential, certs) = t
+        .transaction(|tx| {
+            let mut p = Piv::new(tx);
+            let c = p.card_credential().unwrap().unwrap();
+            let certs: Vec<_> = [Slot::PivAuth, Slot::Signature, Slot::CardAuth].into_iter().map(|s| (s, p.certificate(s).unwrap().unwrap())).collect();
+            (c, certs)
+        })
+        .unwrap();
+    t.disconnect().unwrap();
+    sim.kill(&ctx);
+    // The forger's card: same serial, its own keys.
+    let forged = Sim::new_card(dir.path(), "clone.card", 5_500_002);
+    let _clone = Sim::serve(&ctx, &forged);
+    let mut t = ctx.connect(READER).unwrap();
+    t.transaction(|tx| {
+        let mut p = Piv::new(tx);
+        p.authenticate_management(&ManagementKey::default_blank()).unwrap();
+        for (slot, der) in &certs {
+            p.generate(*slot).unwrap();
+            p.put_certificate(*slot, der).unwrap();
+        }
+        p.put_data(tags::CARD_CREDENTIAL, &credential).unwrap();
+    })
+    .unwrap();
+    t.disconnect().unwrap();
+    fails(&medcard(&data, &["card", "verify", "--reader", READER]), "not genuine");
+}
+
+#[test]
+fn card_killed_mid_issuance_gives_a_clean_error_and_reissue_works() {
+    let _l = lock();
+    let ctx = context();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("clinic");
+    init(&data, "clinic-a");
+    let card = Sim::new_card(dir.path(), "a.card", 5_500_003);
+    let mut sim = Sim::serve(&ctx, &card);
+    let mut child = Command::new(MEDCARD)
+        .args(["card", "issue", "--reader", READER, "--patient-id", "P-3003", "--name", "Bo", "--pin", PIN, "--puk", PUK, "--data"])
+        .arg(&data)
+        .env("MEDCARD_TEST_PAUSE_AT", "certificate-9A")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut seen = String::new();
+    loop {
+        let mut line = String::new();
+        assert!(stderr.read_line(&mut line).unwrap() > 0, "medcard ended before pausing: {seen}");
+        seen.push_str(&line);
+        if line.starts_with("paused at certificate-9A") {
+            break;
+        }
+    }
+    sim.kill(&ctx);
+    child.stdin.take().unwrap().write_all(b"\n").unwrap();
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stderr, &mut rest).unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(1), "{seen}{rest}");
+    assert!(rest.contains("medcard: error:") && !rest.contains("panicked"), "{rest}");
+    assert!(rest.contains("removed") || rest.contains("no card") || rest.contains("reset"), "a plain card-gone message: {rest}");
+
+    let _sim = Sim::serve(&ctx, &sim.card);
+    fails(&medcard(&data, &["card", "verify", "--reader", READER]), "no card credential");
+    let again = issue(&data, "P-3003");
+    assert_eq!(again["reissue"], true);
+    let v = json(&medcard(&data, &["card", "verify", "--reader", READER, "--json"]));
+    assert_eq!(v["genuine"], true);
+}
+
+#[test]
+fn consent_from_another_card_and_older_versions_are_refused_through_pcscd() {
+    let _l = lock();
+    let ctx = context();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("clinic");
+    init(&data, "clinic-a");
+    // Card B: consent v1, kept.
+    let b = Sim::new_card(dir.path(), "b.card", 5_500_005);
+    let mut sim_b = Sim::serve(&ctx, &b);
+    issue(&data, "P-5005");
+    ok(&medcard(&data, &["consent", "set", "--reader", READER, "--scope", "labs", "--pin", PIN]));
+    let read_token = |ctx: &PcscContext| {
+        let mut t = ctx.connect(READER).unwrap();
+        let tok = t.transaction(|tx| Piv::new(tx).consent_token().unwrap().unwrap()).unwrap();
+        t.disconnect().unwrap();
+        tok
+    };
+    let token_b = read_token(&ctx);
+    sim_b.kill(&ctx);
+    // Card A: consent v1 then v2; then B's token, then A's own v1 written back.
+    let a = Sim::new_card(dir.path(), "a.card", 5_500_004);
+    let _sim_a = Sim::serve(&ctx, &a);
+    issue(&data, "P-4004");
+    ok(&medcard(&data, &["consent", "set", "--reader", READER, "--scope", "labs,notes", "--pin", PIN]));
+    let v1 = read_token(&ctx);
+    ok(&medcard(&data, &["consent", "set", "--reader", READER, "--scope", "labs", "--pin", PIN]));
+    ok(&medcard(&data, &["consent", "show", "--reader", READER]));
+    let ks = reader::Keystore::open(&data).unwrap();
+    let write = |ctx: &PcscContext, bytes: &[u8]| {
+        let mut t = ctx.connect(READER).unwrap();
+        t.transaction(|tx| {
+            let mut p = Piv::new(tx);
+            p.authenticate_management(&ks.card_management_key(5_500_004).unwrap()).unwrap();
+            p.put_data(tags::CONSENT_TOKEN, bytes).unwrap();
+        })
+        .unwrap();
+        t.disconnect().unwrap();
+    };
+    write(&ctx, &token_b);
+    fails(&medcard(&data, &["consent", "show", "--reader", READER]), "not made by this card");
+    write(&ctx, &v1);
+    fails(&medcard(&data, &["consent", "show", "--reader", READER]), "older than version 2");
+}
+
+#[test]
+fn trust_export_add_lets_another_clinic_verify_the_card() {
+    let _l = lock();
+    let ctx = context();
+    let dir = tempfile::tempdir().unwrap();
+    let a = dir.path().join("a");
+    let b = dir.path().join("b");
+    init(&a, "clinic-a");
+    init(&b, "clinic-b");
+    let card = Sim::new_card(dir.path(), "a.card", 5_500_006);
+    let _sim = Sim::serve(&ctx, &card);
+    issue(&a, "P-6006");
+    fails(&medcard(&b, &["card", "verify", "--reader", READER]), "unknown issuer");
+    let pem = dir.path().join("clinic-a.pem");
+    ok(&medcard(&a, &["trust", "export", "--out", pem.to_str().unwrap()]));
+    ok(&medcard(&b, &["trust", "add", pem.to_str().unwrap()]));
+    let list = json(&medcard(&b, &["trust", "list", "--json"]));
+    assert_eq!(list.as_array().unwrap().len(), 2);
+    let v = json(&medcard(&b, &["card", "verify", "--reader", READER, "--json"]));
+    assert_eq!(v["issuer"], "clinic-a");
+    ok(&medcard(&b, &["trust", "remove", "clinic-a.pem"]));
+    fails(&medcard(&b, &["card", "verify", "--reader", READER]), "unknown issuer");
+}
