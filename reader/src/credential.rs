@@ -317,3 +317,42 @@ mod tests {
         assert!(issuer_matches("some-key.pem", "clinic-a"));
     }
 }
+
+#[cfg(test)]
+mod layout_tests {
+    //! The byte layout `docs/card-credential.md` documents.
+    use super::*;
+    use p256::ecdsa::SigningKey;
+
+    #[test]
+    fn credential_bytes_match_the_documented_layout() -> Result<(), Box<dyn std::error::Error>> {
+        let k = |b: u8| SigningKey::from_slice(&[b; 32]);
+        let issuer = k(9)?;
+        let c = CardCredential {
+            issuer: "clinic-a".into(),
+            patient_id: "P-1001".into(),
+            expires_at: 1_952_680_000,
+            not_before: 1_794_999_700,
+            issued_at: 1_795_000_000,
+            card_serial: 5_500_001,
+            key_9a: VerifyingKey::from(&k(1)?),
+            key_9c: VerifyingKey::from(&k(2)?),
+            key_9e: VerifyingKey::from(&k(3)?),
+        };
+        let claims = c.to_cbor();
+        eprintln!("claims {} bytes: {}", claims.len(), hex::encode(&claims));
+        assert_eq!(claims.first(), Some(&0xAA));
+        for key in ["3a0001003f01", "3a000100401a", "3a000100415841", "3a000100425841", "3a000100435841"] {
+            assert!(hex::encode(&claims).contains(key), "{key}");
+        }
+        let signed = c.sign(&issuer)?;
+        eprintln!("credential {} bytes: {}", signed.len(), hex::encode(&signed));
+        let kid = hex::encode(qr::kid_for(&VerifyingKey::from(&issuer)));
+        let protected = format!("a30126037823{}0448{kid}", hex::encode(CONTENT_TYPE));
+        assert!(hex::encode(&signed).starts_with(&format!("d28458{:02x}{protected}a0", protected.len() / 2)), "{}", hex::encode(&signed));
+        // The worked example in docs/card-credential.md (RFC 6979 signatures are deterministic).
+        assert!(hex::encode(&signed).ends_with("58406589a39c84b9acad2ae6ab676914e8da62d57db0eb09c54282fb99b7089cab2ce53042c09584fddd7debb5f29db1f51747c5e5202db9801f6757181c90033735"));
+        assert_eq!(signed.len(), 394);
+        Ok(())
+    }
+}
