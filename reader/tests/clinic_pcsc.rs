@@ -389,3 +389,77 @@ fn trust_export_add_lets_another_clinic_verify_the_card() {
     ok(&medcard(&b, &["trust", "remove", "clinic-a.pem"]));
     fails(&medcard(&b, &["card", "verify", "--reader", READER]), "unknown issuer");
 }
+
+fn run_tool(program: &str, args: &[&str]) -> Output {
+    Command::new(program).args(args).stdin(Stdio::null()).output().unwrap_or_else(|e| panic!("cannot run {program}: {e}: {SETUP_HINT}"))
+}
+
+fn tool_text(out: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+}
+
+fn opensc_pkcs11() -> String {
+    if let Some(p) = std::env::var_os("MEDCARD_OPENSC_PKCS11") {
+        return p.to_string_lossy().into_owned();
+    }
+    ["/usr/lib/x86_64-linux-gnu/opensc-pkcs11.so", "/usr/lib/aarch64-linux-gnu/opensc-pkcs11.so", "/usr/lib64/opensc-pkcs11.so", "/usr/lib/opensc-pkcs11.so"]
+        .into_iter()
+        .find(|p| Path::new(p).is_file())
+        .unwrap_or_else(|| panic!("opensc-pkcs11.so is not installed: {SETUP_HINT}"))
+        .to_owned()
+}
+
+#[test]
+fn opensc_sees_the_issued_card_and_a_9a_signature_verifies_under_a_certificate_chaining_to_the_clinic_ca() {
+    let _l = lock();
+    let ctx = context();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("clinic");
+    init(&data, "clinic-a");
+    let card = Sim::new_card(dir.path(), "a.card", 5_500_007);
+    let _sim = Sim::serve(&ctx, &card);
+    issue(&data, "P-7007");
+    let p = |name: &str| dir.path().join(name).to_string_lossy().into_owned();
+
+    let p15 = run_tool("pkcs15-tool", &["--reader", READER, "-D"]);
+    let p15 = tool_text(&p15);
+    for want in [
+        "PIV AUTH key",
+        "SIGN key",
+        "CARD AUTH key",
+        "Certificate for PIV Authentication",
+        "Certificate for Digital Signature",
+        "Certificate for Card Authentication",
+    ] {
+        assert!(p15.contains(want), "pkcs15-tool -D lacks {want:?}:\n{p15}");
+    }
+
+    // The 9A certificate chains to the clinic CA.
+    ok(&medcard(&data, &["trust", "export", "--out", &p("ca.pem")]));
+    let mut t = ctx.connect(READER).unwrap();
+    let der = t.transaction(|tx| Piv::new(tx).certificate(Slot::PivAuth).unwrap().unwrap()).unwrap();
+    t.disconnect().unwrap();
+    std::fs::write(p("9a.der"), &der).unwrap();
+    let out = run_tool("openssl", &["x509", "-inform", "DER", "-in", &p("9a.der"), "-out", &p("9a.pem")]);
+    assert!(out.status.success(), "{}", tool_text(&out));
+    let out = run_tool("openssl", &["verify", "-CAfile", &p("ca.pem"), &p("9a.pem")]);
+    assert!(out.status.success() && tool_text(&out).contains(": OK"), "openssl verify: {}", tool_text(&out));
+    let out = run_tool("openssl", &["x509", "-in", &p("9a.pem"), "-noout", "-pubkey", "-out", &p("9a.pub")]);
+    assert!(out.status.success(), "{}", tool_text(&out));
+
+    // pkcs11-tool signs with the 9A key (id 01) after login with the patient's PIN.
+    std::fs::write(p("msg"), b"MedCard patient presence").unwrap();
+    let out = run_tool("openssl", &["dgst", "-sha256", "-binary", "-out", &p("msg.sha256"), &p("msg")]);
+    assert!(out.status.success(), "{}", tool_text(&out));
+    let module = opensc_pkcs11();
+    let signed = run_tool(
+        "pkcs11-tool",
+        &[
+            "--module", &module, "--slot-description", READER, "--login", "--pin", PIN, "--sign", "--mechanism", "ECDSA", "--id", "01",
+            "--signature-format", "openssl", "-i", &p("msg.sha256"), "-o", &p("sig.der"),
+        ],
+    );
+    assert!(signed.status.success(), "pkcs11-tool --sign: {}", tool_text(&signed));
+    let verified = run_tool("openssl", &["dgst", "-sha256", "-verify", &p("9a.pub"), "-signature", &p("sig.der"), &p("msg")]);
+    assert!(tool_text(&verified).contains("Verified OK"), "{}", tool_text(&verified));
+}
