@@ -220,6 +220,17 @@ fn revoked_check(files: &ClinicFiles) -> impl Fn(u32) -> Result<bool, Error> + '
 /// Makes a new consent token on the card (a version above both the card's current token and
 /// the clinic's highest), writes it, and remembers its version.
 pub fn set<T: Transport>(piv: &mut Piv<T>, ks: &Keystore, req: &ConsentRequest) -> Result<ConsentToken, Error> {
+    set_with_progress(piv, ks, req, &mut |_| Ok(()))
+}
+
+/// [`set`], calling `progress` after each step (`card-verified`, `pin-verified`, `signed`,
+/// `written`); an error from it stops there (tests pull the card at a chosen step).
+pub fn set_with_progress<T: Transport>(
+    piv: &mut Piv<T>,
+    ks: &Keystore,
+    req: &ConsentRequest,
+    progress: &mut dyn FnMut(&'static str) -> Result<(), Error>,
+) -> Result<ConsentToken, Error> {
     if req.days == 0 || req.days > 3650 {
         return Err(ConsentError::Invalid("the consent validity must be 1 to 3650 days".into()).into());
     }
@@ -227,6 +238,7 @@ pub fn set<T: Transport>(piv: &mut Piv<T>, ks: &Keystore, req: &ConsentRequest) 
     let trust = crate::clinic::trust_list(ks)?;
     let genuine = issue::authenticate_card(piv, &trust, &revoked_check(&files), req.now, None)?;
     let c = genuine.credential.credential().clone();
+    progress("card-verified")?;
     let on_card = match piv.consent_token()? {
         Some(bytes) => verify_token(&bytes, &genuine.credential, ks.clinic_id(), i64::MIN).ok().map(|t| t.version),
         None => None,
@@ -246,11 +258,14 @@ pub fn set<T: Transport>(piv: &mut Piv<T>, ks: &Keystore, req: &ConsentRequest) 
         card_serial: c.card_serial,
     };
     piv.verify_pin(&req.pin)?;
+    progress("pin-verified")?;
     let key_9c: VerifyingKey = c.key_9c;
     let bytes = cose_util::sign(&token.to_cbor(), &key_9c, CONTENT_TYPE, |d| piv.sign_digest(Slot::Signature, d))?;
+    progress("signed")?;
     piv.authenticate_management(&ks.card_management_key(c.card_serial)?)?;
     piv.put_data(tags::CONSENT_TOKEN, &bytes)?;
     files.note_consent_version(&c.patient_id, version)?;
+    progress("written")?;
     Ok(token)
 }
 

@@ -289,3 +289,37 @@ fn expired_consent_is_refused() {
     let err = consent::show(&mut card, &ks, NOW + 100 + 31 * 86_400);
     assert!(matches!(err, Err(Error::Consent(ConsentError::Expired { .. }))), "{err:?}");
 }
+
+/// Pulls the card when the host sends the 9C signature (GENERAL AUTHENTICATE P1 11 P2 9C).
+struct PullOnSign(SimTransport, Option<Card>);
+
+impl Transport for PullOnSign {
+    fn transmit(&mut self, apdu: &[u8]) -> Result<Vec<u8>, reader::TransportError> {
+        if apdu.get(1..4) == Some(&[0x87, 0x11, 0x9C][..]) && self.1.is_none() {
+            self.1 = self.0.remove_card();
+        }
+        self.0.transmit(apdu)
+    }
+    fn reset(&mut self) -> Result<(), reader::TransportError> {
+        self.0.reset()
+    }
+    fn reader_name(&self) -> &str {
+        self.0.reader_name()
+    }
+}
+
+#[test]
+fn card_pulled_mid_consent_signature_is_a_transport_error_and_records_nothing() {
+    let (d, ks) = clinic();
+    let card = issued(&ks, SERIAL, "P-1001");
+    let mut pulling = Piv::new(PullOnSign(card.into_inner(), None));
+    let err = consent::set(&mut pulling, &ks, &consent_req(vec![Category::Labs], "482913"));
+    assert!(matches!(err, Err(Error::Transport(reader::TransportError::CardRemoved { .. }))), "{err:?}");
+    assert_eq!(ClinicFiles::at(d.path()).highest_consent_version("P-1001").unwrap(), None);
+    let PullOnSign(mut t, pulled) = pulling.into_inner();
+    t.insert_card(pulled.unwrap());
+    let mut card = Piv::new(t);
+    assert_eq!(card.consent_token().unwrap(), None, "no token was written");
+    card.transport_mut().reset().unwrap();
+    assert_eq!(consent::set(&mut card, &ks, &consent_req(vec![Category::Labs], "482913")).unwrap().version, 1);
+}

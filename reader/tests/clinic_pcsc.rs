@@ -463,3 +463,42 @@ fn opensc_sees_the_issued_card_and_a_9a_signature_verifies_under_a_certificate_c
     let verified = run_tool("openssl", &["dgst", "-sha256", "-verify", &p("9a.pub"), "-signature", &p("sig.der"), &p("msg")]);
     assert!(tool_text(&verified).contains("Verified OK"), "{}", tool_text(&verified));
 }
+
+#[test]
+fn card_killed_mid_consent_signature_gives_a_clean_error_and_leaves_no_token() {
+    let _l = lock();
+    let ctx = context();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("clinic");
+    init(&data, "clinic-a");
+    let card = Sim::new_card(dir.path(), "a.card", 5_500_008);
+    let mut sim = Sim::serve(&ctx, &card);
+    issue(&data, "P-8008");
+    let mut child = Command::new(MEDCARD)
+        .args(["consent", "set", "--reader", READER, "--scope", "labs", "--pin", PIN, "--data"])
+        .arg(&data)
+        .env("MEDCARD_TEST_PAUSE_AT", "pin-verified")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    while !line.starts_with("paused at pin-verified") {
+        line.clear();
+        assert!(stderr.read_line(&mut line).unwrap() > 0, "medcard ended before pausing");
+    }
+    sim.kill(&ctx);
+    child.stdin.take().unwrap().write_all(b"\n").unwrap();
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stderr, &mut rest).unwrap();
+    assert_eq!(child.wait().unwrap().code(), Some(1), "{rest}");
+    assert!(rest.contains("medcard: error:") && !rest.contains("panicked"), "{rest}");
+
+    let _sim = Sim::serve(&ctx, &sim.card);
+    fails(&medcard(&data, &["consent", "show", "--reader", READER]), "no consent token");
+    let set = json(&medcard(&data, &["consent", "set", "--reader", READER, "--scope", "labs", "--pin", PIN, "--json"]));
+    assert_eq!(set["version"], 1, "the interrupted attempt recorded no version");
+    ok(&medcard(&data, &["consent", "show", "--reader", READER]));
+}

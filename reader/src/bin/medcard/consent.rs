@@ -87,7 +87,17 @@ pub fn run(command: ConsentCommand) -> Result<(), reader::Error> {
 fn set(reader_name: &str, scope: Vec<category::Category>, days: u32, pin: Option<&str>, data: &DataArg, json: bool) -> Result<(), reader::Error> {
     let ks = data.keystore()?;
     let req = ConsentRequest { scope, days, pin: clinic_cli::pin(pin, "patient PIN")?, now: clinic_cli::now() };
-    let token = clinic_cli::with_card(reader_name, |piv| consent::set(piv, &ks, &req))?;
+    // Tests only: stop at a step (see reader::consent::set_with_progress), wait for a stdin line.
+    let pause_at = std::env::var("MEDCARD_TEST_PAUSE_AT").ok();
+    let mut progress = |step: &'static str| -> Result<(), reader::Error> {
+        if pause_at.as_deref() == Some(step) {
+            eprintln!("paused at {step}");
+            let mut line = String::new();
+            let _ = std::io::stdin().read_line(&mut line);
+        }
+        Ok(())
+    };
+    let token = clinic_cli::with_card(reader_name, |piv| consent::set_with_progress(piv, &ks, &req, &mut progress))?;
     if json {
         print_json(&serde_json::to_value(&token).unwrap_or_default());
     } else {
