@@ -502,3 +502,35 @@ fn card_killed_mid_consent_signature_gives_a_clean_error_and_leaves_no_token() {
     assert_eq!(set["version"], 1, "the interrupted attempt recorded no version");
     ok(&medcard(&data, &["consent", "show", "--reader", READER]));
 }
+
+#[test]
+fn issue_reads_pin_and_puk_from_stdin_when_not_given_and_refuses_a_bad_pin() {
+    let _l = lock();
+    let ctx = context();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("clinic");
+    init(&data, "clinic-a");
+    let card = Sim::new_card(dir.path(), "a.card", 5_500_009);
+    let _sim = Sim::serve(&ctx, &card);
+    let run_with_stdin = |input: &[u8]| {
+        let mut child = Command::new(MEDCARD)
+            .args(["card", "issue", "--reader", READER, "--patient-id", "P-9009", "--name", "Cy", "--json", "--data"])
+            .arg(&data)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(input).unwrap();
+        child.wait_with_output().unwrap()
+    };
+    // A 5-digit PIN is refused before the card is touched.
+    fails(&run_with_stdin(b"12345\n77120934\n"), "6 to 8");
+    let out = run_with_stdin(format!("{PIN}\n{PUK}\n").as_bytes());
+    let v: serde_json::Value = serde_json::from_str(&ok(&out)).unwrap();
+    assert_eq!(v["serial"], 5_500_009);
+    let v = json(&medcard(&data, &["card", "verify", "--reader", READER, "--pin", PIN, "--json"]));
+    assert_eq!(v["pin_verified"], true);
+    // The PIN never appears in medcard's output.
+    assert!(!String::from_utf8_lossy(&out.stdout).contains(PIN) && !String::from_utf8_lossy(&out.stderr).contains(PIN));
+}

@@ -64,7 +64,7 @@ pub enum TrustCommand {
     },
 }
 
-fn read(file: &PathBuf) -> Result<Vec<u8>, reader::Error> {
+fn read(file: &std::path::Path) -> Result<Vec<u8>, reader::Error> {
     Ok(reader::fsutil::read_limited(file, 1024 * 1024)?)
 }
 
