@@ -323,3 +323,76 @@ fn card_pulled_mid_consent_signature_is_a_transport_error_and_records_nothing() 
     card.transport_mut().reset().unwrap();
     assert_eq!(consent::set(&mut card, &ks, &consent_req(vec![Category::Labs], "482913")).unwrap().version, 1);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Malformed card answers never panic the clinic flows (CLINIC_FUZZ_CASES, default 300).
+
+use proptest::prelude::*;
+
+/// Flips one bit of the `nth` response (data or status word) of an otherwise real card.
+struct FlipOne {
+    inner: SimTransport,
+    nth: usize,
+    bit: usize,
+    seen: usize,
+}
+
+impl Transport for FlipOne {
+    fn transmit(&mut self, apdu: &[u8]) -> Result<Vec<u8>, reader::TransportError> {
+        let mut r = self.inner.transmit(apdu)?;
+        if self.seen == self.nth && !r.is_empty() {
+            let len = r.len();
+            r[(self.bit / 8) % len] ^= 1 << (self.bit % 8);
+        }
+        self.seen += 1;
+        Ok(r)
+    }
+    fn reset(&mut self) -> Result<(), reader::TransportError> {
+        self.inner.reset()
+    }
+    fn reader_name(&self) -> &str {
+        self.inner.reader_name()
+    }
+}
+
+fn fuzz_cases() -> u32 {
+    std::env::var("CLINIC_FUZZ_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(300)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(fuzz_cases()))]
+
+    #[test]
+    fn one_corrupted_card_answer_never_panics_and_never_changes_what_is_accepted(nth in 0usize..12, bit in 0usize..4096) {
+        let (_d, ks) = clinic();
+        let mut card = issued(&ks, SERIAL, "P-1001");
+        consent::set(&mut card, &ks, &consent_req(vec![Category::Labs], "482913")).unwrap();
+        card.transport_mut().reset().unwrap();
+        let trust = trust_list(&ks).unwrap();
+        let mut flipped = Piv::new(FlipOne { inner: card.into_inner(), nth, bit, seen: 0 });
+        match issue::authenticate_card(&mut flipped, &trust, &never_revoked, NOW + 10, None) {
+            Ok(g) => {
+                // Only a flip in something not covered by a signature can pass (e.g. a SELECT
+                // label); the accepted identity is the real one.
+                prop_assert_eq!(&g.credential.credential().patient_id, "P-1001");
+                prop_assert_eq!(g.credential.credential().card_serial, SERIAL);
+            }
+            Err(e) => prop_assert!(!e.to_string().is_empty()),
+        }
+        let t = flipped.into_inner();
+        let mut again = Piv::new(FlipOne { nth, bit, seen: 0, ..t });
+        again.transport_mut().inner.reset().unwrap();
+        match consent::show(&mut again, &ks, NOW + 200) {
+            Ok(s) => prop_assert_eq!(s.token.scope, vec![Category::Labs]),
+            Err(e) => prop_assert!(!e.to_string().is_empty()),
+        }
+    }
+
+    #[test]
+    fn arbitrary_bytes_as_credential_or_consent_claims_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..600)) {
+        let _ = reader::credential::CardCredential::from_cbor(&bytes);
+        let _ = reader::consent::ConsentToken::from_cbor(&bytes);
+        let trust = qr::TrustList::new();
+        prop_assert!(reader::credential::verify(&bytes, &trust, NOW).is_err());
+    }
+}
