@@ -6,8 +6,9 @@ set -euo pipefail
 # libengine-pkcs11-openssl: OpenSSL's pkcs11 engine; the pcscd tests make the self-signed 9A
 # certificate with the card's key through it, because Debian's yubico-piv-tool 2.2.0 cannot
 # selfsign with OpenSSL 3 (Yubico/yubico-piv-tool#388).
+# libssl-dev: rusqlite's bundled SQLCipher (the encrypted clinic database) links the system libcrypto.
 APT_PACKAGES=(pcscd vsmartcard-vpcd libpcsclite-dev pkg-config opensc yubico-piv-tool libengine-pkcs11-openssl
-              zbar-tools openssl python3 python3-pip)
+              zbar-tools openssl libssl-dev python3 python3-pip)
 
 as_root() {
     if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
