@@ -16,6 +16,7 @@ const PAUSE_ENV: &str = "MEDCARD_TEST_PAUSE_AT";
 pub enum CardCommand {
     /// Show the card's serial, version, CHUID GUID, certificates, PIN tries left and patient
     /// objects. Needs no PIN and spends no try.
+    #[command(after_help = "Examples:\n  medcard card info --reader 'Virtual PCD 00 00'\n  medcard card info --reader R --json")]
     Info {
         /// The reader's name, as `medcard readers` prints it.
         #[arg(long, value_name = "READER")]
@@ -31,6 +32,7 @@ pub enum CardCommand {
         Without --pin/--puk they are asked on the terminal (not echoed) or read from stdin, one per line.\n\
         Re-issuing a card of this clinic works; pass --current-puk if the patient's PUK is not the blank default.")]
     Issue {
+        /// The reader's name, as `medcard readers` prints it.
         #[arg(long, value_name = "READER")]
         reader: String,
         /// The patient id (1-64 characters).
@@ -64,6 +66,7 @@ pub enum CardCommand {
         medcard card verify --reader R --pin 482913\n\n\
         Exit status 0 only for a genuine, trusted, unrevoked card (and the right PIN with --pin).")]
     Verify {
+        /// The reader's name, as `medcard readers` prints it.
         #[arg(long, value_name = "READER")]
         reader: String,
         /// Also verify the PIN; without a value it is asked for.
@@ -78,36 +81,47 @@ pub enum CardCommand {
     /// Change the PIN (needs the current PIN).
     #[command(after_help = "Examples:\n  medcard card change-pin --reader R\n  medcard card change-pin --reader R --old-pin 123456 --new-pin 654321")]
     ChangePin {
+        /// The reader's name, as `medcard readers` prints it.
         #[arg(long, value_name = "READER")]
         reader: String,
+        /// The current PIN (asked for when absent).
         #[arg(long, value_name = "PIN")]
         old_pin: Option<String>,
+        /// The new PIN, 6-8 digits (asked for when absent).
         #[arg(long, value_name = "PIN")]
         new_pin: Option<String>,
+        /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
     },
     /// Unblock the PIN (or set a forgotten one) with the PUK.
     #[command(after_help = "Examples:\n  medcard card unblock --reader R\n  medcard card unblock --reader R --puk 77120934 --new-pin 111222")]
     Unblock {
+        /// The reader's name, as `medcard readers` prints it.
         #[arg(long, value_name = "READER")]
         reader: String,
+        /// The PUK (asked for when absent).
         #[arg(long, value_name = "PUK")]
         puk: Option<String>,
+        /// The new PIN, 6-8 digits (asked for when absent).
         #[arg(long, value_name = "PIN")]
         new_pin: Option<String>,
+        /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
     },
     /// Revoke a card by serial: `card verify` refuses it from then on.
     #[command(after_help = "Examples:\n  medcard card revoke --serial 4242001 --reason lost")]
     Revoke {
+        /// The card serial (see `medcard card list`).
         #[arg(long, value_name = "SERIAL")]
         serial: u32,
+        /// Why (kept in revoked.json).
         #[arg(long, value_name = "TEXT", default_value = "revoked by clinic")]
         reason: String,
         #[command(flatten)]
         data: DataArg,
+        /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
     },
@@ -116,6 +130,7 @@ pub enum CardCommand {
     List {
         #[command(flatten)]
         data: DataArg,
+        /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
     },

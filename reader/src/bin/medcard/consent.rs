@@ -13,6 +13,7 @@ pub enum ConsentCommand {
         medcard consent set --reader R --scope labs --days 7 --pin 482913 --json\n\n\
         Categories: summary, allergies, medications, labs, imaging, notes.")]
     Set {
+        /// The reader's name, as `medcard readers` prints it.
         #[arg(long, value_name = "READER")]
         reader: String,
         /// Comma-separated record categories.
@@ -26,24 +27,29 @@ pub enum ConsentCommand {
         pin: Option<String>,
         #[command(flatten)]
         data: DataArg,
+        /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
     },
     /// Show and verify the consent token on the card (no PIN).
     #[command(after_help = "Examples:\n  medcard consent show --reader R\n  medcard consent show --reader R --json")]
     Show {
+        /// The reader's name, as `medcard readers` prints it.
         #[arg(long, value_name = "READER")]
         reader: String,
         #[command(flatten)]
         data: DataArg,
+        /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
     },
     /// Revoke consent: a new token version with an empty scope (needs the PIN).
     #[command(after_help = "Examples:\n  medcard consent revoke --reader R\n  medcard consent revoke --reader R --pin 482913 --json")]
     Revoke {
+        /// The reader's name, as `medcard readers` prints it.
         #[arg(long, value_name = "READER")]
         reader: String,
+        /// The patient's PIN (asked for when absent).
         #[arg(long, value_name = "PIN")]
         pin: Option<String>,
         /// How long the revocation token stays valid, in days.
@@ -51,6 +57,7 @@ pub enum ConsentCommand {
         days: u32,
         #[command(flatten)]
         data: DataArg,
+        /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
     },

@@ -16,6 +16,7 @@ pub enum TrustCommand {
     List {
         #[command(flatten)]
         data: DataArg,
+        /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
     },
@@ -29,15 +30,18 @@ pub enum TrustCommand {
         name: Option<String>,
         #[command(flatten)]
         data: DataArg,
+        /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
     },
     /// Stop trusting an entry (by the name `trust list` shows).
     #[command(after_help = "Examples:\n  medcard trust remove clinic-b.pem")]
     Remove {
+        /// The entry's name.
         name: String,
         #[command(flatten)]
         data: DataArg,
+        /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
     },
@@ -56,9 +60,11 @@ pub enum TrustCommand {
     /// Trust every PEM block of a bundle (as written by `trust export --all`).
     #[command(after_help = "Examples:\n  medcard trust import bundle.pem")]
     Import {
+        /// The PEM bundle.
         file: PathBuf,
         #[command(flatten)]
         data: DataArg,
+        /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
     },
