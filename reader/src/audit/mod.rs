@@ -436,56 +436,136 @@ pub fn verify(db: &ClinicDb, issuer: &VerifyingKey) -> Result<Result<VerifyRepor
         }
         checkpoints.push(cp);
     }
-    let mut next_cp = checkpoints.iter().peekable();
-    let mut prev_cp_size = 0u64;
-    let mut frontier = Frontier::new();
-    // An empty-tree checkpoint.
-    while let Some(cp) = next_cp.next_if(|cp| cp.tree_size == 0) {
-        if cp.root != merkle::empty_root() {
-            return Ok(Err(Finding::RootMismatch { tree_size: 0, first_suspect: 0 }));
-        }
+    // Two stages on two threads: this thread steps SQLite (the connection stays here) and
+    // re-encodes each row into a batch; the other hashes, compares and builds the tree.
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Batch>(8);
+    let checkpoints_ref = &checkpoints;
+    let (produced, consumed) = std::thread::scope(|scope| {
+        let consumer = scope.spawn(move || hash_stage(rx, checkpoints_ref));
+        let produced = read_stage(db, tx);
+        let consumed = consumer.join().unwrap_or(Err(Finding::BadCheckpoint { tree_size: 0, why: "verifier thread failed".into() }));
+        (produced, consumed)
+    });
+    // The hashing stage saw the rows before any stop of the reading stage: its finding is earlier.
+    let (position, root) = match consumed {
+        Err(f) => return Ok(Err(f)),
+        Ok(x) => x,
+    };
+    if let Some(stop) = produced? {
+        return Ok(Err(stop));
     }
+    if let Some(cp) = checkpoints.iter().find(|cp| cp.tree_size > position) {
+        return Ok(Err(Finding::Truncated { tree_size: cp.tree_size, entries: position }));
+    }
+    Ok(Ok(VerifyReport { entries: position, checkpoints: checkpoints.len() as u64, root }))
+}
+
+const BATCH: usize = 4096;
+
+/// Re-encoded rows for the hashing stage.
+struct Batch {
+    /// Concatenated canonical entries.
+    bytes: Vec<u8>,
+    /// End offset of each entry in `bytes`.
+    ends: Vec<usize>,
+    /// Stored leaf hashes (all zero when the column is not 32 bytes: never a SHA-256 output).
+    stored: Vec<Hash>,
+}
+
+impl Batch {
+    fn new() -> Self {
+        Batch { bytes: Vec::with_capacity(BATCH * 96), ends: Vec::with_capacity(BATCH), stored: Vec::with_capacity(BATCH) }
+    }
+}
+
+/// Steps the rows in rowid (= seq) order, checking seq = position and re-encoding each row from
+/// its columns (borrowed, no allocation). Returns the finding that stopped it, if any.
+fn read_stage(db: &ClinicDb, tx: std::sync::mpsc::SyncSender<Batch>) -> Result<Option<Finding>, AuditError> {
     let mut st = db
         .conn()
         .prepare("SELECT seq, time, kind, actor, subject, outcome, detail, leaf_hash FROM audit_entries ORDER BY rowid")
         .map_err(db.err("read audit entries"))?;
     let mut rows = st.query([]).map_err(db.err("read audit entries"))?;
     let mut position = 0u64;
-    let mut buf = Vec::with_capacity(256);
+    let mut batch = Batch::new();
+    let mut stop = None;
     while let Some(r) = rows.next().map_err(db.err("read audit entries"))? {
-        let raw: i64 = r.get(0).map_err(db.err("read audit entry"))?;
-        if u64::try_from(raw).ok() != Some(position) {
-            return Ok(Err(if raw > 0 && raw.unsigned_abs() > position {
-                Finding::Missing { seq: position, found: raw }
+        let raw = r.get_ref(0).ok().and_then(|v| v.as_i64().ok());
+        if raw.and_then(|v| u64::try_from(v).ok()) != Some(position) {
+            let found = raw.unwrap_or(-1);
+            stop = Some(if found > 0 && found.unsigned_abs() > position {
+                Finding::Missing { seq: position, found }
             } else {
-                Finding::OutOfOrder { position, found: raw }
-            }));
+                Finding::OutOfOrder { position, found }
+            });
+            break;
         }
-        let e = entry_from_row(db, r)?;
-        buf.clear();
-        cbor::write_head(&mut buf, cbor::ARRAY, 7);
-        cbor::write_head(&mut buf, cbor::UINT, e.seq);
-        cbor::write_int(&mut buf, e.time);
-        for s in [&e.kind, &e.actor, &e.subject, &e.outcome, &e.detail] {
-            cbor::write_text(&mut buf, s);
-        }
-        let leaf = merkle::leaf_hash(&buf);
-        if leaf.as_slice() != e.leaf_hash.as_slice() {
-            return Ok(Err(Finding::Altered { seq: position }));
-        }
-        frontier.push(leaf);
-        position += 1;
-        while let Some(cp) = next_cp.next_if(|cp| cp.tree_size == position) {
-            if cp.root != frontier.root() {
-                return Ok(Err(Finding::RootMismatch { tree_size: cp.tree_size, first_suspect: prev_cp_size }));
+        let start = batch.bytes.len();
+        let ok = (|| -> Option<()> {
+            let time = r.get_ref(1).ok()?.as_i64().ok()?;
+            cbor::write_head(&mut batch.bytes, cbor::ARRAY, 7);
+            cbor::write_head(&mut batch.bytes, cbor::UINT, position);
+            cbor::write_int(&mut batch.bytes, time);
+            for i in 2..7 {
+                let text = r.get_ref(i).ok()?.as_str().ok()?;
+                cbor::write_text(&mut batch.bytes, text);
             }
-            prev_cp_size = cp.tree_size;
+            let stored = r.get_ref(7).ok()?.as_blob().ok()?;
+            batch.stored.push(stored.try_into().unwrap_or([0; 32]));
+            Some(())
+        })();
+        if ok.is_none() {
+            // A column of the wrong type: an edited row.
+            batch.bytes.truncate(start);
+            stop = Some(Finding::Altered { seq: position });
+            break;
+        }
+        batch.ends.push(batch.bytes.len());
+        position += 1;
+        if batch.ends.len() == BATCH {
+            if tx.send(std::mem::replace(&mut batch, Batch::new())).is_err() {
+                return Ok(None); // the hashing stage stopped with a finding
+            }
         }
     }
-    if let Some(cp) = next_cp.next() {
-        return Ok(Err(Finding::Truncated { tree_size: cp.tree_size, entries: position }));
+    if !batch.ends.is_empty() {
+        let _ = tx.send(batch);
     }
-    Ok(Ok(VerifyReport { entries: position, checkpoints: checkpoints.len() as u64, root: frontier.root() }))
+    Ok(stop)
+}
+
+/// Hashes each entry, compares the stored hash, builds the tree and checks each checkpoint as its
+/// size is reached. Returns (entries seen, root) or the first finding.
+fn hash_stage(rx: std::sync::mpsc::Receiver<Batch>, checkpoints: &[Checkpoint]) -> Result<(u64, Hash), Finding> {
+    let mut next_cp = checkpoints.iter().peekable();
+    let mut prev_cp_size = 0u64;
+    let mut frontier = Frontier::new();
+    while let Some(cp) = next_cp.next_if(|cp| cp.tree_size == 0) {
+        if cp.root != merkle::empty_root() {
+            return Err(Finding::RootMismatch { tree_size: 0, first_suspect: 0 });
+        }
+    }
+    let mut position = 0u64;
+    for batch in rx {
+        let mut start = 0usize;
+        for (end, stored) in batch.ends.iter().zip(&batch.stored) {
+            let entry = batch.bytes.get(start..*end).unwrap_or_default();
+            start = *end;
+            let leaf = merkle::leaf_hash(entry);
+            if &leaf != stored {
+                return Err(Finding::Altered { seq: position });
+            }
+            frontier.push(leaf);
+            position += 1;
+            while let Some(cp) = next_cp.next_if(|cp| cp.tree_size == position) {
+                if cp.root != frontier.root() {
+                    return Err(Finding::RootMismatch { tree_size: cp.tree_size, first_suspect: prev_cp_size });
+                }
+                prev_cp_size = cp.tree_size;
+            }
+        }
+    }
+    Ok((position, frontier.root()))
 }
 
 /// An inclusion proof of entry `seq` in the tree of `tree_size` entries.
