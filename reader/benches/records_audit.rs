@@ -7,6 +7,7 @@
 //! - an inclusion proof at that size.
 //!
 //! Run: `cargo bench -p reader --bench records_audit`.
+#![allow(clippy::indexing_slicing, clippy::panic)]
 
 use std::io::Write;
 use std::time::{Duration, Instant};

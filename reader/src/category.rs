@@ -79,6 +79,7 @@ pub fn join(list: &[Category]) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::indexing_slicing, clippy::panic)]
 mod tests {
     use super::*;
 

@@ -1,5 +1,6 @@
 //! Records end to end in-process: seal → store → index (wrapped key) → get, and the bedside path
 //! verified QR → store → cache, including the "flip any byte: nothing is cached" acceptance.
+#![allow(clippy::indexing_slicing, clippy::panic)]
 
 use qr::time::Clock;
 use qr::verify::{Profile, Verifier};

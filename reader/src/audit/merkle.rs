@@ -246,6 +246,7 @@ pub fn verify_consistency(first: u64, second: u64, first_hash: &Hash, second_has
 }
 
 #[cfg(test)]
+#[allow(clippy::indexing_slicing, clippy::panic)]
 mod tests {
     use super::*;
 

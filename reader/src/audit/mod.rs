@@ -345,8 +345,11 @@ pub fn open_checkpoint(signed: &[u8], issuer: &VerifyingKey) -> Result<Checkpoin
     Checkpoint::from_payload(msg.payload.as_deref().unwrap_or_default()).map_err(AuditError::BadCheckpoint)
 }
 
+/// A stored checkpoint row: (tree size, root column, signed COSE_Sign1).
+pub type StoredCheckpoint = (u64, Vec<u8>, Vec<u8>);
+
 /// Stored checkpoints (signed bytes), by size.
-pub fn stored_checkpoints(db: &ClinicDb) -> Result<Vec<(u64, Vec<u8>, Vec<u8>)>, AuditError> {
+pub fn stored_checkpoints(db: &ClinicDb) -> Result<Vec<StoredCheckpoint>, AuditError> {
     let mut st = db
         .conn()
         .prepare_cached("SELECT tree_size, root, signed FROM audit_checkpoints ORDER BY tree_size")
@@ -522,10 +525,8 @@ fn read_stage(db: &ClinicDb, tx: std::sync::mpsc::SyncSender<Batch>) -> Result<O
         }
         batch.ends.push(batch.bytes.len());
         position += 1;
-        if batch.ends.len() == BATCH {
-            if tx.send(std::mem::replace(&mut batch, Batch::new())).is_err() {
-                return Ok(None); // the hashing stage stopped with a finding
-            }
+        if batch.ends.len() == BATCH && tx.send(std::mem::replace(&mut batch, Batch::new())).is_err() {
+            return Ok(None); // the hashing stage stopped with a finding
         }
     }
     if !batch.ends.is_empty() {
@@ -637,4 +638,5 @@ pub fn consistency(db: &ClinicDb, issuer: &VerifyingKey, old_signed: &[u8]) -> R
 }
 
 #[cfg(test)]
+#[allow(clippy::indexing_slicing, clippy::panic)]
 mod tests;

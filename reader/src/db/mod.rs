@@ -562,4 +562,5 @@ impl ClinicDb {
 }
 
 #[cfg(test)]
+#[allow(clippy::indexing_slicing, clippy::panic)]
 mod tests;

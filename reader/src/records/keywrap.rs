@@ -76,6 +76,7 @@ pub fn unwrap(wrap_key: &Zeroizing<[u8; 32]>, record_id: &str, wrapped: &[u8]) -
 }
 
 #[cfg(test)]
+#[allow(clippy::indexing_slicing, clippy::panic)]
 mod tests {
     use super::*;
 

@@ -437,4 +437,5 @@ pub fn open(bytes: Vec<u8>, patient_id: &str, key: &ContentKey, name: &str) -> R
 }
 
 #[cfg(test)]
+#[allow(clippy::indexing_slicing, clippy::panic)]
 mod tests;

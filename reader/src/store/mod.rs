@@ -208,6 +208,7 @@ impl RecordStore for DirStore {
 }
 
 #[cfg(test)]
+#[allow(clippy::indexing_slicing, clippy::panic)]
 mod tests {
     use super::*;
 
@@ -241,7 +242,7 @@ mod tests {
 
     #[test]
     fn put_then_get_returns_the_same_bytes() {
-        let Some((_d, s)) = store() else { return assert!(false, "tempdir") };
+        let Some((_d, s)) = store() else { panic!("tempdir") };
         for blob in [vec![], vec![1u8; 1024], (0..100_000u32).map(|i| i as u8).collect()] {
             let l = s.put(&blob);
             assert!(l.is_ok());
@@ -254,7 +255,7 @@ mod tests {
 
     #[test]
     fn a_flipped_byte_in_the_file_is_an_integrity_error_and_the_file_is_left_alone() {
-        let Some((_d, s)) = store() else { return assert!(false, "tempdir") };
+        let Some((_d, s)) = store() else { panic!("tempdir") };
         let blob = b"sealed record bytes".to_vec();
         let l = s.put(&blob).unwrap_or_else(|_| Locator::of(b""));
         let path = s.path_of(&l);
@@ -266,7 +267,7 @@ mod tests {
             assert!(std::fs::write(&path, &bad).is_ok());
             match s.get(&l) {
                 Err(StoreError::DigestMismatch { path: p, .. }) => assert_eq!(p, path),
-                other => assert!(false, "byte {i}: {other:?}"),
+                other => panic!("byte {i}: {other:?}"),
             }
             assert_eq!(std::fs::read(&path).ok(), Some(bad), "the damaged file is not rewritten");
         }
@@ -274,7 +275,7 @@ mod tests {
 
     #[test]
     fn missing_and_truncated_files_are_named_errors() {
-        let Some((_d, s)) = store() else { return assert!(false, "tempdir") };
+        let Some((_d, s)) = store() else { panic!("tempdir") };
         let l = Locator::of(b"never stored");
         assert!(matches!(s.get(&l), Err(StoreError::NotFound { .. })));
         let l = s.put(b"0123456789").unwrap_or_else(|_| Locator::of(b""));
