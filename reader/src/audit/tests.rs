@@ -220,3 +220,26 @@ fn consistency_from_an_old_checkpoint_holds_after_appends_and_fails_after_a_rewr
     cp(&mut f, 7);
     assert!(matches!(consistency(&f.db, &issuer(&f), &old), Err(AuditError::ProofFailed { .. })));
 }
+
+proptest::proptest! {
+    #[test]
+    fn checkpoint_parsing_never_panics_on_arbitrary_bytes(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300)) {
+        let key = qr::Signer::public_key(&qr::SoftwareSigner::from_scalar(&[3; 32]).unwrap_or_else(|e| panic!("{e}")));
+        let _ = open_checkpoint(&bytes, &key);
+        let _ = Checkpoint::from_payload(&bytes);
+    }
+
+    #[test]
+    fn verify_never_panics_and_never_passes_a_row_with_arbitrary_values(
+        seq in -3i64..12, time in proptest::prelude::any::<i64>(), text in ".{0,20}", hash in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..40)
+    ) {
+        let mut f = fixture(6);
+        cp(&mut f, 5);
+        let _ = f.db.conn().execute("DELETE FROM audit_entries WHERE seq = 3", []);
+        let _ = f.db.conn().execute(
+            "INSERT OR REPLACE INTO audit_entries (seq, time, kind, actor, subject, outcome, detail, leaf_hash) VALUES (?1, ?2, ?3, ?3, ?3, ?3, ?3, ?4)",
+            rusqlite::params![seq, time, text, hash],
+        );
+        proptest::prop_assert!(verify_f(&f).is_err(), "a forged row passed verification");
+    }
+}
