@@ -34,8 +34,12 @@ pub enum EventKind {
     PinFailed,
     CardBlocked,
     CardRevoked,
+    PinVerified,
+    PinChanged,
+    CardUnblocked,
     ConsentSet,
     ConsentRevoked,
+    ConsentRefused,
     RecordAdded,
     RecordRead,
     QrIssued,
@@ -46,14 +50,18 @@ pub enum EventKind {
 
 impl EventKind {
     /// Every kind.
-    pub const ALL: [EventKind; 13] = [
+    pub const ALL: [EventKind; 17] = [
         EventKind::CardIssued,
         EventKind::CardVerified,
         EventKind::PinFailed,
         EventKind::CardBlocked,
         EventKind::CardRevoked,
+        EventKind::PinVerified,
+        EventKind::PinChanged,
+        EventKind::CardUnblocked,
         EventKind::ConsentSet,
         EventKind::ConsentRevoked,
+        EventKind::ConsentRefused,
         EventKind::RecordAdded,
         EventKind::RecordRead,
         EventKind::QrIssued,
@@ -70,8 +78,12 @@ impl EventKind {
             EventKind::PinFailed => "card.pin_failed",
             EventKind::CardBlocked => "card.blocked",
             EventKind::CardRevoked => "card.revoked",
+            EventKind::PinVerified => "card.pin_verified",
+            EventKind::PinChanged => "card.pin_changed",
+            EventKind::CardUnblocked => "card.unblocked",
             EventKind::ConsentSet => "consent.set",
             EventKind::ConsentRevoked => "consent.revoked",
+            EventKind::ConsentRefused => "consent.refused",
             EventKind::RecordAdded => "record.added",
             EventKind::RecordRead => "record.read",
             EventKind::QrIssued => "qr.issued",
@@ -229,8 +241,16 @@ pub fn append(db: &mut ClinicDb, event: &Event) -> Result<u64, AuditError> {
     let err = db.err("append audit entry");
     let path = db.path().to_path_buf();
     let tx = db.conn_mut().transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(err)?;
+    let seq = append_in(&tx, &path, event)?;
+    tx.commit().map_err(|source| DbError::Sqlite { path, operation: "commit audit entry", source })?;
+    Ok(seq)
+}
+
+/// Appends `event` inside the caller's transaction (begun IMMEDIATE, so `seq` cannot race), so a
+/// state change and its audit entry commit together or not at all. Returns its `seq`.
+pub fn append_in(tx: &rusqlite::Connection, path: &std::path::Path, event: &Event) -> Result<u64, AuditError> {
     let e = |op| {
-        let path = path.clone();
+        let path = path.to_path_buf();
         move |source| DbError::Sqlite { path, operation: op, source }
     };
     let next: i64 = tx
@@ -244,7 +264,6 @@ pub fn append(db: &mut ClinicDb, event: &Event) -> Result<u64, AuditError> {
         params![next, event.time, event.kind.as_str(), event.actor, event.subject, event.outcome, event.detail, leaf.as_slice()],
     )
     .map_err(e("append audit entry"))?;
-    tx.commit().map_err(e("commit audit entry"))?;
     Ok(seq)
 }
 

@@ -83,6 +83,17 @@ const MIGRATIONS: &[&str] = &[
         time       INTEGER NOT NULL,
         signed     BLOB NOT NULL
     );",
+    // 2: the card side's clinic state (docs/database.md): what the clinic remembers of an issued
+    // card, and revocations (also of serials this database never saw issued).
+    "ALTER TABLE cards ADD COLUMN name TEXT NOT NULL DEFAULT '';
+    ALTER TABLE cards ADD COLUMN expires_at INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE cards ADD COLUMN kid_9e TEXT NOT NULL DEFAULT '';
+    ALTER TABLE cards ADD COLUMN kid_9c TEXT NOT NULL DEFAULT '';
+    CREATE TABLE card_revocations (
+        serial      INTEGER PRIMARY KEY,
+        revoked_at  INTEGER NOT NULL,
+        reason      TEXT NOT NULL
+    );",
 ];
 
 /// The database file name inside the data directory.
