@@ -195,7 +195,12 @@ fn list(data: Option<&Path>, patient_id: Option<&str>, json: bool) -> Result<(),
         for r in &rows {
             println!(
                 "{:<32}  {:<12}  {:<11}  {:>10}  {:<24}  {}",
-                r.meta.record_id, r.meta.patient_id, r.meta.category, r.size, r.meta.media_type, r.meta.created
+                r.meta.record_id,
+                r.meta.patient_id,
+                r.meta.category.as_str(),
+                r.size,
+                r.meta.media_type,
+                qr::time::format_rfc3339(r.meta.created)
             );
         }
         println!("{} record(s)", rows.len());
