@@ -1,40 +1,42 @@
-//! Clinic-side records kept as small JSON files in the data directory, each replaced atomically
-//! and read-modify-written under an exclusive lock (`<data>/.clinic.lock`), so two `medcard`
-//! processes cannot lose each other's update. Behind this module so they can move into the
-//! clinic database (issue 5) later.
+//! The card side's clinic state: issued cards, revocations and the highest consent version per
+//! patient live in the clinic database (`<data>/clinic.db`, SQLCipher, key from the keystore;
+//! see `docs/database.md` and [`crate::db::clinic_state`]); every change commits in one
+//! transaction with its audit entry. The card flows here ([`issue_card`], [`verify_card`],
+//! [`change_pin`], [`unblock_pin`]) audit every outcome, failures included (ids and outcomes only,
+//! never a PIN). Other clinics' trust files stay files:
 //!
 //! ```text
-//! <data>/cards.json            issued cards, one entry per card serial (latest issuance)
-//! <data>/revoked.json          revoked card serials
-//! <data>/consent-versions.json highest consent token version seen per patient id
+//! <data>/clinic.db             cards, card_revocations, consent_versions, audit_entries, ...
 //! <data>/trust/                trusted issuers of other clinics: one PEM/DER/COSE_Key file each
 //! ```
 
-use std::collections::BTreeMap;
-use std::fs::File;
 use std::path::{Path, PathBuf};
 
-use serde::{Deserialize, Serialize, de::DeserializeOwned};
+use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
 
+use crate::audit::{AuditError, Event, EventKind};
+use crate::credential::CredentialError;
+use crate::db::clinic_state::{ConsentNote, ConsentVersion};
+use crate::db::{ClinicDb, DbError};
 use crate::fsutil::{self, FsError};
-use crate::keystore::Keystore;
+use crate::issue::{self, GenuineCard, IssueRequest, IssueStep, Issued};
+use crate::keystore::{KeyPurpose, Keystore, KeystoreError};
+use crate::piv::{PinBlock, Piv};
+use crate::sw::{CardError, Secret};
+use crate::transport::Transport;
+use crate::Error;
 
-const CARDS: &str = "cards.json";
-const REVOKED: &str = "revoked.json";
-const CONSENT_VERSIONS: &str = "consent-versions.json";
 /// Directory of other clinics' trust files.
 pub const TRUST_DIR: &str = "trust";
-const LOCK: &str = ".clinic.lock";
-const MAX_FILE: u64 = 16 * 1024 * 1024;
+/// The actor named in audit entries when none is set ([`ClinicState::with_actor`]).
+pub const DEFAULT_ACTOR: &str = "reader";
 
-/// A clinic record file could not be used.
+/// The clinic state could not be used.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ClinicError {
-    /// Not the JSON this module writes.
-    #[error("clinic file {} is corrupt ({why}); restore it from a backup", path.display())]
-    Corrupt { path: PathBuf, why: String },
-    /// File-system failure.
+    /// File-system failure (trust files).
     #[error(transparent)]
     Fs(#[from] FsError),
     /// An older consent version than one already seen.
@@ -45,6 +47,15 @@ pub enum ClinicError {
     /// A trust entry name we do not accept, or that does not exist.
     #[error("{0}")]
     Trust(String),
+    /// The clinic database cannot be opened or used: nothing was done on the card's behalf.
+    #[error("{0}")]
+    Db(#[from] DbError),
+    /// The audit log could not be written: the operation is not done (fail closed).
+    #[error("could not write the audit log: {0}")]
+    Audit(#[from] AuditError),
+    /// The keystore (for the database key).
+    #[error(transparent)]
+    Keystore(#[from] KeystoreError),
 }
 
 /// An issued card, as the clinic remembers it.
@@ -77,144 +88,148 @@ pub struct Revocation {
     pub reason: String,
 }
 
-#[derive(Debug, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct CardsFile {
-    format: u32,
-    cards: Vec<IssuedCard>,
-}
-
-#[derive(Debug, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RevokedFile {
-    format: u32,
-    revoked: Vec<Revocation>,
-}
-
-#[derive(Debug, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ConsentFile {
-    format: u32,
-    highest: BTreeMap<String, u64>,
-}
-
-/// The clinic's record files in a data directory.
-#[derive(Debug, Clone)]
-pub struct ClinicFiles {
+/// The clinic's card-side state in a data directory: each call opens the clinic database (so a
+/// value can be shared by closures and held across card work without holding a connection).
+#[derive(Clone)]
+pub struct ClinicState {
     dir: PathBuf,
+    /// The database key; `None`: derived from the keystore in `dir` when needed.
+    key: Option<Zeroizing<[u8; 32]>>,
+    actor: String,
 }
 
-struct Locked(#[allow(dead_code)] File);
+/// The former name, from when this state lived in JSON files.
+pub type ClinicFiles = ClinicState;
 
-impl ClinicFiles {
-    /// The records of the clinic whose keystore is `ks`.
+impl std::fmt::Debug for ClinicState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClinicState").field("dir", &self.dir).field("key", &"<redacted>").field("actor", &self.actor).finish()
+    }
+}
+
+impl ClinicState {
+    /// The state of the clinic whose keystore is `ks` (the database is opened on first use).
     #[must_use]
     pub fn new(ks: &Keystore) -> Self {
-        ClinicFiles { dir: ks.data_dir().to_path_buf() }
+        ClinicState {
+            dir: ks.data_dir().to_path_buf(),
+            key: Some(ks.derive_key(KeyPurpose::Database)),
+            actor: DEFAULT_ACTOR.to_owned(),
+        }
     }
 
-    /// The records in `dir` (for tests and tools).
+    /// [`ClinicState::new`], opening the database now: a command that must leave an audit trail
+    /// calls this before touching a card, so it fails with a plain error instead of acting
+    /// unaudited.
+    pub fn open(ks: &Keystore) -> Result<Self, ClinicError> {
+        let s = Self::new(ks);
+        s.db()?;
+        Ok(s)
+    }
+
+    /// The state in `dir` (for tests and tools): the key comes from the keystore there.
     #[must_use]
     pub fn at(dir: &Path) -> Self {
-        ClinicFiles { dir: dir.to_path_buf() }
+        ClinicState { dir: dir.to_path_buf(), key: None, actor: DEFAULT_ACTOR.to_owned() }
     }
 
-    fn lock(&self) -> Result<Locked, ClinicError> {
-        let p = self.dir.join(LOCK);
-        let f = File::options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&p)
-            .map_err(|source| FsError::Io { operation: "open lock file", path: p.clone(), source })?;
-        f.lock().map_err(|source| FsError::Io { operation: "lock", path: p, source })?;
-        Ok(Locked(f))
+    /// Names `actor` (device, clinician, `cli:<user>`) in the audit entries written through this.
+    #[must_use]
+    pub fn with_actor(mut self, actor: &str) -> Self {
+        actor.clone_into(&mut self.actor);
+        self
     }
 
-    fn load<T: DeserializeOwned + Default>(&self, name: &str) -> Result<T, ClinicError> {
-        let path = self.dir.join(name);
-        if !path.exists() {
-            return Ok(T::default());
+    /// The actor named in audit entries.
+    #[must_use]
+    pub fn actor(&self) -> &str {
+        &self.actor
+    }
+
+    /// Opens the clinic database.
+    pub fn db(&self) -> Result<ClinicDb, ClinicError> {
+        let path = self.dir.join(crate::db::DB_FILE);
+        match &self.key {
+            Some(key) => Ok(ClinicDb::open(&path, key)?),
+            None => {
+                let ks = Keystore::open(&self.dir)?;
+                Ok(ClinicDb::open(&path, &ks.derive_key(KeyPurpose::Database))?)
+            }
         }
-        let bytes = fsutil::read_limited(&path, MAX_FILE)?;
-        serde_json::from_slice(&bytes).map_err(|e| ClinicError::Corrupt { path, why: e.to_string() })
-    }
-
-    fn save<T: Serialize>(&self, name: &str, value: &T) -> Result<(), ClinicError> {
-        let json = serde_json::to_vec_pretty(value)
-            .map_err(|e| ClinicError::Corrupt { path: self.dir.join(name), why: e.to_string() })?;
-        fsutil::write_atomic(&self.dir.join(name), &json)?;
-        Ok(())
     }
 
     /// All issued cards.
     pub fn cards(&self) -> Result<Vec<IssuedCard>, ClinicError> {
-        Ok(self.load::<CardsFile>(CARDS)?.cards)
+        Ok(self.db()?.issued_cards()?)
     }
 
     /// The issued card with `serial`, if any.
     pub fn card(&self, serial: u32) -> Result<Option<IssuedCard>, ClinicError> {
-        Ok(self.cards()?.into_iter().find(|c| c.serial == serial))
+        Ok(self.db()?.issued_card(serial)?)
     }
 
-    /// Records an issuance (replacing an earlier one of the same serial).
-    pub fn record_issued(&self, card: IssuedCard) -> Result<(), ClinicError> {
-        let _l = self.lock()?;
-        let mut f: CardsFile = self.load(CARDS)?;
-        f.format = 1;
-        f.cards.retain(|c| c.serial != card.serial);
-        f.cards.push(card);
-        f.cards.sort_by_key(|c| c.serial);
-        self.save(CARDS, &f)
+    /// Records an issuance (replacing an earlier one of the same serial) and its audit entry.
+    pub fn record_issued(&self, card: &IssuedCard, credential: &[u8], now: i64) -> Result<(), ClinicError> {
+        self.db()?.record_card_issued(card, credential, &self.actor, now)?;
+        Ok(())
     }
 
     /// All revocations.
     pub fn revocations(&self) -> Result<Vec<Revocation>, ClinicError> {
-        Ok(self.load::<RevokedFile>(REVOKED)?.revoked)
+        Ok(self.db()?.card_revocations()?)
     }
 
     /// Whether `serial` is revoked.
     pub fn is_revoked(&self, serial: u32) -> Result<bool, ClinicError> {
-        Ok(self.revocations()?.iter().any(|r| r.serial == serial))
+        Ok(self.db()?.card_revocation(serial)?.is_some())
     }
 
-    /// Revokes `serial` (idempotent: a second revocation keeps the first).
+    /// Revokes `serial` (idempotent: a second revocation keeps the first), audited.
     pub fn revoke(&self, serial: u32, now: i64, reason: &str) -> Result<Revocation, ClinicError> {
-        let _l = self.lock()?;
-        let mut f: RevokedFile = self.load(REVOKED)?;
-        f.format = 1;
-        if let Some(r) = f.revoked.iter().find(|r| r.serial == serial) {
-            return Ok(r.clone());
-        }
-        let r = Revocation { serial, revoked_at: now, reason: reason.to_owned() };
-        f.revoked.push(r.clone());
-        self.save(REVOKED, &f)?;
-        Ok(r)
+        Ok(self.db()?.revoke_card(serial, now, reason, &self.actor)?)
     }
 
     /// The highest consent version seen for `patient_id`.
     pub fn highest_consent_version(&self, patient_id: &str) -> Result<Option<u64>, ClinicError> {
-        Ok(self.load::<ConsentFile>(CONSENT_VERSIONS)?.highest.get(patient_id).copied())
+        Ok(self.db()?.highest_consent_version(patient_id)?)
     }
 
-    /// Accepts consent `version` for `patient_id` if it is not older than the highest seen, and
-    /// remembers it. An equal version is accepted (the same token read again).
-    pub fn note_consent_version(&self, patient_id: &str, version: u64) -> Result<(), ClinicError> {
-        let _l = self.lock()?;
-        let mut f: ConsentFile = self.load(CONSENT_VERSIONS)?;
-        f.format = 1;
-        let highest = f.highest.get(patient_id).copied().unwrap_or(0);
-        if version < highest {
-            return Err(ClinicError::ConsentReplay { patient_id: patient_id.to_owned(), got: version, highest });
+    /// Accepts consent token `c` if its version is not older than the highest seen (an equal
+    /// version is the same token read again), remembers it and appends `event` (kind, outcome)
+    /// in the same transaction; an older version is audited as refused and is
+    /// [`ClinicError::ConsentReplay`]. Returns the highest version seen before.
+    pub fn note_consent(&self, c: &ConsentVersion<'_>, event: (EventKind, &str), now: i64) -> Result<Option<u64>, ClinicError> {
+        match self.db()?.note_consent_version(c, event, &self.actor, now)? {
+            ConsentNote::Accepted { highest_before } => Ok(highest_before),
+            ConsentNote::Refused { highest } => {
+                Err(ClinicError::ConsentReplay { patient_id: c.patient_id.to_owned(), got: c.version, highest })
+            }
         }
-        if version > highest || !f.highest.contains_key(patient_id) {
-            f.highest.insert(patient_id.to_owned(), version);
-            self.save(CONSENT_VERSIONS, &f)?;
+    }
+
+    /// Appends audit events in one transaction (one database open for all).
+    pub fn audit(&self, events: &[Event]) -> Result<(), ClinicError> {
+        if events.is_empty() {
+            return Ok(());
         }
+        let mut db = self.db()?;
+        let path = db.path().to_path_buf();
+        let err = |source| ClinicError::Db(DbError::Sqlite { path: path.clone(), operation: "append audit entries", source });
+        let tx = db.conn_mut().transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(err)?;
+        for e in events {
+            crate::audit::append_in(&tx, &path, e)?;
+        }
+        tx.commit().map_err(err)?;
         Ok(())
     }
 
-    /// The directory of other clinics' trust files.
+    /// An event by this state's actor.
+    #[must_use]
+    pub fn event(&self, now: i64, kind: EventKind, subject: &str, outcome: &str, detail: String) -> Event {
+        Event { time: now, kind, actor: self.actor.clone(), subject: subject.to_owned(), outcome: outcome.to_owned(), detail }
+    }
+
+/// The directory of other clinics' trust files.
     #[must_use]
     pub fn trust_dir(&self) -> PathBuf {
         self.dir.join(TRUST_DIR)
@@ -291,63 +306,276 @@ pub fn trust_list(ks: &Keystore) -> Result<qr::TrustList, crate::Error> {
     Ok(t)
 }
 
+// ---- audited card flows ----
+
+/// The audit outcome of a failed card authentication, and the card serial when the error names it.
+#[must_use]
+pub fn verification_outcome(e: &Error) -> (&'static str, Option<u32>) {
+    match e {
+        Error::Credential(c) => match c {
+            CredentialError::Missing => ("no-credential", None),
+            CredentialError::UnknownIssuer { .. } | CredentialError::IssuerMismatch { .. } => ("untrusted", None),
+            CredentialError::BadSignature { .. } => ("bad-signature", None),
+            CredentialError::OutsideValidity { .. } => ("expired", None),
+            CredentialError::SerialMismatch { card, .. } => ("serial-mismatch", Some(*card)),
+            CredentialError::NotGenuine { serial } => ("not-genuine", Some(*serial)),
+            CredentialError::Revoked { serial } => ("revoked", Some(*serial)),
+            _ => ("malformed-credential", None),
+        },
+        Error::Transport(_) => ("transport-error", None),
+        Error::Card(_) => ("card-error", None),
+        Error::Clinic(_) => ("clinic-state-error", None),
+        _ => ("failed", None),
+    }
+}
+
+fn reader_subject<T: Transport>(piv: &mut Piv<T>) -> String {
+    format!("reader:{}", piv.transport_mut().reader_name())
+}
+
+/// Proves the card genuine ([`issue::authenticate_card`], revocations from `state`) and, with
+/// `pin`, verifies the PIN; audits `card.verified` (ok, not-genuine, revoked, untrusted, ...) and
+/// the PIN outcome (`card.pin_verified`, `card.pin_failed` with tries left, `card.blocked`).
+/// Same APDUs as the unaudited check. An audit write failure fails the call.
+pub fn verify_card<T: Transport>(
+    piv: &mut Piv<T>,
+    state: &ClinicState,
+    trust: &qr::TrustList,
+    now: i64,
+    pin: Option<&PinBlock>,
+) -> Result<GenuineCard, Error> {
+    let is_revoked = |s: u32| -> Result<bool, Error> { Ok(state.is_revoked(s)?) };
+    let mut genuine = match issue::authenticate_card(piv, trust, &is_revoked, now, None) {
+        Ok(g) => g,
+        Err(e) => {
+            let (outcome, serial) = verification_outcome(&e);
+            let subject = serial.map_or_else(|| reader_subject(piv), |s| s.to_string());
+            state.audit(&[state.event(now, EventKind::CardVerified, &subject, outcome, String::new())])?;
+            return Err(e);
+        }
+    };
+    let c = genuine.credential.credential();
+    let serial = c.card_serial.to_string();
+    let mut events =
+        vec![state.event(now, EventKind::CardVerified, &serial, "ok", format!("patient={} issuer={}", c.patient_id, c.issuer))];
+    let pin_result = match pin {
+        None => Ok(()),
+        Some(p) => {
+            let r = piv.verify_pin(p);
+            events.extend(pin_events(state, now, &serial, "verify", &r, EventKind::PinVerified));
+            r
+        }
+    };
+    state.audit(&events)?;
+    pin_result?;
+    genuine.pin_verified = pin.is_some();
+    Ok(genuine)
+}
+
+/// The audit events of a PIN operation's result: `ok_kind` on success; a wrong PIN is
+/// `card.pin_failed` (tries left; `card.blocked` too at 0), a blocked PIN `card.blocked`.
+fn pin_events(state: &ClinicState, now: i64, subject: &str, operation: &str, r: &Result<(), Error>, ok_kind: EventKind) -> Vec<Event> {
+    let ev = |kind, outcome: &str, detail: String| state.event(now, kind, subject, outcome, detail);
+    match r {
+        Ok(()) => vec![ev(ok_kind, "ok", format!("operation={operation}"))],
+        Err(Error::Card(CardError::WrongSecret { secret: Secret::Pin, tries_left })) => {
+            let mut v = vec![ev(EventKind::PinFailed, "wrong-pin", format!("operation={operation} tries_left={tries_left}"))];
+            if *tries_left == 0 {
+                v.push(ev(EventKind::CardBlocked, "blocked", format!("operation={operation} secret=pin")));
+            }
+            v
+        }
+        Err(Error::Card(CardError::PinBlocked)) => vec![ev(EventKind::CardBlocked, "blocked", format!("operation={operation} secret=pin"))],
+        Err(Error::Card(CardError::WrongSecret { secret: Secret::Puk, tries_left })) => {
+            let mut v = vec![ev(ok_kind, "wrong-puk", format!("operation={operation} tries_left={tries_left}"))];
+            if *tries_left == 0 {
+                v.push(ev(EventKind::CardBlocked, "blocked", format!("operation={operation} secret=puk")));
+            }
+            v
+        }
+        Err(Error::Card(CardError::PukBlocked)) => vec![ev(EventKind::CardBlocked, "blocked", format!("operation={operation} secret=puk"))],
+        Err(e) => vec![ev(ok_kind, verification_outcome(e).0, format!("operation={operation}"))],
+    }
+}
+
+/// Verifies the PIN (as part of another flow, e.g. consent), auditing the outcome under `subject`.
+pub fn verify_pin_audited<T: Transport>(
+    piv: &mut Piv<T>,
+    state: &ClinicState,
+    subject: &str,
+    operation: &str,
+    pin: &PinBlock,
+    now: i64,
+) -> Result<(), Error> {
+    let r = piv.verify_pin(pin);
+    state.audit(&pin_events(state, now, subject, operation, &r, EventKind::PinVerified))?;
+    r
+}
+
+fn card_subject<T: Transport>(piv: &mut Piv<T>) -> String {
+    match piv.select().and_then(|_| piv.serial()) {
+        Ok(s) => s.to_string(),
+        Err(_) => reader_subject(piv),
+    }
+}
+
+/// Changes the PIN, audited (`card.pin_changed`, or `card.pin_failed` / `card.blocked`).
+pub fn change_pin<T: Transport>(piv: &mut Piv<T>, state: &ClinicState, old: &PinBlock, new: &PinBlock, now: i64) -> Result<(), Error> {
+    let subject = card_subject(piv);
+    let r = piv.change_pin(old, new);
+    state.audit(&pin_events(state, now, &subject, "change-pin", &r, EventKind::PinChanged))?;
+    r
+}
+
+/// Unblocks the PIN with the PUK and sets a new one, audited (`card.unblocked` ok or
+/// wrong-puk with tries left, `card.blocked` when the PUK is blocked).
+pub fn unblock_pin<T: Transport>(piv: &mut Piv<T>, state: &ClinicState, puk: &PinBlock, new: &PinBlock, now: i64) -> Result<(), Error> {
+    let subject = card_subject(piv);
+    let r = piv.unblock_pin(puk, new);
+    state.audit(&pin_events(state, now, &subject, "unblock", &r, EventKind::CardUnblocked))?;
+    r
+}
+
+/// Issues the card ([`issue::issue`]) and records it with its `card.issued` audit entry in one
+/// transaction; a failed issuance is audited as `card.issued` with the failure's outcome.
+pub fn issue_card<T: Transport>(
+    piv: &mut Piv<T>,
+    ks: &Keystore,
+    state: &ClinicState,
+    req: &IssueRequest,
+    progress: &mut dyn FnMut(IssueStep) -> Result<(), Error>,
+) -> Result<Issued, Error> {
+    match issue::issue(piv, ks, req, progress) {
+        Ok(issued) => {
+            let c = &issued.credential;
+            let card = IssuedCard {
+                serial: c.card_serial,
+                patient_id: c.patient_id.clone(),
+                name: req.name.clone(),
+                issued_at: c.issued_at,
+                expires_at: c.expires_at,
+                kid_9e: hex::encode(qr::kid_for(&c.key_9e)),
+                kid_9c: hex::encode(qr::kid_for(&c.key_9c)),
+            };
+            state.record_issued(&card, &issued.credential_bytes, req.now)?;
+            Ok(issued)
+        }
+        Err(e) => {
+            let subject = reader_subject(piv);
+            let outcome = match &e {
+                Error::Transport(_) => "transport-error",
+                Error::Card(_) => "card-error",
+                _ => "failed",
+            };
+            state.audit(&[state.event(req.now, EventKind::CardIssued, &subject, outcome, format!("patient={}", req.patient_id))])?;
+            Err(e)
+        }
+    }
+}
+
 #[cfg(test)]
+#[allow(clippy::indexing_slicing)]
 mod tests {
     use super::*;
 
     type R = Result<(), Box<dyn std::error::Error>>;
 
-    #[test]
-    fn older_consent_version_is_refused_and_equal_is_accepted() -> R {
+    fn clinic() -> Result<(tempfile::TempDir, ClinicState), Box<dyn std::error::Error>> {
         let dir = tempfile::tempdir()?;
-        let c = ClinicFiles::at(dir.path());
-        c.note_consent_version("P-1", 3)?;
-        c.note_consent_version("P-1", 3)?;
-        let err = c.note_consent_version("P-1", 2);
+        let ks = Keystore::init(dir.path(), "clinic-t", 1_700_000_000)?;
+        Ok((dir, ClinicState::new(&ks).with_actor("test")))
+    }
+
+    fn token<'a>(patient: &'a str, version: u64, scope: &'a [crate::category::Category]) -> ConsentVersion<'a> {
+        ConsentVersion { patient_id: patient, version, token: b"token", scope, iat: 1, exp: 2 }
+    }
+
+    type Kinds = Vec<(String, String, String)>;
+
+    fn kinds(state: &ClinicState) -> Result<Kinds, Box<dyn std::error::Error>> {
+        let db = state.db()?;
+        Ok(crate::audit::entries(&db, 0, None)?.into_iter().map(|e| (e.kind, e.subject, e.outcome)).collect())
+    }
+
+    #[test]
+    fn older_consent_version_is_refused_and_audited_and_equal_is_accepted() -> R {
+        let (_d, c) = clinic()?;
+        let scope = [crate::category::Category::Labs];
+        c.note_consent(&token("P-1", 3, &scope), (EventKind::ConsentSet, "ok"), 10)?;
+        c.note_consent(&token("P-1", 3, &scope), (EventKind::ConsentSet, "ok"), 11)?;
+        let err = c.note_consent(&token("P-1", 2, &scope), (EventKind::ConsentSet, "ok"), 12);
         assert!(matches!(err, Err(ClinicError::ConsentReplay { got: 2, highest: 3, .. })), "{err:?}");
-        c.note_consent_version("P-2", 1)?;
+        c.note_consent(&token("P-2", 1, &scope), (EventKind::ConsentSet, "ok"), 13)?;
         assert_eq!(c.highest_consent_version("P-1")?, Some(3));
+        let k = kinds(&c)?;
+        let k: Vec<_> = k.iter().map(|(k, s, o)| (k.as_str(), s.as_str(), o.as_str())).collect();
+        // The equal version changed nothing, so it left no entry.
+        assert_eq!(k, [("consent.set", "P-1", "ok"), ("consent.refused", "P-1", "older-version"), ("consent.set", "P-2", "ok")]);
         Ok(())
     }
 
     #[test]
-    fn revocation_is_remembered_once() -> R {
-        let dir = tempfile::tempdir()?;
-        let c = ClinicFiles::at(dir.path());
+    fn revoking_consent_marks_the_earlier_versions_revoked() -> R {
+        let (_d, c) = clinic()?;
+        c.note_consent(&token("P-1", 1, &[crate::category::Category::Labs]), (EventKind::ConsentSet, "ok"), 10)?;
+        c.note_consent(&token("P-1", 2, &[]), (EventKind::ConsentRevoked, "ok"), 20)?;
+        let db = c.db()?;
+        let revoked: Vec<(i64, Option<i64>)> = db
+            .conn()
+            .prepare("SELECT version, revoked_at FROM consent_versions ORDER BY version")?
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<Result<_, _>>()?;
+        assert_eq!(revoked, vec![(1, Some(20)), (2, None)]);
+        Ok(())
+    }
+
+    #[test]
+    fn revocation_is_remembered_once_and_each_attempt_audited() -> R {
+        let (_d, c) = clinic()?;
         assert!(!c.is_revoked(7)?);
         let first = c.revoke(7, 100, "lost")?;
         let again = c.revoke(7, 200, "again")?;
         assert_eq!(first, again);
         assert!(c.is_revoked(7)?);
         assert_eq!(c.revocations()?.len(), 1);
+        let k = kinds(&c)?;
+        assert_eq!(k[0], ("card.revoked".into(), "7".into(), "ok".into()));
+        assert_eq!(k[1], ("card.revoked".into(), "7".into(), "already-revoked".into()));
         Ok(())
     }
 
     #[test]
-    fn reissue_replaces_the_card_record() -> R {
-        let dir = tempfile::tempdir()?;
-        let c = ClinicFiles::at(dir.path());
+    fn reissue_replaces_the_card_record_and_keeps_its_revocation() -> R {
+        let (_d, c) = clinic()?;
         let card = |name: &str| IssuedCard {
             serial: 5,
             patient_id: "P".into(),
             name: name.into(),
             issued_at: 1,
             expires_at: 2,
-            kid_9e: String::new(),
-            kid_9c: String::new(),
+            kid_9e: "e9".into(),
+            kid_9c: "c9".into(),
         };
-        c.record_issued(card("a"))?;
-        c.record_issued(card("b"))?;
+        c.record_issued(&card("a"), b"cred-a", 1)?;
+        c.revoke(5, 2, "lost")?;
+        c.record_issued(&card("b"), b"cred-b", 3)?;
         assert_eq!(c.cards()?, vec![card("b")]);
+        assert!(c.is_revoked(5)?, "re-issuing does not lift a revocation");
+        let issued: Vec<_> = kinds(&c)?.into_iter().filter(|(k, _, _)| k == "card.issued").collect();
+        assert_eq!(issued.len(), 2);
         Ok(())
     }
 
     #[test]
-    fn corrupt_revocation_file_is_a_plain_error() -> R {
-        let dir = tempfile::tempdir()?;
-        std::fs::write(dir.path().join(REVOKED), b"{not json")?;
-        let err = ClinicFiles::at(dir.path()).is_revoked(1);
-        assert!(matches!(err, Err(ClinicError::Corrupt { .. })), "{err:?}");
+    fn state_with_a_foreign_database_is_a_plain_error() -> R {
+        let (d, _) = clinic()?;
+        let other = tempfile::tempdir()?;
+        let ks_b = Keystore::init(other.path(), "clinic-b", 1_700_000_000)?;
+        // Clinic B's database key on clinic A's file.
+        ClinicState::at(d.path()).db()?;
+        std::fs::copy(d.path().join(crate::db::DB_FILE), other.path().join(crate::db::DB_FILE))?;
+        let err = ClinicState::open(&ks_b);
+        assert!(matches!(err, Err(ClinicError::Db(DbError::WrongKey { .. }))), "{err:?}");
         Ok(())
     }
 

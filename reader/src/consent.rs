@@ -25,10 +25,11 @@ use ciborium::Value;
 use p256::ecdsa::VerifyingKey;
 
 use crate::category::{self, Category};
-use crate::clinic::ClinicFiles;
+use crate::audit::EventKind;
+use crate::clinic::{self, ClinicState};
+use crate::db::clinic_state::ConsentVersion;
 use crate::cose_util::{self, Fields, ObjectError};
 use crate::credential::VerifiedCredential;
-use crate::issue;
 use crate::keystore::Keystore;
 use crate::piv::{PinBlock, Piv, Slot, tags};
 use crate::transport::Transport;
@@ -162,7 +163,7 @@ impl ConsentToken {
 }
 
 /// Verifies token `bytes` against the card's verified credential, for `clinic_id`, at `now`
-/// (no version check: see [`ClinicFiles::note_consent_version`]).
+/// (no version check: see [`ClinicState::note_consent`]).
 pub fn verify_token(bytes: &[u8], cred: &VerifiedCredential, clinic_id: &str, now: i64) -> Result<ConsentToken, ConsentError> {
     let c = cred.credential();
     let parsed = cose_util::parse(bytes, "consent token", CONTENT_TYPE)?;
@@ -213,8 +214,26 @@ pub struct ShownConsent {
     pub highest_seen: Option<u64>,
 }
 
-fn revoked_check(files: &ClinicFiles) -> impl Fn(u32) -> Result<bool, Error> + '_ {
-    move |s| Ok(files.is_revoked(s)?)
+impl ConsentError {
+    /// The audit outcome of a refusal.
+    #[must_use]
+    pub fn outcome(&self) -> &'static str {
+        match self {
+            ConsentError::Missing => "no-token",
+            ConsentError::Object(_) => "malformed",
+            ConsentError::OtherSigner { .. } => "other-card",
+            ConsentError::BadSignature => "bad-signature",
+            ConsentError::Mismatch { .. } => "wrong-card",
+            ConsentError::Audience { .. } => "other-clinic",
+            ConsentError::Expired { .. } => "expired",
+            ConsentError::Scope(_) => "bad-scope",
+            ConsentError::Invalid(_) => "invalid-request",
+        }
+    }
+}
+
+fn stored<'a>(t: &'a ConsentToken, bytes: &'a [u8]) -> ConsentVersion<'a> {
+    ConsentVersion { patient_id: &t.patient_id, version: t.version, token: bytes, scope: &t.scope, iat: t.issued_at, exp: t.expires_at }
 }
 
 /// Makes a new consent token on the card (a version above both the card's current token and
@@ -231,19 +250,31 @@ pub fn set_with_progress<T: Transport>(
     req: &ConsentRequest,
     progress: &mut dyn FnMut(&'static str) -> Result<(), Error>,
 ) -> Result<ConsentToken, Error> {
+    set_in(piv, ks, &ClinicState::new(ks), req, progress)
+}
+
+/// [`set_with_progress`] with the clinic state (and its audit actor) given: audits the card
+/// verification, the PIN outcome and `consent.set` / `consent.revoked` (the latter in the same
+/// transaction as the version it remembers).
+pub fn set_in<T: Transport>(
+    piv: &mut Piv<T>,
+    ks: &Keystore,
+    state: &ClinicState,
+    req: &ConsentRequest,
+    progress: &mut dyn FnMut(&'static str) -> Result<(), Error>,
+) -> Result<ConsentToken, Error> {
     if req.days == 0 || req.days > 3650 {
         return Err(ConsentError::Invalid("the consent validity must be 1 to 3650 days".into()).into());
     }
-    let files = ClinicFiles::new(ks);
     let trust = crate::clinic::trust_list(ks)?;
-    let genuine = issue::authenticate_card(piv, &trust, &revoked_check(&files), req.now, None)?;
+    let genuine = clinic::verify_card(piv, state, &trust, req.now, None)?;
     let c = genuine.credential.credential().clone();
     progress("card-verified")?;
     let on_card = match piv.consent_token()? {
         Some(bytes) => verify_token(&bytes, &genuine.credential, ks.clinic_id(), i64::MIN).ok().map(|t| t.version),
         None => None,
     };
-    let highest = files.highest_consent_version(&c.patient_id)?;
+    let highest = state.highest_consent_version(&c.patient_id)?;
     let version = on_card.unwrap_or(0).max(highest.unwrap_or(0)) + 1;
     let mut token_id = vec![0u8; CTI_LEN];
     getrandom::fill(&mut token_id).map_err(|e| Error::Random(e.to_string()))?;
@@ -257,14 +288,15 @@ pub fn set_with_progress<T: Transport>(
         version,
         card_serial: c.card_serial,
     };
-    piv.verify_pin(&req.pin)?;
+    clinic::verify_pin_audited(piv, state, &c.card_serial.to_string(), "consent", &req.pin, req.now)?;
     progress("pin-verified")?;
     let key_9c: VerifyingKey = c.key_9c;
     let bytes = cose_util::sign(&token.to_cbor(), &key_9c, CONTENT_TYPE, |d| piv.sign_digest(Slot::Signature, d))?;
     progress("signed")?;
     piv.authenticate_management(&ks.card_management_key(c.card_serial)?)?;
     piv.put_data(tags::CONSENT_TOKEN, &bytes)?;
-    files.note_consent_version(&c.patient_id, version)?;
+    let kind = if token.scope.is_empty() { EventKind::ConsentRevoked } else { EventKind::ConsentSet };
+    state.note_consent(&stored(&token, &bytes), (kind, "ok"), req.now)?;
     progress("written")?;
     Ok(token)
 }
@@ -272,12 +304,30 @@ pub fn set_with_progress<T: Transport>(
 /// Reads and checks the consent token on the card (see the module docs), and remembers its
 /// version as the highest seen.
 pub fn show<T: Transport>(piv: &mut Piv<T>, ks: &Keystore, now: i64) -> Result<ShownConsent, Error> {
-    let files = ClinicFiles::new(ks);
+    show_in(piv, ks, &ClinicState::new(ks), now)
+}
+
+/// [`show`] with the clinic state given: audits the card verification, a refused token
+/// (`consent.refused`: other card, wrong card, expired, older version, ...) and a version seen
+/// here for the first time.
+pub fn show_in<T: Transport>(piv: &mut Piv<T>, ks: &Keystore, state: &ClinicState, now: i64) -> Result<ShownConsent, Error> {
     let trust = crate::clinic::trust_list(ks)?;
-    let genuine = issue::authenticate_card(piv, &trust, &revoked_check(&files), now, None)?;
-    let bytes = piv.consent_token()?.ok_or(ConsentError::Missing)?;
-    let token = verify_token(&bytes, &genuine.credential, ks.clinic_id(), now)?;
-    let highest_seen = files.highest_consent_version(&token.patient_id)?;
-    files.note_consent_version(&token.patient_id, token.version)?;
+    let genuine = clinic::verify_card(piv, state, &trust, now, None)?;
+    let c = genuine.credential.credential();
+    let checked = match piv.consent_token() {
+        Ok(Some(bytes)) => verify_token(&bytes, &genuine.credential, ks.clinic_id(), now).map(|t| (t, bytes)),
+        Ok(None) => Err(ConsentError::Missing),
+        Err(e) => return Err(e),
+    };
+    let (token, bytes) = match checked {
+        Ok(x) => x,
+        Err(e) => {
+            let detail = format!("card={}", c.card_serial);
+            state.audit(&[state.event(now, EventKind::ConsentRefused, &c.patient_id, e.outcome(), detail)])?;
+            return Err(e.into());
+        }
+    };
+    let kind = if token.scope.is_empty() { EventKind::ConsentRevoked } else { EventKind::ConsentSet };
+    let highest_seen = state.note_consent(&stored(&token, &bytes), (kind, "seen"), now)?;
     Ok(ShownConsent { credential: genuine.credential, token, highest_seen })
 }

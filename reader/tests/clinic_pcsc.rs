@@ -137,13 +137,10 @@ impl Drop for Sim {
 }
 
 fn medcard(data: &Path, args: &[&str]) -> Output {
-    // change-pin and unblock touch only the card: no clinic data.
-    let card_only = matches!(args, ["card", "change-pin" | "unblock", ..]);
+    // Every clinic command, change-pin and unblock included, writes the clinic's audit log.
     let mut c = Command::new(MEDCARD);
     c.args(args);
-    if !card_only {
-        c.arg("--data").arg(data);
-    }
+    c.arg("--data").arg(data);
     c.stdin(Stdio::null()).output().unwrap()
 }
 

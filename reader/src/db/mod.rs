@@ -15,6 +15,8 @@ use crate::category::{self, Category};
 use crate::records::{RecordMeta, keywrap};
 use crate::store::Locator;
 
+pub mod clinic_state;
+
 /// Busy timeout: how long a writer waits for another process's transaction.
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 

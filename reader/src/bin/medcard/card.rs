@@ -2,7 +2,7 @@
 //! the clinic's card records (list, revoke).
 
 use clap::Subcommand;
-use reader::clinic::{ClinicFiles, IssuedCard};
+use reader::clinic;
 use reader::issue::{self, Counting, IssueRequest, IssueStep};
 use reader::{CardInfo, PcscContext, PinBlock, PinStatus, Piv};
 
@@ -90,6 +90,8 @@ pub enum CardCommand {
         /// The new PIN, 6-8 digits (asked for when absent).
         #[arg(long, value_name = "PIN")]
         new_pin: Option<String>,
+        #[command(flatten)]
+        data: DataArg,
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
@@ -106,6 +108,8 @@ pub enum CardCommand {
         /// The new PIN, 6-8 digits (asked for when absent).
         #[arg(long, value_name = "PIN")]
         new_pin: Option<String>,
+        #[command(flatten)]
+        data: DataArg,
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
@@ -116,7 +120,7 @@ pub enum CardCommand {
         /// The card serial (see `medcard card list`).
         #[arg(long, value_name = "SERIAL")]
         serial: u32,
-        /// Why (kept in revoked.json).
+        /// Why (kept in the clinic database; not copied into the audit log).
         #[arg(long, value_name = "TEXT", default_value = "revoked by clinic")]
         reason: String,
         #[command(flatten)]
@@ -143,27 +147,23 @@ pub fn run(command: CardCommand) -> Result<(), reader::Error> {
             card_issue(&reader, patient_id, name, pin, puk, &current_puk, days, &data, json)
         }
         CardCommand::Verify { reader, pin, data, json } => card_verify(&reader, pin.as_deref(), &data, json),
-        CardCommand::ChangePin { reader, old_pin, new_pin, json } => {
+        CardCommand::ChangePin { reader, old_pin, new_pin, data, json } => {
+            let state = clinic_cli::state(&data.keystore()?)?;
             let old = clinic_cli::pin(old_pin.as_deref(), "current PIN")?;
             let new = clinic_cli::pin(new_pin.as_deref(), "new PIN")?;
-            clinic_cli::with_card(&reader, |piv| {
-                piv.select()?;
-                piv.change_pin(&old, &new)
-            })?;
+            clinic_cli::with_card(&reader, |piv| clinic::change_pin(piv, &state, &old, &new, clinic_cli::now()))?;
             done(json, "PIN changed")
         }
-        CardCommand::Unblock { reader, puk, new_pin, json } => {
+        CardCommand::Unblock { reader, puk, new_pin, data, json } => {
+            let state = clinic_cli::state(&data.keystore()?)?;
             let puk = clinic_cli::puk(puk.as_deref(), "PUK")?;
             let new = clinic_cli::pin(new_pin.as_deref(), "new PIN")?;
-            clinic_cli::with_card(&reader, |piv| {
-                piv.select()?;
-                piv.unblock_pin(&puk, &new)
-            })?;
+            clinic_cli::with_card(&reader, |piv| clinic::unblock_pin(piv, &state, &puk, &new, clinic_cli::now()))?;
             done(json, "PIN unblocked and replaced; 3 tries")
         }
         CardCommand::Revoke { serial, reason, data, json } => {
             let ks = data.keystore()?;
-            let r = ClinicFiles::new(&ks).revoke(serial, clinic_cli::now(), &reason)?;
+            let r = clinic_cli::state(&ks)?.revoke(serial, clinic_cli::now(), &reason)?;
             if json {
                 print_json(&serde_json::to_value(&r).unwrap_or_default());
             } else {
@@ -173,7 +173,7 @@ pub fn run(command: CardCommand) -> Result<(), reader::Error> {
         }
         CardCommand::List { data, json } => {
             let ks = data.keystore()?;
-            let files = ClinicFiles::new(&ks);
+            let files = clinic_cli::state(&ks)?;
             let revoked = files.revocations()?;
             let cards = files.cards()?;
             if json {
@@ -222,6 +222,7 @@ fn card_issue(
 ) -> Result<(), reader::Error> {
     issue::check_patient_id(&patient_id)?;
     let ks = data.keystore()?;
+    let state = clinic_cli::state(&ks)?;
     let req = IssueRequest {
         patient_id,
         name,
@@ -243,17 +244,8 @@ fn card_issue(
         }
         Ok(())
     };
-    let issued = clinic_cli::with_card(reader_name, |piv| issue::issue(piv, &ks, &req, &mut progress))?;
+    let issued = clinic_cli::with_card(reader_name, |piv| clinic::issue_card(piv, &ks, &state, &req, &mut progress))?;
     let c = &issued.credential;
-    ClinicFiles::new(&ks).record_issued(IssuedCard {
-        serial: c.card_serial,
-        patient_id: c.patient_id.clone(),
-        name: req.name.clone(),
-        issued_at: c.issued_at,
-        expires_at: c.expires_at,
-        kid_9e: hex::encode(qr::kid_for(&c.key_9e)),
-        kid_9c: hex::encode(qr::kid_for(&c.key_9c)),
-    })?;
     if json {
         print_json(&serde_json::json!({
             "serial": c.card_serial,
@@ -273,17 +265,16 @@ fn card_issue(
 fn card_verify(reader_name: &str, pin: Option<&str>, data: &DataArg, json: bool) -> Result<(), reader::Error> {
     let ks = data.keystore()?;
     let trust = reader::clinic::trust_list(&ks)?;
-    let files = ClinicFiles::new(&ks);
+    let state = clinic_cli::state(&ks)?;
     let pin = match pin {
         None => None,
         Some("") => Some(clinic_cli::pin(None, "PIN")?),
         Some(p) => Some(PinBlock::pin(p)?),
     };
-    let is_revoked = |serial: u32| -> Result<bool, reader::Error> { Ok(files.is_revoked(serial)?) };
     let started = std::time::Instant::now();
     let (genuine, apdus) = clinic_cli::with_card(reader_name, |piv| {
         let mut counting = Piv::new(Counting::new(piv.transport_mut()));
-        let r = issue::authenticate_card(&mut counting, &trust, &is_revoked, clinic_cli::now(), pin.as_ref());
+        let r = clinic::verify_card(&mut counting, &state, &trust, clinic_cli::now(), pin.as_ref());
         let n = counting.into_inner().count();
         r.map(|g| (g, n))
     })?;

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
 use clap::Args;
+use reader::clinic::ClinicState;
 use reader::{Keystore, PcscContext, PcscTransport, PinBlock, Piv, keystore};
 use zeroize::Zeroizing;
 
@@ -25,6 +26,13 @@ impl DataArg {
     pub fn keystore(&self) -> Result<Keystore, reader::Error> {
         Ok(Keystore::open(&self.dir()?)?)
     }
+}
+
+/// The clinic state (database opened now, so a command fails plainly before touching a card
+/// when it could not leave an audit trail), naming the command-line user in audit entries.
+pub fn state(ks: &Keystore) -> Result<ClinicState, reader::Error> {
+    let actor = format!("cli:{}", std::env::var("USER").unwrap_or_else(|_| "unknown".into()));
+    Ok(ClinicState::open(ks)?.with_actor(&actor))
 }
 
 /// Reads a secret: the flag's value, else a line from the terminal without echo, else (stdin

@@ -75,7 +75,8 @@ pub fn run(command: ConsentCommand) -> Result<(), reader::Error> {
         ConsentCommand::Revoke { reader, pin, days, data, json } => set(&reader, Vec::new(), days, pin.as_deref(), &data, json),
         ConsentCommand::Show { reader, data, json } => {
             let ks = data.keystore()?;
-            let shown = clinic_cli::with_card(&reader, |piv| consent::show(piv, &ks, clinic_cli::now()))?;
+            let state = clinic_cli::state(&ks)?;
+            let shown = clinic_cli::with_card(&reader, |piv| consent::show_in(piv, &ks, &state, clinic_cli::now()))?;
             if json {
                 let mut v = serde_json::to_value(&shown.token).unwrap_or_default();
                 if let Some(o) = v.as_object_mut() {
@@ -93,6 +94,7 @@ pub fn run(command: ConsentCommand) -> Result<(), reader::Error> {
 
 fn set(reader_name: &str, scope: Vec<category::Category>, days: u32, pin: Option<&str>, data: &DataArg, json: bool) -> Result<(), reader::Error> {
     let ks = data.keystore()?;
+    let state = clinic_cli::state(&ks)?;
     let req = ConsentRequest { scope, days, pin: clinic_cli::pin(pin, "patient PIN")?, now: clinic_cli::now() };
     // Tests only: stop at a step (see reader::consent::set_with_progress), wait for a stdin line.
     let pause_at = std::env::var("MEDCARD_TEST_PAUSE_AT").ok();
@@ -104,7 +106,7 @@ fn set(reader_name: &str, scope: Vec<category::Category>, days: u32, pin: Option
         }
         Ok(())
     };
-    let token = clinic_cli::with_card(reader_name, |piv| consent::set_with_progress(piv, &ks, &req, &mut progress))?;
+    let token = clinic_cli::with_card(reader_name, |piv| consent::set_in(piv, &ks, &state, &req, &mut progress))?;
     if json {
         print_json(&serde_json::to_value(&token).unwrap_or_default());
     } else {
