@@ -237,6 +237,32 @@ fn init_issue_verify_consent_and_pin_lifecycle_through_pcscd() {
     fails(&medcard(&data, &["card", "verify", "--reader", READER]), "revoked");
     let list = json(&medcard(&data, &["card", "list", "--json"]));
     assert_eq!(list[0]["revoked"], true);
+
+    // Every step above left its audit entry, and the log verifies.
+    let log = json(&medcard(&data, &["audit", "show", "--json"]));
+    let entries: Vec<(String, String)> = log
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["kind"].as_str().unwrap().to_owned(), e["outcome"].as_str().unwrap().to_owned()))
+        .collect();
+    let count = |kind: &str, outcome: &str| entries.iter().filter(|(k, o)| k == kind && o == outcome).count();
+    assert_eq!(count("card.issued", "ok"), 1);
+    assert_eq!(count("card.pin_verified", "ok"), 7 + 2 + 1, "7 kiosk runs, 2 consent signatures, 1 after unblock");
+    assert_eq!((count("consent.set", "ok"), count("consent.revoked", "ok")), (1, 1));
+    assert_eq!(count("card.pin_changed", "ok"), 1);
+    assert_eq!(count("card.pin_failed", "wrong-pin"), 3);
+    assert_eq!(count("card.blocked", "blocked"), 2, "at the third wrong PIN, and the try on the blocked PIN");
+    assert_eq!((count("card.unblocked", "wrong-puk"), count("card.unblocked", "ok")), (1, 1));
+    assert_eq!(count("card.revoked", "ok"), 1);
+    assert_eq!(entries.last().map(|(k, o)| (k.as_str(), o.as_str())), Some(("card.verified", "revoked")));
+    let detail = log.to_string();
+    for secret in [PIN, PUK, "654321", "222333"] {
+        assert!(!detail.contains(secret), "the audit log holds a PIN/PUK");
+    }
+    let verified = json(&medcard(&data, &["audit", "verify", "--json"]));
+    assert_eq!(verified["ok"], true);
+    assert_eq!(verified["entries"].as_u64(), Some(entries.len() as u64));
 }
 
 #[test]
