@@ -11,6 +11,7 @@
 //! ```
 
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
@@ -88,14 +89,16 @@ pub struct Revocation {
     pub reason: String,
 }
 
-/// The clinic's card-side state in a data directory: each call opens the clinic database (so a
-/// value can be shared by closures and held across card work without holding a connection).
+/// The clinic's card-side state in a data directory. The database is opened on first use and
+/// the connection kept (shared by clones, behind a mutex, so `&self` methods can be called from
+/// the closures the card flows take); every change is its own transaction.
 #[derive(Clone)]
 pub struct ClinicState {
     dir: PathBuf,
     /// The database key; `None`: derived from the keystore in `dir` when needed.
     key: Option<Zeroizing<[u8; 32]>>,
     actor: String,
+    conn: Arc<Mutex<Option<ClinicDb>>>,
 }
 
 /// The former name, from when this state lived in JSON files.
@@ -115,6 +118,7 @@ impl ClinicState {
             dir: ks.data_dir().to_path_buf(),
             key: Some(ks.derive_key(KeyPurpose::Database)),
             actor: DEFAULT_ACTOR.to_owned(),
+            conn: Arc::default(),
         }
     }
 
@@ -123,14 +127,20 @@ impl ClinicState {
     /// unaudited.
     pub fn open(ks: &Keystore) -> Result<Self, ClinicError> {
         let s = Self::new(ks);
-        s.db()?;
+        s.ensure_open()?;
         Ok(s)
+    }
+
+    /// Opens the database now if it is not open: the card flows call this before their first
+    /// APDU, so a clinic that could not audit refuses before acting.
+    pub fn ensure_open(&self) -> Result<(), ClinicError> {
+        self.with_db(|_| Ok(()))
     }
 
     /// The state in `dir` (for tests and tools): the key comes from the keystore there.
     #[must_use]
     pub fn at(dir: &Path) -> Self {
-        ClinicState { dir: dir.to_path_buf(), key: None, actor: DEFAULT_ACTOR.to_owned() }
+        ClinicState { dir: dir.to_path_buf(), key: None, actor: DEFAULT_ACTOR.to_owned(), conn: Arc::default() }
     }
 
     /// Names `actor` (device, clinician, `cli:<user>`) in the audit entries written through this.
@@ -146,7 +156,19 @@ impl ClinicState {
         &self.actor
     }
 
-    /// Opens the clinic database.
+    /// Runs `f` on the kept connection, opening the database first if needed.
+    fn with_db<R>(&self, f: impl FnOnce(&mut ClinicDb) -> Result<R, ClinicError>) -> Result<R, ClinicError> {
+        // A panic elsewhere while holding the lock leaves at worst a rolled-back transaction.
+        let mut guard = self.conn.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let db = match guard.take() {
+            Some(db) => guard.insert(db),
+            None => guard.insert(self.db()?),
+        };
+        f(db)
+    }
+
+    /// Opens a new connection to the clinic database (tools and tests; the state's own
+    /// operations share one kept connection).
     pub fn db(&self) -> Result<ClinicDb, ClinicError> {
         let path = self.dir.join(crate::db::DB_FILE);
         match &self.key {
@@ -160,38 +182,38 @@ impl ClinicState {
 
     /// All issued cards.
     pub fn cards(&self) -> Result<Vec<IssuedCard>, ClinicError> {
-        Ok(self.db()?.issued_cards()?)
+        self.with_db(|db| Ok(db.issued_cards()?))
     }
 
     /// The issued card with `serial`, if any.
     pub fn card(&self, serial: u32) -> Result<Option<IssuedCard>, ClinicError> {
-        Ok(self.db()?.issued_card(serial)?)
+        self.with_db(|db| Ok(db.issued_card(serial)?))
     }
 
     /// Records an issuance (replacing an earlier one of the same serial) and its audit entry.
     pub fn record_issued(&self, card: &IssuedCard, credential: &[u8], now: i64) -> Result<(), ClinicError> {
-        self.db()?.record_card_issued(card, credential, &self.actor, now)?;
+        self.with_db(|db| Ok(db.record_card_issued(card, credential, &self.actor, now)?))?;
         Ok(())
     }
 
     /// All revocations.
     pub fn revocations(&self) -> Result<Vec<Revocation>, ClinicError> {
-        Ok(self.db()?.card_revocations()?)
+        self.with_db(|db| Ok(db.card_revocations()?))
     }
 
     /// Whether `serial` is revoked.
     pub fn is_revoked(&self, serial: u32) -> Result<bool, ClinicError> {
-        Ok(self.db()?.card_revocation(serial)?.is_some())
+        self.with_db(|db| Ok(db.card_revocation(serial)?.is_some()))
     }
 
     /// Revokes `serial` (idempotent: a second revocation keeps the first), audited.
     pub fn revoke(&self, serial: u32, now: i64, reason: &str) -> Result<Revocation, ClinicError> {
-        Ok(self.db()?.revoke_card(serial, now, reason, &self.actor)?)
+        self.with_db(|db| Ok(db.revoke_card(serial, now, reason, &self.actor)?))
     }
 
     /// The highest consent version seen for `patient_id`.
     pub fn highest_consent_version(&self, patient_id: &str) -> Result<Option<u64>, ClinicError> {
-        Ok(self.db()?.highest_consent_version(patient_id)?)
+        self.with_db(|db| Ok(db.highest_consent_version(patient_id)?))
     }
 
     /// Accepts consent token `c` if its version is not older than the highest seen (an equal
@@ -199,7 +221,7 @@ impl ClinicState {
     /// in the same transaction; an older version is audited as refused and is
     /// [`ClinicError::ConsentReplay`]. Returns the highest version seen before.
     pub fn note_consent(&self, c: &ConsentVersion<'_>, event: (EventKind, &str), now: i64) -> Result<Option<u64>, ClinicError> {
-        match self.db()?.note_consent_version(c, event, &self.actor, now)? {
+        match self.with_db(|db| Ok(db.note_consent_version(c, event, &self.actor, now)?))? {
             ConsentNote::Accepted { highest_before } => Ok(highest_before),
             ConsentNote::Refused { highest } => {
                 Err(ClinicError::ConsentReplay { patient_id: c.patient_id.to_owned(), got: c.version, highest })
@@ -212,15 +234,16 @@ impl ClinicState {
         if events.is_empty() {
             return Ok(());
         }
-        let mut db = self.db()?;
-        let path = db.path().to_path_buf();
-        let err = |source| ClinicError::Db(DbError::Sqlite { path: path.clone(), operation: "append audit entries", source });
-        let tx = db.conn_mut().transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(err)?;
-        for e in events {
-            crate::audit::append_in(&tx, &path, e)?;
-        }
-        tx.commit().map_err(err)?;
-        Ok(())
+        self.with_db(|db| {
+            let path = db.path().to_path_buf();
+            let err = |source| ClinicError::Db(DbError::Sqlite { path: path.clone(), operation: "append audit entries", source });
+            let tx = db.conn_mut().transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(err)?;
+            for e in events {
+                crate::audit::append_in(&tx, &path, e)?;
+            }
+            tx.commit().map_err(err)?;
+            Ok(())
+        })
     }
 
     /// An event by this state's actor.
@@ -344,6 +367,7 @@ pub fn verify_card<T: Transport>(
     now: i64,
     pin: Option<&PinBlock>,
 ) -> Result<GenuineCard, Error> {
+    state.ensure_open()?;
     let is_revoked = |s: u32| -> Result<bool, Error> { Ok(state.is_revoked(s)?) };
     let mut genuine = match issue::authenticate_card(piv, trust, &is_revoked, now, None) {
         Ok(g) => g,
@@ -407,6 +431,7 @@ pub fn verify_pin_audited<T: Transport>(
     pin: &PinBlock,
     now: i64,
 ) -> Result<(), Error> {
+    state.ensure_open()?;
     let r = piv.verify_pin(pin);
     state.audit(&pin_events(state, now, subject, operation, &r, EventKind::PinVerified))?;
     r
@@ -421,6 +446,7 @@ fn card_subject<T: Transport>(piv: &mut Piv<T>) -> String {
 
 /// Changes the PIN, audited (`card.pin_changed`, or `card.pin_failed` / `card.blocked`).
 pub fn change_pin<T: Transport>(piv: &mut Piv<T>, state: &ClinicState, old: &PinBlock, new: &PinBlock, now: i64) -> Result<(), Error> {
+    state.ensure_open()?;
     let subject = card_subject(piv);
     let r = piv.change_pin(old, new);
     state.audit(&pin_events(state, now, &subject, "change-pin", &r, EventKind::PinChanged))?;
@@ -430,6 +456,7 @@ pub fn change_pin<T: Transport>(piv: &mut Piv<T>, state: &ClinicState, old: &Pin
 /// Unblocks the PIN with the PUK and sets a new one, audited (`card.unblocked` ok or
 /// wrong-puk with tries left, `card.blocked` when the PUK is blocked).
 pub fn unblock_pin<T: Transport>(piv: &mut Piv<T>, state: &ClinicState, puk: &PinBlock, new: &PinBlock, now: i64) -> Result<(), Error> {
+    state.ensure_open()?;
     let subject = card_subject(piv);
     let r = piv.unblock_pin(puk, new);
     state.audit(&pin_events(state, now, &subject, "unblock", &r, EventKind::CardUnblocked))?;
@@ -445,6 +472,7 @@ pub fn issue_card<T: Transport>(
     req: &IssueRequest,
     progress: &mut dyn FnMut(IssueStep) -> Result<(), Error>,
 ) -> Result<Issued, Error> {
+    state.ensure_open()?;
     match issue::issue(piv, ks, req, progress) {
         Ok(issued) => {
             let c = &issued.credential;

@@ -266,6 +266,7 @@ pub fn set_in<T: Transport>(
     if req.days == 0 || req.days > 3650 {
         return Err(ConsentError::Invalid("the consent validity must be 1 to 3650 days".into()).into());
     }
+    state.ensure_open()?;
     let trust = crate::clinic::trust_list(ks)?;
     let genuine = clinic::verify_card(piv, state, &trust, req.now, None)?;
     let c = genuine.credential.credential().clone();
@@ -311,6 +312,7 @@ pub fn show<T: Transport>(piv: &mut Piv<T>, ks: &Keystore, now: i64) -> Result<S
 /// (`consent.refused`: other card, wrong card, expired, older version, ...) and a version seen
 /// here for the first time.
 pub fn show_in<T: Transport>(piv: &mut Piv<T>, ks: &Keystore, state: &ClinicState, now: i64) -> Result<ShownConsent, Error> {
+    state.ensure_open()?;
     let trust = crate::clinic::trust_list(ks)?;
     let genuine = clinic::verify_card(piv, state, &trust, now, None)?;
     let c = genuine.credential.credential();

@@ -98,6 +98,25 @@ fn issuing_a_card_records_it_in_the_database_with_one_issued_entry() {
 }
 
 #[test]
+fn failed_issuance_is_logged_and_records_no_card_then_reissue_is_logged_once() {
+    let (_d, ks, state) = clinic("clinic-a");
+    let mut card = blank(SERIAL);
+    let pulled = card.transport_mut().remove_card().unwrap();
+    let err = clinic::issue_card(&mut card, &ks, &state, &request(PATIENT), &mut no_progress);
+    assert!(matches!(err, Err(Error::Transport(reader::TransportError::CardRemoved { .. }))), "{err:?}");
+    assert!(state.cards().unwrap().is_empty(), "a failed issuance records no card");
+    card.transport_mut().insert_card(pulled);
+    clinic::issue_card(&mut card, &ks, &state, &request(PATIENT), &mut no_progress).unwrap();
+    let entries = since(&state, 0);
+    assert_eq!(entries[0].0, "card.issued");
+    assert!(entries[0].1.starts_with("reader:"), "{:?}", entries[0]);
+    assert_eq!(entries[0].2, "transport-error");
+    assert_eq!(entries[1], e("card.issued", SERIAL, "ok"));
+    assert_eq!(state.cards().unwrap().len(), 1);
+    assert_log_verifies(&ks, &state);
+}
+
+#[test]
 fn verify_with_pin_logs_card_verified_and_pin_verified() {
     let (_d, ks, state) = clinic("clinic-a");
     let mut card = issued(&ks, &state, SERIAL, PATIENT);
@@ -305,11 +324,31 @@ fn clinic_whose_database_cannot_be_opened_refuses_before_touching_the_card() {
     let err = ClinicState::open(&ks);
     assert!(matches!(err, Err(ClinicError::Db(reader::db::DbError::WrongKey { .. }))), "{err:?}");
     assert!(err.unwrap_err().to_string().contains("wrong database key"));
-    // Through the library too: verification fails and spends no PIN try.
+    // Through the library too: every flow fails before its first APDU (so no PIN try is spent
+    // and nothing is written unaudited).
+    struct NoApdu;
+    impl Transport for NoApdu {
+        fn transmit(&mut self, _: &[u8]) -> Result<Vec<u8>, reader::TransportError> {
+            panic!("an APDU was sent although the clinic database cannot be opened")
+        }
+        fn reset(&mut self) -> Result<(), reader::TransportError> {
+            Ok(())
+        }
+        fn reader_name(&self) -> &str {
+            "no-apdu"
+        }
+    }
     let trust = trust_list(&ks).unwrap();
     let state = ClinicState::new(&ks);
-    let err = clinic::verify_card(&mut card, &state, &trust, NOW + 10, Some(&PinBlock::pin("000000").unwrap()));
-    assert!(matches!(err, Err(Error::Clinic(ClinicError::Db(_)))), "{err:?}");
-    card.transport_mut().reset().unwrap();
+    let mut none = Piv::new(NoApdu);
+    let wrong_pin = PinBlock::pin("000000").unwrap();
+    let is_db = |r: Result<(), Error>| matches!(r, Err(Error::Clinic(ClinicError::Db(_))));
+    assert!(is_db(clinic::verify_card(&mut none, &state, &trust, NOW + 10, Some(&wrong_pin)).map(|_| ())));
+    assert!(is_db(clinic::issue_card(&mut none, &ks, &state, &request(PATIENT), &mut no_progress).map(|_| ())));
+    assert!(is_db(clinic::change_pin(&mut none, &state, &wrong_pin, &wrong_pin, NOW)));
+    assert!(is_db(clinic::unblock_pin(&mut none, &state, &PinBlock::puk(PUK).unwrap(), &wrong_pin, NOW)));
+    let req = consent_req(vec![Category::Labs], NOW + 100);
+    assert!(is_db(consent::set_in(&mut none, &ks, &state, &req, &mut |_| Ok(())).map(|_| ())));
+    assert!(is_db(consent::show_in(&mut none, &ks, &state, NOW + 100).map(|_| ())));
     assert_eq!(card.pin_status().unwrap(), reader::PinStatus::NotVerified { tries_left: 3 }, "no PIN try was spent unaudited");
 }
