@@ -1,9 +1,8 @@
 //! Helpers shared by the clinic commands (`card`, `consent`, `trust`): the data directory, the
 //! keystore, secrets from flags or the terminal, and running card work in one PC/SC transaction.
 
-use std::io::{BufRead, IsTerminal, Write};
+use std::io::{BufRead, IsTerminal};
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
 
 use clap::Args;
 use reader::clinic::ClinicState;
@@ -31,8 +30,7 @@ impl DataArg {
 /// The clinic state (database opened now, so a command fails plainly before touching a card
 /// when it could not leave an audit trail), naming the command-line user in audit entries.
 pub fn state(ks: &Keystore) -> Result<ClinicState, reader::Error> {
-    let actor = format!("cli:{}", std::env::var("USER").unwrap_or_else(|_| "unknown".into()));
-    Ok(ClinicState::open(ks)?.with_actor(&actor))
+    Ok(ClinicState::open(ks)?.with_actor(&crate::record::actor()))
 }
 
 /// Reads a secret: the flag's value, else a line from the terminal without echo, else (stdin
@@ -42,32 +40,25 @@ pub fn secret(flag: Option<&str>, prompt: &str) -> Result<Zeroizing<String>, rea
         return Ok(Zeroizing::new(v.to_owned()));
     }
     let stdin = std::io::stdin();
-    let tty = stdin.is_terminal();
-    if tty {
-        eprint!("{prompt}: ");
-        let _ = std::io::stderr().flush();
-        stty(&["-echo"]);
-    }
-    let mut line = Zeroizing::new(String::new());
-    let read = stdin.lock().read_line(&mut line);
-    if tty {
-        stty(&["echo"]);
-        eprintln!();
-    }
-    read.map_err(|e| reader::Error::InvalidInput(format!("cannot read the {prompt}: {e}")))?;
+    let line = if stdin.is_terminal() {
+        // rpassword prompts on the terminal with echo off and restores it on every path.
+        Zeroizing::new(
+            rpassword::prompt_password(format!("{prompt}: "))
+                .map_err(|e| reader::Error::InvalidInput(format!("cannot read the {prompt} from the terminal: {e}")))?,
+        )
+    } else {
+        let mut line = Zeroizing::new(String::new());
+        stdin
+            .lock()
+            .read_line(&mut line)
+            .map_err(|e| reader::Error::InvalidInput(format!("cannot read the {prompt}: {e}")))?;
+        line
+    };
     let trimmed = Zeroizing::new(line.trim_end_matches(['\r', '\n']).to_owned());
     if trimmed.is_empty() {
         return Err(reader::Error::InvalidInput(format!("no {prompt} given")));
     }
     Ok(trimmed)
-}
-
-fn stty(args: &[&str]) {
-    // Echo control through stty on the controlling terminal: no extra dependency.
-    let tty = std::fs::File::open("/dev/tty");
-    if let Ok(tty) = tty {
-        let _ = Command::new("stty").args(args).stdin(Stdio::from(tty)).status();
-    }
 }
 
 pub fn pin(flag: Option<&str>, prompt: &str) -> Result<PinBlock, reader::Error> {

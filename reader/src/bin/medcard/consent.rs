@@ -122,7 +122,7 @@ fn print_token(title: &str, t: &ConsentToken) {
     let scope = if t.scope.is_empty() { "(none: consent revoked)".to_owned() } else { category::join(&t.scope) };
     println!("  scope:     {scope}");
     println!("  version:   {}", t.version);
-    println!("  issued at: {}", t.issued_at);
-    println!("  expires:   {}", t.expires_at);
+    println!("  issued at: {}", qr::time::format_rfc3339(t.issued_at));
+    println!("  expires:   {}", qr::time::format_rfc3339(t.expires_at));
     println!("  token id:  {}", hex::encode(&t.token_id));
 }

@@ -46,9 +46,10 @@ impl Clinic {
     }
 }
 
-/// Who runs the command.
+/// Who runs the command, for audit entries: `cli:<login name>`.
 pub fn actor() -> String {
-    format!("cli:{}", std::env::var("USER").unwrap_or_else(|_| "unknown".into()))
+    let user = std::env::var("USER").or_else(|_| std::env::var("LOGNAME")).unwrap_or_else(|_| "unknown".into());
+    format!("cli:{user}")
 }
 
 /// Unix time now.
