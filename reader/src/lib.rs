@@ -7,6 +7,7 @@
 
 pub mod audit;
 pub mod category;
+pub mod checkin;
 pub mod db;
 pub mod error;
 pub mod fsutil;
@@ -18,6 +19,7 @@ pub mod credential;
 pub mod issue;
 pub mod piv;
 pub mod records;
+pub mod scan_flow;
 pub mod sig;
 pub mod store;
 pub mod sw;

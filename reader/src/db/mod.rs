@@ -96,6 +96,12 @@ const MIGRATIONS: &[&str] = &[
         revoked_at  INTEGER NOT NULL,
         reason      TEXT NOT NULL
     );",
+    // 3: one-time QR ids already used at this device (reader/src/scan_flow.rs, docs/checkin-scan.md).
+    "CREATE TABLE qr_used (
+        cti      TEXT PRIMARY KEY,
+        used_at  INTEGER NOT NULL,
+        exp      INTEGER NOT NULL
+    );",
 ];
 
 /// The database file name inside the data directory.

@@ -8,11 +8,13 @@ use clap::{Parser, Subcommand};
 mod audit;
 mod cache;
 mod card;
+mod checkin;
 mod clinic_cli;
 mod consent;
 mod init;
 mod qr;
 mod readers;
+mod scan;
 mod trust;
 mod record;
 
@@ -70,6 +72,10 @@ enum Command {
         #[command(subcommand)]
         command: card::CardCommand,
     },
+    /// Kiosk check-in: card, PIN and consent make one signed QR code for the consented records.
+    Checkin(checkin::CheckinArgs),
+    /// Bedside scan: verify a QR code (image or text), fetch, check and cache its records, show them.
+    Scan(scan::ScanArgs),
     /// QR pointers: decode images, inspect and verify codes layer by layer.
     Qr {
         #[command(subcommand)]
@@ -84,6 +90,8 @@ fn main() -> ExitCode {
         Command::Cache { command } => return cache::run(command),
         Command::Audit { command } => return audit::run(command),
         Command::Qr { command } => return qr::run(command),
+        Command::Scan(args) => return scan::run(&args),
+        Command::Checkin(args) => checkin::run(&args),
         Command::Readers { json } => readers::readers(json),
         Command::Card { command } => card::run(command),
         Command::Init(args) => init::run(&args),

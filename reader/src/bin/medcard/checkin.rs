@@ -1,0 +1,123 @@
+//! `medcard checkin`: the reception kiosk (docs/checkin-scan.md). Card + PIN + consent on the
+//! card become one signed QR pointer, written as PNG and printed as text.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use clap::Args;
+use reader::category;
+use reader::checkin;
+use reader::issue::Counting;
+use reader::store::DirStore;
+use reader::Piv;
+
+use crate::clinic_cli::{self, DataArg, print_json};
+
+#[derive(Args)]
+#[command(after_help = "Examples:\n  medcard checkin --reader 'Virtual PCD 00 00' --out qr.png\n  \
+    medcard checkin --reader R --categories labs,allergies --valid-for 10m --out qr.png --pin 482913 --json\n\n\
+    The QR code shares the patient's records in the categories the consent token on the card covers\n\
+    (narrowed by --categories; asking for a category outside the consent is refused).\n\
+    Test hook: MEDCARD_NOW=<Unix seconds> replaces the clock (docs/checkin-scan.md).")]
+pub struct CheckinArgs {
+    /// The reader's name, as `medcard readers` prints it.
+    #[arg(long, value_name = "READER")]
+    reader: String,
+    /// Comma-separated categories to share (default: everything the consent covers).
+    #[arg(long, value_name = "LIST")]
+    categories: Option<String>,
+    /// How long the QR code is valid: 90s, 10m, 2h (a bare number is minutes; 1m to 24h).
+    #[arg(long, value_name = "DURATION", default_value = "10m")]
+    valid_for: String,
+    /// Where to write the QR code as PNG.
+    #[arg(long, value_name = "FILE")]
+    out: PathBuf,
+    /// The patient's PIN (asked for when absent).
+    #[arg(long, value_name = "PIN")]
+    pin: Option<String>,
+    #[command(flatten)]
+    data: DataArg,
+    /// Print JSON (QR id, records, APDU count, timings) instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+/// The clock of the kiosk and bedside flows: `MEDCARD_NOW` (Unix seconds; tests only), else now.
+pub fn now() -> Result<i64, reader::Error> {
+    match std::env::var("MEDCARD_NOW") {
+        Ok(v) => v.trim().parse().map_err(|_| reader::Error::InvalidInput(format!("MEDCARD_NOW={v:?}: expected Unix seconds"))),
+        Err(_) => Ok(clinic_cli::now()),
+    }
+}
+
+/// Parses `90s`, `10m`, `2h` or a bare number of minutes into seconds.
+pub fn parse_duration(s: &str) -> Result<i64, reader::Error> {
+    let s = s.trim();
+    let (num, mult) = match s.char_indices().last() {
+        Some((i, 's')) => (s.get(..i), 1),
+        Some((i, 'm')) => (s.get(..i), 60),
+        Some((i, 'h')) => (s.get(..i), 3600),
+        _ => (Some(s), 60),
+    };
+    num.and_then(|n| n.parse::<i64>().ok())
+        .and_then(|n| n.checked_mul(mult))
+        .ok_or_else(|| reader::Error::InvalidInput(format!("--valid-for {s:?}: expected e.g. 90s, 10m or 2h")))
+}
+
+fn write_png(path: &Path, text: &str) -> Result<(), reader::Error> {
+    let png = qr::render::render_png(text, 4).map_err(|e| reader::Error::InvalidInput(format!("rendering the QR code: {e}")))?;
+    std::fs::write(path, png).map_err(|e| reader::Error::InvalidInput(format!("cannot write {}: {e}", path.display())))
+}
+
+pub fn run(args: &CheckinArgs) -> Result<(), reader::Error> {
+    let now = now()?;
+    let valid_for = parse_duration(&args.valid_for)?;
+    let asked = args
+        .categories
+        .as_deref()
+        .map(category::parse_list)
+        .transpose()
+        .map_err(|e| reader::Error::InvalidInput(e.to_string()))?;
+    let ks = args.data.keystore()?;
+    let state = clinic_cli::state(&ks)?;
+    let store = DirStore::open(&ks.data_dir().join("records")).map_err(|e| reader::Error::InvalidInput(e.to_string()))?;
+    let pin = clinic_cli::pin(args.pin.as_deref(), "patient PIN")?;
+    let started = Instant::now();
+    let (card, apdus) = clinic_cli::with_card(&args.reader, |piv| {
+        let mut counting = Piv::new(Counting::new(piv.transport_mut()));
+        let r = checkin::card_step(&mut counting, &ks, &state, &pin, now);
+        let n = counting.into_inner().count();
+        r.map(|c| (c, n))
+    })?;
+    let card_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let issued = checkin::issue_qr(&ks, &state, &store, &card, asked.as_deref(), valid_for, now)
+        .map_err(|e| reader::Error::InvalidInput(format!("check-in refused: {e}")))?;
+    write_png(&args.out, &issued.text)?;
+    let total_ms = started.elapsed().as_secs_f64() * 1000.0;
+    if args.json {
+        print_json(&serde_json::json!({
+            "qr_id": issued.qr_id,
+            "patient_id": issued.patient_id,
+            "issued_at": issued.iat,
+            "expires_at": issued.exp,
+            "categories": issued.categories.iter().map(|c| c.as_str()).collect::<Vec<_>>(),
+            "records": issued.records.iter().map(|(id, c)| serde_json::json!({"record_id": id, "category": c.as_str()})).collect::<Vec<_>>(),
+            "index": issued.index,
+            "locator": issued.locator,
+            "text": issued.text,
+            "png": args.out.display().to_string(),
+            "apdus": apdus,
+            "card_ms": card_ms,
+            "elapsed_ms": total_ms,
+        }));
+    } else {
+        println!("checked in: patient {}", issued.patient_id);
+        println!("  QR id:      {}", issued.qr_id);
+        println!("  valid to:   {}", qr::time::format_rfc3339(issued.exp));
+        println!("  categories: {}", category::join(&issued.categories));
+        println!("  records:    {}{}", issued.records.len(), if issued.index { " (via a record index)" } else { "" });
+        println!("  PNG:        {}", args.out.display());
+        println!("{}", issued.text);
+    }
+    Ok(())
+}

@@ -1,0 +1,222 @@
+//! `medcard scan`: the bedside (docs/checkin-scan.md). A QR image or text → verified pointer →
+//! one-time check → record(s) fetched, checked, cached → document on stdout (or --out).
+//! Exit status: 0 verified, 3 invalid (refused), 4 issuer unknown, 1 any other error.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::Args;
+use reader::audit::{self, Event, EventKind};
+use reader::db::{CacheRow, ClinicDb};
+use reader::keystore::{self, Keystore};
+use reader::scan_flow::{self, ScanError, Verdict};
+use reader::store::DirStore;
+
+#[derive(Args)]
+#[command(after_help = "Examples:\n  medcard scan qr.png\n  medcard scan --text 'MC1:...' --json\n  \
+    medcard scan qr.png --out record.json\n  medcard scan --cached <ID> --out record.json\n\n\
+    Exit status: 0 verified, 3 refused (invalid), 4 issuer unknown (not in the trust list), 1 other errors.\n\
+    Test hook: MEDCARD_NOW=<Unix seconds> replaces the clock (docs/checkin-scan.md).")]
+pub struct ScanArgs {
+    /// A PNG or JPEG holding the QR code.
+    #[arg(value_name = "IMAGE", conflicts_with_all = ["text", "cached"])]
+    image: Option<PathBuf>,
+    /// The QR text (MC1:...) instead of an image.
+    #[arg(long, value_name = "TEXT", conflicts_with = "cached")]
+    text: Option<String>,
+    /// Open a cached record by its cache id (`medcard cache list`), only while still valid.
+    #[arg(long, value_name = "ID")]
+    cached: Option<String>,
+    /// Write the document here instead of stdout (created, mode 0600); with several records, a
+    /// directory (created) with one file per record, named by cache id.
+    #[arg(long, value_name = "PATH")]
+    out: Option<PathBuf>,
+    /// Print metadata as JSON instead of the document (use --out for the document).
+    #[arg(long)]
+    json: bool,
+    /// The record store (default: <data>/records).
+    #[arg(long, value_name = "DIR")]
+    store: Option<PathBuf>,
+    /// Accept a code already used here (reusable until it expires) instead of one-time use.
+    #[arg(long)]
+    reusable: bool,
+    /// The data directory (default: $MEDCARD_HOME, else $XDG_DATA_HOME/medcard, else ~/.local/share/medcard).
+    #[arg(long, value_name = "DIR")]
+    data: Option<PathBuf>,
+}
+
+struct Bedside {
+    ks: Keystore,
+    db: ClinicDb,
+    store: DirStore,
+}
+
+fn open(args: &ScanArgs) -> Result<Bedside, String> {
+    let dir = keystore::data_dir(args.data.as_deref()).map_err(|e| e.to_string())?;
+    let ks = Keystore::open(&dir).map_err(|e| e.to_string())?;
+    let db = ClinicDb::open_clinic(&ks).map_err(|e| e.to_string())?;
+    let store_dir = args.store.clone().unwrap_or_else(|| dir.join("records"));
+    let store = DirStore::open(&store_dir).map_err(|e| e.to_string())?;
+    Ok(Bedside { ks, db, store })
+}
+
+fn audit(db: &mut ClinicDb, now: i64, kind: EventKind, subject: &str, outcome: &str, detail: String) -> Result<(), String> {
+    let ev = Event { time: now, kind, actor: crate::record::actor(), subject: subject.to_owned(), outcome: outcome.to_owned(), detail };
+    audit::append(db, &ev).map(|_| ()).map_err(|e| format!("could not write the audit log: {e}"))
+}
+
+fn write_private(path: &Path, bytes: &[u8]) -> Result<(), String> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| format!("creating {}: {e}", path.display()))?;
+    f.write_all(bytes).and_then(|()| f.sync_all()).map_err(|e| format!("writing {}: {e}", path.display()))
+}
+
+fn output(rows: &[CacheRow], out: Option<&Path>, json: bool) -> Result<(), String> {
+    match (out, rows) {
+        (Some(p), [one]) => write_private(p, &one.document)?,
+        (Some(p), many) => {
+            std::fs::create_dir(p).map_err(|e| format!("creating {}: {e}", p.display()))?;
+            for r in many {
+                write_private(&p.join(&r.qr_id), &r.document)?;
+            }
+        }
+        (None, _) if json => {}
+        (None, rows) => {
+            let mut so = std::io::stdout().lock();
+            for r in rows {
+                if rows.len() > 1 {
+                    eprintln!("== record {} ({}, {} bytes) ==", r.qr_id, r.media_type, r.document.len());
+                }
+                so.write_all(&r.document).map_err(|e| format!("writing to stdout: {e}"))?;
+            }
+            so.flush().map_err(|e| format!("writing to stdout: {e}"))?;
+        }
+    }
+    Ok(())
+}
+
+fn row_json(r: &CacheRow) -> serde_json::Value {
+    use sha2::Digest;
+    serde_json::json!({
+        "cache_id": r.qr_id,
+        "locator": r.locator,
+        "media_type": r.media_type,
+        "bytes": r.document.len(),
+        "sha256": hex::encode(sha2::Sha256::digest(&r.document)),
+        "expires_at": r.expires_at,
+    })
+}
+
+fn read_text(args: &ScanArgs) -> Result<String, String> {
+    if let Some(t) = &args.text {
+        return Ok(t.clone());
+    }
+    let Some(path) = &args.image else { return Err("give a QR image, --text TEXT or --cached ID".into()) };
+    let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let mut texts = qr::scan::scan_bytes(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;
+    match texts.len() {
+        1 => Ok(texts.remove(0)),
+        0 => Err(format!("{}: no QR code found: rescan the code", path.display())),
+        n => Err(format!("{}: {n} QR codes in the image: scan exactly one", path.display())),
+    }
+}
+
+fn cached(b: &mut Bedside, id: &str, args: &ScanArgs, now: i64) -> Result<(), String> {
+    match scan_flow::open_cached(&mut b.db, id, now).map_err(|e| e.to_string())? {
+        Some(row) => {
+            audit(&mut b.db, now, EventKind::RecordRead, &row.locator, "ok", format!("cached={id} patient={}", row.patient_id))?;
+            if args.json {
+                crate::clinic_cli::print_json(&row_json(&row));
+            }
+            output(std::slice::from_ref(&row), args.out.as_deref(), args.json)
+        }
+        None => {
+            audit(&mut b.db, now, EventKind::RecordRead, id, "cache-refused", "not in the cache or no longer valid".into())?;
+            Err(format!(
+                "cached record {id} is not available: it expired, the consent was revoked, or it was never cached here; scan a fresh QR code"
+            ))
+        }
+    }
+}
+
+fn scan(b: &mut Bedside, args: &ScanArgs, now: i64) -> Result<ExitCode, String> {
+    let text = read_text(args)?;
+    let trust = reader::clinic::trust_list(&b.ks).map_err(|e| e.to_string())?;
+    match scan_flow::scan(&b.db, &b.store, &trust, &text, now, args.reusable) {
+        Ok(s) => {
+            let c = s.verified.claims();
+            let qr_id = hex::encode(&c.cti);
+            audit(
+                &mut b.db,
+                now,
+                EventKind::QrScanned,
+                &c.pointer.patient_id,
+                "ok",
+                format!("qr={qr_id} iss={} kid={} records={}", c.iss, hex::encode(&s.verified.by().kid), s.rows.len()),
+            )?;
+            for r in &s.rows {
+                audit(&mut b.db, now, EventKind::RecordRead, &r.locator, "ok", format!("qr={qr_id} cache={} patient={}", r.qr_id, r.patient_id))?;
+            }
+            eprintln!(
+                "VERIFIED: issued by {} (kid {}) for patient {}, {} record(s), valid until {}",
+                c.iss,
+                hex::encode(&s.verified.by().kid),
+                c.pointer.patient_id,
+                s.rows.len(),
+                qr::time::format_rfc3339(c.exp)
+            );
+            if args.json {
+                crate::clinic_cli::print_json(&serde_json::json!({
+                    "verdict": "verified",
+                    "issuer": c.iss,
+                    "kid": hex::encode(&s.verified.by().kid),
+                    "qr_id": qr_id,
+                    "patient_id": c.pointer.patient_id,
+                    "categories": c.pointer.categories,
+                    "expires_at": c.exp,
+                    "index": s.index,
+                    "records": s.rows.iter().map(row_json).collect::<Vec<_>>(),
+                }));
+            }
+            output(&s.rows, args.out.as_deref(), args.json)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => refuse(b, &e, now),
+    }
+}
+
+fn refuse(b: &mut Bedside, e: &ScanError, now: i64) -> Result<ExitCode, String> {
+    let mut msg = e.to_string();
+    if msg.len() > 400 {
+        msg = format!("{}...", msg.chars().take(400).collect::<String>());
+    }
+    audit(&mut b.db, now, EventKind::QrRefused, "-", &e.outcome(), msg)?;
+    let (label, code) = match e.verdict() {
+        Verdict::IssuerUnknown => ("NOT VERIFIED: issuer unknown", 4),
+        Verdict::Invalid | Verdict::Verified => ("INVALID", 3),
+    };
+    eprintln!("{label}: {e}");
+    eprintln!("what to do: {}", e.advice());
+    Ok(ExitCode::from(code))
+}
+
+pub fn run(args: &ScanArgs) -> ExitCode {
+    let r = (|| {
+        let now = crate::checkin::now().map_err(|e| e.to_string())?;
+        let mut b = open(args)?;
+        match &args.cached {
+            Some(id) => cached(&mut b, id, args, now).map(|()| ExitCode::SUCCESS),
+            None => scan(&mut b, args, now),
+        }
+    })();
+    match r {
+        Ok(c) => c,
+        Err(e) => crate::record::fail(e),
+    }
+}

@@ -1,0 +1,492 @@
+//! Kiosk check-in (`docs/checkin-scan.md`): a genuine card, the patient's PIN and a valid consent
+//! token become ONE signed QR pointer to the records the consent covers.
+//!
+//! Split in two:
+//! - the card part ([`card_step`]) runs inside one card session: card authentication (credential,
+//!   not revoked, 9E challenge) with the PIN, then the consent token read and checked against the
+//!   card's 9C key, this clinic, the clock and the highest version seen;
+//! - the rest is pure selection ([`select`]) plus sealing an index and signing, with no card.
+//!
+//! One record: the QR points at it. Several: the QR points at a **record index** (CBOR list of
+//! locator, digest, content key, category per record) sealed and stored exactly like a record,
+//! whose digest and key the signed QR carries (so the index is covered by the QR signature).
+
+use ciborium::Value;
+use sha2::{Digest, Sha256};
+
+use crate::Error;
+use crate::audit::EventKind;
+use crate::category::{self, Category};
+use crate::clinic::{self, ClinicState};
+use crate::consent::{self, ConsentError, ConsentToken};
+use crate::credential::VerifiedCredential;
+use crate::db::RecordRow;
+use crate::db::clinic_state::ConsentVersion;
+use crate::keystore::{KeyPurpose, Keystore};
+use crate::piv::{PinBlock, Piv};
+use crate::records::{self, RecordMeta, keywrap};
+use crate::store::{Locator, RecordStore};
+use crate::transport::Transport;
+
+/// The media type of a sealed record index.
+pub const INDEX_MEDIA_TYPE: &str = "application/medcard-index+cbor";
+/// Most records one index may list (bounds what a bedside device parses).
+pub const MAX_INDEX_ENTRIES: usize = 256;
+/// Longest QR validity a kiosk issues (the format wants minutes, not days).
+pub const MAX_VALID_FOR: i64 = 24 * 3600;
+
+/// Why a check-in was refused (card and consent failures come as [`Error`]).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CheckinError {
+    /// The card, the PIN or the consent token failed.
+    #[error(transparent)]
+    Card(#[from] Error),
+    /// The consent token is a revocation.
+    #[error("the patient's consent is revoked (version {version}): no records can be shared; ask the patient to set consent again")]
+    ConsentRevoked { version: u64 },
+    /// Categories asked for are not consented.
+    #[error("consent does not cover {missing} (asked for {asked}; the patient consented to {consented}): ask the patient to extend consent or ask for less")]
+    NotCovered { asked: String, consented: String, missing: String },
+    /// Nothing to point to.
+    #[error("patient {patient_id} has no records in {categories}: nothing to share")]
+    NoRecords { patient_id: String, categories: String },
+    /// Too many records for one index.
+    #[error("{got} records selected, at most {limit} fit one index: ask for fewer categories")]
+    TooMany { got: usize, limit: usize },
+    /// Bad request (validity).
+    #[error("{0}")]
+    Invalid(String),
+    /// Database, store, key unwrap, sealing or QR encoding failed.
+    #[error("{0}")]
+    Clinic(String),
+}
+
+impl CheckinError {
+    /// The audit outcome of a refusal.
+    #[must_use]
+    pub fn outcome(&self) -> &'static str {
+        match self {
+            CheckinError::Card(_) => "card-refused",
+            CheckinError::ConsentRevoked { .. } => "consent-revoked",
+            CheckinError::NotCovered { .. } => "not-covered",
+            CheckinError::NoRecords { .. } => "no-records",
+            CheckinError::TooMany { .. } => "too-many",
+            CheckinError::Invalid(_) => "invalid-request",
+            CheckinError::Clinic(_) => "failed",
+        }
+    }
+}
+
+/// What the card session established.
+#[derive(Debug, Clone)]
+pub struct CardOutcome {
+    /// The verified credential (PIN verified in the same session).
+    pub credential: VerifiedCredential,
+    /// The verified consent token.
+    pub consent: ConsentToken,
+    /// SHA-256 of the consent token bytes (goes into the QR).
+    pub consent_sha256: [u8; 32],
+}
+
+/// The card session of a check-in: card authentication + PIN (audited by
+/// [`clinic::verify_card`]), then the consent token read and verified ([`consent::verify_token`])
+/// and its version checked and remembered ([`ClinicState::note_consent`]); refusals are audited
+/// as `consent.refused`. The card is touched for nothing else.
+pub fn card_step<T: Transport>(
+    piv: &mut Piv<T>,
+    ks: &Keystore,
+    state: &ClinicState,
+    pin: &PinBlock,
+    now: i64,
+) -> Result<CardOutcome, Error> {
+    let trust = clinic::trust_list(ks)?;
+    let genuine = clinic::verify_card(piv, state, &trust, now, Some(pin))?;
+    let c = genuine.credential.credential().clone();
+    let checked = match piv.consent_token()? {
+        Some(bytes) => consent::verify_token(&bytes, &genuine.credential, ks.clinic_id(), now).map(|t| (t, bytes)),
+        None => Err(ConsentError::Missing),
+    };
+    let (token, bytes) = match checked {
+        Ok(x) => x,
+        Err(e) => {
+            let detail = format!("card={} flow=checkin", c.card_serial);
+            state.audit(&[state.event(now, EventKind::ConsentRefused, &c.patient_id, e.outcome(), detail)])?;
+            return Err(e.into());
+        }
+    };
+    let kind = if token.scope.is_empty() { EventKind::ConsentRevoked } else { EventKind::ConsentSet };
+    let version = ConsentVersion {
+        patient_id: &token.patient_id,
+        version: token.version,
+        token: &bytes,
+        scope: &token.scope,
+        iat: token.issued_at,
+        exp: token.expires_at,
+    };
+    state.note_consent(&version, (kind, "seen"), now)?;
+    let consent_sha256: [u8; 32] = Sha256::digest(&bytes).into();
+    Ok(CardOutcome { credential: genuine.credential, consent: token, consent_sha256 })
+}
+
+/// Picks the records to share: those whose category the consent covers and, when `asked` is
+/// given, one of the asked categories (every asked category must be consented, else the whole
+/// check-in is refused with what is missing). Pure.
+pub fn select(
+    patient_id: &str,
+    consented: &[Category],
+    asked: Option<&[Category]>,
+    records: Vec<RecordRow>,
+) -> Result<(Vec<Category>, Vec<RecordRow>), CheckinError> {
+    let wanted: Vec<Category> = match asked {
+        Some(asked) => {
+            let missing: Vec<Category> = asked.iter().copied().filter(|c| !consented.contains(c)).collect();
+            if !missing.is_empty() {
+                return Err(CheckinError::NotCovered {
+                    asked: category::join(asked),
+                    consented: if consented.is_empty() { "nothing".into() } else { category::join(consented) },
+                    missing: category::join(&missing),
+                });
+            }
+            asked.to_vec()
+        }
+        None => consented.to_vec(),
+    };
+    let mut chosen: Vec<RecordRow> =
+        records.into_iter().filter(|r| r.meta.patient_id == patient_id && wanted.contains(&r.meta.category)).collect();
+    if chosen.is_empty() {
+        return Err(CheckinError::NoRecords { patient_id: patient_id.to_owned(), categories: category::join(&wanted) });
+    }
+    if chosen.len() > MAX_INDEX_ENTRIES {
+        return Err(CheckinError::TooMany { got: chosen.len(), limit: MAX_INDEX_ENTRIES });
+    }
+    chosen.sort_by(|a, b| (a.meta.category, a.meta.created, &a.meta.record_id).cmp(&(b.meta.category, b.meta.created, &b.meta.record_id)));
+    let mut cats: Vec<Category> = chosen.iter().map(|r| r.meta.category).collect();
+    cats.sort();
+    cats.dedup();
+    Ok((cats, chosen))
+}
+
+/// One record named by a record index.
+#[derive(Debug, Clone)]
+pub struct IndexEntry {
+    /// Record id.
+    pub record_id: String,
+    /// Store locator.
+    pub locator: String,
+    /// SHA-256 of the sealed record.
+    pub sha256: [u8; 32],
+    /// Content key.
+    pub key: qr::ContentKey,
+    /// Category.
+    pub category: Category,
+    /// Media type.
+    pub media_type: String,
+}
+
+/// Encodes a record index: `[* {1: record id, 2: locator, 3: bstr 32, 4: bstr 32 key,
+/// 5: category, 6: media type}]` (definite lengths, keys in order).
+#[must_use]
+pub fn encode_index(entries: &[IndexEntry]) -> Vec<u8> {
+    let arr = entries
+        .iter()
+        .map(|e| {
+            Value::Map(vec![
+                (Value::from(1), Value::Text(e.record_id.clone())),
+                (Value::from(2), Value::Text(e.locator.clone())),
+                (Value::from(3), Value::Bytes(e.sha256.to_vec())),
+                (Value::from(4), Value::Bytes(e.key.as_bytes().to_vec())),
+                (Value::from(5), Value::Text(e.category.as_str().to_owned())),
+                (Value::from(6), Value::Text(e.media_type.clone())),
+            ])
+        })
+        .collect();
+    let mut out = Vec::new();
+    // Writing into a Vec cannot fail.
+    let _ = ciborium::into_writer(&Value::Array(arr), &mut out);
+    out
+}
+
+/// Why a record index was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("record index: {0}")]
+pub struct IndexError(pub String);
+
+/// Decodes a record index strictly (one CBOR array of 1..=[`MAX_INDEX_ENTRIES`] maps with
+/// exactly the keys 1..6 in order, 32-byte digests and keys, known categories, nothing after).
+pub fn decode_index(bytes: &[u8]) -> Result<Vec<IndexEntry>, IndexError> {
+    let mut rd = bytes;
+    let v: Value = ciborium::from_reader(&mut rd).map_err(|e| IndexError(format!("not well-formed CBOR: {e}")))?;
+    if !rd.is_empty() {
+        return Err(IndexError(format!("{} trailing bytes", rd.len())));
+    }
+    let Value::Array(items) = v else { return Err(IndexError("expected an array".into())) };
+    if items.is_empty() || items.len() > MAX_INDEX_ENTRIES {
+        return Err(IndexError(format!("{} entries, expected 1..={MAX_INDEX_ENTRIES}", items.len())));
+    }
+    items.into_iter().enumerate().map(|(i, item)| decode_entry(i, item)).collect()
+}
+
+fn decode_entry(i: usize, item: Value) -> Result<IndexEntry, IndexError> {
+    let err = |what: &str| IndexError(format!("entry {i}: {what}"));
+    let Value::Map(fields) = item else { return Err(err("expected a map")) };
+    if fields.len() != 6 {
+        return Err(err(&format!("{} fields, expected 6", fields.len())));
+    }
+    let mut vals = Vec::with_capacity(6);
+    for (n, (k, v)) in fields.into_iter().enumerate() {
+        let want = i128::try_from(n).unwrap_or(0) + 1;
+        match k {
+            Value::Integer(k) if i128::from(k) == want => vals.push(v),
+            _ => return Err(err(&format!("field {n}: expected key {want}"))),
+        }
+    }
+    let mut it = vals.into_iter();
+    let text = |v: Option<Value>, what: &str| match v {
+        Some(Value::Text(t)) => Ok(t),
+        _ => Err(err(&format!("{what}: expected tstr"))),
+    };
+    let b32 = |v: Option<Value>, what: &str| match v {
+        Some(Value::Bytes(b)) => <[u8; 32]>::try_from(b).map_err(|b| err(&format!("{what}: {} bytes, expected 32", b.len()))),
+        _ => Err(err(&format!("{what}: expected bstr"))),
+    };
+    let record_id = text(it.next(), "record id")?;
+    let locator = text(it.next(), "locator")?;
+    let sha256 = b32(it.next(), "digest")?;
+    let key = qr::ContentKey::new(b32(it.next(), "content key")?);
+    let category: Category = text(it.next(), "category")?.parse().map_err(|e: category::UnknownCategory| err(&e.to_string()))?;
+    let media_type = text(it.next(), "media type")?;
+    Ok(IndexEntry { record_id, locator, sha256, key, category, media_type })
+}
+
+/// What a check-in produced.
+#[derive(Debug)]
+pub struct Issued {
+    /// The QR text (`MC1:...`).
+    pub text: String,
+    /// The QR id (cti), hex.
+    pub qr_id: String,
+    /// Patient id.
+    pub patient_id: String,
+    /// Issued at / expires at.
+    pub iat: i64,
+    /// Expires at.
+    pub exp: i64,
+    /// Categories the QR covers.
+    pub categories: Vec<Category>,
+    /// The shared records: (record id, category).
+    pub records: Vec<(String, Category)>,
+    /// The locator the QR points at (the record, or the index).
+    pub locator: String,
+    /// Whether the QR points at a record index.
+    pub index: bool,
+}
+
+/// After the card session: selects the records, seals an index if there are several, signs the
+/// pointer with the clinic issuer key, and audits `qr.issued` (or the refusal, as `qr.issued`
+/// with the refusal's outcome).
+pub fn issue_qr(
+    ks: &Keystore,
+    state: &ClinicState,
+    store: &dyn RecordStore,
+    card: &CardOutcome,
+    asked: Option<&[Category]>,
+    valid_for: i64,
+    now: i64,
+) -> Result<Issued, CheckinError> {
+    let patient = card.credential.credential().patient_id.clone();
+    let r = issue_inner(ks, state, store, card, asked, valid_for, now);
+    let ev = match &r {
+        Ok(i) => state.event(
+            now,
+            EventKind::QrIssued,
+            &patient,
+            "ok",
+            format!("qr={} exp={} records={} index={} categories={}", i.qr_id, i.exp, i.records.len(), i.index, category::join(&i.categories)),
+        ),
+        Err(e) => state.event(now, EventKind::QrIssued, &patient, e.outcome(), e.to_string()),
+    };
+    state.audit(&[ev]).map_err(|e| CheckinError::Card(e.into()))?;
+    r
+}
+
+fn issue_inner(
+    ks: &Keystore,
+    state: &ClinicState,
+    store: &dyn RecordStore,
+    card: &CardOutcome,
+    asked: Option<&[Category]>,
+    valid_for: i64,
+    now: i64,
+) -> Result<Issued, CheckinError> {
+    if valid_for < 60 || valid_for > MAX_VALID_FOR {
+        return Err(CheckinError::Invalid(format!("QR validity {valid_for} s: expected 60 s to {MAX_VALID_FOR} s")));
+    }
+    let patient = card.credential.credential().patient_id.clone();
+    if card.consent.scope.is_empty() {
+        return Err(CheckinError::ConsentRevoked { version: card.consent.version });
+    }
+    let clinic_err = |e: &dyn std::fmt::Display| CheckinError::Clinic(e.to_string());
+    let db = state.db().map_err(|e| clinic_err(&e))?;
+    let rows = db.records(Some(&patient)).map_err(|e| clinic_err(&e))?;
+    let (categories, chosen) = select(&patient, &card.consent.scope, asked, rows)?;
+    let wrap = ks.derive_key(KeyPurpose::RecordKeyWrap);
+    let mut entries = Vec::with_capacity(chosen.len());
+    for r in &chosen {
+        let key = keywrap::unwrap(&wrap, &r.meta.record_id, &r.wrapped_key).map_err(|e| clinic_err(&e))?;
+        entries.push(IndexEntry {
+            record_id: r.meta.record_id.clone(),
+            locator: r.locator.to_string(),
+            sha256: *r.locator.digest(),
+            key,
+            category: r.meta.category,
+            media_type: r.meta.media_type.clone(),
+        });
+    }
+    let (locator, sha256, key, index) = match entries.as_slice() {
+        [one] => (one.locator.clone(), one.sha256, one.key.clone(), false),
+        _ => {
+            let first = entries.first().map_or(Category::Summary, |e| e.category);
+            let meta = RecordMeta {
+                record_id: records::new_record_id().map_err(|e| clinic_err(&e))?,
+                patient_id: patient.clone(),
+                category: first,
+                media_type: INDEX_MEDIA_TYPE.to_owned(),
+                created: now,
+                author: format!("kiosk:{}", ks.clinic_id()),
+            };
+            let key = records::new_content_key().map_err(|e| clinic_err(&e))?;
+            let sealed = records::seal(&meta, &zeroize::Zeroizing::new(encode_index(&entries)), &key).map_err(|e| clinic_err(&e))?;
+            let loc: Locator = store.put(&sealed).map_err(|e| clinic_err(&e))?;
+            (loc.to_string(), *loc.digest(), key, true)
+        }
+    };
+    let claims = qr::claims::Claims {
+        iss: ks.clinic_id().to_owned(),
+        iat: now,
+        exp: now.saturating_add(valid_for),
+        nbf: None,
+        cti: qr::claims::random_cti().map_err(|e| clinic_err(&e))?,
+        pointer: qr::claims::Pointer {
+            patient_id: patient.clone(),
+            locator: locator.clone(),
+            record_sha256: sha256,
+            content_key: Some(key),
+            categories: categories.iter().map(|c| c.as_str().to_owned()).collect(),
+            consent_sha256: card.consent_sha256,
+        },
+    };
+    let enc = qr::encode(&claims, &ks.issuer_signer()).map_err(|e| clinic_err(&e))?;
+    Ok(Issued {
+        text: enc.text,
+        qr_id: hex::encode(&claims.cti),
+        patient_id: patient,
+        iat: claims.iat,
+        exp: claims.exp,
+        categories,
+        records: entries.iter().map(|e| (e.record_id.clone(), e.category)).collect(),
+        locator,
+        index,
+    })
+}
+
+#[cfg(test)]
+#[allow(clippy::indexing_slicing, clippy::panic)]
+mod tests {
+    use super::*;
+    use crate::store::Locator;
+
+    fn row(id: &str, patient: &str, cat: Category) -> RecordRow {
+        RecordRow {
+            meta: RecordMeta {
+                record_id: id.into(),
+                patient_id: patient.into(),
+                category: cat,
+                media_type: "text/plain".into(),
+                created: 1,
+                author: "a".into(),
+            },
+            locator: Locator::of(id.as_bytes()),
+            size: 1,
+            wrapped_key: Vec::new(),
+        }
+    }
+
+    fn rows() -> Vec<RecordRow> {
+        vec![
+            row("a", "P-1", Category::Allergies),
+            row("l", "P-1", Category::Labs),
+            row("n", "P-1", Category::Notes),
+            row("x", "P-2", Category::Labs),
+        ]
+    }
+
+    #[test]
+    fn select_takes_only_consented_categories_of_the_patient() {
+        let (cats, chosen) = select("P-1", &[Category::Labs, Category::Allergies], None, rows()).expect("selects");
+        assert_eq!(cats, vec![Category::Allergies, Category::Labs]);
+        let ids: Vec<_> = chosen.iter().map(|r| r.meta.record_id.as_str()).collect();
+        assert_eq!(ids, vec!["a", "l"]);
+    }
+
+    #[test]
+    fn select_refuses_asked_category_outside_consent_naming_it() {
+        let e = select("P-1", &[Category::Labs], Some(&[Category::Labs, Category::Notes]), rows()).expect_err("refused");
+        assert!(matches!(&e, CheckinError::NotCovered { missing, .. } if missing == "notes"), "{e}");
+        assert!(e.to_string().contains("consent does not cover notes"), "{e}");
+    }
+
+    #[test]
+    fn select_narrows_to_asked_categories() {
+        let (cats, chosen) = select("P-1", &[Category::Labs, Category::Allergies], Some(&[Category::Labs]), rows()).expect("selects");
+        assert_eq!(cats, vec![Category::Labs]);
+        assert_eq!(chosen.len(), 1);
+    }
+
+    #[test]
+    fn select_without_records_in_scope_is_refused() {
+        let e = select("P-1", &[Category::Imaging], None, rows()).expect_err("refused");
+        assert!(matches!(e, CheckinError::NoRecords { .. }));
+    }
+
+    #[test]
+    fn index_round_trips_and_every_prefix_is_refused() {
+        let entries = vec![
+            IndexEntry {
+                record_id: "r1".into(),
+                locator: Locator::of(b"1").to_string(),
+                sha256: *Locator::of(b"1").digest(),
+                key: qr::ContentKey::new([7; 32]),
+                category: Category::Labs,
+                media_type: "text/plain".into(),
+            },
+            IndexEntry {
+                record_id: "r2".into(),
+                locator: Locator::of(b"2").to_string(),
+                sha256: *Locator::of(b"2").digest(),
+                key: qr::ContentKey::new([8; 32]),
+                category: Category::Notes,
+                media_type: "application/pdf".into(),
+            },
+        ];
+        let bytes = encode_index(&entries);
+        let back = decode_index(&bytes).expect("decodes");
+        assert_eq!(back.len(), 2);
+        assert_eq!(back[1].record_id, "r2");
+        assert_eq!(back[1].key.as_bytes(), &[8; 32]);
+        assert_eq!(back[0].category, Category::Labs);
+        for n in 0..bytes.len() {
+            assert!(decode_index(&bytes[..n]).is_err(), "prefix of {n} bytes accepted");
+        }
+        let mut trailing = bytes.clone();
+        trailing.push(0);
+        assert!(decode_index(&trailing).is_err());
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn decode_index_never_panics_on_arbitrary_bytes(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..512)) {
+            let _ = decode_index(&bytes);
+        }
+    }
+}

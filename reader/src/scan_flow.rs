@@ -1,0 +1,235 @@
+//! Bedside scan (`docs/checkin-scan.md`): QR text → verified pointer (trust list, clock) →
+//! one-time id check → record(s) fetched, checked and cached → shown. Every outcome is audited
+//! by the caller from [`ScanError::outcome`].
+//!
+//! Three outcomes, as verifier apps show them: **verified**; **issuer unknown** (well-formed,
+//! but no key in the trust list has the code's kid, so its signature cannot be checked: import
+//! the issuer's trust list); **invalid** (any other layer, or the record checks, refused it).
+
+use rusqlite::{OptionalExtension, params};
+
+use crate::category::{self, Category};
+use crate::checkin::{self, INDEX_MEDIA_TYPE, IndexEntry};
+use crate::db::{CacheRow, ClinicDb, DbError};
+use crate::records;
+use crate::records::fetch::{self, FetchError};
+use crate::store::{Locator, RecordStore, StoreError};
+
+/// The verdict class of a refusal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Signature valid, issuer trusted, claims and time fine, records checked.
+    Verified,
+    /// No trusted key has the code's kid.
+    IssuerUnknown,
+    /// Refused.
+    Invalid,
+}
+
+/// Why a scan was refused.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ScanError {
+    /// The QR text was refused by a layer of the verifier.
+    #[error("{0}")]
+    Qr(qr::VerifyError),
+    /// The one-time QR id was used before.
+    #[error("this QR code (id {qr_id}) was already used at {used_at}: it is valid once; ask the patient to check in again")]
+    AlreadyUsed { qr_id: String, used_at: String },
+    /// Fetching or checking the record failed.
+    #[error(transparent)]
+    Fetch(#[from] FetchError),
+    /// The record index is malformed or does not match the code.
+    #[error("{0}")]
+    Index(String),
+    /// The bedside database failed.
+    #[error(transparent)]
+    Db(#[from] DbError),
+    /// Text too long to be a QR code.
+    #[error("QR text of {got} characters: a QR code holds at most {limit}; refusing it")]
+    TooLong { got: usize, limit: usize },
+}
+
+/// The longest text a QR code can hold (version 40, alphanumeric, level L).
+pub const MAX_QR_TEXT: usize = 4296;
+
+impl ScanError {
+    /// Which of the three outcomes this is.
+    #[must_use]
+    pub fn verdict(&self) -> Verdict {
+        match self {
+            ScanError::Qr(qr::VerifyError::UnknownKid { .. }) => Verdict::IssuerUnknown,
+            _ => Verdict::Invalid,
+        }
+    }
+
+    /// The audit outcome (`qr.refused` entries).
+    #[must_use]
+    pub fn outcome(&self) -> String {
+        match self {
+            ScanError::Qr(e) => match e {
+                qr::VerifyError::UnknownKid { .. } => "issuer-unknown".into(),
+                qr::VerifyError::Time(_) => "expired-or-not-yet-valid".into(),
+                e => format!("invalid-{}", e.layer().name()),
+            },
+            ScanError::AlreadyUsed { .. } => "already-used".into(),
+            ScanError::Fetch(FetchError::Store(StoreError::DigestMismatch { .. })) => "store-integrity".into(),
+            ScanError::Fetch(FetchError::Record(_)) => "record-integrity".into(),
+            ScanError::Fetch(_) => "fetch-failed".into(),
+            ScanError::Index(_) => "bad-index".into(),
+            ScanError::Db(_) => "db-failed".into(),
+            ScanError::TooLong { .. } => "too-long".into(),
+        }
+    }
+
+    /// What the operator should do, after the message.
+    #[must_use]
+    pub fn advice(&self) -> &'static str {
+        match self {
+            ScanError::Qr(qr::VerifyError::UnknownKid { .. }) => {
+                "the issuing clinic is not in this device's trust list: import its trust list (`medcard trust import`) if it should be trusted"
+            }
+            ScanError::Qr(qr::VerifyError::Time(_)) => "ask the patient to check in again for a fresh code",
+            ScanError::Qr(qr::VerifyError::Prefix(_)) => "this is not a MedCard code (MC1:)",
+            ScanError::Qr(_) => "the code is damaged or forged: do not use it; ask the patient to check in again",
+            ScanError::AlreadyUsed { .. } => "ask the patient to check in again",
+            ScanError::Fetch(_) | ScanError::Index(_) => "the record store does not hold the record the code names intact: report it to IT",
+            ScanError::Db(_) => "the device database failed: report it to IT",
+            ScanError::TooLong { .. } => "not a QR code of ours",
+        }
+    }
+}
+
+/// A successful scan.
+#[derive(Debug)]
+pub struct Scanned {
+    /// The verified code.
+    pub verified: qr::Verified,
+    /// The cached rows, one per record (in index order).
+    pub rows: Vec<CacheRow>,
+    /// Whether the code pointed at a record index.
+    pub index: bool,
+}
+
+/// Whether `qr_id` was used here; when it was, when.
+pub fn used_at(db: &ClinicDb, qr_id: &str) -> Result<Option<i64>, DbError> {
+    db.conn()
+        .query_row("SELECT used_at FROM qr_used WHERE cti = ?1", [qr_id], |r| r.get(0))
+        .optional()
+        .map_err(|source| DbError::Sqlite { path: db.path().to_owned(), operation: "look up used QR id", source })
+}
+
+/// Marks `qr_id` used at `now` (kept until `exp`); false if it already was (a concurrent scan).
+pub fn mark_used(db: &ClinicDb, qr_id: &str, now: i64, exp: i64) -> Result<bool, DbError> {
+    let n = db
+        .conn()
+        .execute("INSERT OR IGNORE INTO qr_used (cti, used_at, exp) VALUES (?1, ?2, ?3)", params![qr_id, now, exp])
+        .map_err(|source| DbError::Sqlite { path: db.path().to_owned(), operation: "mark QR id used", source })?;
+    Ok(n == 1)
+}
+
+/// Verifies `text` against `trust` at `now` (60 s skew), checks the one-time id (unless
+/// `reusable`), fetches and checks the pointed record(s) and caches them. Nothing is cached
+/// unless every record checks out. A one-time id is spent once the code verified (before the
+/// fetch), so a code that fails later cannot be retried: fail closed.
+pub fn scan(
+    db: &ClinicDb,
+    store: &dyn RecordStore,
+    trust: &qr::TrustList,
+    text: &str,
+    now: i64,
+    reusable: bool,
+) -> Result<Scanned, ScanError> {
+    let text = text.trim_end_matches(['\r', '\n']);
+    if text.len() > MAX_QR_TEXT {
+        return Err(ScanError::TooLong { got: text.len(), limit: MAX_QR_TEXT });
+    }
+    let verifier = qr::Verifier::new(qr::Profile::medcard(), trust);
+    let verified = verifier.verify(text, qr::Clock::new(now, 60)).map_err(ScanError::Qr)?;
+    let claims = verified.claims();
+    let qr_id = hex::encode(&claims.cti);
+    if !reusable {
+        if let Some(t) = used_at(db, &qr_id)? {
+            return Err(ScanError::AlreadyUsed { qr_id, used_at: qr::time::format_rfc3339(t) });
+        }
+        if !mark_used(db, &qr_id, now, claims.exp)? {
+            return Err(ScanError::AlreadyUsed { qr_id, used_at: "just now".into() });
+        }
+    }
+    let p = &claims.pointer;
+    // Open the pointed record once to tell a record index from a record.
+    let locator: Locator = p.locator.parse().map_err(|e| ScanError::Fetch(FetchError::Locator(e)))?;
+    if locator.digest() != &p.record_sha256 {
+        return Err(FetchError::DigestClaim { locator: p.locator.clone(), claimed: hex::encode(p.record_sha256) }.into());
+    }
+    let key = p.content_key.as_ref().ok_or_else(|| FetchError::NoKey { locator: p.locator.clone() })?;
+    let bytes = store.get(&locator).map_err(|e| ScanError::Fetch(FetchError::Store(e)))?;
+    let opened = records::open(bytes, &p.patient_id, key, &p.locator).map_err(|e| ScanError::Fetch(FetchError::Record(e)))?;
+    if opened.meta.media_type != INDEX_MEDIA_TYPE {
+        drop(opened);
+        let row = fetch::fetch_into_cache(db, store, &verified, now)?;
+        return Ok(Scanned { verified, rows: vec![row], index: false });
+    }
+    let entries = checkin::decode_index(opened.document()).map_err(|e| ScanError::Index(e.to_string()))?;
+    let categories: Vec<Category> = p
+        .categories
+        .iter()
+        .map(|c| c.parse::<Category>().map_err(|e| FetchError::UnknownCategory(e.got)))
+        .collect::<Result<_, _>>()?;
+    // Check every entry first; cache only when all are good.
+    let mut rows = Vec::with_capacity(entries.len());
+    for e in &entries {
+        rows.push(open_entry(store, &verified, &categories, e, now)?);
+    }
+    for r in &rows {
+        db.cache_put(r)?;
+    }
+    Ok(Scanned { verified, rows, index: true })
+}
+
+/// The checks of [`fetch::fetch_into_cache`] for one entry of a record index.
+fn open_entry(
+    store: &dyn RecordStore,
+    verified: &qr::Verified,
+    categories: &[Category],
+    e: &IndexEntry,
+    now: i64,
+) -> Result<CacheRow, ScanError> {
+    let claims = verified.claims();
+    let p = &claims.pointer;
+    let locator: Locator = e.locator.parse().map_err(|x| ScanError::Fetch(FetchError::Locator(x)))?;
+    if locator.digest() != &e.sha256 {
+        return Err(FetchError::DigestClaim { locator: e.locator.clone(), claimed: hex::encode(e.sha256) }.into());
+    }
+    if !categories.contains(&e.category) {
+        return Err(FetchError::NotCovered { locator: e.locator.clone(), category: e.category, covered: category::join(categories) }.into());
+    }
+    let bytes = store.get(&locator).map_err(|x| ScanError::Fetch(FetchError::Store(x)))?;
+    let opened = records::open(bytes, &p.patient_id, &e.key, &e.locator).map_err(|x| ScanError::Fetch(FetchError::Record(x)))?;
+    if opened.meta.category != e.category || opened.meta.record_id != e.record_id {
+        return Err(ScanError::Index(format!(
+            "record {}: it is {} in {}, but the index names {} in {}",
+            e.locator, opened.meta.record_id, opened.meta.category, e.record_id, e.category
+        )));
+    }
+    Ok(CacheRow {
+        qr_id: format!("{}.{}", hex::encode(&claims.cti), e.record_id),
+        issuer_kid: verified.by().kid.clone(),
+        patient_id: p.patient_id.clone(),
+        locator: e.locator.clone(),
+        categories: categories.to_vec(),
+        consent_sha256: p.consent_sha256.to_vec(),
+        verified_at: now,
+        expires_at: claims.exp,
+        media_type: opened.meta.media_type.clone(),
+        document: opened.document().to_vec(),
+    })
+}
+
+/// A cached record, only while it may still be shown: the cache is purged first (expired
+/// codes, revoked or expired consent, categories no longer consented), then the row is looked
+/// up; `None` when it is gone.
+pub fn open_cached(db: &mut ClinicDb, id: &str, now: i64) -> Result<Option<CacheRow>, DbError> {
+    db.cache_purge(now)?;
+    Ok(db.cache_list()?.into_iter().find(|r| r.qr_id == id && r.expires_at > now))
+}
