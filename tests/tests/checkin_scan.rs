@@ -491,3 +491,123 @@ fn bedside_scan_of_a_png_median_time_is_reported() {
     eprintln!("bedside scan PNG -> stdout ({runs} runs, process wall): median {:.1} ms", median(ms));
     assert_eq!(cache_count(&b), 2, "rescans replace their cache rows");
 }
+
+// ---- kiosk attacks: each test has its own clinic and card, under the reader lock ----
+
+/// A kiosk with an issued card served on the reader (and one record in labs), holding the lock.
+/// Fields drop in order: the card is removed before the lock is released.
+struct Kiosk {
+    sim: Option<Sim>,
+    root: PathBuf,
+    data: PathBuf,
+    card: PathBuf,
+    _dir: tempfile::TempDir,
+    _lock: Lock,
+}
+
+impl Kiosk {
+    fn new(serial: u32) -> Kiosk {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().to_path_buf();
+        let data = root.join("kiosk");
+        ok(&medcard(&data, &["init", "--clinic-id", "clinic-k"]));
+        let doc = root.join("labs.txt");
+        std::fs::write(&doc, b"labs").unwrap();
+        ok(&medcard(&data, &["record", "add", "--patient-id", PATIENT, "--category", "labs", doc.to_str().unwrap()]));
+        let lock = lock();
+        let card = root.join("card.bin");
+        let o = Command::new(card_sim_bin()).args(["new", "--serial", &serial.to_string(), "--out"]).arg(&card).output().unwrap();
+        assert!(o.status.success());
+        let mut k = Kiosk { sim: None, root, data, card, _dir: dir, _lock: lock };
+        k.serve();
+        ok(&medcard(&k.data, &["card", "issue", "--reader", READER, "--patient-id", PATIENT, "--name", "Ada", "--pin", PIN, "--puk", PUK]));
+        k
+    }
+
+    fn serve(&mut self) {
+        let ctx = PcscContext::establish().unwrap_or_else(|e| panic!("{e}: {SETUP_HINT}"));
+        assert!(!ctx.card_present(READER).unwrap(), "reader '{READER}' already has a card");
+        let child = Command::new(card_sim_bin())
+            .args(["serve", "--vpcd", VPCD, "--card"])
+            .arg(&self.card)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        self.sim = Some(Sim(child));
+        wait_for_presence(&ctx, true);
+    }
+
+    fn checkin(&self, pin: &str) -> (Output, PathBuf) {
+        let png = self.root.join("qr.png");
+        let _ = std::fs::remove_file(&png);
+        (medcard(&self.data, &["checkin", "--reader", READER, "--pin", pin, "--out", png.to_str().unwrap()]), png)
+    }
+}
+
+#[test]
+fn kiosk_refuses_a_revoked_card() {
+    let k = Kiosk::new(7101);
+    ok(&medcard(&k.data, &["consent", "set", "--reader", READER, "--scope", "labs", "--pin", PIN]));
+    ok(&medcard(&k.data, &["card", "revoke", "--serial", "7101", "--reason", "lost"]));
+    let (o, png) = k.checkin(PIN);
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("revoked"), "{err}");
+    assert!(!png.exists(), "a refused check-in wrote a QR code");
+    assert!(audit_has(&k.data, "card.verified", "revoked"));
+}
+
+#[test]
+fn kiosk_wrong_pin_three_times_blocks_the_card_and_issues_nothing() {
+    let k = Kiosk::new(7102);
+    ok(&medcard(&k.data, &["consent", "set", "--reader", READER, "--scope", "labs", "--pin", PIN]));
+    let mut last = String::new();
+    for _ in 0..3 {
+        let (o, png) = k.checkin("000000");
+        assert_eq!(o.status.code(), Some(1));
+        assert!(!png.exists());
+        last = String::from_utf8_lossy(&o.stderr).into_owned();
+    }
+    assert!(last.contains("0 tries left"), "{last}");
+    let (o, png) = k.checkin(PIN);
+    assert_eq!(o.status.code(), Some(1), "the right PIN after blocking must not check in");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.to_lowercase().contains("blocked"), "{err}");
+    assert!(!png.exists());
+    assert!(audit_has(&k.data, "card.blocked", ""));
+    assert!(!audit_has(&k.data, "qr.issued", "ok"));
+}
+
+#[test]
+fn kiosk_refuses_when_consent_is_revoked() {
+    let k = Kiosk::new(7103);
+    ok(&medcard(&k.data, &["consent", "set", "--reader", READER, "--scope", "labs", "--pin", PIN]));
+    ok(&medcard(&k.data, &["consent", "revoke", "--reader", READER, "--pin", PIN]));
+    let (o, png) = k.checkin(PIN);
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("consent is revoked"), "{err}");
+    assert!(!png.exists());
+    assert!(audit_has(&k.data, "qr.issued", "consent-revoked"));
+}
+
+#[test]
+fn kiosk_refuses_an_old_consent_version_replayed_from_a_copy_of_the_card() {
+    let mut k = Kiosk::new(7104);
+    ok(&medcard(&k.data, &["consent", "set", "--reader", READER, "--scope", "labs", "--pin", PIN]));
+    // A copy of the card made while consent version 1 (labs) was on it.
+    let copy = k.root.join("copy.bin");
+    std::fs::copy(&k.card, &copy).unwrap();
+    ok(&medcard(&k.data, &["consent", "revoke", "--reader", READER, "--pin", PIN]));
+    // The copy is presented at the kiosk.
+    drop(k.sim.take());
+    std::fs::copy(&copy, &k.card).unwrap();
+    k.serve();
+    let (o, png) = k.checkin(PIN);
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("older than version"), "{err}");
+    assert!(!png.exists());
+}
