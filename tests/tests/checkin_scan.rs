@@ -611,3 +611,41 @@ fn kiosk_refuses_an_old_consent_version_replayed_from_a_copy_of_the_card() {
     assert!(err.contains("older than version"), "{err}");
     assert!(!png.exists());
 }
+
+#[test]
+fn record_of_another_patient_with_a_valid_digest_is_refused_and_nothing_is_cached() {
+    use reader::store::RecordStore;
+    // A trusted issuer (here a test key the bedside trusts) signs a code for patient P-1001 whose
+    // locator, digest and content key are those of another patient's intact record: the store
+    // digest checks out, but the record's AEAD binds the other patient's id.
+    let f = fixture();
+    let b = bedside("swap", true);
+    let key = f.root.join("swap-issuer.key");
+    ok(&medcard_qr(&["keygen", key.to_str().unwrap()]));
+    ok(&medcard(&b, &["trust", "add", &format!("{}.pub.pem", key.display())]));
+    let content_key = [0x42u8; 32];
+    let meta = reader::records::RecordMeta {
+        record_id: "0123456789abcdef0123456789abcdef".into(),
+        patient_id: "P-2002".into(),
+        category: reader::category::Category::Labs,
+        media_type: "text/plain".into(),
+        created: 1,
+        author: "lab".into(),
+    };
+    let sealed = reader::records::seal(&meta, b"another patient's labs", &qr::ContentKey::new(content_key)).unwrap();
+    let store_dir = f.root.join("store-swap");
+    let store = reader::store::DirStore::open(&store_dir).unwrap();
+    let loc = store.put(&sealed).unwrap();
+    let text = ok(&medcard_qr(&[
+        "sign", "--key", key.to_str().unwrap(), "--iss", "clinic-x", "--patient", PATIENT, "--locator", &loc.to_string(),
+        "--record-sha256", &loc.hex(), "--consent-sha256", &"00".repeat(32), "--category", "labs", "--content-key", &hex_of(&content_key),
+    ]));
+    let o = medcard(&b, &["scan", "--text", text.trim(), "--store", store_dir.to_str().unwrap()]);
+    refused(&o, 3, "INVALID");
+    assert_eq!(cache_count(&b), 0);
+    assert!(audit_has(&b, "qr.refused", "record-integrity"));
+}
+
+fn hex_of(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
