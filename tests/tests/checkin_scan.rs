@@ -649,3 +649,49 @@ fn record_of_another_patient_with_a_valid_digest_is_refused_and_nothing_is_cache
 fn hex_of(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
+
+#[test]
+fn forged_qr_naming_the_trusted_kid_but_signed_by_another_key_is_refused_at_the_signature() {
+    use p256::ecdsa::signature::hazmat::PrehashSigner;
+    use sha2::Digest;
+    // The real labs code's protected header (clinic A's kid) and claims, re-signed by a forger.
+    let f = fixture();
+    let b = bedside("forged-kid", true);
+    let trust = qr::TrustList::new();
+    let cose = qr::Verifier::new(qr::Profile::medcard(), &trust).unwrap_text(&f.labs_text).unwrap();
+    let ciborium::Value::Tag(18, inner) = ciborium::from_reader::<ciborium::Value, _>(cose.as_slice()).unwrap() else {
+        panic!("kiosk code is not a tagged COSE_Sign1")
+    };
+    let ciborium::Value::Array(parts) = *inner else { panic!("COSE_Sign1 is not an array") };
+    let (protected, payload) = match (&parts[0], &parts[2]) {
+        (ciborium::Value::Bytes(p), ciborium::Value::Bytes(c)) => (p.clone(), c.clone()),
+        _ => panic!("unexpected COSE_Sign1 layout"),
+    };
+    let sig_structure = ciborium::Value::Array(vec![
+        ciborium::Value::Text("Signature1".into()),
+        ciborium::Value::Bytes(protected.clone()),
+        ciborium::Value::Bytes(Vec::new()),
+        ciborium::Value::Bytes(payload.clone()),
+    ]);
+    let mut tbs = Vec::new();
+    ciborium::into_writer(&sig_structure, &mut tbs).unwrap();
+    let digest: [u8; 32] = sha2::Sha256::digest(&tbs).into();
+    let forger = p256::ecdsa::SigningKey::from_slice(&[0x17; 32]).unwrap();
+    let sig: p256::ecdsa::Signature = forger.sign_prehash(&digest).unwrap();
+    let forged = ciborium::Value::Tag(
+        18,
+        Box::new(ciborium::Value::Array(vec![
+            ciborium::Value::Bytes(protected),
+            ciborium::Value::Map(Vec::new()),
+            ciborium::Value::Bytes(payload),
+            ciborium::Value::Bytes(sig.to_bytes().to_vec()),
+        ])),
+    );
+    let mut bytes = Vec::new();
+    ciborium::into_writer(&forged, &mut bytes).unwrap();
+    let text = format!("MC1:{}", base45::encode(&bytes));
+    let o = medcard(&b, &["scan", "--text", &text, "--store", &store_arg()]);
+    refused(&o, 3, "signature does not verify");
+    assert_eq!(cache_count(&b), 0);
+    assert!(audit_has(&b, "qr.refused", "invalid-signature"));
+}
