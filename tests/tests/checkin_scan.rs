@@ -695,3 +695,51 @@ fn forged_qr_naming_the_trusted_kid_but_signed_by_another_key_is_refused_at_the_
     assert_eq!(cache_count(&b), 0);
     assert!(audit_has(&b, "qr.refused", "invalid-signature"));
 }
+
+#[test]
+fn kiosk_refuses_a_cloned_card_with_copied_credential_consent_and_certificates() {
+    use reader::piv::tags;
+    use reader::{ManagementKey, Piv, Slot};
+    let mut k = Kiosk::new(7105);
+    ok(&medcard(&k.data, &["consent", "set", "--reader", READER, "--scope", "labs", "--pin", PIN]));
+    // Copy what any reader can read: credential, consent token, certificates.
+    let ctx = PcscContext::establish().unwrap();
+    let mut t = ctx.connect(READER).unwrap();
+    let (credential, consent, certs) = t
+        .transaction(|tx| {
+            let mut p = Piv::new(tx);
+            let c = p.card_credential().unwrap().unwrap();
+            let consent = p.consent_token().unwrap().unwrap();
+            let certs: Vec<_> =
+                [Slot::PivAuth, Slot::Signature, Slot::CardAuth].into_iter().map(|s| (s, p.certificate(s).unwrap().unwrap())).collect();
+            (c, consent, certs)
+        })
+        .unwrap();
+    t.disconnect().unwrap();
+    drop(k.sim.take());
+    // The forger's card: same serial, its own keys, the copied objects.
+    std::fs::remove_file(&k.card).unwrap();
+    let o = Command::new(card_sim_bin()).args(["new", "--serial", "7105", "--out"]).arg(&k.card).output().unwrap();
+    assert!(o.status.success());
+    k.serve();
+    let mut t = ctx.connect(READER).unwrap();
+    t.transaction(|tx| {
+        let mut p = Piv::new(tx);
+        p.authenticate_management(&ManagementKey::default_blank()).unwrap();
+        for (slot, der) in &certs {
+            p.generate(*slot).unwrap();
+            p.put_certificate(*slot, der).unwrap();
+        }
+        p.put_data(tags::CARD_CREDENTIAL, &credential).unwrap();
+        p.put_data(tags::CONSENT_TOKEN, &consent).unwrap();
+    })
+    .unwrap();
+    t.disconnect().unwrap();
+    let (o, png) = k.checkin(PIN);
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("not genuine"), "{err}");
+    assert!(!png.exists());
+    assert!(audit_has(&k.data, "card.verified", "not-genuine"));
+    assert!(!audit_has(&k.data, "qr.issued", "ok"));
+}
