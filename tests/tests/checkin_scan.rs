@@ -743,3 +743,43 @@ fn kiosk_refuses_a_cloned_card_with_copied_credential_consent_and_certificates()
     assert!(audit_has(&k.data, "card.verified", "not-genuine"));
     assert!(!audit_has(&k.data, "qr.issued", "ok"));
 }
+
+#[test]
+fn kiosk_refuses_consent_given_to_another_clinic() {
+    // Clinic K issued the card and holds the patient's consent (audience clinic-k). Clinic Z
+    // trusts K's cards, but the consent was not given to Z.
+    let k = Kiosk::new(7106);
+    ok(&medcard(&k.data, &["consent", "set", "--reader", READER, "--scope", "labs", "--pin", PIN]));
+    let pem = k.root.join("clinic-k.pem");
+    ok(&medcard(&k.data, &["trust", "export", "--out", pem.to_str().unwrap()]));
+    let z = k.root.join("clinic-z");
+    ok(&medcard(&z, &["init", "--clinic-id", "clinic-z"]));
+    ok(&medcard(&z, &["trust", "add", pem.to_str().unwrap()]));
+    let doc = k.root.join("z-labs.txt");
+    std::fs::write(&doc, b"labs at z").unwrap();
+    ok(&medcard(&z, &["record", "add", "--patient-id", PATIENT, "--category", "labs", doc.to_str().unwrap()]));
+    let png = k.root.join("z.png");
+    let o = medcard(&z, &["checkin", "--reader", READER, "--pin", PIN, "--out", png.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("is for clinic clinic-k, not this clinic (clinic-z)"), "{err}");
+    assert!(!png.exists());
+    assert!(audit_has(&z, "consent.refused", "other-clinic"));
+}
+
+#[test]
+fn cached_record_cannot_be_opened_once_the_consent_revocation_is_seen() {
+    // Kiosk and bedside on one device here, so the device's database sees the revocation.
+    let k = Kiosk::new(7107);
+    ok(&medcard(&k.data, &["consent", "set", "--reader", READER, "--scope", "labs", "--pin", PIN]));
+    let png = k.root.join("own.png");
+    ok(&medcard(&k.data, &["checkin", "--reader", READER, "--pin", PIN, "--out", png.to_str().unwrap()]));
+    ok(&medcard(&k.data, &["scan", png.to_str().unwrap()]));
+    let list = json(&medcard(&k.data, &["cache", "list", "--json"]));
+    let id = list[0]["qr_id"].as_str().unwrap().to_owned();
+    ok(&medcard(&k.data, &["scan", "--cached", &id]));
+    ok(&medcard(&k.data, &["consent", "revoke", "--reader", READER, "--pin", PIN]));
+    refused(&medcard(&k.data, &["scan", "--cached", &id]), 1, "not available");
+    assert_eq!(cache_count(&k.data), 0, "the revoked consent's record was purged");
+    assert!(audit_has(&k.data, "record.read", "cache-refused"));
+}
