@@ -233,3 +233,144 @@ pub fn open_cached(db: &mut ClinicDb, id: &str, now: i64) -> Result<Option<Cache
     db.cache_purge(now)?;
     Ok(db.cache_list()?.into_iter().find(|r| r.qr_id == id && r.expires_at > now))
 }
+
+#[cfg(test)]
+#[allow(clippy::indexing_slicing, clippy::panic, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use crate::checkin::encode_index;
+    use crate::records::RecordMeta;
+    use crate::store::DirStore;
+    use qr::Signer;
+
+    const PATIENT: &str = "P-1";
+    const NOW: i64 = 1_800_000_000;
+
+    struct Env {
+        _dir: tempfile::TempDir,
+        db: ClinicDb,
+        store: DirStore,
+        signer: qr::SoftwareSigner,
+        trust: qr::TrustList,
+    }
+
+    fn env() -> Env {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = ClinicDb::open(&dir.path().join("clinic.db"), &zeroize::Zeroizing::new([9u8; 32])).expect("db");
+        let store = DirStore::open(&dir.path().join("records")).expect("store");
+        let signer = qr::SoftwareSigner::generate().expect("key");
+        let mut trust = qr::TrustList::new();
+        trust.add_key("clinic-a", signer.public_key());
+        Env { _dir: dir, db, store, signer, trust }
+    }
+
+    fn record(e: &Env, id: &str, cat: Category, doc: &[u8]) -> IndexEntry {
+        let meta = RecordMeta {
+            record_id: id.into(),
+            patient_id: PATIENT.into(),
+            category: cat,
+            media_type: "text/plain".into(),
+            created: 1,
+            author: "t".into(),
+        };
+        let key = records::new_content_key().expect("key");
+        let sealed = records::seal(&meta, doc, &key).expect("seal");
+        let loc = e.store.put(&sealed).expect("put");
+        IndexEntry { record_id: id.into(), locator: loc.to_string(), sha256: *loc.digest(), key, category: cat, media_type: "text/plain".into() }
+    }
+
+    /// A signed code pointing at an index of `entries`, covering `cats`.
+    fn code(e: &Env, entries: &[IndexEntry], cats: &[&str]) -> String {
+        let meta = RecordMeta {
+            record_id: "ffffffffffffffffffffffffffffffff".into(),
+            patient_id: PATIENT.into(),
+            category: entries[0].category,
+            media_type: INDEX_MEDIA_TYPE.into(),
+            created: 1,
+            author: "t".into(),
+        };
+        let key = records::new_content_key().expect("key");
+        let sealed = records::seal(&meta, &encode_index(entries), &key).expect("seal");
+        let loc = e.store.put(&sealed).expect("put");
+        let claims = qr::Claims {
+            iss: "clinic-a".into(),
+            iat: NOW,
+            exp: NOW + 600,
+            nbf: None,
+            cti: qr::claims::random_cti().expect("cti"),
+            pointer: qr::Pointer {
+                patient_id: PATIENT.into(),
+                locator: loc.to_string(),
+                record_sha256: *loc.digest(),
+                content_key: Some(key),
+                categories: cats.iter().map(|c| (*c).to_owned()).collect(),
+                consent_sha256: [0; 32],
+            },
+        };
+        qr::encode(&claims, &e.signer).expect("encode").text
+    }
+
+    #[test]
+    fn index_code_caches_every_record_with_its_own_document() {
+        let e = env();
+        let a = record(&e, "a1", Category::Allergies, b"allergy doc");
+        let l = record(&e, "l1", Category::Labs, b"lab doc");
+        let text = code(&e, &[a, l], &["allergies", "labs"]);
+        let s = scan(&e.db, &e.store, &e.trust, &text, NOW, false).expect("scan");
+        assert!(s.index);
+        let docs: Vec<&[u8]> = s.rows.iter().map(|r| r.document.as_slice()).collect();
+        assert_eq!(docs, vec![&b"allergy doc"[..], &b"lab doc"[..]]);
+        assert_eq!(e.db.cache_count().expect("count"), 2);
+    }
+
+    #[test]
+    fn index_entry_outside_the_codes_categories_caches_nothing() {
+        let e = env();
+        let a = record(&e, "a1", Category::Allergies, b"allergy doc");
+        let n = record(&e, "n1", Category::Notes, b"note");
+        let text = code(&e, &[a, n], &["allergies"]);
+        let err = scan(&e.db, &e.store, &e.trust, &text, NOW, false).expect_err("refused");
+        assert!(matches!(err, ScanError::Fetch(FetchError::NotCovered { .. })), "{err}");
+        assert_eq!(e.db.cache_count().expect("count"), 0, "the good entry must not be cached either");
+    }
+
+    #[test]
+    fn index_entry_with_a_tampered_stored_record_caches_nothing() {
+        let e = env();
+        let a = record(&e, "a1", Category::Allergies, b"allergy doc");
+        let l = record(&e, "l1", Category::Labs, b"lab doc");
+        let path = e.store.path_of(&l.locator.parse().expect("locator"));
+        let mut bytes = std::fs::read(&path).expect("read");
+        let last = bytes.len() - 1;
+        bytes[last] ^= 1;
+        std::fs::write(&path, &bytes).expect("write");
+        let text = code(&e, &[a, l], &["allergies", "labs"]);
+        let err = scan(&e.db, &e.store, &e.trust, &text, NOW, false).expect_err("refused");
+        assert_eq!(err.outcome(), "store-integrity", "{err}");
+        assert_eq!(e.db.cache_count().expect("count"), 0);
+    }
+
+    #[test]
+    fn index_entry_whose_record_has_another_id_is_refused() {
+        let e = env();
+        let a = record(&e, "a1", Category::Allergies, b"allergy doc");
+        let mut l = record(&e, "l1", Category::Labs, b"lab doc");
+        l.record_id = "l2".into();
+        let text = code(&e, &[a, l], &["allergies", "labs"]);
+        let err = scan(&e.db, &e.store, &e.trust, &text, NOW, false).expect_err("refused");
+        assert!(matches!(err, ScanError::Index(_)), "{err}");
+        assert_eq!(e.db.cache_count().expect("count"), 0);
+    }
+
+    #[test]
+    fn one_time_code_is_refused_the_second_time_unless_reusable() {
+        let e = env();
+        let a = record(&e, "a1", Category::Allergies, b"x");
+        let l = record(&e, "l1", Category::Labs, b"y");
+        let text = code(&e, &[a, l], &["allergies", "labs"]);
+        scan(&e.db, &e.store, &e.trust, &text, NOW, false).expect("first");
+        let err = scan(&e.db, &e.store, &e.trust, &text, NOW + 1, false).expect_err("second");
+        assert!(matches!(err, ScanError::AlreadyUsed { .. }), "{err}");
+        scan(&e.db, &e.store, &e.trust, &text, NOW + 2, true).expect("reusable mode accepts it until exp");
+    }
+}
