@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
-# Runs MedCard on a simulated patient card: sets up pcscd + vpcd, makes a fresh simulated card,
-# inserts it into the virtual reader "Virtual PCD 00 00" and shows it with the standard
-# smart-card tools. The card stays inserted until Ctrl-C.
+# Runs MedCard on a simulated patient card, end to end: sets up pcscd + vpcd, makes a fresh
+# simulated card, inserts it into the virtual reader "Virtual PCD 00 00", shows it with the standard
+# smart-card tools, then plays a clinic day with the `medcard` CLI: a clinic is created, the card
+# is issued to a patient, three records are added, the patient consents to two categories, the
+# kiosk checks the patient in (card proof + PIN + consent -> signed QR PNG) and a bedside device
+# (its own data directory, trusting the clinic) scans the PNG and shows the consented records.
+# The card stays inserted until Ctrl-C.
 #
 #   bash scripts/demo.sh            # interactive: keeps the card inserted until Ctrl-C
-#   bash scripts/demo.sh --check    # shows the card, checks it is seen as a PIV card, exits
+#   bash scripts/demo.sh --check    # the same flow, checked step by step, then exits
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,8 +17,9 @@ check=0
 reader='Virtual PCD 00 00'
 
 bash scripts/setup.sh
-cargo build --quiet --locked -p card-applet-sim --bin card-sim
+cargo build --quiet --locked -p card-applet-sim --bin card-sim -p reader --bin medcard
 sim="${CARGO_TARGET_DIR:-target}/debug/card-sim"
+medcard="${CARGO_TARGET_DIR:-target}/debug/medcard"
 
 card_in_reader() { opensc-tool -l 2>/dev/null | grep -E "^[0-9]+ +Yes .*$reader\$" >/dev/null; }
 
@@ -72,12 +77,67 @@ if ! grep -q "Personal Identity Verification Card" <<<"$name"; then
     echo "demo: OpenSC did not recognise the simulated card as a PIV card" >&2
     exit 1
 fi
+
+# ---- A clinic day on this card -------------------------------------------------------------
+pin=123456
+puk=12345678
+kiosk="$dir/kiosk"
+bedside="$dir/bedside"
+step() { echo; echo "== $*"; }
+fail() { echo "demo: $*" >&2; exit 1; }
+
+step "medcard init: the clinic (issuer key, clinic CA, master secret)"
+"$medcard" init --clinic-id demo-clinic --data "$kiosk"
+
+step "medcard card issue: the blank card becomes patient P-1001's card"
+"$medcard" card issue --reader "$reader" --patient-id P-1001 --name "Ada Lovelace" \
+    --pin "$pin" --puk "$puk" --data "$kiosk" 2>/dev/null
+"$medcard" card verify --reader "$reader" --pin "$pin" --data "$kiosk"
+
+step "medcard record add: three encrypted records"
+cat > "$dir/summary.json" <<'JSON'
+{"resourceType": "Patient", "id": "P-1001", "name": [{"family": "Lovelace", "given": ["Ada"]}], "birthDate": "1815-12-10"}
+JSON
+printf 'Haemoglobin 13.9 g/dL (ref 12.0-15.5)\nCRP 2 mg/L (ref < 5)\n' > "$dir/labs.txt"
+printf 'Private note: not shared with the ward.\n' > "$dir/notes.txt"
+for r in summary:summary.json labs:labs.txt notes:notes.txt; do
+    "$medcard" record add --patient-id P-1001 --category "${r%%:*}" "$dir/${r#*:}" --data "$kiosk"
+done
+
+step "medcard consent set: the patient shares summary and labs (signed on the card with the PIN)"
+"$medcard" consent set --reader "$reader" --scope summary,labs --days 30 --pin "$pin" --data "$kiosk"
+
+step "medcard checkin: the kiosk proves the card, checks PIN and consent, prints a signed QR"
+"$medcard" checkin --reader "$reader" --valid-for 10m --out "$dir/checkin-qr.png" --pin "$pin" --data "$kiosk"
+[ -s "$dir/checkin-qr.png" ] || fail "check-in wrote no QR code"
+
+step "medcard scan (bedside device, its own data directory, trusting the clinic)"
+"$medcard" init --clinic-id demo-ward --data "$bedside" >/dev/null
+"$medcard" trust export --out "$dir/demo-clinic.pem" --data "$kiosk"
+"$medcard" trust add "$dir/demo-clinic.pem" --data "$bedside"
+"$medcard" scan "$dir/checkin-qr.png" --store "$kiosk/records" --out "$dir/ward" --data "$bedside"
+ls "$dir/ward"
+[ "$(ls "$dir/ward" | wc -l)" -eq 2 ] || fail "the bedside did not get exactly two records"
+for original in summary.json labs.txt; do
+    found=0
+    for got in "$dir"/ward/*; do cmp -s "$got" "$dir/$original" && found=1; done
+    [ "$found" -eq 1 ] || fail "the bedside copy of $original is missing or differs"
+done
+if grep -rq "Private note" "$dir/ward"; then fail "the unconsented note reached the bedside"; fi
+echo "bedside: exactly the consented records (summary, labs), byte-identical; the note stayed private"
+
+step "medcard audit checkpoint + verify on both devices (signed Merkle tree heads)"
+"$medcard" audit checkpoint --data "$kiosk"
+"$medcard" audit checkpoint --data "$bedside"
+"$medcard" audit verify --data "$kiosk"
+"$medcard" audit verify --data "$bedside"
+
 if [ "$check" -eq 1 ]; then
     echo "demo: ok"
     exit 0
 fi
 echo
-echo "The simulated patient card is inserted in '$reader' (PIN 123456, PUK 12345678)."
-echo "Try: opensc-tool -r '$reader' -n ; pkcs15-tool -D ; yubico-piv-tool -r '$reader' -a status"
+echo "The patient card is inserted in '$reader' (PIN $pin, PUK $puk); the QR code is $dir/checkin-qr.png."
+echo "Try: MEDCARD_HOME=$kiosk $medcard --help ; $medcard qr inspect --trust $dir/demo-clinic.pem $dir/checkin-qr.png"
 echo "Press Ctrl-C to remove the card."
 wait "$sim_pid"
