@@ -99,6 +99,11 @@ impl Sim {
     }
 
     fn serve(ctx: &PcscContext, card: &Path) -> Sim {
+        // A card-sim the previous lock holder just stopped is only seen gone at pcscd's next poll.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while ctx.card_present(READER).unwrap() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
         assert!(!ctx.card_present(READER).unwrap(), "reader '{READER}' already has a card: another card-sim on port 35964?");
         let child = Command::new(card_sim())
             .args(["serve", "--vpcd", VPCD, "--card"])

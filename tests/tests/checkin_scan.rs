@@ -192,6 +192,13 @@ fn make_fixture() -> Fixture {
     let card = root.join("card.bin");
     let o = Command::new(card_sim_bin()).args(["new", "--serial", "7001", "--out"]).arg(&card).output().unwrap();
     assert!(o.status.success(), "card-sim new: {}", String::from_utf8_lossy(&o.stderr));
+    // The previous lock holder (another test binary) may have stopped its card-sim a moment ago:
+    // pcscd notices the removal on its next poll, so give it a few seconds before concluding
+    // that another card-sim is really serving this reader.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while ctx.card_present(READER).unwrap() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
     assert!(!ctx.card_present(READER).unwrap(), "reader '{READER}' already has a card: another card-sim on port 35963?");
     let child = Command::new(card_sim_bin())
         .args(["serve", "--vpcd", VPCD, "--card"])
