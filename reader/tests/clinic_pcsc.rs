@@ -10,79 +10,20 @@
 //! middle of issuance → clean error, no credential, re-issue works.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
-use std::fs::File;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
+
+mod pcscd_support;
+use pcscd_support::*;
 
 use reader::piv::tags;
 use reader::{ManagementKey, PcscContext, Piv, Slot};
 
-const READER: &str = "Virtual PCD 00 01";
-const VPCD: &str = "127.0.0.1:35964";
 const MEDCARD: &str = env!("CARGO_BIN_EXE_medcard");
-const CARD_EVENT_TIMEOUT: Duration = Duration::from_secs(20);
-const SETUP_HINT: &str = "run `bash scripts/setup.sh` (pcscd with the vsmartcard-vpcd readers)";
 const PIN: &str = "482913";
 const PUK: &str = "77120934";
-
-static PCSCD: Mutex<()> = Mutex::new(());
-
-struct Lock {
-    _file: File,
-    _guard: MutexGuard<'static, ()>,
-}
-
-fn lock() -> Lock {
-    let guard = PCSCD.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-    let path = std::env::temp_dir().join("medcard-pcscd-vpcd1.lock");
-    let file = File::options().create(true).truncate(false).write(true).open(&path).unwrap();
-    file.lock().unwrap_or_else(|e| panic!("cannot lock {}: {e}", path.display()));
-    Lock { _file: file, _guard: guard }
-}
-
-fn card_sim() -> PathBuf {
-    static PATH: OnceLock<PathBuf> = OnceLock::new();
-    PATH.get_or_init(|| {
-        if let Some(p) = std::env::var_os("CARD_SIM") {
-            return PathBuf::from(p);
-        }
-        let exe = std::env::current_exe().unwrap();
-        let profile_dir = exe.parent().and_then(|d| d.parent()).unwrap().to_path_buf();
-        let sibling = profile_dir.join("card-sim");
-        if sibling.is_file() {
-            return sibling;
-        }
-        let own_target = profile_dir.parent().unwrap().join("card-sim-for-reader-tests");
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let status = Command::new(cargo)
-            .args(["build", "-p", "card-applet-sim", "--bin", "card-sim", "--target-dir"])
-            .arg(&own_target)
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .status()
-            .expect("cannot run cargo to build card-sim");
-        assert!(status.success(), "building card-sim failed; set CARD_SIM to a built card-sim");
-        own_target.join("debug").join("card-sim")
-    })
-    .clone()
-}
-
-fn context() -> PcscContext {
-    let ctx = PcscContext::establish().unwrap_or_else(|e| panic!("{e}: {SETUP_HINT}"));
-    let names = ctx.reader_names().unwrap();
-    assert!(names.iter().any(|n| n == READER), "pcscd has no reader '{READER}' ({names:?}): {SETUP_HINT}");
-    ctx
-}
-
-fn wait_for_presence(ctx: &PcscContext, want: bool) {
-    let deadline = Instant::now() + CARD_EVENT_TIMEOUT;
-    while ctx.card_present(READER).unwrap() != want {
-        assert!(Instant::now() < deadline, "reader '{READER}' did not become present={want} in time");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
 
 /// A `card-sim serve` process for one card file (kept across restarts).
 struct Sim {
@@ -99,12 +40,7 @@ impl Sim {
     }
 
     fn serve(ctx: &PcscContext, card: &Path) -> Sim {
-        // A card-sim the previous lock holder just stopped is only seen gone at pcscd's next poll.
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while ctx.card_present(READER).unwrap() && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        assert!(!ctx.card_present(READER).unwrap(), "reader '{READER}' already has a card: another card-sim on port 35964?");
+        assert_reader_free(ctx);
         let child = Command::new(card_sim())
             .args(["serve", "--vpcd", VPCD, "--card"])
             .arg(card)
