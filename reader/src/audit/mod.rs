@@ -8,6 +8,7 @@
 //! ```
 //! Entries hold ids and outcomes, never PINs, keys or record contents.
 
+pub mod alerts;
 pub mod merkle;
 
 use std::fmt;

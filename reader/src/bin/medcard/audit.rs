@@ -1,4 +1,4 @@
-//! `medcard audit show|verify|checkpoint|prove|consistency` (docs/audit-log.md).
+//! `medcard audit show|alerts|verify|checkpoint|prove|consistency` (docs/audit-log.md).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -15,6 +15,20 @@ pub enum AuditCommand {
         /// Only entries at or after this Unix time.
         #[arg(long, value_name = "UNIX_SECONDS")]
         since: Option<i64>,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        data: DataArg,
+    },
+    /// Access alerts: repeated PIN failures on a card (3 within 60 minutes), one user reading
+    /// records of many patients (10 distinct within 10 minutes), reads or shares outside consent
+    /// (every refusal), refused QR codes in a row (5 from one user). Alerts are data: exit 0.
+    #[command(after_help = "Examples:\n  medcard audit alerts\n  medcard audit alerts --since 1795430000 --json")]
+    Alerts {
+        /// Only entries at or after this Unix time.
+        #[arg(long, value_name = "UNIX_SECONDS")]
+        since: Option<i64>,
+        /// Print JSON (rule, subject, message, entries) instead of text.
         #[arg(long)]
         json: bool,
         #[command(flatten)]
@@ -61,6 +75,7 @@ pub enum AuditCommand {
 pub fn run(cmd: AuditCommand) -> ExitCode {
     match cmd {
         AuditCommand::Show { since, json, data } => finish(show(data, since, json)),
+        AuditCommand::Alerts { since, json, data } => finish(alerts(data, since, json)),
         AuditCommand::Verify { json, data } => verify(data, json),
         AuditCommand::Checkpoint { out, json, data } => finish(checkpoint(data, out, json)),
         AuditCommand::Prove { entry, json, data } => finish(prove(data, entry, json)),
@@ -70,6 +85,24 @@ pub fn run(cmd: AuditCommand) -> ExitCode {
 
 fn hexes(v: &[[u8; 32]]) -> Vec<String> {
     v.iter().map(hex::encode).collect()
+}
+
+fn alerts(data: DataArg, since: Option<i64>, json: bool) -> Result<(), String> {
+    let c = Clinic::open(data.data.as_deref())?;
+    let entries = audit::entries(&c.db, 0, since).map_err(|e| e.to_string())?;
+    let found = audit::alerts::alerts(&entries, &audit::alerts::Rules::default());
+    if json {
+        println!("{}", serde_json::to_string_pretty(&found).map_err(|e| e.to_string())?);
+    } else if found.is_empty() {
+        println!("no alerts in {} audit entries", entries.len());
+    } else {
+        for a in &found {
+            let seqs: Vec<String> = a.entries.iter().map(|s| format!("#{s}")).collect();
+            println!("ALERT {}: {}\n  entries: {}", serde_json::to_value(a.rule).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default(), a.message, seqs.join(" "));
+        }
+        println!("{} alert(s) in {} audit entries", found.len(), entries.len());
+    }
+    Ok(())
 }
 
 fn show(data: DataArg, since: Option<i64>, json: bool) -> Result<(), String> {
