@@ -585,6 +585,11 @@ fn kiosk_wrong_pin_three_times_blocks_the_card_and_issues_nothing() {
     assert!(!png.exists());
     assert!(audit_has(&k.data, "card.blocked", ""));
     assert!(!audit_has(&k.data, "qr.issued", "ok"));
+    // The access alerts name the wrong PINs on this card.
+    let alerts = json(&medcard(&k.data, &["audit", "alerts", "--json"]));
+    let pin = alerts.as_array().unwrap().iter().find(|a| a["rule"] == "pin-failures").expect("a pin-failures alert");
+    assert_eq!(pin["subject"], "7102");
+    assert!(pin["entries"].as_array().unwrap().len() >= 3, "{pin}");
 }
 
 #[test]

@@ -51,9 +51,10 @@ pub struct Alert {
     pub entries: Vec<u64>,
 }
 
-/// Outcomes of `consent.refused` / `qr.refused` that mean "outside the patient's consent".
+/// Entries that mean "an attempt outside the patient's consent": every `consent.refused`, and a
+/// refused check-in (`qr.issued`) or scan (`qr.refused`) whose outcome names the consent.
 fn is_consent_refusal(e: &Entry) -> bool {
-    e.kind == "consent.refused" || (e.kind == "qr.refused" && e.outcome.contains("consent"))
+    e.kind == "consent.refused" || ((e.kind == "qr.refused" || e.kind == "qr.issued") && e.outcome != "ok" && e.outcome.contains("consent"))
 }
 
 /// `key=value` from an entry's detail text.
@@ -244,11 +245,13 @@ mod tests {
             entry(0, 0, "consent.refused", "k", "P-1", "older-version", ""),
             entry(1, 5, "qr.refused", "k", "P-2", "consent-revoked", ""),
             entry(2, 6, "qr.refused", "k", "-", "signature", ""),
+            entry(4, 8, "qr.issued", "k", "P-2", "consent-revoked", ""),
+            entry(5, 9, "qr.issued", "k", "P-3", "ok", "consent=abc"),
             entry(3, 7, "consent.refused", "k", "P-1", "not-covered", ""),
         ];
         let a = alerts(&e, &Rules::default());
         let consent: Vec<_> = a.iter().filter(|a| a.rule == Rule::OutsideConsent).map(|a| (a.subject.as_str(), a.entries.clone())).collect();
-        assert_eq!(consent, vec![("P-1", vec![0, 3]), ("P-2", vec![1])]);
+        assert_eq!(consent, vec![("P-1", vec![0, 3]), ("P-2", vec![1, 4])]);
     }
 
     #[test]
