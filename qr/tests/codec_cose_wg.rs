@@ -15,35 +15,11 @@ use codec_support::*;
 use p256::ecdsa::VerifyingKey;
 use qr::cose;
 
-fn b64url(s: &str) -> Option<Vec<u8>> {
-    let mut bits = 0u32;
-    let mut n = 0;
-    let mut out = Vec::new();
-    for c in s.bytes() {
-        let v = match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'-' | b'+' => 62,
-            b'_' | b'/' => 63,
-            b'=' => continue,
-            _ => return None,
-        };
-        bits = (bits << 6) | u32::from(v);
-        n += 6;
-        if n >= 8 {
-            n -= 8;
-            out.push((bits >> n) as u8);
-        }
-    }
-    Some(out)
-}
-
 fn coord(key: &serde_json::Value, name: &str) -> Option<Vec<u8>> {
     if let Some(h) = key.get(format!("{name}_hex")).and_then(|v| v.as_str()) {
         return hex::decode(h).ok();
     }
-    b64url(key.get(name)?.as_str()?)
+    b64(key.get(name)?.as_str()?)
 }
 
 #[derive(Debug, PartialEq)]

@@ -56,3 +56,28 @@ pub fn corpora() -> std::path::PathBuf {
 pub fn cases(env: &str, default: u32) -> u32 {
     std::env::var(env).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
+
+/// Base64 of the test corpora (standard or URL alphabet, padding and line breaks ignored).
+pub fn b64(s: &str) -> Option<Vec<u8>> {
+    let mut bits = 0u32;
+    let mut n = 0;
+    let mut out = Vec::new();
+    for c in s.bytes() {
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' | b'-' => 62,
+            b'/' | b'_' => 63,
+            b'=' | b'\n' | b'\r' | b' ' => continue,
+            _ => return None,
+        };
+        bits = (bits << 6) | u32::from(v);
+        n += 6;
+        if n >= 8 {
+            n -= 8;
+            out.push((bits >> n) as u8);
+        }
+    }
+    Some(out)
+}
