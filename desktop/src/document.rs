@@ -259,7 +259,7 @@ fn render_json_declared(essence: &str, bytes: &[u8]) -> Rendered {
                 );
                 text_rendered(text, vec![note])
             }
-            Err(utf8) => not_text(essence, bytes.len(), &utf8),
+            Err(utf8) => not_text(essence, bytes, body, &utf8),
         },
     }
 }
@@ -278,7 +278,7 @@ fn render_text_declared(essence: &str, bytes: &[u8]) -> Rendered {
             }
             text_rendered(text, Vec::new())
         }
-        Err(utf8) => not_text(essence, bytes.len(), &utf8),
+        Err(utf8) => not_text(essence, bytes, body, &utf8),
     }
 }
 
@@ -312,11 +312,13 @@ fn looks_like_prose(text: &str) -> bool {
     !text.is_empty() && !text.chars().any(|c| c.is_control() && !matches!(c, '\t' | '\n' | '\r' | '\u{c}'))
 }
 
-fn not_text(essence: &str, len: usize, err: &std::str::Utf8Error) -> Rendered {
+/// `bytes` is the whole record, `body` the part after any byte order mark that failed to decode.
+fn not_text(essence: &str, bytes: &[u8], body: &[u8], err: &std::str::Utf8Error) -> Rendered {
+    let len = bytes.len();
+    let offset = err.valid_up_to() + len.saturating_sub(body.len());
     let note = format!(
-        "Declared as {} but not valid UTF-8 text (invalid byte at offset {}); {}: save it to inspect it.",
+        "Declared as {} but not valid UTF-8 text (invalid byte at offset {offset}); {}: save it to inspect it.",
         shown_type(essence),
-        err.valid_up_to(),
         human_size(len)
     );
     Rendered::Binary { kind: BinaryKind::Other, extension: "bin", bytes: len, note }
@@ -1303,6 +1305,9 @@ mod tests {
             "{r:?}"
         );
         assert!(matches!(render("application/json", b"\xC3\x28"), Rendered::Binary { kind: BinaryKind::Other, .. }));
+        // The offset counts from the start of the record, byte order mark included.
+        let r = render("text/plain", b"\xEF\xBB\xBFok\xFF");
+        assert!(matches!(&r, Rendered::Binary { note, .. } if note.contains("offset 5")), "{r:?}");
     }
 
     #[test]
@@ -1516,7 +1521,7 @@ mod tests {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig { cases: 4096, ..ProptestConfig::default() })]
+        #![proptest_config(ProptestConfig { cases: 20_000, ..ProptestConfig::default() })]
 
         #[test]
         fn render_never_panics_on_arbitrary_bytes(
