@@ -1520,6 +1520,71 @@ mod tests {
             })
     }
 
+    /// One change to a sample record: the node at a pre-order index (modulo the node count) is
+    /// replaced by a random value, emptied, or made into a very long string.
+    #[derive(Debug, Clone)]
+    enum Mutation {
+        Replace(usize, Value),
+        Null(usize),
+        Long(usize),
+    }
+
+    fn mutation() -> impl Strategy<Value = Mutation> {
+        prop_oneof![
+            3 => (any::<usize>(), json_value()).prop_map(|(i, v)| Mutation::Replace(i, v)),
+            1 => any::<usize>().prop_map(Mutation::Null),
+            1 => any::<usize>().prop_map(Mutation::Long),
+        ]
+    }
+
+    fn count_nodes(v: &Value) -> usize {
+        1 + match v {
+            Value::Array(a) => a.iter().map(count_nodes).sum(),
+            Value::Object(o) => o.values().map(count_nodes).sum(),
+            _ => 0,
+        }
+    }
+
+    /// Applies `f` to the node numbered `target` in pre-order (`seen` counts nodes visited so far).
+    fn at_node(v: &mut Value, target: usize, seen: &mut usize, f: &mut dyn FnMut(&mut Value)) -> bool {
+        if *seen == target {
+            f(v);
+            return true;
+        }
+        *seen += 1;
+        match v {
+            Value::Array(a) => a.iter_mut().any(|c| at_node(c, target, seen, f)),
+            Value::Object(o) => o.values_mut().any(|c| at_node(c, target, seen, f)),
+            _ => false,
+        }
+    }
+
+    fn mutate(mut v: Value, mutations: &[Mutation]) -> Value {
+        for m in mutations {
+            let (i, new) = match m {
+                Mutation::Replace(i, new) => (*i, new.clone()),
+                Mutation::Null(i) => (*i, Value::Null),
+                Mutation::Long(i) => (*i, Value::String("x".repeat(2 * MAX_VALUE_CHARS))),
+            };
+            let target = i % count_nodes(&v);
+            at_node(&mut v, target, &mut 0, &mut |node| *node = new.clone());
+        }
+        v
+    }
+
+    /// The sample records and each resource inside them, as starting points for mutation.
+    fn sample_resources() -> Vec<Value> {
+        let mut out = Vec::new();
+        for bytes in [SUMMARY, ALLERGIES, MEDICATIONS, LABS] {
+            let v: Value = serde_json::from_slice(bytes).unwrap();
+            for e in list(&v, "entry") {
+                out.extend(e.get("resource").cloned());
+            }
+            out.push(v);
+        }
+        out
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig { cases: 20_000, ..ProptestConfig::default() })]
 
@@ -1555,6 +1620,19 @@ mod tests {
             let r = render(mt, &bytes);
             check_invariants(bytes.len(), &r);
             prop_assert!(matches!(&r, Rendered::Fhir { sections, .. } if !sections.is_empty()), "{:?}", r);
+        }
+
+        #[test]
+        fn render_never_panics_on_mutated_samples(
+            seed in prop::sample::select(sample_resources()),
+            mutations in prop::collection::vec(mutation(), 1..4),
+        ) {
+            let v = mutate(seed, &mutations);
+            let bytes = serde_json::to_vec(&v).unwrap();
+            let r = render(FHIR, &bytes);
+            check_invariants(bytes.len(), &r);
+            let is_resource = v.get("resourceType").is_some_and(Value::is_string);
+            prop_assert_eq!(matches!(r, Rendered::Fhir { .. }), is_resource);
         }
     }
 }
