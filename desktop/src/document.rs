@@ -118,7 +118,7 @@ pub struct Section {
     pub title: String,
     /// (label, value) pairs in reading order; fields the resource lacks are simply absent.
     pub rows: Vec<(String, String)>,
-    /// Something to see first, e.g. "High criticality allergy" or "Abnormal result: High".
+    /// Something to see first, e.g. "High criticality allergy to Penicillin" or "Abnormal result: HbA1c High".
     pub warning: Option<String>,
 }
 
@@ -619,7 +619,7 @@ fn observation(o: &Value) -> Section {
         Some(code) => format!("Observation: {code}"),
         None => "Observation".to_owned(),
     });
-    s.row("Test", code);
+    s.row("Test", code.clone());
     s.row("Value", observation_value(o));
     let mut abnormal: Vec<String> = Vec::new();
     for c in list(o, "component").iter().take(MAX_LIST_ITEMS) {
@@ -645,7 +645,10 @@ fn observation(o: &Value) -> Section {
     if let Some(i) = &interp {
         s.row("Interpretation", Some(i.text.clone()));
         if i.abnormal {
-            abnormal.insert(0, i.text.clone());
+            // Name the test, so the warning stands on its own when shown apart from the section.
+            let what =
+                code.as_deref().map(|c| format!("{} {}", cap_to(c, 100), i.text)).unwrap_or_else(|| i.text.clone());
+            abnormal.insert(0, what);
         }
     }
     for r in list(o, "referenceRange").iter().take(MAX_LIST_ITEMS) {
@@ -969,7 +972,7 @@ mod tests {
         assert_eq!(row(&s[0], "Interpretation"), Some("High"));
         assert_eq!(row(&s[0], "Reference range"), Some("4.0 % to 5.6 %"));
         assert_eq!(row(&s[0], "Effective"), Some("2026-10-28T08:15:00Z"));
-        assert_eq!(s[0].warning.as_deref(), Some("Abnormal result: High"));
+        assert_eq!(s[0].warning.as_deref(), Some("Abnormal result: HbA1c High"));
         assert_eq!(s[1].title, "Observation: Potassium");
         assert_eq!(row(&s[1], "Value"), Some("4.6 mmol/L"));
         assert_eq!(s[1].warning, None);
@@ -1136,7 +1139,7 @@ mod tests {
             "valueQuantity": {"value": 128, "unit": "mmol/L"},
             "interpretation": [{"coding": [{"code": "LL", "display": "Critical low"}]}],
             "referenceRange": [{"text": "135-145 mmol/L"}, {"low": {"value": 136}}]}));
-        assert_eq!(s.warning.as_deref(), Some("Abnormal result: Critical low"));
+        assert_eq!(s.warning.as_deref(), Some("Abnormal result: Sodium Critical low"));
         assert_eq!(rows(&s, "Reference range"), ["135-145 mmol/L", "at least 136"]);
         assert_eq!(row(&s, "Status"), Some("final"));
     }
