@@ -1,0 +1,138 @@
+//! What every view needs: the clinic's data directory, the record store, the card reader, the
+//! clock, and the settings (timeouts). Work threads open the keystore and database themselves
+//! from the directory (each open is a few file reads), so nothing here is shared across threads
+//! but paths and the card source.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use reader::Keystore;
+use reader::clinic::ClinicState;
+use reader::store::DirStore;
+
+use crate::card_source::CardSource;
+
+/// Timeouts and defaults, all overridable on the command line.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The kiosk goes back to "insert your card" after this long without a touch.
+    pub kiosk_idle: Duration,
+    /// How long a check-in QR code is valid (seconds).
+    pub qr_valid_for: i64,
+    /// The bedside hides a shown record after this long.
+    pub record_hide: Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings { kiosk_idle: Duration::from_secs(90), qr_valid_for: 600, record_hide: Duration::from_secs(120) }
+    }
+}
+
+/// The app's environment.
+#[derive(Debug, Clone)]
+pub struct AppContext {
+    /// The clinic data directory (`medcard init`).
+    pub data_dir: PathBuf,
+    /// The record store directory (default `<data>/records`).
+    pub store_dir: PathBuf,
+    /// The card reader.
+    pub source: CardSource,
+    /// Timeouts.
+    pub settings: Settings,
+    /// Who acts, as audit entries name them (`desktop:<os user>`).
+    pub actor: String,
+    /// A fixed clock (tests and `MEDCARD_NOW`), else the system clock.
+    pub fixed_now: Option<i64>,
+}
+
+/// Something went wrong opening the clinic: the message says what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    /// The keystore (clinic keys) could not be opened.
+    #[error("cannot open the clinic in {dir}: {source}; create one with `medcard init --clinic-id ID --data {dir}` or start with --demo")]
+    Keystore { dir: String, source: reader::KeystoreError },
+    /// The clinic database could not be opened.
+    #[error("cannot open the clinic database: {0}")]
+    State(#[from] reader::clinic::ClinicError),
+    /// The record store could not be opened.
+    #[error("cannot open the record store {dir}: {msg}")]
+    Store { dir: String, msg: String },
+}
+
+/// The keystore, clinic state and record store, opened for one piece of work.
+pub struct Opened {
+    /// Clinic keys.
+    pub ks: Keystore,
+    /// Clinic database (audited flows).
+    pub state: ClinicState,
+    /// Encrypted records.
+    pub store: DirStore,
+}
+
+impl AppContext {
+    /// The environment for the clinic in `data_dir`.
+    #[must_use]
+    pub fn new(data_dir: &Path, source: CardSource) -> Self {
+        let user = std::env::var("USER").or_else(|_| std::env::var("LOGNAME")).unwrap_or_else(|_| "unknown".into());
+        AppContext {
+            data_dir: data_dir.to_owned(),
+            store_dir: data_dir.join("records"),
+            source,
+            settings: Settings::default(),
+            actor: format!("desktop:{user}"),
+            fixed_now: None,
+        }
+    }
+
+    /// Unix seconds now (the fixed clock when set).
+    #[must_use]
+    pub fn now(&self) -> i64 {
+        self.fixed_now.unwrap_or_else(system_now)
+    }
+
+    /// Opens keys, database and store.
+    ///
+    /// # Errors
+    /// A message that says what to do.
+    pub fn open(&self) -> Result<Opened, OpenError> {
+        let ks = Keystore::open(&self.data_dir)
+            .map_err(|source| OpenError::Keystore { dir: self.data_dir.display().to_string(), source })?;
+        let state = ClinicState::open(&ks)?.with_actor(&self.actor);
+        let store = DirStore::open(&self.store_dir)
+            .map_err(|e| OpenError::Store { dir: self.store_dir.display().to_string(), msg: e.to_string() })?;
+        Ok(Opened { ks, state, store })
+    }
+}
+
+/// The system clock in Unix seconds; `MEDCARD_NOW` (tests only) replaces it, as for the CLI.
+#[must_use]
+pub fn system_now() -> i64 {
+    if let Some(t) = std::env::var("MEDCARD_NOW").ok().and_then(|v| v.trim().parse().ok()) {
+        return t;
+    }
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+/// "9:58" for a countdown of seconds (0:00 when past).
+#[must_use]
+pub fn countdown(secs: i64) -> String {
+    let s = secs.max(0);
+    if s >= 3600 { format!("{}:{:02}:{:02}", s / 3600, (s % 3600) / 60, s % 60) } else { format!("{}:{:02}", s / 60, s % 60) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::countdown;
+
+    #[test]
+    fn countdown_reads_like_a_clock_and_stops_at_zero() {
+        assert_eq!(countdown(598), "9:58");
+        assert_eq!(countdown(5), "0:05");
+        assert_eq!(countdown(-3), "0:00");
+        assert_eq!(countdown(3725), "1:02:05");
+    }
+}

@@ -1,0 +1,147 @@
+//! `--demo`: a fresh clinic in a new data directory, a simulated card issued to a fictional
+//! patient with a consent token, and sample records, so a newcomer sees the whole kiosk →
+//! bedside flow in one command. Everything goes through the same library calls as the real
+//! flows (issuance, consent, record sealing, audit).
+
+use std::path::{Path, PathBuf};
+
+use card_applet_sim::{Card, MemoryStore, PersistentState};
+use reader::category::Category;
+use reader::clinic::{self, ClinicState};
+use reader::consent::{self, ConsentRequest};
+use reader::issue::IssueRequest;
+use reader::store::DirStore;
+use reader::{Keystore, PinBlock, Piv, SimTransport};
+
+use crate::card_source::SimSlot;
+
+/// The demo clinic's id.
+pub const CLINIC_ID: &str = "demo-clinic";
+/// The demo patient.
+pub const PATIENT_ID: &str = "P-1001";
+/// The demo patient's (fictional) name.
+pub const PATIENT_NAME: &str = "Alex Demo";
+/// The demo card's PIN (shown on screen in demo mode).
+pub const PIN: &str = "123456";
+/// The demo card's PUK.
+pub const PUK: &str = "12345678";
+/// The PUK of a blank card (the published PIV default).
+const BLANK_PUK: &str = "12345678";
+/// The demo card's serial.
+pub const SERIAL: u32 = 7_100_001;
+/// What the demo patient consents to share.
+pub const CONSENTED: [Category; 4] = [Category::Summary, Category::Allergies, Category::Medications, Category::Labs];
+
+/// A sample record: category, media type, file name, bytes.
+pub struct Sample {
+    /// Category.
+    pub category: Category,
+    /// Media type.
+    pub media_type: &'static str,
+    /// What it is.
+    pub title: &'static str,
+    /// The document.
+    pub bytes: Vec<u8>,
+}
+
+/// The sample records of the fictional patient (`desktop/samples/`): FHIR summary, allergies,
+/// medications and labs, a text note and an image (the last two outside the demo consent).
+#[must_use]
+pub fn samples() -> Vec<Sample> {
+    let fhir = "application/fhir+json";
+    vec![
+        Sample { category: Category::Summary, media_type: fhir, title: "summary", bytes: include_bytes!("../samples/summary.json").to_vec() },
+        Sample { category: Category::Allergies, media_type: fhir, title: "allergies", bytes: include_bytes!("../samples/allergies.json").to_vec() },
+        Sample { category: Category::Medications, media_type: fhir, title: "medications", bytes: include_bytes!("../samples/medications.json").to_vec() },
+        Sample { category: Category::Labs, media_type: fhir, title: "labs", bytes: include_bytes!("../samples/labs.json").to_vec() },
+        Sample { category: Category::Notes, media_type: "text/plain", title: "clinical note", bytes: include_bytes!("../samples/notes.txt").to_vec() },
+        Sample { category: Category::Imaging, media_type: "image/png", title: "x-ray", bytes: include_bytes!("../samples/imaging.png").to_vec() },
+    ]
+}
+
+/// A demo clinic ready to use.
+pub struct Demo {
+    /// The data directory (kept until the app exits when it is a temporary one).
+    pub data_dir: PathBuf,
+    /// The in-process card reader with the issued card in the patient's hand.
+    pub slot: SimSlot,
+    _temp: Option<tempfile::TempDir>,
+}
+
+/// Something in the demo set-up failed.
+#[derive(Debug, thiserror::Error)]
+#[error("setting up the demo clinic failed while {step}: {msg}")]
+pub struct DemoError {
+    step: &'static str,
+    msg: String,
+}
+
+fn step<E: std::fmt::Display>(step: &'static str) -> impl FnOnce(E) -> DemoError {
+    move |e| DemoError { step, msg: e.to_string() }
+}
+
+/// Creates the demo clinic in `dir` (must not hold a clinic) or in a new temporary directory.
+///
+/// # Errors
+/// Any step's failure, named.
+pub fn create(dir: Option<&Path>, now: i64) -> Result<Demo, DemoError> {
+    let (data_dir, temp) = match dir {
+        Some(d) => (d.to_owned(), None),
+        None => {
+            let t = tempfile::Builder::new().prefix("medcard-demo-").tempdir().map_err(step("creating a temporary data directory"))?;
+            (t.path().to_owned(), Some(t))
+        }
+    };
+    let ks = Keystore::init(&data_dir, CLINIC_ID, now).map_err(step("creating the clinic keys"))?;
+    let state = ClinicState::open(&ks).map_err(step("opening the clinic database"))?.with_actor("demo-setup");
+    let mut piv = Piv::new(SimTransport::new(Card::new(PersistentState::blank(SERIAL), Box::new(MemoryStore::default()))));
+    let pin = PinBlock::pin(PIN).map_err(step("making the PIN"))?;
+    let req = IssueRequest {
+        patient_id: PATIENT_ID.into(),
+        name: PATIENT_NAME.into(),
+        pin: pin.clone(),
+        puk: PinBlock::puk(PUK).map_err(step("making the PUK"))?,
+        current_puk: PinBlock::puk(BLANK_PUK).map_err(step("making the PUK"))?,
+        validity_days: 365,
+        now,
+    };
+    clinic::issue_card(&mut piv, &ks, &state, &req, &mut |_| Ok(())).map_err(step("issuing the demo card"))?;
+    let consent = ConsentRequest { scope: CONSENTED.to_vec(), days: 365, pin, now };
+    consent::set_in(&mut piv, &ks, &state, &consent, &mut |_| Ok(())).map_err(step("writing the consent token"))?;
+    let store = DirStore::open(&data_dir.join("records")).map_err(step("opening the record store"))?;
+    for s in samples() {
+        add_sample(&ks, &store, &s, now)?;
+    }
+    let mut transport = piv.into_inner();
+    let card = transport.remove_card().ok_or(DemoError { step: "taking the card out", msg: "no card".into() })?;
+    Ok(Demo { data_dir, slot: SimSlot::new(card), _temp: temp })
+}
+
+fn add_sample(ks: &Keystore, store: &DirStore, s: &Sample, now: i64) -> Result<(), DemoError> {
+    use reader::records::{self, RecordMeta};
+    use reader::store::RecordStore;
+    let mut db = reader::db::ClinicDb::open_clinic(ks).map_err(step("opening the clinic database"))?;
+    let meta = RecordMeta {
+        record_id: records::new_record_id().map_err(step("adding a sample record"))?,
+        patient_id: PATIENT_ID.into(),
+        category: s.category,
+        media_type: s.media_type.into(),
+        created: now,
+        author: "demo-setup".into(),
+    };
+    let key = records::new_content_key().map_err(step("adding a sample record"))?;
+    let sealed = records::seal(&meta, &s.bytes, &key).map_err(step("sealing a sample record"))?;
+    let locator = store.put(&sealed).map_err(step("storing a sample record"))?;
+    let wrap = ks.derive_key(reader::KeyPurpose::RecordKeyWrap);
+    db.insert_record(&meta, &locator, sealed.len() as u64, &key, &wrap).map_err(step("indexing a sample record"))?;
+    let ev = reader::audit::Event {
+        time: now,
+        kind: reader::audit::EventKind::RecordAdded,
+        actor: "demo-setup".into(),
+        subject: meta.record_id.clone(),
+        outcome: "ok".into(),
+        detail: format!("patient={} category={} locator={locator} sample={}", meta.patient_id, meta.category, s.title),
+    };
+    reader::audit::append(&mut db, &ev).map_err(step("auditing a sample record"))?;
+    Ok(())
+}

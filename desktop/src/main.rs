@@ -1,0 +1,126 @@
+//! `medcard-desktop`: the MedCard app window. See `--help` and the README.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use medcard_desktop::{AppContext, CardSource, MedcardApp, View, demo, style};
+
+#[derive(Parser)]
+#[command(
+    name = "medcard-desktop",
+    version,
+    about = "MedCard desktop: reception kiosk, bedside scanner and clinic admin",
+    after_help = "Examples:\n  medcard-desktop --demo                                  # everything, on a simulated card and sample records\n  \
+    medcard-desktop --view kiosk --lock --fullscreen --reader 'Virtual PCD 00 00' --data /var/lib/medcard\n  \
+    medcard-desktop --view bedside --data ~/ward\n  medcard-desktop --view admin --data /var/lib/medcard\n\n\
+    The data directory is a clinic made with `medcard init` (default: $MEDCARD_HOME, else\n\
+    $XDG_DATA_HOME/medcard, else ~/.local/share/medcard). Without --reader the kiosk uses the first\n\
+    PC/SC reader. --demo makes a fresh clinic in a temporary directory (or in --data, which must be new)."
+)]
+struct Args {
+    /// A fresh demo clinic with a simulated card (in process, no pcscd needed) and sample records.
+    #[arg(long)]
+    demo: bool,
+    /// The clinic data directory.
+    #[arg(long, value_name = "DIR")]
+    data: Option<PathBuf>,
+    /// The PC/SC reader for the kiosk and admin (name as `medcard readers` prints it).
+    #[arg(long, value_name = "READER")]
+    reader: Option<String>,
+    /// The view to start in.
+    #[arg(long, value_enum, default_value = "kiosk")]
+    view: View,
+    /// Show only that view, without the tabs (a kiosk for patients).
+    #[arg(long)]
+    lock: bool,
+    /// Start full screen.
+    #[arg(long)]
+    fullscreen: bool,
+    /// Seconds without a touch before the kiosk ends a session.
+    #[arg(long, value_name = "SECS", default_value_t = 90)]
+    kiosk_idle: u64,
+    /// Minutes a check-in QR code stays valid (1 to 1440).
+    #[arg(long, value_name = "MIN", default_value_t = 10)]
+    qr_minutes: i64,
+    /// Seconds before the bedside hides a shown record.
+    #[arg(long, value_name = "SECS", default_value_t = 120)]
+    hide_after: u64,
+    /// The record store (default: <data>/records).
+    #[arg(long, value_name = "DIR")]
+    store: Option<PathBuf>,
+}
+
+fn main() -> ExitCode {
+    let t0 = Instant::now();
+    let args = Args::parse();
+    match run(args, t0) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("medcard-desktop: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: Args, t0: Instant) -> Result<(), String> {
+    if !(1..=1440).contains(&args.qr_minutes) {
+        return Err(format!("--qr-minutes {}: expected 1 to 1440", args.qr_minutes));
+    }
+    let now = medcard_desktop::context::system_now();
+    let (data_dir, source, banner, _demo) = if args.demo {
+        let d = demo::create(args.data.as_deref(), now).map_err(|e| e.to_string())?;
+        let banner = format!(
+            "Demo clinic in {} — patient {} ({}), card PIN {}. Use \"Insert the demo card\" at the bottom of the kiosk.",
+            d.data_dir.display(),
+            demo::PATIENT_NAME,
+            demo::PATIENT_ID,
+            demo::PIN
+        );
+        (d.data_dir.clone(), CardSource::Sim(d.slot.clone()), Some(banner), Some(d))
+    } else {
+        let dir = reader::keystore::data_dir(args.data.as_deref()).map_err(|e| e.to_string())?;
+        let reader = match args.reader.clone() {
+            Some(r) => r,
+            None => first_reader().unwrap_or_else(|| "(no reader found)".into()),
+        };
+        (dir, CardSource::Pcsc { reader }, None, None)
+    };
+    let mut env = AppContext::new(&data_dir, source);
+    if let Some(s) = args.store {
+        env.store_dir = s;
+    }
+    env.settings.kiosk_idle = Duration::from_secs(args.kiosk_idle.max(5));
+    env.settings.qr_valid_for = args.qr_minutes * 60;
+    env.settings.record_hide = Duration::from_secs(args.hide_after.max(5));
+    let options = eframe::NativeOptions {
+        viewport: egui::ViewportBuilder::default()
+            .with_title("MedCard")
+            .with_inner_size([1100.0, 820.0])
+            .with_min_inner_size([640.0, 480.0])
+            .with_fullscreen(args.fullscreen),
+        renderer: eframe::Renderer::Glow,
+        ..Default::default()
+    };
+    let view = args.view;
+    let lock = args.lock;
+    eframe::run_native(
+        "MedCard",
+        options,
+        Box::new(move |cc| {
+            style::apply(&cc.egui_ctx);
+            let ctx = cc.egui_ctx.clone();
+            let mut app = MedcardApp::new(env, view, move || ctx.request_repaint());
+            app.locked = lock;
+            app.banner = banner;
+            app.started_at(t0);
+            Ok(Box::new(app))
+        }),
+    )
+    .map_err(|e| format!("cannot open the window: {e} (is a display available? on a server run it under xvfb-run)"))
+}
+
+fn first_reader() -> Option<String> {
+    reader::PcscContext::establish().ok()?.reader_names().ok()?.into_iter().next()
+}

@@ -1,0 +1,80 @@
+//! Shared by the desktop's kittest tests: a demo clinic, the app in a harness, waiting for work
+//! that runs on worker threads, and the `medcard` binary for cross-checks.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+use egui_kittest::Harness;
+use egui_kittest::kittest::{NodeT, Queryable};
+use medcard_desktop::{AppContext, CardSource, MedcardApp, View, demo};
+
+/// A demo clinic (fresh temporary data directory, issued card in the hand, sample records) and
+/// the app on it, showing `view`.
+pub fn app(view: View) -> (Harness<'static, MedcardApp>, demo::Demo) {
+    let d = demo::create(None, medcard_desktop::context::system_now()).unwrap();
+    let env = AppContext::new(&d.data_dir, CardSource::Sim(d.slot.clone()));
+    let app = MedcardApp::new(env, view, || {});
+    let harness = Harness::builder().with_size(egui::vec2(1100.0, 860.0)).build_ui_state(|ui, app: &mut MedcardApp| app.ui(ui), app);
+    (harness, d)
+}
+
+/// Steps the UI until a node whose label contains `label` shows up (work runs on threads: a
+/// bounded number of frames with short sleeps, not a timing assertion).
+pub fn wait_for(h: &mut Harness<'_, MedcardApp>, label: &str) {
+    for _ in 0..3000 {
+        h.step();
+        if h.query_by_label_contains(label).is_some() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let labels: Vec<String> = h.query_all_by(|_| true).filter_map(|n| n.accesskit_node().label()).collect();
+    panic!("{label:?} never appeared; on screen: {labels:?}");
+}
+
+/// Clicks the button labelled exactly `label` and runs a frame.
+pub fn click(h: &mut Harness<'_, MedcardApp>, label: &str) {
+    h.get_by_label(label).click();
+    h.step();
+    h.step();
+}
+
+/// Types `digits` on the on-screen PIN pad.
+pub fn pin_pad(h: &mut Harness<'_, MedcardApp>, digits: &str) {
+    for d in digits.chars() {
+        click(h, &d.to_string());
+    }
+}
+
+/// The `medcard` CLI (next to this test binary, else built into a target dir of our own).
+pub fn medcard_bin() -> &'static Path {
+    static P: OnceLock<PathBuf> = OnceLock::new();
+    P.get_or_init(|| {
+        if let Some(p) = std::env::var_os("MEDCARD") {
+            return PathBuf::from(p);
+        }
+        let exe = std::env::current_exe().unwrap();
+        let profile_dir = exe.parent().and_then(|d| d.parent()).unwrap().to_path_buf();
+        let sibling = profile_dir.join("medcard");
+        if sibling.is_file() {
+            return sibling;
+        }
+        let own = profile_dir.parent().unwrap().join("medcard-desktop-bins");
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let st = Command::new(cargo)
+            .args(["build", "-p", "reader", "--bin", "medcard", "--target-dir"])
+            .arg(&own)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .status()
+            .unwrap();
+        assert!(st.success(), "building medcard failed; set MEDCARD=path");
+        own.join("debug").join("medcard")
+    })
+}
+
+/// Runs `medcard ARGS --data DIR`.
+pub fn medcard(data: &Path, args: &[&str]) -> Output {
+    Command::new(medcard_bin()).args(args).arg("--data").arg(data).env_remove("MEDCARD_NOW").output().unwrap()
+}
