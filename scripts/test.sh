@@ -11,5 +11,8 @@ bash scripts/setup.sh
 cargo build --workspace --all-targets --locked
 cargo test --workspace --locked
 
-# The README's "run the product" command must keep working.
+# The command-line demo (card simulator through pcscd + vpcd, kiosk check-in, bedside scan).
 bash scripts/demo.sh --check
+
+# The desktop app in a real window under Xvfb: the demo tour through every screen.
+bash scripts/screenshots.sh --check

@@ -13,6 +13,7 @@ pub mod document;
 pub mod jobs;
 pub mod kiosk;
 pub mod style;
+pub mod tour;
 
 pub use app::{MedcardApp, View};
 pub use card_source::{CardSource, SimSlot};

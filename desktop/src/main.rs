@@ -50,6 +50,10 @@ struct Args {
     /// The record store (default: <data>/records).
     #[arg(long, value_name = "DIR")]
     store: Option<PathBuf>,
+    /// With --demo: play the kiosk → bedside flow by itself, save a screenshot of each screen
+    /// into DIR, print start-up and memory figures, and exit (non-zero if a step failed).
+    #[arg(long, value_name = "DIR", requires = "demo")]
+    tour: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -105,6 +109,14 @@ fn run(args: Args, t0: Instant) -> Result<(), String> {
     };
     let view = args.view;
     let lock = args.lock;
+    let tour = match &args.tour {
+        Some(dir) => {
+            std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+            Some(medcard_desktop::tour::Tour::standard(dir))
+        }
+        None => None,
+    };
+    let outcome = tour.as_ref().map(|t| t.outcome.clone());
     eframe::run_native(
         "MedCard",
         options,
@@ -115,10 +127,19 @@ fn run(args: Args, t0: Instant) -> Result<(), String> {
             app.locked = lock;
             app.banner = banner;
             app.started_at(t0);
+            app.tour = tour;
             Ok(Box::new(app))
         }),
     )
-    .map_err(|e| format!("cannot open the window: {e} (is a display available? on a server run it under xvfb-run)"))
+    .map_err(|e| format!("cannot open the window: {e} (is a display available? on a server run it under xvfb-run)"))?;
+    match outcome {
+        None => Ok(()),
+        Some(o) => match o.lock().map(|g| g.clone()) {
+            Ok(Some(Ok(()))) => Ok(()),
+            Ok(Some(Err(e))) => Err(format!("tour failed: {e}")),
+            _ => Err("tour did not finish (window closed early)".into()),
+        },
+    }
 }
 
 fn first_reader() -> Option<String> {
