@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 
 pub mod audit;
+pub mod bedside;
 pub mod category;
 pub mod checkin;
 pub mod db;
