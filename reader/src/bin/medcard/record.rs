@@ -28,7 +28,7 @@ pub struct Clinic {
 }
 
 /// The records directory inside the data directory.
-pub const RECORDS_DIR: &str = "records";
+pub const RECORDS_DIR: &str = reader::bedside::RECORDS_DIR;
 
 impl Clinic {
     pub fn open(data: Option<&Path>) -> Result<Clinic, String> {
