@@ -6,6 +6,8 @@
 pub mod admin;
 pub mod app;
 pub mod bedside;
+#[cfg(feature = "camera")]
+pub mod camera;
 pub mod card_source;
 pub mod context;
 pub mod demo;
