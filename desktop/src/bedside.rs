@@ -1,30 +1,695 @@
-//! Bedside scanner (being written).
+//! The bedside scanner: a clinician scans a patient's check-in QR code (image file, a file
+//! dropped on the window, pasted text, or a camera with the `camera` feature) and trusts the
+//! result at a glance: a banner (VERIFIED / ISSUER UNKNOWN / INVALID) with the reason and what
+//! to do, one line per check with a mark and a word, and the record(s) rendered for reading.
+//!
+//! Every check is the library's audited bedside scan ([`reader::bedside::Bedside`]), run on a
+//! worker thread ([`work`]); the panel is derived from its result by a pure function
+//! ([`checks`]). A shown record hides itself after `settings.record_hide` (it can be opened again
+//! from the Cached list while the code is valid, and that read is audited too).
 
-use egui::Ui;
+pub mod checks;
+pub mod picker;
+pub mod work;
 
-use crate::context::AppContext;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use egui::{Color32, RichText, Ui};
+use reader::scan_flow::Verdict;
+use zeroize::Zeroizing;
+
+use crate::context::{AppContext, countdown};
+use crate::document::{Rendered, Section};
+use crate::jobs::{Job, Poll};
+use crate::style;
+use checks::{CheckLine, Mark};
+use picker::{Picked, Picker};
+use work::{CachedItem, Input, Outcome, Shown};
+
+/// Longest text the "QR text" field takes (a QR code holds at most 4,296 characters).
+const MAX_PASTE: usize = 8192;
+
+/// A result on screen.
+struct OnScreen {
+    outcome: Outcome,
+    /// Where it came from ("qr.png", "pasted text", "the cache").
+    source: String,
+    shown_at: Instant,
+    textures: Vec<Option<egui::TextureHandle>>,
+    save_paths: Vec<String>,
+    save_results: Vec<Option<Result<String, String>>>,
+}
+
+type CachedList = Result<(Vec<CachedItem>, usize), String>;
 
 /// The bedside view.
-pub struct BedsideView {}
+pub struct BedsideView {
+    path: String,
+    text: Zeroizing<String>,
+    picker: Option<Picker>,
+    job: Option<(Job<Outcome>, String)>,
+    screen: Option<OnScreen>,
+    note: Option<String>,
+    cached: Vec<CachedItem>,
+    cached_job: Option<Job<CachedList>>,
+    cached_note: Option<String>,
+    cached_stale: bool,
+    #[cfg(feature = "camera")]
+    camera: camera_ui::CameraUi,
+}
 
 impl BedsideView {
     /// A bedside view.
     #[must_use]
     pub fn new(_env: &AppContext) -> Self {
-        BedsideView {}
+        BedsideView {
+            path: String::new(),
+            text: Zeroizing::new(String::new()),
+            picker: None,
+            job: None,
+            screen: None,
+            note: None,
+            cached: Vec::new(),
+            cached_job: None,
+            cached_note: None,
+            cached_stale: true,
+            #[cfg(feature = "camera")]
+            camera: camera_ui::CameraUi::default(),
+        }
     }
 
-    /// Opens a QR image file (tour hook; the real view is being written).
-    pub fn open_file(&mut self, _path: std::path::PathBuf, _ctx: &egui::Context, _env: &AppContext) {}
+    /// Verifies the QR code in the image file at `path` (also the tour's hook).
+    pub fn open_file(&mut self, path: PathBuf, ctx: &egui::Context, env: &AppContext) {
+        self.path = path.display().to_string();
+        self.start(Input::File(path), ctx, env);
+    }
 
-    /// Whether a result is on screen.
+    /// Whether a finished result is on screen.
     #[must_use]
     pub fn has_result(&self) -> bool {
-        true
+        self.job.is_none() && self.screen.is_some()
+    }
+
+    /// The banner word on screen (VERIFIED, ISSUER UNKNOWN, INVALID), if any.
+    #[must_use]
+    pub fn verdict(&self) -> Option<&'static str> {
+        match &self.screen.as_ref()?.outcome {
+            Outcome::Shown(_) => Some("VERIFIED"),
+            Outcome::Refused { verdict, .. } => Some(checks::banner(*verdict)),
+            Outcome::Problem { .. } | Outcome::DeviceFailed { .. } => None,
+        }
+    }
+
+    /// How many records are on screen.
+    #[must_use]
+    pub fn records_shown(&self) -> usize {
+        match self.screen.as_ref().map(|s| &s.outcome) {
+            Some(Outcome::Shown(s)) => s.records.len(),
+            _ => 0,
+        }
+    }
+
+    /// The cache ids in the Cached list.
+    #[must_use]
+    pub fn cached_ids(&self) -> Vec<String> {
+        self.cached.iter().map(|c| c.id.clone()).collect()
+    }
+
+    fn start(&mut self, input: Input, ctx: &egui::Context, env: &AppContext) {
+        if self.job.is_some() {
+            self.note = Some("Still verifying the previous code; try again in a moment.".into());
+            return;
+        }
+        self.clear_screen();
+        self.note = None;
+        let source = input.describe();
+        let env = env.clone();
+        let c = ctx.clone();
+        let job = Job::spawn("Verifying the code", move || c.request_repaint(), move || work::scan(&env, input));
+        self.job = Some((job, source));
+    }
+
+    fn open_cached(&mut self, id: String, ctx: &egui::Context, env: &AppContext) {
+        if self.job.is_some() {
+            return;
+        }
+        self.clear_screen();
+        self.note = None;
+        let env = env.clone();
+        let c = ctx.clone();
+        let job = Job::spawn("Opening the cached record", move || c.request_repaint(), move || work::open_cached(&env, &id));
+        self.job = Some((job, "this device's cache".into()));
+    }
+
+    fn refresh_cached(&mut self, ctx: &egui::Context, env: &AppContext) {
+        if self.cached_job.is_some() {
+            return;
+        }
+        let env = env.clone();
+        let c = ctx.clone();
+        self.cached_job = Some(Job::spawn("Reading the cache", move || c.request_repaint(), move || work::list_cached(&env)));
+        self.cached_stale = false;
+    }
+
+    /// Drops the result on screen (documents, pictures, textures).
+    fn clear_screen(&mut self) {
+        self.screen = None;
+    }
+
+    fn poll(&mut self, ctx: &egui::Context, env: &AppContext) {
+        if let Some((job, source)) = &mut self.job {
+            let done = match job.poll() {
+                Poll::Pending => None,
+                Poll::Ready(o) => Some(o),
+                Poll::Lost(m) => Some(Outcome::Problem { title: "Something went wrong".into(), message: m }),
+            };
+            if let Some(outcome) = done {
+                let n = match &outcome {
+                    Outcome::Shown(s) => s.records.len(),
+                    _ => 0,
+                };
+                let save_dir = default_save_dir(env);
+                let save_paths = match &outcome {
+                    Outcome::Shown(s) => s
+                        .records
+                        .iter()
+                        .map(|r| {
+                            let ext = match &r.rendered {
+                                Rendered::Binary { extension, .. } => extension,
+                                _ => "txt",
+                            };
+                            let id: String = r.cache_id.chars().filter(char::is_ascii_alphanumeric).take(8).collect();
+                            save_dir.join(format!("medcard-record-{id}.{ext}")).display().to_string()
+                        })
+                        .collect(),
+                    _ => Vec::new(),
+                };
+                self.screen = Some(OnScreen {
+                    outcome,
+                    source: std::mem::take(source),
+                    shown_at: Instant::now(),
+                    textures: vec![None; n],
+                    save_paths,
+                    save_results: vec![None; n],
+                });
+                self.job = None;
+                self.cached_stale = true;
+            }
+        }
+        if let Some(job) = &mut self.cached_job {
+            match job.poll() {
+                Poll::Pending => {}
+                Poll::Ready(Ok((items, purged))) => {
+                    self.cached = items;
+                    self.cached_note = (purged > 0).then(|| {
+                        format!("{purged} expired or withdrawn record{} removed from this device.", if purged == 1 { " was" } else { "s were" })
+                    });
+                    self.cached_job = None;
+                }
+                Poll::Ready(Err(m)) | Poll::Lost(m) => {
+                    self.cached_note = Some(m);
+                    self.cached_job = None;
+                }
+            }
+        }
+        if self.cached_stale && self.job.is_none() {
+            self.refresh_cached(ctx, env);
+        }
+        // Records whose code expired leave the list (the next open would be refused anyway).
+        let now = env.now();
+        let before = self.cached.len();
+        self.cached.retain(|c| c.expires_at > now);
+        let gone = before - self.cached.len();
+        if gone > 0 {
+            self.cached_note = Some(format!("{gone} cached record{} expired and {} removed.", plural(gone), if gone == 1 { "was" } else { "were" }));
+        }
+        // The shown record hides itself.
+        if let Some(s) = &self.screen
+            && matches!(&s.outcome, Outcome::Shown(x) if !x.records.is_empty())
+            && s.shown_at.elapsed() >= env.settings.record_hide
+        {
+            self.clear_screen();
+            self.note = Some(format!(
+                "The record was hidden after {} for the patient's privacy. Open it again from the Cached list while the code is valid.",
+                countdown(i64::try_from(env.settings.record_hide.as_secs()).unwrap_or(i64::MAX))
+            ));
+        }
     }
 
     /// One frame.
-    pub fn ui(&mut self, ui: &mut Ui, _env: &AppContext) {
-        ui.label("Bedside scanner: not built yet.");
+    pub fn ui(&mut self, ui: &mut Ui, env: &AppContext) {
+        let ctx = ui.ctx().clone();
+        self.poll(&ctx, env);
+        self.take_dropped(&ctx, env);
+        #[cfg(feature = "camera")]
+        if let Some(text) = self.camera.poll(&ctx) {
+            self.start(Input::Text(text), &ctx, env);
+        }
+        if self.screen.as_ref().is_some_and(|s| matches!(s.outcome, Outcome::Shown(_))) || !self.cached.is_empty() {
+            // Countdowns tick without input.
+            ctx.request_repaint_after(std::time::Duration::from_millis(500));
+        }
+
+        egui::Panel::right("bedside-cached").default_size(320.0).min_size(260.0).show(ui, |ui| self.cached_ui(ui, env));
+        egui::ScrollArea::vertical().id_salt("bedside-main").auto_shrink([false, false]).show(ui, |ui| {
+            style::heading(ui, "Bedside scanner", style::INK);
+            self.inputs_ui(ui, env);
+            ui.separator();
+            self.result_ui(ui, env);
+        });
+
+        if let Some(p) = &mut self.picker {
+            match p.ui(&ctx) {
+                Picked::Nothing => {}
+                Picked::Closed => self.picker = None,
+                Picked::File(path) => {
+                    self.picker = None;
+                    self.open_file(path, &ctx, env);
+                }
+            }
+        }
+    }
+
+    fn take_dropped(&mut self, ctx: &egui::Context, env: &AppContext) {
+        if ctx.current_pass_index() > 0 {
+            return; // a second layout pass of the same frame sees the same drop
+        }
+        let dropped = ctx.input(|i| i.raw.dropped_files.clone());
+        if let Some(first) = dropped.first() {
+            if dropped.len() > 1 {
+                self.note = Some("Several files were dropped: only the first one is verified. Drop one image at a time.".into());
+            }
+            let f = first.clone();
+            let path = f.path().to_owned();
+            if !path.as_os_str().is_empty() {
+                self.path = path.display().to_string();
+            }
+            let note = self.note.take();
+            self.start(Input::Dropped(f), ctx, env);
+            if self.note.is_none() {
+                self.note = note;
+            }
+        }
+    }
+
+    fn inputs_ui(&mut self, ui: &mut Ui, env: &AppContext) {
+        let ctx = ui.ctx().clone();
+        let busy = self.job.is_some();
+        ui.horizontal(|ui| {
+            let l = ui.label("Image file:");
+            let edit = ui.add(egui::TextEdit::singleline(&mut self.path).desired_width(420.0).hint_text("path to a PNG or JPEG")).labelled_by(l.id);
+            let enter = edit.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
+            if (ui.add_enabled(!busy, egui::Button::new("Open")).clicked() || (enter && !busy)) && !self.path.trim().is_empty() {
+                let p = PathBuf::from(self.path.trim());
+                self.open_file(p, &ctx, env);
+            }
+            if ui.button("Browse…").clicked() {
+                let start = PathBuf::from(self.path.trim());
+                let dir = if start.is_dir() {
+                    start
+                } else {
+                    start.parent().filter(|p| p.is_dir()).map(PathBuf::from).unwrap_or_else(|| default_save_dir(env))
+                };
+                self.picker = Some(Picker::new(&dir));
+            }
+        });
+        let hovering = ui.input(|i| !i.raw.hovered_files.is_empty());
+        ui.label(
+            RichText::new(if hovering { "Drop the image to verify it" } else { "…or drop an image file of the code on this window." })
+                .color(if hovering { style::ACCENT } else { style::MUTED }),
+        );
+        ui.horizontal(|ui| {
+            let l = ui.label("QR text:");
+            ui.add(
+                egui::TextEdit::multiline(&mut *self.text)
+                    .desired_rows(2)
+                    .desired_width(520.0)
+                    .char_limit(MAX_PASTE)
+                    .hint_text("paste the code's text (MC1:…)"),
+            )
+            .labelled_by(l.id);
+            if ui.add_enabled(!busy, egui::Button::new("Verify text")).clicked() {
+                let text = std::mem::replace(&mut self.text, Zeroizing::new(String::new()));
+                self.start(Input::Text(text), &ctx, env);
+            }
+        });
+        #[cfg(feature = "camera")]
+        self.camera.ui(ui);
+    }
+
+    fn result_ui(&mut self, ui: &mut Ui, env: &AppContext) {
+        if let Some((job, _)) = &self.job {
+            ui.horizontal(|ui| {
+                ui.add(egui::Spinner::new().size(32.0));
+                ui.label(RichText::new(format!("{}…", job.what())).size(22.0));
+            });
+            return;
+        }
+        if let Some(n) = &self.note {
+            ui.label(RichText::new(n).color(style::MUTED).size(18.0));
+        }
+        let hide_now = {
+            let Some(screen) = &mut self.screen else {
+                if self.note.is_none() {
+                    ui.label(RichText::new("Open the patient's check-in code to verify it.").color(style::MUTED).size(18.0));
+                }
+                return;
+            };
+            ui.label(RichText::new(format!("From {}", screen.source)).small().color(style::MUTED));
+            match &screen.outcome {
+                Outcome::Problem { title, message } => {
+                    ui.label(RichText::new(title).size(26.0).strong().color(style::WARN));
+                    ui.label(RichText::new(message).size(18.0));
+                    false
+                }
+                Outcome::Refused { verdict, reason, advice, checks } => {
+                    let colour = if *verdict == Verdict::IssuerUnknown { style::WARN } else { style::BAD };
+                    style::heading(ui, checks::banner(*verdict), colour);
+                    ui.label(RichText::new(format!("Reason: {reason}")).size(18.0));
+                    ui.label(RichText::new(format!("What to do: {advice}.")).size(18.0).strong());
+                    ui.label(RichText::new("Do not use this code's information for care.").color(colour));
+                    ui.add_space(6.0);
+                    checks_ui(ui, checks);
+                    false
+                }
+                Outcome::DeviceFailed { reason, checks } => {
+                    style::heading(ui, "NOT FINISHED: this device failed", style::WARN);
+                    ui.label(RichText::new(format!("Reason: {reason}")).size(18.0));
+                    ui.label(
+                        RichText::new(
+                            "What to do: nothing is shown. Free disk space or report it to IT, then ask the patient to check in again (the code may have been used up).",
+                        )
+                        .size(18.0)
+                        .strong(),
+                    );
+                    ui.add_space(6.0);
+                    checks_ui(ui, checks);
+                    false
+                }
+                Outcome::Shown(_) => shown_ui(ui, screen, env),
+            }
+        };
+        if hide_now {
+            self.clear_screen();
+            self.note = Some("Hidden. Open it again from the Cached list while the code is valid.".into());
+        }
+    }
+
+    fn cached_ui(&mut self, ui: &mut Ui, env: &AppContext) {
+        let ctx = ui.ctx().clone();
+        ui.horizontal(|ui| {
+            ui.label(RichText::new("Cached").size(22.0).strong());
+            if ui.add_enabled(self.cached_job.is_none(), egui::Button::new("Refresh")).clicked() {
+                self.refresh_cached(&ctx, env);
+            }
+        });
+        ui.label(RichText::new("Records verified on this device, kept until their code expires.").small().color(style::MUTED));
+        if let Some(n) = &self.cached_note {
+            ui.label(RichText::new(n).color(style::WARN));
+        }
+        if self.cached.is_empty() {
+            ui.label(RichText::new("Nothing cached.").color(style::MUTED));
+        }
+        let now = env.now();
+        let mut open = None;
+        egui::ScrollArea::vertical().id_salt("bedside-cached-list").show(ui, |ui| {
+            for c in &self.cached {
+                ui.group(|ui| {
+                    ui.label(RichText::new(format!("{} · {}", c.patient_id, c.category.as_deref().unwrap_or("record"))).strong());
+                    ui.label(
+                        RichText::new(format!("{} · {} · expires in {}", c.media_type, human_size(c.size), countdown(c.expires_at - now)))
+                            .small()
+                            .color(style::MUTED),
+                    );
+                    if ui.add_enabled(self.job.is_none(), egui::Button::new("Open record")).on_hover_text(&c.id).clicked() {
+                        open = Some(c.id.clone());
+                    }
+                });
+            }
+        });
+        if let Some(id) = open {
+            self.open_cached(id, &ctx, env);
+        }
+    }
+}
+
+/// Draws a verified result; returns whether "Hide now" was pressed.
+fn shown_ui(ui: &mut Ui, screen: &mut OnScreen, env: &AppContext) -> bool {
+    let OnScreen { outcome: Outcome::Shown(shown), shown_at, textures, save_paths, save_results, .. } = screen else { return false };
+    let shown: &mut Shown = shown;
+    match shown.cached_at {
+        None => style::heading(ui, "VERIFIED", style::GOOD),
+        Some(_) => style::heading(ui, "VERIFIED (from this device's cache)", style::GOOD),
+    }
+    ui.label(RichText::new(format!("Issued by {} for patient {}", shown.issuer, shown.patient_id)).size(20.0).strong());
+    ui.label(format!("Shares: {}", shown.categories.join(", ")));
+    ui.label(format!("Valid until {}", style::date_time(shown.valid_until)));
+    if let Some(t) = shown.cached_at {
+        ui.label(RichText::new(format!("Verified on this device at {}; every check passed then.", style::date_time(t))).color(style::MUTED));
+    }
+    if !shown.checks.is_empty() {
+        checks_ui(ui, &shown.checks);
+    }
+    let left = env.settings.record_hide.saturating_sub(shown_at.elapsed());
+    // Rounded up: a fresh record reads "hides in 2:00", and 0:00 only when it goes.
+    let left = left.as_secs() + u64::from(left.subsec_nanos() > 0);
+    let mut hide = false;
+    ui.horizontal(|ui| {
+        ui.label(RichText::new(format!("hides in {}", countdown(i64::try_from(left).unwrap_or(0)))).color(style::MUTED));
+        hide = ui.button("Hide now").clicked();
+    });
+    ui.separator();
+    let total = shown.records.len();
+    for (i, r) in shown.records.iter_mut().enumerate() {
+        ui.push_id(("record", i), |ui| {
+            let title = format!(
+                "{}{} · {} · {}",
+                if total > 1 { format!("Record {} of {total}: ", i + 1) } else { String::new() },
+                r.category.as_deref().unwrap_or("record"),
+                r.media_type,
+                human_size(r.bytes.len())
+            );
+            ui.label(RichText::new(title).size(20.0).strong().color(style::ACCENT));
+            match &r.rendered {
+                Rendered::Fhir { sections, pretty, notes } => {
+                    sections.iter().for_each(|s| section_ui(ui, s));
+                    notes_ui(ui, notes);
+                    egui::CollapsingHeader::new("JSON").id_salt(("json", i)).show(ui, |ui| mono_ui(ui, pretty));
+                }
+                Rendered::Json { pretty, notes } => {
+                    notes_ui(ui, notes);
+                    mono_ui(ui, pretty);
+                }
+                Rendered::Text { text, notes } => {
+                    notes_ui(ui, notes);
+                    egui::ScrollArea::vertical().id_salt(("text", i)).max_height(360.0).show(ui, |ui| ui.label(text));
+                }
+                Rendered::Binary { note, .. } => {
+                    ui.label(note);
+                    if let Some(img) = r.picture.take()
+                        && let Some(t) = textures.get_mut(i)
+                    {
+                        *t = Some(ui.ctx().load_texture(format!("bedside-record-{i}"), img, egui::TextureOptions::LINEAR));
+                    }
+                    if let Some(Some(t)) = textures.get(i) {
+                        let max = egui::vec2(ui.available_width().min(720.0), 480.0);
+                        ui.add(egui::Image::new(t).max_size(max).alt_text("The record's image"));
+                    }
+                    if let Some(n) = &r.picture_note {
+                        ui.label(RichText::new(n).color(style::WARN));
+                    }
+                    if let (Some(path), Some(result)) = (save_paths.get_mut(i), save_results.get_mut(i)) {
+                        ui.horizontal(|ui| {
+                            let l = ui.label("Save to:");
+                            ui.add(egui::TextEdit::singleline(path).desired_width(420.0)).labelled_by(l.id);
+                            if ui.button("Save as…").clicked() {
+                                *result = Some(work::save_record(&PathBuf::from(path.trim()), &r.bytes));
+                            }
+                        });
+                        match result {
+                            Some(Ok(m)) => {
+                                ui.label(RichText::new(m.as_str()).color(style::GOOD));
+                            }
+                            Some(Err(m)) => {
+                                ui.label(RichText::new(m.as_str()).color(style::BAD));
+                            }
+                            None => {}
+                        }
+                    }
+                }
+            }
+            ui.separator();
+        });
+    }
+    hide
+}
+
+fn checks_ui(ui: &mut Ui, lines: &[CheckLine]) {
+    ui.group(|ui| {
+        for l in lines {
+            let colour = mark_colour(l.mark);
+            let text = match l.note {
+                Some(n) => format!("{} {}: {} ({n})", l.mark.symbol(), l.check.label(), l.mark.word()),
+                None => format!("{} {}: {}", l.mark.symbol(), l.check.label(), l.mark.word()),
+            };
+            let rt = RichText::new(text).size(18.0).color(colour);
+            ui.label(if l.mark == Mark::NotChecked { rt } else { rt.strong() });
+        }
+    });
+}
+
+fn mark_colour(m: Mark) -> Color32 {
+    match m {
+        Mark::Passed => style::GOOD,
+        Mark::Failed => style::BAD,
+        Mark::NotChecked => style::MUTED,
+    }
+}
+
+fn section_ui(ui: &mut Ui, s: &Section) {
+    ui.label(RichText::new(&s.title).size(18.0).strong());
+    if let Some(w) = &s.warning {
+        ui.label(RichText::new(format!("⚠ {w}")).size(18.0).strong().color(style::BAD));
+    }
+    if !s.rows.is_empty() {
+        egui::Grid::new(ui.next_auto_id()).num_columns(2).spacing([16.0, 4.0]).show(ui, |ui| {
+            for (k, v) in &s.rows {
+                ui.label(RichText::new(k).color(style::MUTED));
+                ui.label(v);
+                ui.end_row();
+            }
+        });
+    }
+    ui.add_space(6.0);
+}
+
+fn notes_ui(ui: &mut Ui, notes: &[String]) {
+    for n in notes {
+        ui.label(RichText::new(n).color(style::MUTED));
+    }
+}
+
+fn mono_ui(ui: &mut Ui, text: &str) {
+    egui::ScrollArea::both().max_height(360.0).show(ui, |ui| ui.label(RichText::new(text).monospace()));
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 { "" } else { "s" }
+}
+
+/// "2.1 kB".
+fn human_size(n: usize) -> String {
+    #[allow(clippy::cast_precision_loss)]
+    let f = n as f64;
+    if n < 1000 {
+        format!("{n} bytes")
+    } else if n < 1_000_000 {
+        format!("{:.1} kB", f / 1000.0)
+    } else {
+        format!("{:.1} MB", f / 1_000_000.0)
+    }
+}
+
+fn default_save_dir(env: &AppContext) -> PathBuf {
+    std::env::var_os("HOME").map(PathBuf::from).filter(|p| p.is_dir()).unwrap_or_else(|| env.data_dir.clone())
+}
+
+#[cfg(feature = "camera")]
+mod camera_ui {
+    //! The camera row (feature `camera`): choose a camera, start, see the preview; a read code
+    //! goes through the same scan as an image file.
+
+    use egui::{RichText, Ui};
+    use zeroize::Zeroizing;
+
+    use crate::camera::{self, CamEvent, CameraInfo, CameraScan};
+    use crate::style;
+
+    #[derive(Default)]
+    pub struct CameraUi {
+        cameras: Option<Vec<CameraInfo>>,
+        chosen: usize,
+        scan: Option<CameraScan>,
+        preview: Option<egui::TextureHandle>,
+        note: Option<String>,
+        start: bool,
+    }
+
+    impl CameraUi {
+        /// Camera events; the text of a read code, once.
+        pub fn poll(&mut self, ctx: &egui::Context) -> Option<Zeroizing<String>> {
+            let mut found = None;
+            if let Some(s) = &mut self.scan {
+                for ev in s.poll() {
+                    match ev {
+                        CamEvent::Preview(img) => match &mut self.preview {
+                            Some(t) => t.set(img, egui::TextureOptions::LINEAR),
+                            None => self.preview = Some(ctx.load_texture("bedside-camera", img, egui::TextureOptions::LINEAR)),
+                        },
+                        CamEvent::Found(t) => found = Some(Zeroizing::new(t)),
+                        CamEvent::Failed(m) => self.note = Some(m),
+                    }
+                }
+            }
+            if found.is_some() || self.note.is_some() {
+                self.scan = None;
+                self.preview = None;
+            }
+            if self.start {
+                self.start = false;
+                if let Some(c) = self.cameras.as_ref().and_then(|c| c.get(self.chosen)) {
+                    let c2 = ctx.clone();
+                    self.note = None;
+                    self.scan = Some(CameraScan::start(&c.path, move || c2.request_repaint()));
+                }
+            }
+            found
+        }
+
+        pub fn ui(&mut self, ui: &mut Ui) {
+            let cams = self.cameras.get_or_insert_with(camera::cameras);
+            ui.horizontal(|ui| {
+                ui.label("Camera:");
+                if cams.is_empty() {
+                    ui.label(RichText::new("no camera found; use an image file or paste the text").color(style::MUTED));
+                    return;
+                }
+                egui::ComboBox::from_id_salt("bedside-camera-choice")
+                    .selected_text(cams.get(self.chosen).map_or("", |c| c.name.as_str()))
+                    .show_ui(ui, |ui| {
+                        for (i, c) in cams.iter().enumerate() {
+                            ui.selectable_value(&mut self.chosen, i, &c.name);
+                        }
+                    });
+                if self.scan.is_some() {
+                    if ui.button("Stop camera").clicked() {
+                        self.scan = None;
+                        self.preview = None;
+                    }
+                } else if ui.button("Scan with camera").clicked() {
+                    self.start = true;
+                }
+            });
+            if let Some(t) = &self.preview {
+                ui.add(egui::Image::new(t).max_size(egui::vec2(480.0, 270.0)).alt_text("Camera preview"));
+                ui.label(RichText::new("Hold the code steady in front of the camera.").color(style::MUTED));
+            }
+            if let Some(n) = &self.note {
+                ui.label(RichText::new(n).color(style::WARN));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::human_size;
+
+    #[test]
+    fn sizes_read_like_sizes() {
+        assert_eq!(human_size(12), "12 bytes");
+        assert_eq!(human_size(2100), "2.1 kB");
+        assert_eq!(human_size(3_400_000), "3.4 MB");
     }
 }
