@@ -486,7 +486,12 @@ fn shown_ui(ui: &mut Ui, screen: &mut OnScreen, env: &AppContext) -> bool {
                     egui::ScrollArea::vertical().id_salt(("text", i)).max_height(360.0).show(ui, |ui| ui.label(text));
                 }
                 Rendered::Binary { note, .. } => {
-                    ui.label(note);
+                    let has_picture = r.picture.is_some() || textures.get(i).is_some_and(Option::is_some);
+                    if has_picture {
+                        ui.label(format!("An image, shown below ({}). Save it to keep a copy.", human_size(r.bytes.len())));
+                    } else {
+                        ui.label(note);
+                    }
                     if let Some(img) = r.picture.take()
                         && let Some(t) = textures.get_mut(i)
                     {
@@ -530,13 +535,39 @@ fn checks_ui(ui: &mut Ui, lines: &[CheckLine]) {
         for l in lines {
             let colour = mark_colour(l.mark);
             let text = match l.note {
-                Some(n) => format!("{} {}: {} ({n})", l.mark.symbol(), l.check.label(), l.mark.word()),
-                None => format!("{} {}: {}", l.mark.symbol(), l.check.label(), l.mark.word()),
+                Some(n) => format!("{}: {} ({n})", l.check.label(), l.mark.word()),
+                None => format!("{}: {}", l.check.label(), l.mark.word()),
             };
             let rt = RichText::new(text).size(18.0).color(colour);
-            ui.label(if l.mark == Mark::NotChecked { rt } else { rt.strong() });
+            ui.horizontal(|ui| {
+                mark_icon(ui, l.mark);
+                ui.label(if l.mark == Mark::NotChecked { rt } else { rt.strong() });
+            });
         }
     });
+}
+
+/// A round mark drawn with the painter (a tick, a cross or a dash: the fonts carry no such
+/// symbols), beside the line's word.
+fn mark_icon(ui: &mut Ui, m: Mark) {
+    let (rect, _) = ui.allocate_exact_size(egui::vec2(22.0, 22.0), egui::Sense::hover());
+    let p = ui.painter();
+    let c = rect.center();
+    p.circle_filled(c, 10.0, mark_colour(m));
+    let white = egui::Stroke::new(2.5, Color32::WHITE);
+    let at = |x: f32, y: f32| c + egui::vec2(x, y);
+    match m {
+        Mark::Passed => {
+            p.add(egui::Shape::line(vec![at(-5.0, 0.0), at(-1.5, 4.0), at(5.0, -4.0)], white));
+        }
+        Mark::Failed => {
+            p.line_segment([at(-4.5, -4.5), at(4.5, 4.5)], white);
+            p.line_segment([at(-4.5, 4.5), at(4.5, -4.5)], white);
+        }
+        Mark::NotChecked => {
+            p.line_segment([at(-5.0, 0.0), at(5.0, 0.0)], white);
+        }
+    }
 }
 
 fn mark_colour(m: Mark) -> Color32 {
@@ -550,7 +581,7 @@ fn mark_colour(m: Mark) -> Color32 {
 fn section_ui(ui: &mut Ui, s: &Section) {
     ui.label(RichText::new(&s.title).size(18.0).strong());
     if let Some(w) = &s.warning {
-        ui.label(RichText::new(format!("⚠ {w}")).size(18.0).strong().color(style::BAD));
+        ui.label(RichText::new(format!("Warning: {w}")).size(18.0).strong().color(style::BAD));
     }
     if !s.rows.is_empty() {
         egui::Grid::new(ui.next_auto_id()).num_columns(2).spacing([16.0, 4.0]).show(ui, |ui| {

@@ -112,7 +112,7 @@ impl Picker {
         egui::Window::new("Choose a QR image").open(&mut open).default_size([560.0, 460.0]).collapsible(false).show(ctx, |ui: &mut Ui| {
             ui.label(RichText::new(self.dir.display().to_string()).monospace().color(style::MUTED));
             if let Some(parent) = self.dir.parent()
-                && ui.button("⬆ Parent folder").clicked()
+                && ui.button("Parent folder").clicked()
             {
                 go_to = Some(parent.to_owned());
             }
@@ -125,7 +125,7 @@ impl Picker {
                     ui.label(RichText::new("No folders or PNG/JPEG images here.").color(style::MUTED));
                 }
                 for e in &self.entries {
-                    let label = if e.is_dir { format!("📁 {}", e.name) } else { format!("🖼 {}", e.name) };
+                    let label = if e.is_dir { format!("{}/", e.name) } else { e.name.clone() };
                     if ui.selectable_label(false, label).clicked() {
                         if e.is_dir {
                             go_to = Some(e.path.clone());

@@ -30,26 +30,33 @@ pub fn app_on(view: View, source: Option<CardSource>) -> (Harness<'static, Medca
 pub fn wait_for(h: &mut Harness<'_, MedcardApp>, label: &str) {
     for _ in 0..3000 {
         h.step();
-        if h.query_by_label_contains(label).is_some() {
+        if h.query_all_by_label_contains(label).next().is_some() {
             return;
         }
         std::thread::sleep(std::time::Duration::from_millis(5));
     }
-    let labels: Vec<String> = h.query_all_by(|_| true).filter_map(|n| n.accesskit_node().label()).collect();
-    panic!("{label:?} never appeared; on screen: {labels:?}");
+    panic!("{label:?} never appeared; on screen: {:?}", on_screen(h));
 }
 
 /// [`wait_for`] one of several labels; returns the one that showed up.
 pub fn wait_for_any<'l>(h: &mut Harness<'_, MedcardApp>, labels: &[&'l str]) -> &'l str {
     for _ in 0..3000 {
         h.step();
-        if let Some(l) = labels.iter().find(|l| h.query_by_label_contains(l).is_some()) {
+        if let Some(l) = labels.iter().find(|l| h.query_all_by_label_contains(l).next().is_some()) {
             return l;
         }
         std::thread::sleep(std::time::Duration::from_millis(5));
     }
-    let shown: Vec<String> = h.query_all_by(|_| true).filter_map(|n| n.accesskit_node().label()).collect();
-    panic!("none of {labels:?} appeared; on screen: {shown:?}");
+    panic!("none of {labels:?} appeared; on screen: {:?}", on_screen(h));
+}
+
+/// The labels and label texts on screen (for failure messages).
+pub fn on_screen(h: &Harness<'_, MedcardApp>) -> Vec<String> {
+    h.query_all_by(|_| true)
+        .filter(|n| n.accesskit_node().role() != egui::accesskit::Role::TextRun)
+        .filter_map(|n| n.accesskit_node().label().or_else(|| n.accesskit_node().value()))
+        .filter(|l| !l.is_empty())
+        .collect()
 }
 
 /// Clicks the button labelled exactly `label` and runs a frame.
@@ -95,4 +102,21 @@ pub fn medcard_bin() -> &'static Path {
 /// Runs `medcard ARGS --data DIR`.
 pub fn medcard(data: &Path, args: &[&str]) -> Output {
     Command::new(medcard_bin()).args(args).arg("--data").arg(data).env_remove("MEDCARD_NOW").output().unwrap()
+}
+
+/// A real check-in QR code for the demo patient: the library's kiosk flow (card proof, PIN,
+/// consent, `issue_qr`) on the demo's in-process card, which goes back into the patient's hand.
+/// Returns the QR text and its PNG.
+pub fn checkin_qr(d: &demo::Demo) -> (String, Vec<u8>) {
+    let env = AppContext::new(&d.data_dir, CardSource::Sim(d.slot.clone()));
+    let o = env.open().unwrap();
+    let now = env.now();
+    let pin = reader::PinBlock::pin(demo::PIN).unwrap();
+    d.slot.insert();
+    let outcome = env.source.with_card(|piv| reader::checkin::card_step(piv, &o.ks, &o.state, &pin, now));
+    d.slot.remove();
+    let outcome = outcome.unwrap();
+    let issued = reader::checkin::issue_qr(&o.ks, &o.state, &o.store, &outcome, None, 600, now).unwrap();
+    let png = qr::render::render_png(&issued.text, 8).unwrap();
+    (issued.text, png)
 }
