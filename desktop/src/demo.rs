@@ -25,6 +25,8 @@ pub const PATIENT_NAME: &str = "Alex Demo";
 pub const PIN: &str = "123456";
 /// The demo card's PUK.
 pub const PUK: &str = "12345678";
+/// The demo clinic's admin PIN (unlocks the admin view; shown on screen in demo mode).
+pub const ADMIN_PIN: &str = "246810";
 /// The PUK of a blank card (the published PIV default).
 const BLANK_PUK: &str = "12345678";
 /// The demo card's serial.
@@ -93,6 +95,7 @@ pub fn create(dir: Option<&Path>, now: i64) -> Result<Demo, DemoError> {
         }
     };
     let ks = Keystore::init(&data_dir, CLINIC_ID, now).map_err(step("creating the clinic keys"))?;
+    crate::admin_pin::set(&data_dir, ADMIN_PIN).map_err(step("setting the admin PIN"))?;
     let state = ClinicState::open(&ks).map_err(step("opening the clinic database"))?.with_actor("demo-setup");
     let mut piv = Piv::new(SimTransport::new(Card::new(PersistentState::blank(SERIAL), Box::new(MemoryStore::default()))));
     let pin = PinBlock::pin(PIN).map_err(step("making the PIN"))?;
@@ -118,30 +121,7 @@ pub fn create(dir: Option<&Path>, now: i64) -> Result<Demo, DemoError> {
 }
 
 fn add_sample(ks: &Keystore, store: &DirStore, s: &Sample, now: i64) -> Result<(), DemoError> {
-    use reader::records::{self, RecordMeta};
-    use reader::store::RecordStore;
-    let mut db = reader::db::ClinicDb::open_clinic(ks).map_err(step("opening the clinic database"))?;
-    let meta = RecordMeta {
-        record_id: records::new_record_id().map_err(step("adding a sample record"))?,
-        patient_id: PATIENT_ID.into(),
-        category: s.category,
-        media_type: s.media_type.into(),
-        created: now,
-        author: "demo-setup".into(),
-    };
-    let key = records::new_content_key().map_err(step("adding a sample record"))?;
-    let sealed = records::seal(&meta, &s.bytes, &key).map_err(step("sealing a sample record"))?;
-    let locator = store.put(&sealed).map_err(step("storing a sample record"))?;
-    let wrap = ks.derive_key(reader::KeyPurpose::RecordKeyWrap);
-    db.insert_record(&meta, &locator, sealed.len() as u64, &key, &wrap).map_err(step("indexing a sample record"))?;
-    let ev = reader::audit::Event {
-        time: now,
-        kind: reader::audit::EventKind::RecordAdded,
-        actor: "demo-setup".into(),
-        subject: meta.record_id.clone(),
-        outcome: "ok".into(),
-        detail: format!("patient={} category={} locator={locator} sample={}", meta.patient_id, meta.category, s.title),
-    };
-    reader::audit::append(&mut db, &ev).map_err(step("auditing a sample record"))?;
+    crate::admin::records::add_record(ks, store, PATIENT_ID, s.category, s.media_type, &s.bytes, "demo-setup", now)
+        .map_err(step("adding a sample record"))?;
     Ok(())
 }

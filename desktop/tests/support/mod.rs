@@ -30,7 +30,7 @@ pub fn wait_for(h: &mut Harness<'_, MedcardApp>, label: &str) {
         }
         std::thread::sleep(std::time::Duration::from_millis(5));
     }
-    let labels: Vec<String> = h.query_all_by(|_| true).filter_map(|n| n.accesskit_node().label()).collect();
+    let labels: Vec<String> = h.query_all_by(|_| true).filter_map(|n| n.accesskit_node().label().or_else(|| n.accesskit_node().value())).collect();
     panic!("{label:?} never appeared; on screen: {labels:?}");
 }
 
@@ -77,4 +77,26 @@ pub fn medcard_bin() -> &'static Path {
 /// Runs `medcard ARGS --data DIR`.
 pub fn medcard(data: &Path, args: &[&str]) -> Output {
     Command::new(medcard_bin()).args(args).arg("--data").arg(data).env_remove("MEDCARD_NOW").output().unwrap()
+}
+
+/// Types `text` into the text field of `role` named `label` (focus, then the text).
+pub fn type_into(h: &mut Harness<'_, MedcardApp>, role: egui::accesskit::Role, label: &str, text: &str) {
+    h.get_by_role_and_label(role, label).focus();
+    h.step();
+    h.get_by_role_and_label(role, label).type_text(text);
+    h.step();
+    h.step();
+}
+
+/// Steps the UI until `done` holds for the app (bounded, like [`wait_for`]).
+pub fn wait_until(h: &mut Harness<'_, MedcardApp>, what: &str, done: impl Fn(&MedcardApp) -> bool) {
+    for _ in 0..3000 {
+        h.step();
+        if done(h.state()) {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let labels: Vec<String> = h.query_all_by(|_| true).filter_map(|n| n.accesskit_node().label().or_else(|| n.accesskit_node().value())).collect();
+    panic!("{what} never happened; on screen: {labels:?}");
 }

@@ -1,0 +1,289 @@
+//! Admin → Records: add a record for a patient from a file (sealed, stored, indexed and audited
+//! by [`add_record`]) and list the records the clinic holds (`ClinicDb::records`).
+
+use std::path::{Path, PathBuf};
+
+use egui::{RichText, Ui};
+use reader::Keystore;
+use reader::category::Category;
+use reader::db::RecordRow;
+use reader::store::DirStore;
+
+use super::{Note, field, note_ui, spawn, working};
+use crate::context::AppContext;
+use crate::jobs::{Job, Poll};
+use crate::style;
+
+/// Largest document the view adds (the store takes more; a form upload should not).
+pub const MAX_DOCUMENT: u64 = 64 * 1024 * 1024;
+
+/// The media type for a file name's extension (`application/octet-stream` when unknown).
+#[must_use]
+pub fn media_type_for(path: &Path) -> &'static str {
+    match path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref() {
+        Some("json") => "application/fhir+json",
+        Some("pdf") => "application/pdf",
+        Some("txt" | "text") => "text/plain",
+        Some("xml") => "application/fhir+xml",
+        Some("png") => "image/png",
+        Some("jpg" | "jpeg") => "image/jpeg",
+        _ => "application/octet-stream",
+    }
+}
+
+/// A record could not be added: which step failed.
+#[derive(Debug, thiserror::Error)]
+#[error("adding the record failed while {step}: {msg}")]
+pub struct AddRecordError {
+    /// The step.
+    pub step: &'static str,
+    /// What went wrong.
+    pub msg: String,
+}
+
+fn at<E: std::fmt::Display>(step: &'static str) -> impl FnOnce(E) -> AddRecordError {
+    move |e| AddRecordError { step, msg: e.to_string() }
+}
+
+/// Seals `document` under a new content key, stores it, indexes it (the key wrapped under the
+/// clinic's record-wrap key) and appends its `record.added` audit entry by `author`. Returns the
+/// new record id. (Until the library has its own `add_record`, this is the one place that does
+/// it; the demo set-up calls it too.)
+///
+/// # Errors
+/// The failed step, named.
+#[allow(clippy::too_many_arguments)]
+pub fn add_record(
+    ks: &Keystore,
+    store: &DirStore,
+    patient_id: &str,
+    category: Category,
+    media_type: &str,
+    document: &[u8],
+    author: &str,
+    now: i64,
+) -> Result<String, AddRecordError> {
+    use reader::records::{self, RecordMeta};
+    use reader::store::RecordStore;
+    let mut db = reader::db::ClinicDb::open_clinic(ks).map_err(at("opening the clinic database"))?;
+    let meta = RecordMeta {
+        record_id: records::new_record_id().map_err(at("making a record id"))?,
+        patient_id: patient_id.into(),
+        category,
+        media_type: media_type.into(),
+        created: now,
+        author: author.into(),
+    };
+    let key = records::new_content_key().map_err(at("making a content key"))?;
+    let sealed = records::seal(&meta, document, &key).map_err(at("sealing the record"))?;
+    let locator = store.put(&sealed).map_err(at("storing the record"))?;
+    let wrap = ks.derive_key(reader::KeyPurpose::RecordKeyWrap);
+    db.insert_record(&meta, &locator, sealed.len() as u64, &key, &wrap).map_err(at("indexing the record"))?;
+    let ev = reader::audit::Event {
+        time: now,
+        kind: reader::audit::EventKind::RecordAdded,
+        actor: author.into(),
+        subject: meta.record_id.clone(),
+        outcome: "ok".into(),
+        detail: format!("patient={} category={} locator={locator}", meta.patient_id, meta.category),
+    };
+    reader::audit::append(&mut db, &ev).map_err(at("writing the audit log"))?;
+    Ok(meta.record_id)
+}
+
+/// The Records sub-tab.
+pub struct RecordsTab {
+    patient_id: String,
+    category: Category,
+    file: String,
+    adding: Option<Job<Result<String, String>>>,
+    note: Note,
+    rows: Option<Result<Vec<RecordRow>, String>>,
+    loading: Option<Job<Result<Vec<RecordRow>, String>>>,
+}
+
+impl Default for RecordsTab {
+    fn default() -> Self {
+        RecordsTab {
+            patient_id: String::new(),
+            category: Category::Summary,
+            file: String::new(),
+            adding: None,
+            note: None,
+            rows: None,
+            loading: None,
+        }
+    }
+}
+
+impl RecordsTab {
+    /// The records as last loaded.
+    #[must_use]
+    pub fn listed(&self) -> Option<&[RecordRow]> {
+        self.rows.as_ref().and_then(|r| r.as_ref().ok()).map(Vec::as_slice)
+    }
+
+    /// Whether work is running (adding, loading).
+    #[must_use]
+    pub fn busy(&self) -> bool {
+        self.adding.is_some() || self.loading.is_some()
+    }
+
+    fn poll(&mut self) {
+        if let Some(j) = &mut self.adding {
+            match j.poll() {
+                Poll::Pending => {}
+                Poll::Ready(r) => {
+                    self.note = Some(r);
+                    self.adding = None;
+                    self.rows = None;
+                }
+                Poll::Lost(m) => {
+                    self.note = Some(Err(m));
+                    self.adding = None;
+                }
+            }
+        }
+        if let Some(j) = &mut self.loading {
+            match j.poll() {
+                Poll::Pending => {}
+                Poll::Ready(r) => {
+                    self.rows = Some(r);
+                    self.loading = None;
+                }
+                Poll::Lost(m) => {
+                    self.rows = Some(Err(m));
+                    self.loading = None;
+                }
+            }
+        }
+    }
+
+    /// One frame.
+    pub fn ui(&mut self, ui: &mut Ui, env: &AppContext) {
+        self.poll();
+        if self.rows.is_none() && self.loading.is_none() {
+            let env2 = env.clone();
+            self.loading = Some(spawn(ui, "Loading the records", move || load(&env2)));
+        }
+        ui.heading("Add a record");
+        field(ui, "Patient id", &mut self.patient_id, false, 220.0);
+        ui.horizontal(|ui| {
+            ui.add_sized([170.0, 24.0], egui::Label::new("Category"));
+            egui::ComboBox::from_id_salt("admin-record-category").selected_text(self.category.as_str()).show_ui(ui, |ui| {
+                for c in Category::ALL {
+                    ui.selectable_value(&mut self.category, c, c.as_str());
+                }
+            });
+        });
+        field(ui, "File", &mut self.file, false, 480.0);
+        let path = PathBuf::from(self.file.trim());
+        if !self.file.trim().is_empty() {
+            ui.label(RichText::new(format!("Media type: {}", media_type_for(&path))).color(style::MUTED));
+        }
+        if let Some(j) = &self.adding {
+            working(ui, j.what());
+        } else if ui.button("Add record").clicked() {
+            let patient = self.patient_id.trim().to_owned();
+            if patient.is_empty() {
+                self.note = Some(Err("Enter the patient id.".into()));
+            } else if self.file.trim().is_empty() {
+                self.note = Some(Err("Enter the path of the file to add.".into()));
+            } else {
+                let env = env.clone();
+                let category = self.category;
+                self.note = None;
+                self.adding = Some(spawn(ui, "Adding the record", move || add_file(&env, &patient, category, &path)));
+            }
+        }
+        note_ui(ui, &self.note);
+        ui.add_space(12.0);
+        ui.separator();
+        ui.horizontal(|ui| {
+            ui.heading("Records");
+            if self.loading.is_some() {
+                ui.spinner();
+            } else if ui.button("Refresh").clicked() {
+                self.rows = None;
+            }
+        });
+        match &self.rows {
+            None => {}
+            Some(Err(m)) => {
+                ui.label(RichText::new(m).color(style::BAD));
+            }
+            Some(Ok(rows)) if rows.is_empty() => {
+                ui.label(RichText::new("No records yet.").color(style::MUTED));
+            }
+            Some(Ok(rows)) => {
+                egui::Grid::new("admin-records").striped(true).spacing([16.0, 6.0]).show(ui, |ui| {
+                    for h in ["Record", "Patient", "Category", "Media type", "Size", "Added", "By"] {
+                        ui.label(RichText::new(h).strong());
+                    }
+                    ui.end_row();
+                    for r in rows.iter().rev() {
+                        ui.label(RichText::new(r.meta.record_id.get(..12).unwrap_or(&r.meta.record_id)).monospace())
+                            .on_hover_text(&r.meta.record_id);
+                        ui.label(&r.meta.patient_id);
+                        ui.label(r.meta.category.as_str());
+                        ui.label(&r.meta.media_type);
+                        ui.label(size_text(r.size));
+                        ui.label(style::date_time(r.meta.created));
+                        ui.label(&r.meta.author);
+                        ui.end_row();
+                    }
+                });
+            }
+        }
+    }
+}
+
+/// "12.3 kB" for a byte count.
+#[must_use]
+pub fn size_text(n: u64) -> String {
+    #[allow(clippy::cast_precision_loss)]
+    let f = n as f64;
+    if n < 1000 {
+        format!("{n} B")
+    } else if n < 1_000_000 {
+        format!("{:.1} kB", f / 1e3)
+    } else {
+        format!("{:.1} MB", f / 1e6)
+    }
+}
+
+fn add_file(env: &AppContext, patient: &str, category: Category, path: &Path) -> Result<String, String> {
+    let bytes = reader::fsutil::read_limited(path, MAX_DOCUMENT)
+        .map_err(|e| format!("Could not read the file: {e}. Check the path (files up to 64 MB)."))?;
+    let o = env.open().map_err(|e| e.to_string())?;
+    let media_type = media_type_for(path);
+    let id = add_record(&o.ks, &o.store, patient, category, media_type, &bytes, &env.actor, env.now()).map_err(|e| format!("{e}."))?;
+    Ok(format!("Record {id} added for {patient} ({category}, {media_type})."))
+}
+
+fn load(env: &AppContext) -> Result<Vec<RecordRow>, String> {
+    let o = env.open().map_err(|e| e.to_string())?;
+    let db = o.state.db().map_err(|e| format!("Could not open the clinic database: {e}"))?;
+    db.records(None).map_err(|e| format!("Could not read the records: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn media_type_is_guessed_from_the_extension_in_any_case() {
+        assert_eq!(media_type_for(Path::new("a/summary.JSON")), "application/fhir+json");
+        assert_eq!(media_type_for(Path::new("scan.jpeg")), "image/jpeg");
+        assert_eq!(media_type_for(Path::new("note.txt")), "text/plain");
+        assert_eq!(media_type_for(Path::new("report.pdf")), "application/pdf");
+        assert_eq!(media_type_for(Path::new("noext")), "application/octet-stream");
+    }
+
+    #[test]
+    fn sizes_read_like_sizes() {
+        assert_eq!(size_text(999), "999 B");
+        assert_eq!(size_text(12_345), "12.3 kB");
+        assert_eq!(size_text(5_600_000), "5.6 MB");
+    }
+}
