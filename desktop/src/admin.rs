@@ -30,6 +30,12 @@ pub const AUTO_LOCK: Duration = Duration::from_secs(5 * 60);
 /// A result line under a form: `Ok` in green, `Err` in red.
 pub type Note = Option<Result<String, String>>;
 
+/// An empty buffer for a typed secret, with room enough that typing never reallocates it (a
+/// reallocation would leave a copy of the digits behind, unzeroized).
+pub(crate) fn secret_buffer() -> Zeroizing<String> {
+    Zeroizing::new(String::with_capacity(64))
+}
+
 /// Starts `work` in a [`Job`] that repaints the UI when it is done.
 pub(crate) fn spawn<T: Send + 'static>(ui: &Ui, what: &str, work: impl FnOnce() -> T + Send + 'static) -> Job<T> {
     let c = ui.ctx().clone();
@@ -53,7 +59,10 @@ pub(crate) fn note_ui(ui: &mut Ui, note: &Note) {
 pub(crate) fn field(ui: &mut Ui, label: &str, value: &mut String, secret: bool, width: f32) -> egui::Response {
     ui.horizontal(|ui| {
         let l = ui.add_sized([170.0, 24.0], egui::Label::new(label));
-        ui.add(egui::TextEdit::singleline(value).password(secret).desired_width(width)).labelled_by(l.id)
+        let edit = egui::TextEdit::singleline(value).password(secret).desired_width(width);
+        // Secrets stay within their buffer's capacity (see `secret_buffer`).
+        let edit = if secret { edit.char_limit(32) } else { edit };
+        ui.add(edit).labelled_by(l.id)
     })
     .inner
 }
@@ -112,6 +121,7 @@ pub struct AdminView {
     throttle: Throttle,
     lock_note: Option<String>,
     last_touch: f64,
+    clock: f64,
     /// Idle time before the view locks itself (default [`AUTO_LOCK`]).
     pub auto_lock: Duration,
     tab: Tab,
@@ -131,10 +141,11 @@ impl AdminView {
     pub fn new(env: &AppContext) -> Self {
         AdminView {
             lock: Lock::Locked,
-            pin: Zeroizing::new(String::new()),
+            pin: secret_buffer(),
             throttle: Throttle::default(),
             lock_note: None,
             last_touch: 0.0,
+            clock: 0.0,
             auto_lock: AUTO_LOCK,
             tab: Tab::Cards,
             cards: cards::CardsTab::new(env),
@@ -148,6 +159,18 @@ impl AdminView {
     #[must_use]
     pub fn is_unlocked(&self) -> bool {
         matches!(self.lock, Lock::Unlocked)
+    }
+
+    /// Whether an unlock attempt is being checked.
+    #[must_use]
+    pub fn is_checking(&self) -> bool {
+        matches!(self.lock, Lock::Checking(_))
+    }
+
+    /// Seconds before another unlock attempt is allowed, on the UI clock of the last frame.
+    #[must_use]
+    pub fn unlock_wait_left(&self) -> f64 {
+        self.throttle.wait_left(self.clock)
     }
 
     /// The sub-tab shown.
@@ -165,17 +188,26 @@ impl AdminView {
     /// Locks the view and clears every secret typed into it.
     pub fn lock(&mut self) {
         self.lock = Lock::Locked;
-        self.pin = Zeroizing::new(String::new());
+        self.pin = secret_buffer();
         self.cards.clear_secrets();
+        self.cards.forget();
+        self.records.forget();
+        self.trust.forget();
+        self.audit.forget();
     }
 
     /// One frame.
     pub fn ui(&mut self, ui: &mut Ui, env: &AppContext) {
         let now = ui.input(|i| i.time);
+        self.clock = now;
         if ui.input(|i| !i.events.is_empty() || i.pointer.any_down()) {
             self.last_touch = now;
         }
         self.poll_unlock(now);
+        self.cards.poll();
+        self.records.poll();
+        self.trust.poll();
+        self.audit.poll();
         if self.busy() {
             // Waiting for work the admin started is not being idle.
             self.last_touch = now;
@@ -245,14 +277,14 @@ impl AdminView {
             let r = ui
                 .horizontal(|ui| {
                     let l = ui.label("Admin PIN");
-                    ui.add(egui::TextEdit::singleline(&mut *self.pin).password(true).desired_width(220.0)).labelled_by(l.id)
+                    ui.add(egui::TextEdit::singleline(&mut *self.pin).password(true).char_limit(32).desired_width(220.0)).labelled_by(l.id)
                 })
                 .inner;
             let enter = r.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
             let ready = !checking && wait <= 0.0 && !self.pin.is_empty();
             let clicked = ui.add_enabled(ready, egui::Button::new(RichText::new("Unlock").size(20.0))).clicked();
             if ready && (clicked || enter) {
-                let pin = std::mem::replace(&mut self.pin, Zeroizing::new(String::new()));
+                let pin = std::mem::replace(&mut self.pin, secret_buffer());
                 let env = env.clone();
                 self.lock_note = None;
                 self.lock = Lock::Checking(spawn(ui, "Checking the admin PIN", move || check_admin_pin(&env, &pin)));

@@ -48,6 +48,40 @@ fn admin_refuses_a_wrong_admin_pin_unlocks_with_the_right_one_and_audits_both() 
 }
 
 #[test]
+fn admin_after_three_wrong_admin_pins_makes_the_next_try_wait() {
+    let (mut h, d) = app(View::Admin);
+    for _ in 0..3 {
+        wait_for(&mut h, "Admin is locked");
+        wait_until(&mut h, "unlock allowed", |a| a.admin.unlock_wait_left() == 0.0);
+        type_into(&mut h, Role::PasswordInput, "Admin PIN", "000000");
+        click(&mut h, "Unlock");
+        wait_for(&mut h, "Wrong admin PIN");
+        wait_until(&mut h, "the attempt checked", |a| !a.admin.is_checking());
+    }
+    wait_for(&mut h, "Too many wrong tries: wait 5 seconds");
+    assert!(h.state().admin.unlock_wait_left() > 0.0, "the fourth try has to wait");
+    // The wait ends (bounded frames of the harness clock), then the right PIN still works.
+    wait_until(&mut h, "the wait to end", |a| a.admin.unlock_wait_left() == 0.0);
+    unlock(&mut h);
+    assert_eq!(audit_kinds(&d, "admin.unlock"), ["wrong-pin", "wrong-pin", "wrong-pin", "ok"]);
+}
+
+#[test]
+fn admin_locks_itself_when_idle_and_forgets_the_typed_pins() {
+    let (mut h, _d) = app(View::Admin);
+    h.state_mut().admin.auto_lock = std::time::Duration::from_secs(3);
+    unlock(&mut h);
+    type_into(&mut h, Role::PasswordInput, "New PIN", "654321");
+    type_into(&mut h, Role::PasswordInput, "New PUK", "87654321");
+    assert_eq!(h.state().admin.cards.typed_secrets(), 14);
+    // No input for a while (the harness clock advances each frame).
+    wait_until(&mut h, "the idle lock", |a| !a.admin.is_unlocked());
+    wait_for(&mut h, "Locked after a few idle minutes");
+    assert_eq!(h.state().admin.cards.typed_secrets(), 0);
+    assert!(h.query_by_label("Issue card").is_none());
+}
+
+#[test]
 fn admin_without_an_admin_pin_stays_locked_and_says_how_to_set_one() {
     let (mut h, d) = app(View::Admin);
     std::fs::remove_file(admin_pin::path(&d.data_dir)).unwrap();

@@ -112,7 +112,14 @@ impl AuditTab {
         self.loading.is_some() || self.verifying.is_some()
     }
 
-    fn poll(&mut self) {
+    /// Forgets what was loaded (locking): read again when shown.
+    pub fn forget(&mut self) {
+        self.loaded = None;
+        self.verdict = None;
+    }
+
+    /// Collects finished work (every frame, whichever tab is shown).
+    pub fn poll(&mut self) {
         if let Some(j) = &mut self.loading {
             match j.poll() {
                 Poll::Pending => {}

@@ -13,7 +13,7 @@ use reader::sw::Secret;
 use reader::{CardError, PinBlock, TransportError};
 use zeroize::Zeroizing;
 
-use super::{Note, field, note_ui, spawn, working};
+use super::{Note, field, note_ui, secret_buffer, spawn, working};
 use crate::card_source::CardSource;
 use crate::context::AppContext;
 use crate::jobs::{Job, Poll};
@@ -62,10 +62,14 @@ impl CardsTab {
         CardsTab {
             patient_id: String::new(),
             name: String::new(),
-            pin: Zeroizing::new(String::new()),
-            pin_again: Zeroizing::new(String::new()),
-            puk: Zeroizing::new(String::new()),
-            current_puk: Zeroizing::new(BLANK_PUK.to_owned()),
+            pin: secret_buffer(),
+            pin_again: secret_buffer(),
+            puk: secret_buffer(),
+            current_puk: {
+                let mut p = secret_buffer();
+                p.push_str(BLANK_PUK);
+                p
+            },
             validity_days: "365".into(),
             issuing: None,
             progress: Arc::default(),
@@ -84,10 +88,17 @@ impl CardsTab {
 
     /// Forgets the PINs and PUKs typed (the current PUK goes back to the blank-card default).
     pub fn clear_secrets(&mut self) {
-        self.pin = Zeroizing::new(String::new());
-        self.pin_again = Zeroizing::new(String::new());
-        self.puk = Zeroizing::new(String::new());
-        self.current_puk = Zeroizing::new(BLANK_PUK.to_owned());
+        self.pin = secret_buffer();
+        self.pin_again = secret_buffer();
+        self.puk = secret_buffer();
+        self.current_puk = secret_buffer();
+        self.current_puk.push_str(BLANK_PUK);
+    }
+
+    /// How many secret characters are typed in the form (new PINs and PUK; never the text).
+    #[must_use]
+    pub fn typed_secrets(&self) -> usize {
+        self.pin.len() + self.pin_again.len() + self.puk.len()
     }
 
     /// Whether work is running (issuance, revocation, loading).
@@ -102,7 +113,17 @@ impl CardsTab {
         self.cards.as_ref().and_then(|r| r.as_ref().ok()).map(Vec::as_slice)
     }
 
-    fn poll(&mut self) {
+    /// Forgets what was loaded and shown (locking): read again when shown.
+    pub fn forget(&mut self) {
+        self.cards = None;
+        self.revoke = None;
+        self.note = None;
+        self.list_note = None;
+        self.progress = Arc::default();
+    }
+
+    /// Collects finished work (every frame, whichever tab is shown).
+    pub fn poll(&mut self) {
         if let Some(j) = &mut self.issuing {
             match j.poll() {
                 Poll::Pending => {}

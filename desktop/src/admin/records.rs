@@ -129,7 +129,14 @@ impl RecordsTab {
         self.adding.is_some() || self.loading.is_some()
     }
 
-    fn poll(&mut self) {
+    /// Forgets what was loaded and shown (locking): read again when shown.
+    pub fn forget(&mut self) {
+        self.rows = None;
+        self.note = None;
+    }
+
+    /// Collects finished work (every frame, whichever tab is shown).
+    pub fn poll(&mut self) {
         if let Some(j) = &mut self.adding {
             match j.poll() {
                 Poll::Pending => {}
