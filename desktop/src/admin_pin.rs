@@ -10,7 +10,8 @@
 //! 1 lane); a candidate is hashed with the stored parameters and compared in constant time.
 //! The file is read strictly: any other shape, or parameters outside sane bounds (a corrupt or
 //! hostile file must not make the app allocate gigabytes), is [`AdminPinError::Corrupt`], and
-//! the view stays locked (fail closed). The PIN is never logged nor put in an error.
+//! the view stays locked (fail closed); so does a file that group or others can read (as for
+//! the keystore's files). The PIN is never logged nor put in an error.
 
 use std::path::{Path, PathBuf};
 
@@ -186,6 +187,8 @@ pub fn verify(data_dir: &Path, pin: &str) -> Result<bool, AdminPinError> {
     if !p.exists() {
         return Err(AdminPinError::NotSet { data_dir: data_dir.to_owned() });
     }
+    // Like the keystore's files: a hash others can read can be guessed offline.
+    reader::fsutil::check_private(&p, 0o600)?;
     let raw = reader::fsutil::read_limited(&p, MAX_FILE)?;
     let text = std::str::from_utf8(&raw).map_err(|_| AdminPinError::Corrupt { path: p.clone(), why: "not text".into() })?;
     let stored = decode(text).map_err(|why| AdminPinError::Corrupt { path: p.clone(), why })?;
@@ -277,6 +280,17 @@ mod tests {
         set(d.path(), "s3cret-PIN").unwrap();
         assert_ne!(std::fs::read_to_string(&p).unwrap(), first);
         assert!(verify(d.path(), "s3cret-PIN").unwrap());
+    }
+
+    #[test]
+    fn a_hash_file_others_can_read_is_refused() {
+        let d = clinic();
+        set(d.path(), "246810").unwrap();
+        std::fs::set_permissions(path(d.path()), std::fs::Permissions::from_mode(0o644)).unwrap();
+        assert!(matches!(verify(d.path(), "246810"), Err(AdminPinError::Fs(_))));
+        // Setting the PIN again writes a private file.
+        set(d.path(), "246810").unwrap();
+        assert!(verify(d.path(), "246810").unwrap());
     }
 
     #[test]

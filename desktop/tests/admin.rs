@@ -95,6 +95,7 @@ fn admin_without_an_admin_pin_stays_locked_and_says_how_to_set_one() {
 fn admin_issues_a_card_on_a_new_blank_demo_card_lists_it_and_revokes_it() {
     let (mut h, d) = app(View::Admin);
     unlock(&mut h);
+    wait_until(&mut h, "the card list", |a| a.admin.cards.listed().is_some());
     click(&mut h, "New blank demo card");
     wait_for(&mut h, &format!("blank demo card (serial {BLANK_SERIAL_BASE})"));
     type_into(&mut h, Role::TextInput, "Patient id", "P-2002");
@@ -183,6 +184,7 @@ fn admin_trust_list_exports_imports_and_removes_after_confirmation() {
     let (mut h, d) = app(View::Admin);
     unlock(&mut h);
     click(&mut h, "Trust list");
+    wait_until(&mut h, "the trust list", |a| a.admin.trust.listed().is_some());
     wait_for(&mut h, "(this clinic)");
     wait_for(&mut h, demo::CLINIC_ID);
     // Export this clinic's certificate, then import it as if it were another clinic's.
@@ -218,7 +220,7 @@ fn admin_verify_log_says_verified_then_names_the_entry_altered_with_raw_sql() {
     let (mut h, d) = app(View::Admin);
     unlock(&mut h);
     click(&mut h, "Audit log");
-    wait_for(&mut h, "Verify log");
+    wait_until(&mut h, "the audit log", |a| a.admin.audit.alerts().is_some());
     click(&mut h, "Verify log");
     wait_for(&mut h, "Log verified: ");
     assert!(h.query_by_label_contains("entries, 0 checkpoints").is_some(), "no checkpoint signed in the demo yet");

@@ -93,6 +93,7 @@ pub struct Loaded {
 pub struct AuditTab {
     loaded: Option<Result<Loaded, String>>,
     loading: Option<Job<Result<Loaded, String>>>,
+    reload: bool,
     /// The filters.
     pub filter: Filter,
     verifying: Option<Job<Result<String, String>>>,
@@ -115,6 +116,7 @@ impl AuditTab {
     /// Forgets what was loaded (locking): read again when shown.
     pub fn forget(&mut self) {
         self.loaded = None;
+        self.reload = true;
         self.verdict = None;
     }
 
@@ -151,21 +153,23 @@ impl AuditTab {
     /// One frame.
     pub fn ui(&mut self, ui: &mut Ui, env: &AppContext) {
         self.poll();
-        if self.loaded.is_none() && self.loading.is_none() {
+        if (self.reload || self.loaded.is_none()) && self.loading.is_none() {
+            self.reload = false;
             let env2 = env.clone();
             self.loading = Some(spawn(ui, "Reading the audit log", move || load(&env2)));
         }
         ui.horizontal(|ui| {
             ui.heading("Audit log");
-            if self.loading.is_some() {
-                ui.spinner();
-            } else if ui.button("Refresh").clicked() {
-                self.loaded = None;
-            }
-            if self.verifying.is_none() && ui.button("Verify log").clicked() {
+            if ui.add_enabled(self.verifying.is_none(), egui::Button::new("Verify log")).clicked() {
                 let env2 = env.clone();
                 self.verdict = None;
                 self.verifying = Some(spawn(ui, "Verifying the audit log", move || verify(&env2)));
+            }
+            if ui.add_enabled(self.loading.is_none(), egui::Button::new("Refresh")).clicked() {
+                self.reload = true;
+            }
+            if self.loading.is_some() {
+                ui.spinner();
             }
         });
         if let Some(j) = &self.verifying {

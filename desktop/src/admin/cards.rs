@@ -46,6 +46,7 @@ pub struct CardsTab {
     blanks: u32,
     cards: Option<Result<Vec<CardRow>, String>>,
     loading: Option<Job<Result<Vec<CardRow>, String>>>,
+    reload: bool,
     revoke: Option<(u32, String)>,
     revoking: Option<Job<Result<String, String>>>,
     list_note: Note,
@@ -80,6 +81,7 @@ impl CardsTab {
             blanks: 0,
             cards: None,
             loading: None,
+            reload: false,
             revoke: None,
             revoking: None,
             list_note: None,
@@ -116,6 +118,7 @@ impl CardsTab {
     /// Forgets what was loaded and shown (locking): read again when shown.
     pub fn forget(&mut self) {
         self.cards = None;
+        self.reload = true;
         self.revoke = None;
         self.note = None;
         self.list_note = None;
@@ -130,7 +133,7 @@ impl CardsTab {
                 Poll::Ready(r) => {
                     self.note = Some(r);
                     self.issuing = None;
-                    self.cards = None;
+                    self.reload = true;
                 }
                 Poll::Lost(m) => {
                     self.note = Some(Err(m));
@@ -157,7 +160,7 @@ impl CardsTab {
                 Poll::Ready(r) => {
                     self.list_note = Some(r);
                     self.revoking = None;
-                    self.cards = None;
+                    self.reload = true;
                 }
                 Poll::Lost(m) => {
                     self.list_note = Some(Err(m));
@@ -186,7 +189,8 @@ impl CardsTab {
     /// One frame.
     pub fn ui(&mut self, ui: &mut Ui, env: &AppContext) {
         self.poll();
-        if self.cards.is_none() && self.loading.is_none() {
+        if (self.reload || self.cards.is_none()) && self.loading.is_none() {
+            self.reload = false;
             let env2 = env.clone();
             self.loading = Some(spawn(ui, "Loading the issued cards", move || load_cards(&env2)));
         }
@@ -304,10 +308,11 @@ impl CardsTab {
     fn list_ui(&mut self, ui: &mut Ui, env: &AppContext) {
         ui.horizontal(|ui| {
             ui.heading("Issued cards");
+            if ui.add_enabled(self.loading.is_none(), egui::Button::new("Refresh")).clicked() {
+                self.reload = true;
+            }
             if self.loading.is_some() {
                 ui.spinner();
-            } else if ui.button("Refresh").clicked() {
-                self.cards = None;
             }
         });
         if let Some((serial, reason)) = &mut self.revoke {
@@ -486,4 +491,30 @@ fn list_readers() -> Result<Vec<String>, String> {
         return Err("No card reader is connected: plug one in and press Find readers again.".into());
     }
     Ok(names)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_wrong_current_puk_says_how_many_tries_are_left_and_what_to_check() {
+        let m = describe(&reader::Error::Card(CardError::WrongSecret { secret: Secret::Puk, tries_left: 2 }));
+        assert!(m.contains("current PUK is wrong (2 tries left)") && m.contains("Nothing was issued"), "{m}");
+    }
+
+    #[test]
+    fn no_card_and_a_pulled_card_say_what_to_do() {
+        let m = describe(&reader::Error::Transport(TransportError::NoCard { reader: "r".into() }));
+        assert!(m.contains("insert a blank card"), "{m}");
+        let m = describe(&reader::Error::Transport(TransportError::CardRemoved { reader: "r".into() }));
+        assert!(m.contains("taken out during issuance"), "{m}");
+    }
+
+    #[test]
+    fn every_issuance_step_reads_as_words() {
+        assert_eq!(step_text(IssueStep::CredentialWritten), "Wrote the clinic credential");
+        assert!(step_text(IssueStep::Authenticated { derived: false }).contains("factory key"));
+        assert!(step_text(IssueStep::PinAndPukSet).contains("PIN and PUK"));
+    }
 }

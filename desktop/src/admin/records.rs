@@ -100,6 +100,7 @@ pub struct RecordsTab {
     note: Note,
     rows: Option<Result<Vec<RecordRow>, String>>,
     loading: Option<Job<Result<Vec<RecordRow>, String>>>,
+    reload: bool,
 }
 
 impl Default for RecordsTab {
@@ -112,6 +113,7 @@ impl Default for RecordsTab {
             note: None,
             rows: None,
             loading: None,
+            reload: false,
         }
     }
 }
@@ -132,6 +134,7 @@ impl RecordsTab {
     /// Forgets what was loaded and shown (locking): read again when shown.
     pub fn forget(&mut self) {
         self.rows = None;
+        self.reload = true;
         self.note = None;
     }
 
@@ -143,7 +146,7 @@ impl RecordsTab {
                 Poll::Ready(r) => {
                     self.note = Some(r);
                     self.adding = None;
-                    self.rows = None;
+                    self.reload = true;
                 }
                 Poll::Lost(m) => {
                     self.note = Some(Err(m));
@@ -169,7 +172,8 @@ impl RecordsTab {
     /// One frame.
     pub fn ui(&mut self, ui: &mut Ui, env: &AppContext) {
         self.poll();
-        if self.rows.is_none() && self.loading.is_none() {
+        if (self.reload || self.rows.is_none()) && self.loading.is_none() {
+            self.reload = false;
             let env2 = env.clone();
             self.loading = Some(spawn(ui, "Loading the records", move || load(&env2)));
         }
@@ -208,10 +212,11 @@ impl RecordsTab {
         ui.separator();
         ui.horizontal(|ui| {
             ui.heading("Records");
+            if ui.add_enabled(self.loading.is_none(), egui::Button::new("Refresh")).clicked() {
+                self.reload = true;
+            }
             if self.loading.is_some() {
                 ui.spinner();
-            } else if ui.button("Refresh").clicked() {
-                self.rows = None;
             }
         });
         match &self.rows {

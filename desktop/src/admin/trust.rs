@@ -28,6 +28,7 @@ pub struct TrustRow {
 pub struct TrustTab {
     rows: Option<Result<Vec<TrustRow>, String>>,
     loading: Option<Job<Result<Vec<TrustRow>, String>>>,
+    reload: bool,
     import_path: String,
     import_name: String,
     export_path: String,
@@ -52,6 +53,7 @@ impl TrustTab {
     /// Forgets what was loaded and shown (locking): read again when shown.
     pub fn forget(&mut self) {
         self.rows = None;
+        self.reload = true;
         self.note = None;
         self.remove = None;
     }
@@ -77,7 +79,7 @@ impl TrustTab {
                 Poll::Ready(r) => {
                     self.note = Some(r);
                     self.work = None;
-                    self.rows = None;
+                    self.reload = true;
                 }
                 Poll::Lost(m) => {
                     self.note = Some(Err(m));
@@ -90,19 +92,51 @@ impl TrustTab {
     /// One frame.
     pub fn ui(&mut self, ui: &mut Ui, env: &AppContext) {
         self.poll();
-        if self.rows.is_none() && self.loading.is_none() {
+        if (self.reload || self.rows.is_none()) && self.loading.is_none() {
+            self.reload = false;
             let env2 = env.clone();
             self.loading = Some(spawn(ui, "Loading the trust list", move || load(&env2)));
         }
         if self.export_path.is_empty() {
             self.export_path = default_dir(env).join("clinic-ca.pem").display().to_string();
         }
+        ui.heading("Trust another clinic");
+        ui.label(RichText::new("A CA certificate (PEM or DER), a public key, or a COSE_Key that the other clinic exported.").color(style::MUTED));
+        field(ui, "File to import", &mut self.import_path, false, 480.0);
+        field(ui, "Name (optional)", &mut self.import_name, false, 220.0);
+        if ui.add_enabled(self.work.is_none(), egui::Button::new("Import")).clicked() {
+            let path = PathBuf::from(self.import_path.trim());
+            let name = if self.import_name.trim().is_empty() {
+                path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+            } else {
+                self.import_name.trim().to_owned()
+            };
+            if self.import_path.trim().is_empty() {
+                self.note = Some(Err("Enter the path of the file to import.".into()));
+            } else {
+                let env = env.clone();
+                self.work = Some(spawn(ui, "Importing the trust file", move || import(&env, &path, &name)));
+            }
+        }
+        ui.add_space(12.0);
+        ui.separator();
+        ui.heading("Export this clinic's certificate");
+        ui.label(RichText::new("Give this file to other clinics so they can trust this clinic's cards.").color(style::MUTED));
+        field(ui, "Export to", &mut self.export_path, false, 480.0);
+        if ui.add_enabled(self.work.is_none(), egui::Button::new("Export certificate")).clicked() {
+            let path = PathBuf::from(self.export_path.trim());
+            let env = env.clone();
+            self.work = Some(spawn(ui, "Exporting the certificate", move || export(&env, &path)));
+        }
+        ui.add_space(12.0);
+        ui.separator();
         ui.horizontal(|ui| {
             ui.heading("Trusted issuers");
+            if ui.add_enabled(self.loading.is_none(), egui::Button::new("Refresh")).clicked() {
+                self.reload = true;
+            }
             if self.loading.is_some() {
                 ui.spinner();
-            } else if ui.button("Refresh").clicked() {
-                self.rows = None;
             }
         });
         let mut ask = None;
@@ -160,36 +194,6 @@ impl TrustTab {
             working(ui, j.what());
         }
         note_ui(ui, &self.note);
-        ui.add_space(12.0);
-        ui.separator();
-        ui.heading("Trust another clinic");
-        ui.label(RichText::new("A CA certificate (PEM or DER), a public key, or a COSE_Key that the other clinic exported.").color(style::MUTED));
-        field(ui, "File to import", &mut self.import_path, false, 480.0);
-        field(ui, "Name (optional)", &mut self.import_name, false, 220.0);
-        if ui.add_enabled(self.work.is_none(), egui::Button::new("Import")).clicked() {
-            let path = PathBuf::from(self.import_path.trim());
-            let name = if self.import_name.trim().is_empty() {
-                path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
-            } else {
-                self.import_name.trim().to_owned()
-            };
-            if self.import_path.trim().is_empty() {
-                self.note = Some(Err("Enter the path of the file to import.".into()));
-            } else {
-                let env = env.clone();
-                self.work = Some(spawn(ui, "Importing the trust file", move || import(&env, &path, &name)));
-            }
-        }
-        ui.add_space(12.0);
-        ui.separator();
-        ui.heading("Export this clinic's certificate");
-        ui.label(RichText::new("Give this file to other clinics so they can trust this clinic's cards.").color(style::MUTED));
-        field(ui, "Export to", &mut self.export_path, false, 480.0);
-        if ui.add_enabled(self.work.is_none(), egui::Button::new("Export certificate")).clicked() {
-            let path = PathBuf::from(self.export_path.trim());
-            let env = env.clone();
-            self.work = Some(spawn(ui, "Exporting the certificate", move || export(&env, &path)));
-        }
     }
 }
 
