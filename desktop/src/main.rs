@@ -149,7 +149,7 @@ fn set_admin_pin(dir: &std::path::Path) -> Result<(), String> {
         }
         first
     } else {
-        let mut line = Zeroizing::new(String::new());
+        let mut line = Zeroizing::new(String::with_capacity(256));
         std::io::stdin().lock().read_line(&mut line).map_err(|e| format!("cannot read the PIN from standard input: {e}"))?;
         Zeroizing::new(line.trim_end_matches(['\n', '\r']).to_owned())
     };

@@ -132,8 +132,23 @@ fn admin_issues_a_card_on_a_new_blank_demo_card_lists_it_and_revokes_it() {
     let (_, rev) = listed.iter().find(|(c, _)| c.serial == BLANK_SERIAL_BASE).unwrap();
     assert_eq!(rev.as_ref().unwrap().reason, "lost on the bus");
     assert!(audit_kinds(&d, "card.revoked").contains(&"ok".to_owned()));
-    // The demo patient's card is still active.
+    // The demo patient's card is still active, and can be put back into the demo reader.
     assert!(listed.iter().any(|(c, r)| c.serial == demo::SERIAL && r.is_none()));
+    click(&mut h, "Put back the previous card");
+    wait_for(&mut h, "The previous card is back");
+    let serial = h.state().env.source.with_card(|piv| {
+        piv.select()?;
+        piv.serial()
+    });
+    assert!(serial.is_err(), "put back in the hand, not inserted");
+    if let medcard_desktop::CardSource::Sim(slot) = &h.state().env.source {
+        slot.insert();
+    }
+    let serial = h.state().env.source.with_card(|piv| {
+        piv.select()?;
+        piv.serial()
+    });
+    assert_eq!(serial.unwrap(), demo::SERIAL);
 }
 
 #[test]

@@ -44,6 +44,8 @@ pub struct CardsTab {
     reader: String,
     listing_readers: Option<Job<Result<Vec<String>, String>>>,
     blanks: u32,
+    /// Cards taken out of the demo reader for blank ones (the last one can be put back).
+    set_aside: Vec<Card>,
     cards: Option<Result<Vec<CardRow>, String>>,
     loading: Option<Job<Result<Vec<CardRow>, String>>>,
     reload: bool,
@@ -79,6 +81,7 @@ impl CardsTab {
             reader,
             listing_readers: None,
             blanks: 0,
+            set_aside: Vec::new(),
             cards: None,
             loading: None,
             reload: false,
@@ -230,10 +233,26 @@ impl CardsTab {
                     if ui.add_enabled(self.issuing.is_none(), egui::Button::new("New blank demo card")).clicked() {
                         let serial = BLANK_SERIAL_BASE.saturating_add(self.blanks);
                         self.blanks = self.blanks.saturating_add(1);
-                        slot.swap_card(Card::new(PersistentState::blank(serial), Box::new(MemoryStore::default())));
+                        if let Some(old) = slot.swap_card(Card::new(PersistentState::blank(serial), Box::new(MemoryStore::default()))) {
+                            self.set_aside.push(old);
+                        }
                         slot.insert();
                         self.progress = Arc::default();
                         self.note = Some(Ok(format!("A blank demo card (serial {serial}) is in the reader.")));
+                    }
+                    if !self.set_aside.is_empty()
+                        && ui
+                            .add_enabled(self.issuing.is_none(), egui::Button::new("Put back the previous card"))
+                            .on_hover_text("The card that was in the reader before the last blank one (for the kiosk)")
+                            .clicked()
+                        && let Some(card) = self.set_aside.pop()
+                    {
+                        if let Some(now_in) = slot.swap_card(card) {
+                            // Keep the card just taken out, so nothing is lost by going back and forth.
+                            self.set_aside.insert(0, now_in);
+                        }
+                        self.progress = Arc::default();
+                        self.note = Some(Ok("The previous card is back, in the patient's hand: insert it at the kiosk.".into()));
                     }
                 });
             }
