@@ -26,7 +26,8 @@ struct Args {
     /// The clinic data directory.
     #[arg(long, value_name = "DIR")]
     data: Option<PathBuf>,
-    /// The PC/SC reader for the kiosk and admin (name as `medcard readers` prints it).
+    /// The PC/SC reader for the kiosk and admin (name as `medcard readers` prints it). With
+    /// --demo: the demo card is issued on the blank card in this reader (through pcscd).
     #[arg(long, value_name = "READER")]
     reader: Option<String>,
     /// The view to start in.
@@ -73,16 +74,31 @@ fn run(args: Args, t0: Instant) -> Result<(), String> {
         return Err(format!("--qr-minutes {}: expected 1 to 1440", args.qr_minutes));
     }
     let now = medcard_desktop::context::system_now();
-    let (data_dir, source, banner, _demo) = if args.demo {
-        let d = demo::create(args.data.as_deref(), now).map_err(|e| e.to_string())?;
-        let banner = format!(
-            "Demo clinic in {} — patient {} ({}), card PIN {}. Use \"Insert the demo card\" at the bottom of the kiosk.",
-            d.data_dir.display(),
-            demo::PATIENT_NAME,
-            demo::PATIENT_ID,
-            demo::PIN
-        );
-        (d.data_dir.clone(), CardSource::Sim(d.slot.clone()), Some(banner), Some(d))
+    let (data_dir, source, banner, _keep) = if args.demo {
+        match &args.reader {
+            None => {
+                let d = demo::create(args.data.as_deref(), now).map_err(|e| e.to_string())?;
+                let banner = format!(
+                    "Demo clinic in {} — patient {} ({}), card PIN {}. Use \"Insert the demo card\" at the bottom of the kiosk.",
+                    d.data_dir.display(),
+                    demo::PATIENT_NAME,
+                    demo::PATIENT_ID,
+                    demo::PIN
+                );
+                (d.data_dir.clone(), CardSource::Sim(d.slot.clone()), Some(banner), Some(Keep::Demo(d)))
+            }
+            Some(r) => {
+                let (dir, temp) = demo::create_on_reader(args.data.as_deref(), r, now).map_err(|e| e.to_string())?;
+                let banner = format!(
+                    "Demo clinic in {} — the card in {r:?} was issued to {} ({}), PIN {}. Take it out and put it back to start.",
+                    dir.display(),
+                    demo::PATIENT_NAME,
+                    demo::PATIENT_ID,
+                    demo::PIN
+                );
+                (dir, CardSource::Pcsc { reader: r.clone() }, Some(banner), temp.map(Keep::Dir))
+            }
+        }
     } else {
         let dir = reader::keystore::data_dir(args.data.as_deref()).map_err(|e| e.to_string())?;
         let reader = match args.reader.clone() {
@@ -140,6 +156,13 @@ fn run(args: Args, t0: Instant) -> Result<(), String> {
             _ => Err("tour did not finish (window closed early)".into()),
         },
     }
+}
+
+/// Keeps the demo's temporary directory alive until the window closes.
+#[allow(dead_code)]
+enum Keep {
+    Demo(demo::Demo),
+    Dir(tempfile::TempDir),
 }
 
 fn first_reader() -> Option<String> {

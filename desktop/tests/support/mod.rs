@@ -25,6 +25,12 @@ pub fn app_on(view: View, source: Option<CardSource>) -> (Harness<'static, Medca
     (harness, d)
 }
 
+/// The app on `env` in a harness.
+pub fn harness(env: AppContext, view: View) -> Harness<'static, MedcardApp> {
+    let app = MedcardApp::new(env, view, || {});
+    Harness::builder().with_size(egui::vec2(1100.0, 860.0)).build_ui_state(|ui, app: &mut MedcardApp| app.ui(ui), app)
+}
+
 /// Steps the UI until a node whose label contains `label` shows up (work runs on threads: a
 /// bounded number of frames with short sleeps, not a timing assertion).
 pub fn wait_for(h: &mut Harness<'_, MedcardApp>, label: &str) {
