@@ -74,13 +74,12 @@ impl AppContext {
     /// The environment for the clinic in `data_dir`.
     #[must_use]
     pub fn new(data_dir: &Path, source: CardSource) -> Self {
-        let user = std::env::var("USER").or_else(|_| std::env::var("LOGNAME")).unwrap_or_else(|_| "unknown".into());
         AppContext {
             data_dir: data_dir.to_owned(),
             store_dir: data_dir.join("records"),
             source,
             settings: Settings::default(),
-            actor: format!("desktop:{user}"),
+            actor: format!("desktop:{}", reader::audit::os_user()),
             fixed_now: None,
         }
     }

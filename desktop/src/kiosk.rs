@@ -114,10 +114,12 @@ pub fn consent_summary(scope: &[Category], expires_at: i64) -> Vec<String> {
         return lines;
     }
     lines.push("You agreed that this clinic's staff may see:".to_owned());
-    lines.extend(scope.iter().map(|c| format!("  •  {}", plain(*c))));
+    lines.extend(scope.iter().map(|c| format!("    •  {}", plain(*c))));
     let not: Vec<&str> = Category::ALL.iter().filter(|c| !scope.contains(c)).map(|c| plain(*c)).collect();
-    if !not.is_empty() {
-        lines.push(format!("They will not see {}.", not.join(", ")));
+    match not.split_last() {
+        None => {}
+        Some((last, [])) => lines.push(format!("They will not see {last}.")),
+        Some((last, rest)) => lines.push(format!("They will not see {} or {last}.", rest.join(", "))),
     }
     lines.push(format!("Your consent is valid until {}.", style::date(expires_at)));
     lines
@@ -226,6 +228,20 @@ impl KioskView {
             ui.ctx().request_repaint_after(std::time::Duration::from_millis(500));
         }
 
+        if let CardSource::Sim(slot) = self.watch.source().clone() {
+            egui::Panel::bottom("demo-reader").show(ui, |ui| {
+                ui.horizontal(|ui| {
+                    ui.label(RichText::new("Demo card reader (in-process simulator):").color(style::MUTED));
+                    if self.presence == Presence::Card {
+                        if ui.button("Remove the demo card").clicked() {
+                            slot.remove();
+                        }
+                    } else if ui.button("Insert the demo card").clicked() {
+                        slot.insert();
+                    }
+                });
+            });
+        }
         ui.with_layout(Layout::top_down(Align::Center), |ui| {
             ui.add_space(16.0);
             match &self.step {
@@ -237,24 +253,15 @@ impl KioskView {
                 Step::Qr(_) => self.qr_ui(ui, env),
                 Step::TakeCard { title, message, alarm } => {
                     let (t, m, a) = (title.clone(), message.clone(), *alarm);
+                    ui.add_space(40.0);
                     style::heading(ui, &t, if a { style::BAD } else { style::INK });
                     ui.add_space(12.0);
-                    style::big_text(ui, &m);
+                    style::centered(ui, 640.0, |ui| {
+                        ui.label(RichText::new(m).size(24.0).color(style::INK));
+                    });
+                    ui.add_space(24.0);
+                    style::card_picture(ui, false);
                 }
-            }
-            if let CardSource::Sim(slot) = self.watch.source().clone() {
-                ui.add_space(24.0);
-                ui.separator();
-                ui.horizontal(|ui| {
-                    ui.label(RichText::new("Demo card reader (in-process simulator):").color(style::MUTED));
-                    if self.presence == Presence::Card {
-                        if ui.button("Remove the demo card").clicked() {
-                            slot.remove();
-                        }
-                    } else if ui.button("Insert the demo card").clicked() {
-                        slot.insert();
-                    }
-                });
             }
         });
     }
@@ -317,8 +324,11 @@ impl KioskView {
     }
 
     fn insert_ui(&mut self, ui: &mut Ui) {
+        ui.add_space(40.0);
         style::heading(ui, "Welcome to check-in", style::INK);
-        ui.add_space(12.0);
+        ui.add_space(24.0);
+        style::card_picture(ui, true);
+        ui.add_space(24.0);
         match &self.presence {
             Presence::NoReader(m) => {
                 style::big_text(ui, "The card reader is not available.");
@@ -365,7 +375,7 @@ impl KioskView {
             }
         }
         let key = Vec2::new(110.0, 80.0);
-        egui::Grid::new("pin-pad").spacing([12.0, 12.0]).show(ui, |ui| {
+        style::centered(ui, 3.0 * 110.0 + 2.0 * 12.0, |ui| egui::Grid::new("pin-pad").spacing([12.0, 12.0]).show(ui, |ui| {
             for row in [['1', '2', '3'], ['4', '5', '6'], ['7', '8', '9']] {
                 for d in row {
                     if style::key(ui, &d.to_string(), key).clicked() {
@@ -384,7 +394,7 @@ impl KioskView {
                 self.pin.pop();
             }
             ui.end_row();
-        });
+        }));
         ui.add_space(12.0);
         let ready = self.pin.len() >= MIN_PIN;
         if ui.add_enabled(ready, egui::Button::new(RichText::new("OK").size(28.0)).min_size(Vec2::new(354.0, 72.0))).clicked() || (submit && ready) {
@@ -392,13 +402,18 @@ impl KioskView {
         }
     }
 
-    fn push_digit(&mut self, d: char) {
+    /// A PIN pad key (digits only; at most 8).
+    pub fn push_digit(&mut self, d: char) {
         if self.pin.len() < MAX_PIN && d.is_ascii_digit() {
             self.pin.push(d);
         }
     }
 
-    fn submit_pin(&mut self, ctx: &egui::Context, env: &AppContext) {
+    /// The OK key: checks the card with the typed PIN on a worker thread (only on the PIN screen).
+    pub fn submit_pin(&mut self, ctx: &egui::Context, env: &AppContext) {
+        if !matches!(self.step, Step::Pin) {
+            return;
+        }
         let pin = match PinBlock::pin(&self.pin) {
             Ok(p) => p,
             Err(_) => {
@@ -418,9 +433,12 @@ impl KioskView {
         let name = if w.name.is_empty() { "Welcome".to_owned() } else { format!("Welcome, {}", w.name) };
         style::heading(ui, &name, style::INK);
         ui.add_space(8.0);
-        for line in consent_summary(&w.outcome.consent.scope, w.outcome.consent.expires_at) {
-            style::big_text(ui, &line);
-        }
+        let lines = consent_summary(&w.outcome.consent.scope, w.outcome.consent.expires_at);
+        style::centered(ui, 680.0, |ui| {
+            for line in &lines {
+                ui.label(RichText::new(line).size(24.0).color(style::INK));
+            }
+        });
         ui.add_space(20.0);
         let mut check_in = false;
         let mut cancel = false;
@@ -436,11 +454,19 @@ impl KioskView {
             return;
         }
         if check_in {
-            let Step::Welcome(w) = std::mem::replace(&mut self.step, Step::Insert) else { return };
-            let env = env.clone();
-            let c = ctx_clone(ui);
-            self.step = Step::Issuing(Job::spawn("Checking you in", move || c.request_repaint(), move || issue(&env, &w.outcome)));
+            self.check_in(ui.ctx(), env);
         }
+    }
+
+    /// The Check in button: signs the QR on a worker thread (only on the welcome screen).
+    pub fn check_in(&mut self, ctx: &egui::Context, env: &AppContext) {
+        if !matches!(self.step, Step::Welcome(_)) {
+            return;
+        }
+        let Step::Welcome(w) = std::mem::replace(&mut self.step, Step::Insert) else { return };
+        let env = env.clone();
+        let c = ctx.clone();
+        self.step = Step::Issuing(Job::spawn("Checking you in", move || c.request_repaint(), move || issue(&env, &w.outcome)));
     }
 
     fn qr_ui(&mut self, ui: &mut Ui, env: &AppContext) {
@@ -454,7 +480,7 @@ impl KioskView {
         ui.label(RichText::new("Show this code to the nurse or doctor.").size(22.0));
         ui.add_space(6.0);
         if let Some(t) = &q.texture {
-            let side = (ui.available_height() - 170.0).clamp(240.0, 520.0);
+            let side = (ui.available_height() - 210.0).clamp(220.0, 520.0);
             ui.add(egui::Image::new(t).fit_to_exact_size(Vec2::splat(side)).alt_text("Check-in QR code"));
         }
         ui.label(RichText::new(format!("Valid for {}", countdown(left))).size(26.0).strong());
@@ -508,10 +534,6 @@ impl KioskView {
             self.take_card("Thank you", "Please take your card. The code stays valid on paper or in your photo.", false);
         }
     }
-}
-
-fn ctx_clone(ui: &Ui) -> egui::Context {
-    ui.ctx().clone()
 }
 
 /// The card session on a worker thread.

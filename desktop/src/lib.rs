@@ -7,6 +7,8 @@ pub mod admin;
 pub mod admin_pin;
 pub mod app;
 pub mod bedside;
+#[cfg(feature = "camera")]
+pub mod camera;
 pub mod card_source;
 pub mod context;
 pub mod demo;
@@ -14,6 +16,7 @@ pub mod document;
 pub mod jobs;
 pub mod kiosk;
 pub mod style;
+pub mod tour;
 
 pub use app::{MedcardApp, View};
 pub use card_source::{CardSource, SimSlot};

@@ -26,7 +26,8 @@ struct Args {
     /// The clinic data directory.
     #[arg(long, value_name = "DIR")]
     data: Option<PathBuf>,
-    /// The PC/SC reader for the kiosk and admin (name as `medcard readers` prints it).
+    /// The PC/SC reader for the kiosk and admin (name as `medcard readers` prints it). With
+    /// --demo: the demo card is issued on the blank card in this reader (through pcscd).
     #[arg(long, value_name = "READER")]
     reader: Option<String>,
     /// The view to start in.
@@ -54,6 +55,10 @@ struct Args {
     /// The record store (default: <data>/records).
     #[arg(long, value_name = "DIR")]
     store: Option<PathBuf>,
+    /// With --demo: play the kiosk → bedside flow by itself, save a screenshot of each screen
+    /// into DIR, print start-up and memory figures, and exit (non-zero if a step failed).
+    #[arg(long, value_name = "DIR", requires = "demo")]
+    tour: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -77,17 +82,33 @@ fn run(args: Args, t0: Instant) -> Result<(), String> {
         return set_admin_pin(&dir);
     }
     let now = medcard_desktop::context::system_now();
-    let (data_dir, source, banner, _demo) = if args.demo {
-        let d = demo::create(args.data.as_deref(), now).map_err(|e| e.to_string())?;
-        let banner = format!(
-            "Demo clinic in {} — patient {} ({}), card PIN {}, admin PIN {}. Use \"Insert the demo card\" at the bottom of the kiosk.",
-            d.data_dir.display(),
-            demo::PATIENT_NAME,
-            demo::PATIENT_ID,
-            demo::PIN,
-            demo::ADMIN_PIN
-        );
-        (d.data_dir.clone(), CardSource::Sim(d.slot.clone()), Some(banner), Some(d))
+    let (data_dir, source, banner, _keep) = if args.demo {
+        match &args.reader {
+            None => {
+                let d = demo::create(args.data.as_deref(), now).map_err(|e| e.to_string())?;
+                let banner = format!(
+                    "Demo clinic in {} — patient {} ({}), card PIN {}, admin PIN {}. Use \"Insert the demo card\" at the bottom of the kiosk.",
+                    d.data_dir.display(),
+                    demo::PATIENT_NAME,
+                    demo::PATIENT_ID,
+                    demo::PIN,
+                    demo::ADMIN_PIN
+                );
+                (d.data_dir.clone(), CardSource::Sim(d.slot.clone()), Some(banner), Some(Keep::Demo(d)))
+            }
+            Some(r) => {
+                let (dir, temp) = demo::create_on_reader(args.data.as_deref(), r, now).map_err(|e| e.to_string())?;
+                let banner = format!(
+                    "Demo clinic in {} — the card in {r:?} was issued to {} ({}), PIN {}, admin PIN {}. Take it out and put it back to start.",
+                    dir.display(),
+                    demo::PATIENT_NAME,
+                    demo::PATIENT_ID,
+                    demo::PIN,
+                    demo::ADMIN_PIN
+                );
+                (dir, CardSource::Pcsc { reader: r.clone() }, Some(banner), temp.map(Keep::Dir))
+            }
+        }
     } else {
         let dir = reader::keystore::data_dir(args.data.as_deref()).map_err(|e| e.to_string())?;
         let reader = match args.reader.clone() {
@@ -114,6 +135,14 @@ fn run(args: Args, t0: Instant) -> Result<(), String> {
     };
     let view = args.view;
     let lock = args.lock;
+    let tour = match &args.tour {
+        Some(dir) => {
+            std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+            Some(medcard_desktop::tour::Tour::standard(dir))
+        }
+        None => None,
+    };
+    let outcome = tour.as_ref().map(|t| t.outcome.clone());
     eframe::run_native(
         "MedCard",
         options,
@@ -124,10 +153,26 @@ fn run(args: Args, t0: Instant) -> Result<(), String> {
             app.locked = lock;
             app.banner = banner;
             app.started_at(t0);
+            app.tour = tour;
             Ok(Box::new(app))
         }),
     )
-    .map_err(|e| format!("cannot open the window: {e} (is a display available? on a server run it under xvfb-run)"))
+    .map_err(|e| format!("cannot open the window: {e} (is a display available? on a server run it under xvfb-run)"))?;
+    match outcome {
+        None => Ok(()),
+        Some(o) => match o.lock().map(|g| g.clone()) {
+            Ok(Some(Ok(()))) => Ok(()),
+            Ok(Some(Err(e))) => Err(format!("tour failed: {e}")),
+            _ => Err("tour did not finish (window closed early)".into()),
+        },
+    }
+}
+
+/// Keeps the demo's temporary directory alive until the window closes.
+#[allow(dead_code)]
+enum Keep {
+    Demo(demo::Demo),
+    Dir(tempfile::TempDir),
 }
 
 fn first_reader() -> Option<String> {

@@ -57,6 +57,35 @@ pub fn primary(ui: &mut Ui, text: &str, size: Vec2) -> egui::Response {
     ui.add(egui::Button::new(RichText::new(text).size(28.0).strong().color(Color32::WHITE)).fill(ACCENT).min_size(size))
 }
 
+/// Lays `add` out in a column of `width`, centred in the available width (left-aligned inside).
+pub fn centered<R>(ui: &mut Ui, width: f32, add: impl FnOnce(&mut Ui) -> R) -> R {
+    ui.horizontal(|ui| {
+        ui.add_space(((ui.available_width() - width) / 2.0).max(0.0));
+        ui.vertical(|ui| {
+            ui.set_width(width);
+            add(ui)
+        })
+        .inner
+    })
+    .inner
+}
+
+/// A smart card drawn going into (or coming out of) a reader slot.
+pub fn card_picture(ui: &mut Ui, inserting: bool) {
+    let (rect, _) = ui.allocate_exact_size(Vec2::new(220.0, 150.0), egui::Sense::hover());
+    let p = ui.painter();
+    let slot = egui::Rect::from_center_size(rect.center_bottom() - Vec2::new(0.0, 14.0), Vec2::new(200.0, 16.0));
+    p.rect_filled(slot, 6.0, Color32::from_rgb(0x33, 0x3b, 0x47));
+    let card = egui::Rect::from_min_size(rect.min + Vec2::new(45.0, 4.0), Vec2::new(130.0, 110.0));
+    p.rect_filled(card, 10.0, Color32::from_rgb(0xdb, 0xe7, 0xf5));
+    p.rect_stroke(card, 10.0, egui::Stroke::new(2.0, ACCENT), egui::StrokeKind::Inside);
+    let chip = egui::Rect::from_min_size(card.min + Vec2::new(16.0, 22.0), Vec2::new(30.0, 24.0));
+    p.rect_filled(chip, 4.0, Color32::from_rgb(0xd4, 0xaf, 0x37));
+    let arrow_x = card.right() + 18.0;
+    let (from, to) = if inserting { (card.top() + 10.0, card.bottom() - 6.0) } else { (card.bottom() - 6.0, card.top() + 10.0) };
+    ui.painter().arrow(egui::pos2(arrow_x, from), egui::vec2(0.0, to - from), egui::Stroke::new(3.0, ACCENT));
+}
+
 /// A spinner with what is happening.
 pub fn busy(ui: &mut Ui, what: &str) {
     ui.add_space(40.0);

@@ -6,7 +6,8 @@ mod support;
 
 use egui_kittest::kittest::Queryable;
 use medcard_desktop::{View, demo};
-use support::{app, click, medcard, pin_pad, wait_for};
+use medcard_desktop::CardSource;
+use support::{app, app_on, click, medcard, pin_pad, wait_for, wait_for_any};
 
 #[test]
 fn kiosk_checks_in_after_a_wrong_pin_and_shows_a_qr_code_that_medcard_scan_accepts() {
@@ -89,4 +90,33 @@ fn kiosk_three_wrong_pins_block_the_card_and_send_the_patient_to_reception() {
     pin_pad(&mut h, demo::PIN);
     click(&mut h, "OK");
     wait_for(&mut h, "Card blocked: please see reception");
+}
+
+#[test]
+fn kiosk_without_its_card_reader_says_so_and_keeps_running() {
+    // A PC/SC reader that is not there (unplugged, or pcscd not running at all).
+    let source = CardSource::Pcsc { reader: "MedCard test reader that is not plugged in".into() };
+    let (mut h, _d) = app_on(View::Kiosk, Some(source));
+    wait_for(&mut h, "The card reader is not available");
+    // What to do: plug the reader in, or (no pcscd on this machine) ask IT to start the service.
+    wait_for_any(&mut h, &["is not connected: plug it in", "ask IT to start pcscd"]);
+    assert_eq!(h.state().kiosk.step_name(), "insert");
+    // Still responsive: switching views works.
+    click(&mut h, "Bedside");
+    assert_eq!(h.state().view, View::Bedside);
+}
+
+#[test]
+fn kiosk_left_alone_ends_the_session_and_forgets_the_digits() {
+    let (mut h, _d) = app(View::Kiosk);
+    h.state_mut().env.settings.kiosk_idle = std::time::Duration::from_secs(2);
+    click(&mut h, "Insert the demo card");
+    wait_for(&mut h, "Enter your PIN");
+    pin_pad(&mut h, "12");
+    // No touches: the harness clock moves one frame (1/60 s) per step.
+    wait_for(&mut h, "Session ended");
+    assert_eq!(h.state().kiosk.pin_len(), 0);
+    // Taking the card brings the start screen back.
+    click(&mut h, "Remove the demo card");
+    wait_for(&mut h, "Please insert your card");
 }

@@ -3,9 +3,14 @@
 //!
 //! Layers, bottom up: [`transport`] (APDU in, APDU out), [`tlv`], [`sw`] and [`sig`] (pure
 //! codecs that never panic on card data), [`piv`] (the PIV client).
+//!
+//! The audited clinic flows that the `medcard` CLI and the desktop app share (neither adds
+//! security logic of its own): [`bedside::Bedside`] (scan a QR code, open a cached record),
+//! [`records::add_record`] / [`records::add_record_file`], the card flows in [`clinic`].
 #![forbid(unsafe_code)]
 
 pub mod audit;
+pub mod bedside;
 pub mod category;
 pub mod checkin;
 pub mod db;

@@ -1,6 +1,6 @@
 //! Bedside scan (`docs/checkin-scan.md`): QR text → verified pointer (trust list, clock) →
 //! one-time id check → record(s) fetched, checked and cached → shown. Every outcome is audited
-//! by the caller from [`ScanError::outcome`].
+//! by the caller from [`ScanError::outcome`]; [`crate::bedside::Bedside::scan_text`] does both.
 //!
 //! Three outcomes, as verifier apps show them: **verified**; **issuer unknown** (well-formed,
 //! but no key in the trust list has the code's kid, so its signature cannot be checked: import
@@ -232,6 +232,32 @@ fn open_entry(
 pub fn open_cached(db: &mut ClinicDb, id: &str, now: i64) -> Result<Option<CacheRow>, DbError> {
     db.cache_purge(now)?;
     Ok(db.cache_list()?.into_iter().find(|r| r.qr_id == id && r.expires_at > now))
+}
+
+/// Why an image did not yield exactly one QR text.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ImageError {
+    /// The bytes are not an image we read, or it is too large.
+    #[error(transparent)]
+    Unreadable(#[from] qr::scan::ScanError),
+    /// No QR code was found.
+    #[error("no QR code found: rescan the code")]
+    NoCode,
+    /// More than one QR code: which one the clinician meant is not ours to guess.
+    #[error("{count} QR codes in the image: scan exactly one")]
+    Several { count: usize },
+}
+
+/// The text of the single QR code in image file bytes (PNG, JPEG, ...), for [`scan`]. An image
+/// with no code or several codes is refused.
+pub fn qr_text_from_image(bytes: &[u8]) -> Result<String, ImageError> {
+    let mut texts = qr::scan::scan_bytes(bytes)?;
+    match (texts.pop(), texts.len()) {
+        (Some(t), 0) => Ok(t),
+        (None, _) => Err(ImageError::NoCode),
+        (Some(_), n) => Err(ImageError::Several { count: n + 1 }),
+    }
 }
 
 #[cfg(test)]

@@ -12,8 +12,8 @@
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output, Stdio};
+use std::time::Instant;
 
 mod pcscd_support;
 use pcscd_support::*;
@@ -25,9 +25,9 @@ const MEDCARD: &str = env!("CARGO_BIN_EXE_medcard");
 const PIN: &str = "482913";
 const PUK: &str = "77120934";
 
-/// A `card-sim serve` process for one card file (kept across restarts).
+/// A `card-sim serve` process for one card file (kept across restarts) in reader 00 01.
 struct Sim {
-    child: Option<Child>,
+    served: ServedCard,
     card: PathBuf,
 }
 
@@ -40,40 +40,11 @@ impl Sim {
     }
 
     fn serve(ctx: &PcscContext, card: &Path) -> Sim {
-        assert_reader_free(ctx);
-        let child = Command::new(card_sim())
-            .args(["serve", "--vpcd", VPCD, "--card"])
-            .arg(card)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        wait_for_presence(ctx, true);
-        Sim { child: Some(child), card: card.to_path_buf() }
+        Sim { served: ServedCard::serve(&card_sim(), &READER_01, ctx, card), card: card.to_path_buf() }
     }
 
     fn kill(&mut self, ctx: &PcscContext) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-        wait_for_presence(ctx, false);
-    }
-}
-
-impl Drop for Sim {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-        if let Ok(ctx) = PcscContext::establish() {
-            let deadline = Instant::now() + CARD_EVENT_TIMEOUT;
-            while ctx.card_present(READER).unwrap_or(false) && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(50));
-            }
-        }
+        self.served.kill(ctx);
     }
 }
 

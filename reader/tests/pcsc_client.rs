@@ -18,8 +18,8 @@
 //! pcscd or the reader missing makes the tests FAIL with a hint to run `scripts/setup.sh`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
 mod pcscd_support;
 use pcscd_support::*;
@@ -31,19 +31,15 @@ use sha2::{Digest, Sha256};
 
 const MEDCARD: &str = env!("CARGO_BIN_EXE_medcard");
 
-/// A `card-sim serve` process with a fresh card file in reader 00 01.
+/// A `card-sim serve` process with a fresh card file in reader 00 01 (stopped before the file
+/// is removed: fields drop in order).
 struct Sim {
-    child: Option<Child>,
+    served: ServedCard,
     _dir: tempfile::TempDir,
 }
 
 impl Sim {
     fn start(ctx: &PcscContext, serial: u32) -> Sim {
-        // A card left by an earlier crashed run would confuse the test.
-        assert!(
-            !ctx.card_present(READER).unwrap(),
-            "reader '{READER}' already has a card: another card-sim serves vpcd port 35964?"
-        );
         let dir = tempfile::tempdir().unwrap();
         let card = dir.path().join("patient.card");
         let sim = card_sim();
@@ -53,41 +49,12 @@ impl Sim {
             .output()
             .unwrap_or_else(|e| panic!("cannot run {}: {e}", sim.display()));
         assert!(out.status.success(), "card-sim new failed: {}", String::from_utf8_lossy(&out.stderr));
-        let child = Command::new(&sim)
-            .args(["serve", "--vpcd", VPCD, "--card"])
-            .arg(&card)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        wait_for_presence(ctx, true);
-        Sim { child: Some(child), _dir: dir }
+        Sim { served: ServedCard::serve(&sim, &READER_01, ctx, &card), _dir: dir }
     }
 
     /// Kill the simulator abruptly (the card vanishes from the reader).
     fn kill(&mut self, ctx: &PcscContext) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-        wait_for_presence(ctx, false);
-    }
-}
-
-impl Drop for Sim {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-        // Let pcscd see the card go before the next test starts its own.
-        if let Ok(ctx) = PcscContext::establish() {
-            let deadline = Instant::now() + CARD_EVENT_TIMEOUT;
-            while ctx.card_present(READER).unwrap_or(false) && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(50));
-            }
-        }
+        self.served.kill(ctx);
     }
 }
 

@@ -161,3 +161,20 @@ fn another_clinics_database_is_refused_as_a_wrong_key() -> R {
     assert!(e.contains("wrong database key") && e.contains("clinic.db"), "{e}");
     Ok(())
 }
+
+#[test]
+fn audit_checkpoint_prints_its_time_as_rfc3339_and_json_keeps_unix_seconds() -> R {
+    let home = clinic("clinic-cp-time")?;
+    let h = home.path();
+    let text = ok(h, &["audit", "checkpoint"]);
+    let time = text.lines().next().and_then(|l| l.rsplit_once(", time ")).map(|(_, t)| t.to_owned()).unwrap_or_default();
+    // 2026-11-23T10:00:00Z
+    let shape: Vec<bool> = time.bytes().map(|b| b.is_ascii_digit()).collect();
+    let digits = [true, true, true, true, false, true, true, false, true, true, false, true, true, false, true, true, false, true, true, false];
+    assert_eq!(shape, digits, "not RFC 3339 UTC: {text}");
+    assert!(time.ends_with('Z') && time.get(10..11) == Some("T"), "{text}");
+    let v: serde_json::Value = serde_json::from_str(&ok(h, &["audit", "checkpoint", "--json"]))?;
+    let secs = v["time"].as_i64().ok_or("JSON time is not a number")?;
+    assert_eq!(qr::time::format_rfc3339(secs).get(..4), time.get(..4), "the same clock, two formats");
+    Ok(())
+}

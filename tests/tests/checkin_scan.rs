@@ -14,20 +14,21 @@
 //! `<target>/medcard-e2e-bins`. Timing runs: `MEDCARD_E2E_RUNS` (default 5).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
-use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use reader::PcscContext;
 
-const READER: &str = "Virtual PCD 00 00";
-const VPCD: &str = "127.0.0.1:35963";
+#[path = "../../reader/tests/pcscd_support/mod.rs"]
+mod pcscd_support;
+use pcscd_support::{Lock, READER_00, ServedCard, context_for, lock_reader};
+
+const READER: &str = READER_00.name;
 const PIN: &str = "482913";
 const PUK: &str = "77120934";
 const PATIENT: &str = "P-1001";
-const SETUP_HINT: &str = "run `bash scripts/setup.sh` (pcscd with the vsmartcard-vpcd readers)";
 
 fn bin(name: &str, env: &str) -> PathBuf {
     if let Some(p) = std::env::var_os(env) {
@@ -106,38 +107,6 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-struct Lock(#[allow(dead_code)] File);
-
-fn lock() -> Lock {
-    let path = std::env::temp_dir().join("medcard-pcscd-vpcd0.lock");
-    let file = File::options().create(true).truncate(false).write(true).open(&path).unwrap();
-    file.lock().unwrap_or_else(|e| panic!("cannot lock {}: {e}", path.display()));
-    Lock(file)
-}
-
-fn wait_for_presence(ctx: &PcscContext, want: bool) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while ctx.card_present(READER).unwrap() != want {
-        assert!(Instant::now() < deadline, "reader '{READER}' did not become present={want} in time");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-struct Sim(Child);
-
-impl Drop for Sim {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-        if let Ok(ctx) = PcscContext::establish() {
-            let deadline = Instant::now() + Duration::from_secs(20);
-            while ctx.card_present(READER).unwrap_or(false) && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(50));
-            }
-        }
-    }
-}
-
 /// What the kiosk produced, shared by the bedside tests.
 struct Fixture {
     _dir: tempfile::TempDir,
@@ -186,30 +155,12 @@ fn make_fixture() -> Fixture {
     let trust_pem = root.join("clinic-a.pem");
     ok(&medcard(&kiosk, &["trust", "export", "--out", trust_pem.to_str().unwrap()]));
 
-    let _lock = lock();
-    let ctx = PcscContext::establish().unwrap_or_else(|e| panic!("{e}: {SETUP_HINT}"));
-    assert!(ctx.reader_names().unwrap().iter().any(|n| n == READER), "pcscd has no reader '{READER}': {SETUP_HINT}");
+    let _lock = lock_reader(&READER_00);
+    let ctx = context_for(&READER_00);
     let card = root.join("card.bin");
     let o = Command::new(card_sim_bin()).args(["new", "--serial", "7001", "--out"]).arg(&card).output().unwrap();
     assert!(o.status.success(), "card-sim new: {}", String::from_utf8_lossy(&o.stderr));
-    // The previous lock holder (another test binary) may have stopped its card-sim a moment ago:
-    // pcscd notices the removal on its next poll, so give it a few seconds before concluding
-    // that another card-sim is really serving this reader.
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while ctx.card_present(READER).unwrap() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    assert!(!ctx.card_present(READER).unwrap(), "reader '{READER}' already has a card: another card-sim on port 35963?");
-    let child = Command::new(card_sim_bin())
-        .args(["serve", "--vpcd", VPCD, "--card"])
-        .arg(&card)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let sim = Sim(child);
-    wait_for_presence(&ctx, true);
+    let sim = ServedCard::serve(card_sim_bin(), &READER_00, &ctx, &card);
     ok(&medcard(&kiosk, &["card", "issue", "--reader", READER, "--patient-id", PATIENT, "--name", "Ada", "--pin", PIN, "--puk", PUK]));
     ok(&medcard(&kiosk, &["consent", "set", "--reader", READER, "--scope", "allergies,labs", "--pin", PIN]));
 
@@ -504,7 +455,7 @@ fn bedside_scan_of_a_png_median_time_is_reported() {
 /// A kiosk with an issued card served on the reader (and one record in labs), holding the lock.
 /// Fields drop in order: the card is removed before the lock is released.
 struct Kiosk {
-    sim: Option<Sim>,
+    sim: Option<ServedCard>,
     root: PathBuf,
     data: PathBuf,
     card: PathBuf,
@@ -521,7 +472,7 @@ impl Kiosk {
         let doc = root.join("labs.txt");
         std::fs::write(&doc, b"labs").unwrap();
         ok(&medcard(&data, &["record", "add", "--patient-id", PATIENT, "--category", "labs", doc.to_str().unwrap()]));
-        let lock = lock();
+        let lock = lock_reader(&READER_00);
         let card = root.join("card.bin");
         let o = Command::new(card_sim_bin()).args(["new", "--serial", &serial.to_string(), "--out"]).arg(&card).output().unwrap();
         assert!(o.status.success());
@@ -532,18 +483,8 @@ impl Kiosk {
     }
 
     fn serve(&mut self) {
-        let ctx = PcscContext::establish().unwrap_or_else(|e| panic!("{e}: {SETUP_HINT}"));
-        assert!(!ctx.card_present(READER).unwrap(), "reader '{READER}' already has a card");
-        let child = Command::new(card_sim_bin())
-            .args(["serve", "--vpcd", VPCD, "--card"])
-            .arg(&self.card)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        self.sim = Some(Sim(child));
-        wait_for_presence(&ctx, true);
+        let ctx = context_for(&READER_00);
+        self.sim = Some(ServedCard::serve(card_sim_bin(), &READER_00, &ctx, &self.card));
     }
 
     fn checkin(&self, pin: &str) -> (Output, PathBuf) {

@@ -1,13 +1,14 @@
-//! Admin → Records: add a record for a patient from a file (sealed, stored, indexed and audited
-//! by [`add_record`]) and list the records the clinic holds (`ClinicDb::records`).
+//! Admin → Records: add a record for a patient from a file (`reader::records::add_record_file`:
+//! sealed, stored, indexed and audited in one library call, the media type guessed from the
+//! extension by `reader::records::media_type_for`) and list the records the clinic holds
+//! (`ClinicDb::records`).
 
 use std::path::{Path, PathBuf};
 
 use egui::{RichText, Ui};
-use reader::Keystore;
 use reader::category::Category;
 use reader::db::RecordRow;
-use reader::store::DirStore;
+use reader::records::{NewRecord, add_record_file, media_type_for};
 
 use super::{Note, field, note_ui, spawn, working};
 use crate::context::AppContext;
@@ -16,80 +17,6 @@ use crate::style;
 
 /// Largest document the view adds (the store takes more; a form upload should not).
 pub const MAX_DOCUMENT: u64 = 64 * 1024 * 1024;
-
-/// The media type for a file name's extension (`application/octet-stream` when unknown).
-#[must_use]
-pub fn media_type_for(path: &Path) -> &'static str {
-    match path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref() {
-        Some("json") => "application/fhir+json",
-        Some("pdf") => "application/pdf",
-        Some("txt" | "text") => "text/plain",
-        Some("xml") => "application/fhir+xml",
-        Some("png") => "image/png",
-        Some("jpg" | "jpeg") => "image/jpeg",
-        _ => "application/octet-stream",
-    }
-}
-
-/// A record could not be added: which step failed.
-#[derive(Debug, thiserror::Error)]
-#[error("adding the record failed while {step}: {msg}")]
-pub struct AddRecordError {
-    /// The step.
-    pub step: &'static str,
-    /// What went wrong.
-    pub msg: String,
-}
-
-fn at<E: std::fmt::Display>(step: &'static str) -> impl FnOnce(E) -> AddRecordError {
-    move |e| AddRecordError { step, msg: e.to_string() }
-}
-
-/// Seals `document` under a new content key, stores it, indexes it (the key wrapped under the
-/// clinic's record-wrap key) and appends its `record.added` audit entry by `author`. Returns the
-/// new record id. (Until the library has its own `add_record`, this is the one place that does
-/// it; the demo set-up calls it too.)
-///
-/// # Errors
-/// The failed step, named.
-#[allow(clippy::too_many_arguments)]
-pub fn add_record(
-    ks: &Keystore,
-    store: &DirStore,
-    patient_id: &str,
-    category: Category,
-    media_type: &str,
-    document: &[u8],
-    author: &str,
-    now: i64,
-) -> Result<String, AddRecordError> {
-    use reader::records::{self, RecordMeta};
-    use reader::store::RecordStore;
-    let mut db = reader::db::ClinicDb::open_clinic(ks).map_err(at("opening the clinic database"))?;
-    let meta = RecordMeta {
-        record_id: records::new_record_id().map_err(at("making a record id"))?,
-        patient_id: patient_id.into(),
-        category,
-        media_type: media_type.into(),
-        created: now,
-        author: author.into(),
-    };
-    let key = records::new_content_key().map_err(at("making a content key"))?;
-    let sealed = records::seal(&meta, document, &key).map_err(at("sealing the record"))?;
-    let locator = store.put(&sealed).map_err(at("storing the record"))?;
-    let wrap = ks.derive_key(reader::KeyPurpose::RecordKeyWrap);
-    db.insert_record(&meta, &locator, sealed.len() as u64, &key, &wrap).map_err(at("indexing the record"))?;
-    let ev = reader::audit::Event {
-        time: now,
-        kind: reader::audit::EventKind::RecordAdded,
-        actor: author.into(),
-        subject: meta.record_id.clone(),
-        outcome: "ok".into(),
-        detail: format!("patient={} category={} locator={locator}", meta.patient_id, meta.category),
-    };
-    reader::audit::append(&mut db, &ev).map_err(at("writing the audit log"))?;
-    Ok(meta.record_id)
-}
 
 /// The Records sub-tab.
 pub struct RecordsTab {
@@ -265,12 +192,17 @@ pub fn size_text(n: u64) -> String {
 }
 
 fn add_file(env: &AppContext, patient: &str, category: Category, path: &Path) -> Result<String, String> {
-    let bytes = reader::fsutil::read_limited(path, MAX_DOCUMENT)
-        .map_err(|e| format!("Could not read the file: {e}. Check the path (files up to 64 MB)."))?;
+    let len = std::fs::metadata(path).map_err(|e| format!("Could not read the file: {e}. Check the path."))?.len();
+    if len > MAX_DOCUMENT {
+        return Err(format!("The file is {}; the admin view adds files up to {}.", size_text(len), size_text(MAX_DOCUMENT)));
+    }
     let o = env.open().map_err(|e| e.to_string())?;
+    let db = o.state.db().map_err(|e| format!("Could not open the clinic database: {e}"))?;
     let media_type = media_type_for(path);
-    let id = add_record(&o.ks, &o.store, patient, category, media_type, &bytes, &env.actor, env.now()).map_err(|e| format!("{e}."))?;
-    Ok(format!("Record {id} added for {patient} ({category}, {media_type})."))
+    let new = NewRecord { patient_id: patient.to_owned(), category, media_type: media_type.to_owned(), author: env.actor.clone() };
+    let added = add_record_file(&o.ks, &db, &o.store, &new, path, env.now(), &env.actor)
+        .map_err(|e| format!("The record was not added: {e}."))?;
+    Ok(format!("Record {} added for {patient} ({category}, {media_type}).", added.meta.record_id))
 }
 
 fn load(env: &AppContext) -> Result<Vec<RecordRow>, String> {
@@ -282,15 +214,6 @@ fn load(env: &AppContext) -> Result<Vec<RecordRow>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn media_type_is_guessed_from_the_extension_in_any_case() {
-        assert_eq!(media_type_for(Path::new("a/summary.JSON")), "application/fhir+json");
-        assert_eq!(media_type_for(Path::new("scan.jpeg")), "image/jpeg");
-        assert_eq!(media_type_for(Path::new("note.txt")), "text/plain");
-        assert_eq!(media_type_for(Path::new("report.pdf")), "application/pdf");
-        assert_eq!(media_type_for(Path::new("noext")), "application/octet-stream");
-    }
 
     #[test]
     fn sizes_read_like_sizes() {

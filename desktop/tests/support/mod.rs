@@ -13,11 +13,22 @@ use medcard_desktop::{AppContext, CardSource, MedcardApp, View, demo};
 /// A demo clinic (fresh temporary data directory, issued card in the hand, sample records) and
 /// the app on it, showing `view`.
 pub fn app(view: View) -> (Harness<'static, MedcardApp>, demo::Demo) {
+    app_on(view, None)
+}
+
+/// [`app`] with another card source than the demo's in-process card (e.g. a PC/SC reader).
+pub fn app_on(view: View, source: Option<CardSource>) -> (Harness<'static, MedcardApp>, demo::Demo) {
     let d = demo::create(None, medcard_desktop::context::system_now()).unwrap();
-    let env = AppContext::new(&d.data_dir, CardSource::Sim(d.slot.clone()));
+    let env = AppContext::new(&d.data_dir, source.unwrap_or_else(|| CardSource::Sim(d.slot.clone())));
     let app = MedcardApp::new(env, view, || {});
     let harness = Harness::builder().with_size(egui::vec2(1100.0, 860.0)).build_ui_state(|ui, app: &mut MedcardApp| app.ui(ui), app);
     (harness, d)
+}
+
+/// The app on `env` in a harness.
+pub fn harness(env: AppContext, view: View) -> Harness<'static, MedcardApp> {
+    let app = MedcardApp::new(env, view, || {});
+    Harness::builder().with_size(egui::vec2(1100.0, 860.0)).build_ui_state(|ui, app: &mut MedcardApp| app.ui(ui), app)
 }
 
 /// Steps the UI until a node whose label contains `label` shows up (work runs on threads: a
@@ -32,6 +43,19 @@ pub fn wait_for(h: &mut Harness<'_, MedcardApp>, label: &str) {
     }
     let labels: Vec<String> = h.query_all_by(|_| true).filter_map(|n| n.accesskit_node().label().or_else(|| n.accesskit_node().value())).collect();
     panic!("{label:?} never appeared; on screen: {labels:?}");
+}
+
+/// [`wait_for`] one of several labels; returns the one that showed up.
+pub fn wait_for_any<'l>(h: &mut Harness<'_, MedcardApp>, labels: &[&'l str]) -> &'l str {
+    for _ in 0..3000 {
+        h.step();
+        if let Some(l) = labels.iter().find(|l| h.query_by_label_contains(l).is_some()) {
+            return l;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let shown: Vec<String> = h.query_all_by(|_| true).filter_map(|n| n.accesskit_node().label()).collect();
+    panic!("none of {labels:?} appeared; on screen: {shown:?}");
 }
 
 /// Clicks the button labelled exactly `label` and runs a frame.

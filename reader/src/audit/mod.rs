@@ -111,6 +111,14 @@ impl FromStr for EventKind {
     }
 }
 
+/// The login name of the user running this process (`$USER`, else `$LOGNAME`, else `unknown`),
+/// for the actor of audit entries: the CLI writes `cli:<name>`. Not an authentication: the
+/// environment says who it is.
+#[must_use]
+pub fn os_user() -> String {
+    std::env::var("USER").or_else(|_| std::env::var("LOGNAME")).unwrap_or_else(|_| "unknown".into())
+}
+
 /// An event to append (the log assigns `seq`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Event {

@@ -19,9 +19,12 @@
 //! Memory: [`seal_file`] reads the document straight into the output buffer and encrypts it in
 //! place; [`open`] decrypts in place in the buffer it is given: one copy of the record in memory.
 
+pub mod add;
 pub mod cbor;
 pub mod fetch;
 pub mod keywrap;
+
+pub use add::{AddError, AddedRecord, NewRecord, add_record, add_record_file, media_type_for};
 
 use std::io::Read;
 use std::ops::Range;

@@ -162,7 +162,7 @@ fn checkpoint(data: DataArg, out: Option<PathBuf>, json: bool) -> Result<(), Str
         println!("{}", serde_json::json!({"origin": cp.origin, "tree_size": cp.tree_size, "root": hex::encode(cp.root), "time": cp.time,
             "signed": hex::encode(&signed)}));
     } else {
-        println!("checkpoint: {} entries, root {}, time {}", cp.tree_size, hex::encode(cp.root), cp.time);
+        println!("checkpoint: {} entries, root {}, time {}", cp.tree_size, hex::encode(cp.root), qr::time::format_rfc3339(cp.time));
         if let Some(out) = out {
             println!("signed checkpoint written to {}", out.display());
         }

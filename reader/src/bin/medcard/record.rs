@@ -9,7 +9,7 @@ use reader::audit::{self, Event, EventKind};
 use reader::category::Category;
 use reader::db::ClinicDb;
 use reader::keystore::{self, KeyPurpose, Keystore};
-use reader::records::{self, RecordMeta};
+use reader::records::{self, AddedRecord, NewRecord};
 use reader::store::{DirStore, RecordStore};
 
 /// The data directory option shared by the record, cache and audit commands.
@@ -28,7 +28,7 @@ pub struct Clinic {
 }
 
 /// The records directory inside the data directory.
-pub const RECORDS_DIR: &str = "records";
+pub const RECORDS_DIR: &str = reader::bedside::RECORDS_DIR;
 
 impl Clinic {
     pub fn open(data: Option<&Path>) -> Result<Clinic, String> {
@@ -48,8 +48,7 @@ impl Clinic {
 
 /// Who runs the command, for audit entries: `cli:<login name>`.
 pub fn actor() -> String {
-    let user = std::env::var("USER").or_else(|_| std::env::var("LOGNAME")).unwrap_or_else(|_| "unknown".into());
-    format!("cli:{user}")
+    format!("cli:{}", audit::os_user())
 }
 
 /// Unix time now.
@@ -119,18 +118,6 @@ pub enum RecordCommand {
     },
 }
 
-fn media_type_for(path: &Path) -> &'static str {
-    match path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref() {
-        Some("json") => "application/fhir+json",
-        Some("pdf") => "application/pdf",
-        Some("txt") | Some("text") => "text/plain",
-        Some("xml") => "application/fhir+xml",
-        Some("png") => "image/png",
-        Some("jpg") | Some("jpeg") => "image/jpeg",
-        _ => "application/octet-stream",
-    }
-}
-
 pub fn run(cmd: RecordCommand) -> ExitCode {
     match cmd {
         RecordCommand::Add { patient_id, category, media_type, author, json, file, data } => {
@@ -150,23 +137,15 @@ fn add(
     json: bool,
     file: &Path,
 ) -> Result<(), String> {
-    let mut c = Clinic::open(data)?;
-    let meta = RecordMeta {
-        record_id: records::new_record_id().map_err(|e| e.to_string())?,
+    let c = Clinic::open(data)?;
+    let new = NewRecord {
         patient_id,
         category,
-        media_type: media_type.unwrap_or_else(|| media_type_for(file).to_owned()),
-        created: now(),
+        media_type: media_type.unwrap_or_else(|| records::media_type_for(file).to_owned()),
         author: author.unwrap_or_else(actor),
     };
-    let key = records::new_content_key().map_err(|e| e.to_string())?;
-    let sealed = records::seal_file(&meta, file, &key).map_err(|e| e.to_string())?;
-    let size = sealed.len() as u64;
-    let locator = c.store.put(&sealed).map_err(|e| e.to_string())?;
-    drop(sealed);
-    let wrap = c.ks.derive_key(KeyPurpose::RecordKeyWrap);
-    c.db.insert_record(&meta, &locator, size, &key, &wrap).map_err(|e| e.to_string())?;
-    c.audit(EventKind::RecordAdded, &meta.record_id, "ok", format!("patient={} category={} locator={locator}", meta.patient_id, meta.category))?;
+    let added = records::add_record_file(&c.ks, &c.db, &c.store, &new, file, now(), &actor()).map_err(|e| e.to_string())?;
+    let AddedRecord { meta, locator, size } = added;
     if json {
         let v = serde_json::json!({"record_id": meta.record_id, "locator": locator.to_string(), "size": size,
             "patient_id": meta.patient_id, "category": meta.category.as_str(), "media_type": meta.media_type});

@@ -7,11 +7,9 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::Args;
-use reader::audit::{self, Event, EventKind};
-use reader::db::{CacheRow, ClinicDb};
-use reader::keystore::{self, Keystore};
+use reader::bedside::{Bedside, BedsideError};
+use reader::db::CacheRow;
 use reader::scan_flow::{self, ScanError, Verdict};
-use reader::store::DirStore;
 
 #[derive(Args)]
 #[command(after_help = "Examples:\n  medcard scan qr.png\n  medcard scan --text 'MC1:...' --json\n  \
@@ -46,24 +44,8 @@ pub struct ScanArgs {
     data: Option<PathBuf>,
 }
 
-struct Bedside {
-    ks: Keystore,
-    db: ClinicDb,
-    store: DirStore,
-}
-
 fn open(args: &ScanArgs) -> Result<Bedside, String> {
-    let dir = keystore::data_dir(args.data.as_deref()).map_err(|e| e.to_string())?;
-    let ks = Keystore::open(&dir).map_err(|e| e.to_string())?;
-    let db = ClinicDb::open_clinic(&ks).map_err(|e| e.to_string())?;
-    let store_dir = args.store.clone().unwrap_or_else(|| dir.join("records"));
-    let store = DirStore::open(&store_dir).map_err(|e| e.to_string())?;
-    Ok(Bedside { ks, db, store })
-}
-
-fn audit(db: &mut ClinicDb, now: i64, kind: EventKind, subject: &str, outcome: &str, detail: String) -> Result<(), String> {
-    let ev = Event { time: now, kind, actor: crate::record::actor(), subject: subject.to_owned(), outcome: outcome.to_owned(), detail };
-    audit::append(db, &ev).map(|_| ()).map_err(|e| format!("could not write the audit log: {e}"))
+    Bedside::open(args.data.as_deref(), args.store.as_deref()).map_err(|e| e.to_string())
 }
 
 fn write_private(path: &Path, bytes: &[u8]) -> Result<(), String> {
@@ -119,50 +101,29 @@ fn read_text(args: &ScanArgs) -> Result<String, String> {
     }
     let Some(path) = &args.image else { return Err("give a QR image, --text TEXT or --cached ID".into()) };
     let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    let mut texts = qr::scan::scan_bytes(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;
-    match texts.len() {
-        1 => Ok(texts.remove(0)),
-        0 => Err(format!("{}: no QR code found: rescan the code", path.display())),
-        n => Err(format!("{}: {n} QR codes in the image: scan exactly one", path.display())),
-    }
+    scan_flow::qr_text_from_image(&bytes).map_err(|e| format!("{}: {e}", path.display()))
 }
 
 fn cached(b: &mut Bedside, id: &str, args: &ScanArgs, now: i64) -> Result<(), String> {
-    match scan_flow::open_cached(&mut b.db, id, now).map_err(|e| e.to_string())? {
+    match b.open_cached(id, now, &crate::record::actor()).map_err(|e| e.to_string())? {
         Some(row) => {
-            audit(&mut b.db, now, EventKind::RecordRead, &row.locator, "ok", format!("cached={id} patient={}", row.patient_id))?;
             if args.json {
                 crate::clinic_cli::print_json(&row_json(&row));
             }
             output(std::slice::from_ref(&row), args.out.as_deref(), args.json)
         }
-        None => {
-            audit(&mut b.db, now, EventKind::RecordRead, id, "cache-refused", "not in the cache or no longer valid".into())?;
-            Err(format!(
-                "cached record {id} is not available: it expired, the consent was revoked, or it was never cached here; scan a fresh QR code"
-            ))
-        }
+        None => Err(format!(
+            "cached record {id} is not available: it expired, the consent was revoked, or it was never cached here; scan a fresh QR code"
+        )),
     }
 }
 
 fn scan(b: &mut Bedside, args: &ScanArgs, now: i64) -> Result<ExitCode, String> {
     let text = read_text(args)?;
-    let trust = reader::clinic::trust_list(&b.ks).map_err(|e| e.to_string())?;
-    match scan_flow::scan(&b.db, &b.store, &trust, &text, now, args.reusable) {
+    match b.scan_text(&text, now, args.reusable, &crate::record::actor()) {
         Ok(s) => {
             let c = s.verified.claims();
             let qr_id = hex::encode(&c.cti);
-            audit(
-                &mut b.db,
-                now,
-                EventKind::QrScanned,
-                &c.pointer.patient_id,
-                "ok",
-                format!("qr={qr_id} iss={} kid={} records={}", c.iss, hex::encode(&s.verified.by().kid), s.rows.len()),
-            )?;
-            for r in &s.rows {
-                audit(&mut b.db, now, EventKind::RecordRead, &r.locator, "ok", format!("qr={qr_id} cache={} patient={}", r.qr_id, r.patient_id))?;
-            }
             eprintln!(
                 "VERIFIED: issued by {} (kid {}) for patient {}, {} record(s), valid until {}",
                 c.iss,
@@ -187,23 +148,20 @@ fn scan(b: &mut Bedside, args: &ScanArgs, now: i64) -> Result<ExitCode, String> 
             output(&s.rows, args.out.as_deref(), args.json)?;
             Ok(ExitCode::SUCCESS)
         }
-        Err(e) => refuse(b, &e, now),
+        Err(BedsideError::Refused(e)) => Ok(refuse(&e)),
+        Err(e) => Err(e.to_string()),
     }
 }
 
-fn refuse(b: &mut Bedside, e: &ScanError, now: i64) -> Result<ExitCode, String> {
-    let mut msg = e.to_string();
-    if msg.len() > 400 {
-        msg = format!("{}...", msg.chars().take(400).collect::<String>());
-    }
-    audit(&mut b.db, now, EventKind::QrRefused, "-", &e.outcome(), msg)?;
+/// Prints a refusal (already audited) and returns its exit status.
+fn refuse(e: &ScanError) -> ExitCode {
     let (label, code) = match e.verdict() {
         Verdict::IssuerUnknown => ("NOT VERIFIED: issuer unknown", 4),
         Verdict::Invalid | Verdict::Verified => ("INVALID", 3),
     };
     eprintln!("{label}: {e}");
     eprintln!("what to do: {}", e.advice());
-    Ok(ExitCode::from(code))
+    ExitCode::from(code)
 }
 
 pub fn run(args: &ScanArgs) -> ExitCode {

@@ -1,0 +1,254 @@
+//! `--tour DIR` (demo mode): plays the kiosk → bedside flow in the real window by itself, saves
+//! a screenshot of each screen into DIR (what the window really drew, read back from OpenGL),
+//! prints the start-up time and memory figures, and closes the window. `scripts/screenshots.sh`
+//! runs it under Xvfb to refresh docs/screenshots/; CI runs it to prove the window works on a
+//! machine without a display.
+
+use std::collections::VecDeque;
+use std::path::{Path, PathBuf};
+
+use egui::Ui;
+
+use crate::app::{MedcardApp, View};
+
+/// One thing the tour does.
+#[derive(Debug, Clone)]
+pub enum Act {
+    /// Put the demo card into the reader.
+    InsertCard,
+    /// Press PIN pad keys.
+    Digits(&'static str),
+    /// Press OK.
+    SubmitPin,
+    /// Wait until the kiosk is at this step.
+    WaitKiosk(&'static str),
+    /// Press Check in.
+    CheckIn,
+    /// Write the shown QR's PNG to this file name (in the tour dir's parent temp area).
+    SaveQr,
+    /// Switch view.
+    Show(View),
+    /// Open the saved QR in the bedside view.
+    OpenQrAtBedside,
+    /// Wait until the bedside shows a result.
+    WaitBedside,
+    /// Save a screenshot under this name.
+    Shot(&'static str),
+    /// Close the window.
+    Exit,
+}
+
+/// The tour's progress.
+pub struct Tour {
+    dir: PathBuf,
+    acts: VecDeque<Act>,
+    settle: u32,
+    waiting_shot: Option<String>,
+    shot: std::sync::Arc<std::sync::Mutex<Option<std::sync::Arc<egui::ColorImage>>>>,
+    waited: u32,
+    qr_file: PathBuf,
+    peak_rss_kb: u64,
+    /// Files written.
+    pub written: Vec<PathBuf>,
+    /// A failure (the tour stops and says so).
+    pub failed: Option<String>,
+    /// Set when the tour ends: Ok, or what failed (read by main after the window closed).
+    pub outcome: std::sync::Arc<std::sync::Mutex<Option<Result<(), String>>>>,
+}
+
+impl Tour {
+    /// The standard tour, saving into `dir`.
+    #[must_use]
+    pub fn standard(dir: &Path) -> Self {
+        use Act::*;
+        let acts = vec![
+            Shot("kiosk-insert"),
+            InsertCard,
+            WaitKiosk("pin"),
+            Digits("1234"),
+            Shot("kiosk-pin"),
+            Digits("56"),
+            SubmitPin,
+            WaitKiosk("welcome"),
+            Shot("kiosk-consent"),
+            CheckIn,
+            WaitKiosk("qr"),
+            Shot("kiosk-qr"),
+            SaveQr,
+            Show(View::Bedside),
+            OpenQrAtBedside,
+            WaitBedside,
+            Shot("bedside-verified"),
+            Show(View::Admin),
+            Shot("admin"),
+            Exit,
+        ];
+        Tour {
+            dir: dir.to_owned(),
+            acts: acts.into(),
+            settle: 0,
+            waiting_shot: None,
+            shot: std::sync::Arc::default(),
+            waited: 0,
+            qr_file: dir.join(".tour-qr.png"),
+            peak_rss_kb: 0,
+            written: Vec::new(),
+            failed: None,
+            outcome: std::sync::Arc::default(),
+        }
+    }
+
+    /// Advances the tour by at most one act; call at the start of every frame.
+    pub fn drive(&mut self, app: &mut MedcardApp, ui: &mut Ui) {
+        let ctx = ui.ctx().clone();
+        ctx.request_repaint();
+        self.peak_rss_kb = self.peak_rss_kb.max(rss_kb("VmRSS:"));
+        // A requested screenshot arrives as an event a frame or two later.
+        if let Some(name) = self.waiting_shot.clone() {
+            let shot = self.shot.lock().ok().and_then(|mut g| g.take());
+            if let Some(image) = shot {
+                let path = self.dir.join(format!("{name}.png"));
+                match save_png(&path, &image) {
+                    Ok(()) => {
+                        eprintln!("tour: saved {} ({}x{})", path.display(), image.size[0], image.size[1]);
+                        self.written.push(path);
+                    }
+                    Err(e) => self.fail(&ctx, format!("saving {}: {e}", path.display())),
+                }
+                self.waiting_shot = None;
+            }
+            return;
+        }
+        if self.settle > 0 {
+            self.settle -= 1;
+            return;
+        }
+        let Some(act) = self.acts.front().cloned() else { return };
+        let done = match act {
+            Act::InsertCard => {
+                if let crate::card_source::CardSource::Sim(slot) = &app.env.source {
+                    slot.insert();
+                    true
+                } else {
+                    self.fail(&ctx, "the tour needs --demo (the in-process card)".into());
+                    return;
+                }
+            }
+            Act::Digits(d) => {
+                d.chars().for_each(|c| app.kiosk.push_digit(c));
+                true
+            }
+            Act::SubmitPin => {
+                app.kiosk.submit_pin(&ctx, &app.env);
+                true
+            }
+            Act::WaitKiosk(step) => self.wait(&ctx, app.kiosk.step_name() == step, &format!("the kiosk's {step} screen")),
+            Act::CheckIn => {
+                app.kiosk.check_in(&ctx, &app.env);
+                true
+            }
+            Act::SaveQr => match app.kiosk.shown_qr() {
+                Some(q) => match std::fs::write(&self.qr_file, q.png.as_slice()) {
+                    Ok(()) => true,
+                    Err(e) => {
+                        self.fail(&ctx, format!("writing {}: {e}", self.qr_file.display()));
+                        return;
+                    }
+                },
+                None => {
+                    self.fail(&ctx, "no QR on screen".into());
+                    return;
+                }
+            },
+            Act::Show(v) => {
+                app.view = v;
+                true
+            }
+            Act::OpenQrAtBedside => {
+                app.bedside.open_file(self.qr_file.clone(), &ctx, &app.env);
+                true
+            }
+            Act::WaitBedside => self.wait(&ctx, app.bedside.has_result(), "the bedside result"),
+            Act::Shot(name) => {
+                let slot = self.shot.clone();
+                let c = ctx.clone();
+                ctx.request_screenshot(move |image| {
+                    if let Ok(mut g) = slot.lock() {
+                        *g = Some(image);
+                    }
+                    c.request_repaint();
+                });
+                self.waiting_shot = Some(name.to_owned());
+                true
+            }
+            Act::Exit => {
+                let _ = std::fs::remove_file(&self.qr_file);
+                eprintln!(
+                    "tour: done; peak RSS during the tour {:.1} MB (VmHWM {:.1} MB)",
+                    self.peak_rss_kb as f64 / 1024.0,
+                    rss_kb("VmHWM:") as f64 / 1024.0
+                );
+                self.finish(Ok(()));
+                ctx.send_viewport_cmd(egui::ViewportCommand::Close);
+                true
+            }
+        };
+        if done {
+            self.acts.pop_front();
+            self.waited = 0;
+            // Let the screen settle (layout, textures) before the next act.
+            self.settle = 6;
+        }
+    }
+
+    fn wait(&mut self, ctx: &egui::Context, ready: bool, what: &str) -> bool {
+        if ready {
+            return true;
+        }
+        self.waited += 1;
+        std::thread::sleep(std::time::Duration::from_millis(10));
+        if self.waited > 3000 {
+            self.fail(ctx, format!("gave up waiting for {what}"));
+        }
+        false
+    }
+
+    fn fail(&mut self, ctx: &egui::Context, msg: String) {
+        eprintln!("tour: FAILED: {msg}");
+        self.finish(Err(msg.clone()));
+        self.failed = Some(msg);
+        self.acts.clear();
+        ctx.send_viewport_cmd(egui::ViewportCommand::Close);
+    }
+
+    fn finish(&self, r: Result<(), String>) {
+        if let Ok(mut g) = self.outcome.lock() {
+            *g = Some(r);
+        }
+    }
+
+    /// Whether the tour finished every act without failing.
+    #[must_use]
+    pub fn succeeded(&self) -> bool {
+        self.failed.is_none() && self.acts.is_empty()
+    }
+}
+
+fn save_png(path: &Path, image: &egui::ColorImage) -> Result<(), String> {
+    let [w, h] = image.size;
+    let rgba: Vec<u8> = image.pixels.iter().flat_map(|c| c.to_array()).collect();
+    let img = image::RgbaImage::from_raw(u32::try_from(w).map_err(|e| e.to_string())?, u32::try_from(h).map_err(|e| e.to_string())?, rgba)
+        .ok_or("screenshot size does not match its pixels")?;
+    let mut png = Vec::new();
+    img.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png).map_err(|e| e.to_string())?;
+    reader::fsutil::write_atomic(path, &png).map_err(|e| e.to_string())
+}
+
+/// A memory figure of this process from /proc/self/status, in kB (0 when unavailable).
+#[must_use]
+pub fn rss_kb(field: &str) -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with(field)).and_then(|l| l.split_whitespace().nth(1)).and_then(|v| v.parse().ok()))
+        .unwrap_or(0)
+}

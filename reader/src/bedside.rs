@@ -1,0 +1,170 @@
+//! The bedside device (`docs/checkin-scan.md`): a clinic data directory, its database and a
+//! record store, scanning QR codes and opening cached records **with their audit entries**. The
+//! `medcard scan` command and the desktop app both call this, so neither adds security logic of
+//! its own; they only choose what to show.
+//!
+//! Audit entries (ids and outcomes only, never record contents), written in one transaction per
+//! operation:
+//!
+//! | operation | entries |
+//! |---|---|
+//! | verified scan | `qr.scanned` subject patient id, outcome `ok`, detail `qr=<id> iss=<issuer> kid=<hex> records=<n>`; then one `record.read` per record, subject its locator, detail `qr=<id> cache=<cache id> patient=<id>` |
+//! | refused scan | `qr.refused` subject `-`, outcome [`ScanError::outcome`], detail the message (at most 400 characters, then `...`) |
+//! | cached record shown | `record.read` subject its locator, outcome `ok`, detail `cached=<id> patient=<id>` |
+//! | cached record gone | `record.read` subject the cache id, outcome `cache-refused` |
+//!
+//! A failure to write the audit log is [`BedsideError::Audit`]: the caller must not show the
+//! record (fail closed).
+
+use std::path::Path;
+
+use crate::audit::{self, AuditError, Event, EventKind};
+use crate::db::{CacheRow, ClinicDb, DbError};
+use crate::keystore::{self, Keystore, KeystoreError};
+use crate::scan_flow::{self, ScanError, Scanned};
+use crate::store::{DirStore, StoreError};
+
+/// The records directory inside the data directory (the default store).
+pub const RECORDS_DIR: &str = "records";
+
+/// The longest refusal message kept in a `qr.refused` entry, in characters.
+pub const MAX_REFUSAL_DETAIL: usize = 400;
+
+/// Why a bedside operation did not complete.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BedsideError {
+    /// The code was refused; the refusal is in the audit log (`qr.refused`). Show
+    /// [`ScanError::verdict`], the message and [`ScanError::advice`].
+    #[error(transparent)]
+    Refused(ScanError),
+    /// The audit log could not be written: nothing may be shown (fail closed).
+    #[error("could not write the audit log: {0}")]
+    Audit(#[from] AuditError),
+    /// The keystore (data directory missing, not initialised, permissions, ...).
+    #[error(transparent)]
+    Keystore(#[from] KeystoreError),
+    /// The clinic database could not be opened or read.
+    #[error(transparent)]
+    Db(#[from] DbError),
+    /// The record store could not be opened.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The trust list (this clinic's CA, or a trust file in `<data>/trust/`) is unusable.
+    #[error(transparent)]
+    Trust(crate::Error),
+}
+
+/// An open bedside device: keystore, clinic database, record store.
+#[derive(Debug)]
+pub struct Bedside {
+    /// The clinic keystore (trust list, database key).
+    pub ks: Keystore,
+    /// The clinic database (cache, one-time ids, audit log).
+    pub db: ClinicDb,
+    /// Where sealed records are fetched from.
+    pub store: DirStore,
+}
+
+impl Bedside {
+    /// Opens the data directory `data_dir` (default as [`keystore::data_dir`]: `$MEDCARD_HOME`,
+    /// else `$XDG_DATA_HOME/medcard`, else `~/.local/share/medcard`), its database, and the
+    /// record store `store_dir` (default `<data>/records`).
+    pub fn open(data_dir: Option<&Path>, store_dir: Option<&Path>) -> Result<Bedside, BedsideError> {
+        let dir = keystore::data_dir(data_dir)?;
+        let ks = Keystore::open(&dir)?;
+        let db = ClinicDb::open_clinic(&ks)?;
+        let store = match store_dir {
+            Some(s) => DirStore::open(s)?,
+            None => DirStore::open(&dir.join(RECORDS_DIR))?,
+        };
+        Ok(Bedside { ks, db, store })
+    }
+
+    /// Scans QR `text` at `now` ([`scan_flow::scan`] against this device's trust list; one-time
+    /// use unless `reusable`) and audits the outcome as `actor`. `Ok`: verified, the records are
+    /// cached and may be shown. [`BedsideError::Refused`]: refused and audited.
+    pub fn scan_text(&mut self, text: &str, now: i64, reusable: bool, actor: &str) -> Result<Scanned, BedsideError> {
+        let trust = crate::clinic::trust_list(&self.ks).map_err(BedsideError::Trust)?;
+        match scan_flow::scan(&self.db, &self.store, &trust, text, now, reusable) {
+            Ok(s) => {
+                let c = s.verified.claims();
+                let qr_id = hex::encode(&c.cti);
+                let kid = hex::encode(&s.verified.by().kid);
+                let mut events = Vec::with_capacity(1 + s.rows.len());
+                events.push(event(
+                    now,
+                    actor,
+                    EventKind::QrScanned,
+                    &c.pointer.patient_id,
+                    "ok",
+                    format!("qr={qr_id} iss={} kid={kid} records={}", c.iss, s.rows.len()),
+                ));
+                for r in &s.rows {
+                    events.push(event(
+                        now,
+                        actor,
+                        EventKind::RecordRead,
+                        &r.locator,
+                        "ok",
+                        format!("qr={qr_id} cache={} patient={}", r.qr_id, r.patient_id),
+                    ));
+                }
+                append_all(&mut self.db, &events)?;
+                Ok(s)
+            }
+            Err(e) => {
+                let ev = event(now, actor, EventKind::QrRefused, "-", &e.outcome(), refusal_detail(&e));
+                append_all(&mut self.db, std::slice::from_ref(&ev))?;
+                Err(BedsideError::Refused(e))
+            }
+        }
+    }
+
+    /// The cached record `id` (a cache id from [`ClinicDb::cache_list`]) if it may still be shown
+    /// at `now` ([`scan_flow::open_cached`]: expired codes and revoked consent are purged first),
+    /// audited as `actor`: `record.read` `ok`, or `cache-refused` and `Ok(None)` when it is gone.
+    pub fn open_cached(&mut self, id: &str, now: i64, actor: &str) -> Result<Option<CacheRow>, BedsideError> {
+        let row = scan_flow::open_cached(&mut self.db, id, now)?;
+        let ev = match &row {
+            Some(r) => event(now, actor, EventKind::RecordRead, &r.locator, "ok", format!("cached={id} patient={}", r.patient_id)),
+            None => event(now, actor, EventKind::RecordRead, id, "cache-refused", "not in the cache or no longer valid".into()),
+        };
+        append_all(&mut self.db, std::slice::from_ref(&ev))?;
+        Ok(row)
+    }
+}
+
+fn event(time: i64, actor: &str, kind: EventKind, subject: &str, outcome: &str, detail: String) -> Event {
+    Event { time, kind, actor: actor.to_owned(), subject: subject.to_owned(), outcome: outcome.to_owned(), detail }
+}
+
+/// The `qr.refused` detail: the message, cut after [`MAX_REFUSAL_DETAIL`] characters when it is
+/// longer than that many bytes.
+fn refusal_detail(e: &ScanError) -> String {
+    let msg = e.to_string();
+    if msg.len() > MAX_REFUSAL_DETAIL {
+        format!("{}...", msg.chars().take(MAX_REFUSAL_DETAIL).collect::<String>())
+    } else {
+        msg
+    }
+}
+
+/// Appends `events` in one immediate transaction: all or none.
+fn append_all(db: &mut ClinicDb, events: &[Event]) -> Result<(), AuditError> {
+    let path = db.path().to_path_buf();
+    let sql = |operation: &'static str| {
+        let path = path.clone();
+        move |source| DbError::Sqlite { path, operation, source }
+    };
+    let tx = db.conn_mut().transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(sql("append audit entry"))?;
+    for ev in events {
+        audit::append_in(&tx, &path, ev)?;
+    }
+    tx.commit().map_err(sql("commit audit entry"))?;
+    Ok(())
+}
+
+#[cfg(test)]
+#[path = "bedside_tests.rs"]
+mod tests;
