@@ -37,8 +37,8 @@ pub(crate) fn secret_buffer() -> Zeroizing<String> {
 }
 
 /// Starts `work` in a [`Job`] that repaints the UI when it is done.
-pub(crate) fn spawn<T: Send + 'static>(ui: &Ui, what: &str, work: impl FnOnce() -> T + Send + 'static) -> Job<T> {
-    let c = ui.ctx().clone();
+pub(crate) fn spawn<T: Send + 'static>(ctx: &egui::Context, what: &str, work: impl FnOnce() -> T + Send + 'static) -> Job<T> {
+    let c = ctx.clone();
     Job::spawn(what, move || c.request_repaint(), work)
 }
 
@@ -65,6 +65,12 @@ pub(crate) fn field(ui: &mut Ui, label: &str, value: &mut String, secret: bool, 
         ui.add(edit).labelled_by(l.id)
     })
     .inner
+}
+
+/// A labelled text field as wide as its label (filter rows).
+pub(crate) fn inline_field(ui: &mut Ui, label: &str, value: &mut String, width: f32) -> egui::Response {
+    let l = ui.label(label);
+    ui.add(egui::TextEdit::singleline(value).desired_width(width)).labelled_by(l.id)
 }
 
 /// A small spinner with what is happening (inside a tab).
@@ -179,6 +185,22 @@ impl AdminView {
         self.tab
     }
 
+    /// Checks `pin` as the admin PIN in a [`Job`] (the Unlock button; the demo tour). Ignored while
+    /// an attempt is being checked or the wait after wrong PINs is not over.
+    pub fn submit_pin(&mut self, ctx: &egui::Context, env: &AppContext, pin: Zeroizing<String>) {
+        if matches!(self.lock, Lock::Checking(_)) || self.throttle.wait_left(self.clock) > 0.0 {
+            return;
+        }
+        let env = env.clone();
+        self.lock_note = None;
+        self.lock = Lock::Checking(spawn(ctx, "Checking the admin PIN", move || check_admin_pin(&env, &pin)));
+    }
+
+    /// Shows sub-tab `t`.
+    pub fn show_tab(&mut self, t: Tab) {
+        self.tab = t;
+    }
+
     /// Whether any sub-tab has work running.
     #[must_use]
     pub fn busy(&self) -> bool {
@@ -274,20 +296,16 @@ impl AdminView {
             ui.add_space(8.0);
             let checking = matches!(self.lock, Lock::Checking(_));
             let wait = self.throttle.wait_left(now);
+            let l = ui.label(RichText::new("Admin PIN").strong());
             let r = ui
-                .horizontal(|ui| {
-                    let l = ui.label("Admin PIN");
-                    ui.add(egui::TextEdit::singleline(&mut *self.pin).password(true).char_limit(32).desired_width(220.0)).labelled_by(l.id)
-                })
-                .inner;
+                .add(egui::TextEdit::singleline(&mut *self.pin).password(true).char_limit(32).desired_width(240.0).align(egui::Align2::CENTER_CENTER))
+                .labelled_by(l.id);
             let enter = r.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
             let ready = !checking && wait <= 0.0 && !self.pin.is_empty();
             let clicked = ui.add_enabled(ready, egui::Button::new(RichText::new("Unlock").size(20.0))).clicked();
             if ready && (clicked || enter) {
                 let pin = std::mem::replace(&mut self.pin, secret_buffer());
-                let env = env.clone();
-                self.lock_note = None;
-                self.lock = Lock::Checking(spawn(ui, "Checking the admin PIN", move || check_admin_pin(&env, &pin)));
+                self.submit_pin(ui.ctx(), env, pin);
             }
             if let Lock::Checking(j) = &self.lock {
                 working(ui, j.what());

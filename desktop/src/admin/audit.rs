@@ -7,7 +7,7 @@ use egui::{RichText, Ui};
 use reader::audit::alerts::{self, Alert, Rules};
 use reader::audit::{self, Entry, Finding};
 
-use super::{Note, field, note_ui, spawn, working};
+use super::{Note, inline_field, note_ui, spawn, working};
 use crate::context::AppContext;
 use crate::jobs::{Job, Poll};
 use crate::style;
@@ -120,6 +120,16 @@ impl AuditTab {
         self.verdict = None;
     }
 
+    /// Starts verifying the log (the Verify log button; the demo tour).
+    pub fn verify(&mut self, ctx: &egui::Context, env: &AppContext) {
+        if self.verifying.is_some() {
+            return;
+        }
+        let env2 = env.clone();
+        self.verdict = None;
+        self.verifying = Some(spawn(ctx, "Verifying the audit log", move || verify(&env2)));
+    }
+
     /// Collects finished work (every frame, whichever tab is shown).
     pub fn poll(&mut self) {
         if let Some(j) = &mut self.loading {
@@ -156,14 +166,12 @@ impl AuditTab {
         if (self.reload || self.loaded.is_none()) && self.loading.is_none() {
             self.reload = false;
             let env2 = env.clone();
-            self.loading = Some(spawn(ui, "Reading the audit log", move || load(&env2)));
+            self.loading = Some(spawn(ui.ctx(), "Reading the audit log", move || load(&env2)));
         }
         ui.horizontal(|ui| {
             ui.heading("Audit log");
             if ui.add_enabled(self.verifying.is_none(), egui::Button::new("Verify log")).clicked() {
-                let env2 = env.clone();
-                self.verdict = None;
-                self.verifying = Some(spawn(ui, "Verifying the audit log", move || verify(&env2)));
+                self.verify(ui.ctx(), env);
             }
             if ui.add_enabled(self.loading.is_none(), egui::Button::new("Refresh")).clicked() {
                 self.reload = true;
@@ -238,8 +246,9 @@ impl AuditTab {
             });
         });
         ui.horizontal(|ui| {
-            field(ui, "Contains", &mut self.filter.text, false, 200.0);
-            field(ui, "Last hours", &mut self.filter.hours, false, 60.0);
+            inline_field(ui, "Contains", &mut self.filter.text, 220.0);
+            ui.add_space(12.0);
+            inline_field(ui, "Last hours", &mut self.filter.hours, 60.0).on_hover_text("Only entries from the last N hours (empty: all)");
         });
         let rows = filter(&loaded.entries, &self.filter, env.now());
         ui.label(RichText::new(format!("{} of {} entries", rows.len(), loaded.entries.len())).color(style::MUTED));

@@ -195,7 +195,7 @@ impl CardsTab {
         if (self.reload || self.cards.is_none()) && self.loading.is_none() {
             self.reload = false;
             let env2 = env.clone();
-            self.loading = Some(spawn(ui, "Loading the issued cards", move || load_cards(&env2)));
+            self.loading = Some(spawn(ui.ctx(), "Loading the issued cards", move || load_cards(&env2)));
         }
         ui.heading("Issue a card");
         self.reader_ui(ui, env);
@@ -268,7 +268,7 @@ impl CardsTab {
                     if self.listing_readers.is_some() {
                         ui.spinner();
                     } else if ui.button("Find readers").clicked() {
-                        self.listing_readers = Some(spawn(ui, "Looking for card readers", list_readers));
+                        self.listing_readers = Some(spawn(ui.ctx(), "Looking for card readers", list_readers));
                     }
                 });
             }
@@ -297,7 +297,7 @@ impl CardsTab {
         self.progress = progress.clone();
         let env = env.clone();
         let ctx = ui.ctx().clone();
-        self.issuing = Some(spawn(ui, "Issuing the card", move || issue(&env, &source, form, &progress, &ctx)));
+        self.issuing = Some(spawn(ui.ctx(), "Issuing the card", move || issue(&env, &source, form, &progress, &ctx)));
     }
 
     /// The form, checked: PINs as card blocks (the typed text is cleared by the caller).
@@ -352,7 +352,7 @@ impl CardsTab {
                 let reason = reason.trim().to_owned();
                 self.revoke = None;
                 let env = env.clone();
-                self.revoking = Some(spawn(ui, "Revoking the card", move || revoke(&env, serial, &reason)));
+                self.revoking = Some(spawn(ui.ctx(), "Revoking the card", move || revoke(&env, serial, &reason)));
             }
         }
         if let Some(j) = &self.revoking {

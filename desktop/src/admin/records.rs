@@ -102,7 +102,7 @@ impl RecordsTab {
         if (self.reload || self.rows.is_none()) && self.loading.is_none() {
             self.reload = false;
             let env2 = env.clone();
-            self.loading = Some(spawn(ui, "Loading the records", move || load(&env2)));
+            self.loading = Some(spawn(ui.ctx(), "Loading the records", move || load(&env2)));
         }
         ui.heading("Add a record");
         field(ui, "Patient id", &mut self.patient_id, false, 220.0);
@@ -131,7 +131,7 @@ impl RecordsTab {
                 let env = env.clone();
                 let category = self.category;
                 self.note = None;
-                self.adding = Some(spawn(ui, "Adding the record", move || add_file(&env, &patient, category, &path)));
+                self.adding = Some(spawn(ui.ctx(), "Adding the record", move || add_file(&env, &patient, category, &path)));
             }
         }
         note_ui(ui, &self.note);

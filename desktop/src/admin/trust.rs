@@ -95,7 +95,7 @@ impl TrustTab {
         if (self.reload || self.rows.is_none()) && self.loading.is_none() {
             self.reload = false;
             let env2 = env.clone();
-            self.loading = Some(spawn(ui, "Loading the trust list", move || load(&env2)));
+            self.loading = Some(spawn(ui.ctx(), "Loading the trust list", move || load(&env2)));
         }
         if self.export_path.is_empty() {
             self.export_path = default_dir(env).join("clinic-ca.pem").display().to_string();
@@ -115,7 +115,7 @@ impl TrustTab {
                 self.note = Some(Err("Enter the path of the file to import.".into()));
             } else {
                 let env = env.clone();
-                self.work = Some(spawn(ui, "Importing the trust file", move || import(&env, &path, &name)));
+                self.work = Some(spawn(ui.ctx(), "Importing the trust file", move || import(&env, &path, &name)));
             }
         }
         ui.add_space(12.0);
@@ -126,7 +126,7 @@ impl TrustTab {
         if ui.add_enabled(self.work.is_none(), egui::Button::new("Export certificate")).clicked() {
             let path = PathBuf::from(self.export_path.trim());
             let env = env.clone();
-            self.work = Some(spawn(ui, "Exporting the certificate", move || export(&env, &path)));
+            self.work = Some(spawn(ui.ctx(), "Exporting the certificate", move || export(&env, &path)));
         }
         ui.add_space(12.0);
         ui.separator();
@@ -182,7 +182,7 @@ impl TrustTab {
                     if ui.button("Confirm remove").clicked() {
                         self.remove = None;
                         let env = env.clone();
-                        self.work = Some(spawn(ui, "Removing the trust entry", move || remove(&env, &name)));
+                        self.work = Some(spawn(ui.ctx(), "Removing the trust entry", move || remove(&env, &name)));
                     }
                     if ui.button("Cancel").clicked() {
                         self.remove = None;
