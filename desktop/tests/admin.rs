@@ -274,6 +274,9 @@ fn admin_shows_an_alert_after_three_wrong_card_pins_at_the_kiosk() {
     assert_eq!(alerts[0].entries.len(), 3);
     // The entries behind it are listed under it.
     wait_for(&mut h, &format!("#{}", alerts[0].entries[0]));
+    // The table's text filter narrows the log to the wrong PINs.
+    type_into(&mut h, Role::TextInput, "Contains", "pin_failed");
+    wait_for(&mut h, "3 of ");
 }
 
 #[test]

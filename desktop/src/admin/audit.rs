@@ -40,25 +40,27 @@ pub struct Filter {
     pub hours: String,
 }
 
-/// The entries that pass `f` at `now`, newest first. Pure.
+/// The positions in `entries` of those that pass `f` at `now`, newest first. Pure.
 #[must_use]
-pub fn filter<'a>(entries: &'a [Entry], f: &Filter, now: i64) -> Vec<&'a Entry> {
+pub fn filter(entries: &[Entry], f: &Filter, now: i64) -> Vec<usize> {
     let needle = f.text.trim().to_lowercase();
     let since = f.hours.trim().parse::<u32>().ok().map(|h| now.saturating_sub(i64::from(h) * 3600));
     entries
         .iter()
+        .enumerate()
         .rev()
-        .filter(|e| f.kind.as_deref().is_none_or(|k| e.kind == k))
-        .filter(|e| match f.outcome {
+        .filter(|(_, e)| f.kind.as_deref().is_none_or(|k| e.kind == k))
+        .filter(|(_, e)| match f.outcome {
             OutcomeFilter::All => true,
             OutcomeFilter::Ok => e.outcome == "ok",
             OutcomeFilter::NotOk => e.outcome != "ok",
         })
-        .filter(|e| since.is_none_or(|s| e.time >= s))
-        .filter(|e| {
+        .filter(|(_, e)| since.is_none_or(|s| e.time >= s))
+        .filter(|(_, e)| {
             needle.is_empty()
                 || [&e.actor, &e.subject, &e.outcome, &e.detail, &e.kind].iter().any(|s| s.to_lowercase().contains(&needle))
         })
+        .map(|(i, _)| i)
         .collect()
 }
 
@@ -98,6 +100,8 @@ pub struct AuditTab {
     pub filter: Filter,
     verifying: Option<Job<Result<String, String>>>,
     verdict: Note,
+    /// The filtered rows for (filter, minute, entry count): recomputed only when one changes.
+    shown: Option<(Filter, i64, usize, Vec<usize>)>,
 }
 
 impl AuditTab {
@@ -138,6 +142,7 @@ impl AuditTab {
                 Poll::Ready(r) => {
                     self.loaded = Some(r);
                     self.loading = None;
+                    self.shown = None;
                 }
                 Poll::Lost(m) => {
                     self.loaded = Some(Err(m));
@@ -201,7 +206,7 @@ impl AuditTab {
             egui::Frame::group(ui.style()).show(ui, |ui| {
                 ui.label(RichText::new(format!("Alert: {}", a.message)).color(style::WARN).strong());
                 for seq in &a.entries {
-                    if let Some(e) = loaded.entries.iter().find(|e| e.seq == *seq) {
+                    if let Some(e) = loaded.entries.binary_search_by_key(seq, |e| e.seq).ok().and_then(|i| loaded.entries.get(i)) {
                         ui.label(
                             RichText::new(format!(
                                 "#{}  {}  {}  {}  {}  {}",
@@ -250,14 +255,19 @@ impl AuditTab {
             ui.add_space(12.0);
             inline_field(ui, "Last hours", &mut self.filter.hours, 60.0).on_hover_text("Only entries from the last N hours (empty: all)");
         });
-        let rows = filter(&loaded.entries, &self.filter, env.now());
+        let now = env.now();
+        let fresh = matches!(&self.shown, Some((f, m, n, _)) if *f == self.filter && *m == now / 60 && *n == loaded.entries.len());
+        if !fresh {
+            self.shown = Some((self.filter.clone(), now / 60, loaded.entries.len(), filter(&loaded.entries, &self.filter, now)));
+        }
+        let rows: &[usize] = self.shown.as_ref().map_or(&[], |s| s.3.as_slice());
         ui.label(RichText::new(format!("{} of {} entries", rows.len(), loaded.entries.len())).color(style::MUTED));
         egui::Grid::new("admin-audit").striped(true).spacing([14.0, 4.0]).show(ui, |ui| {
             for h in ["#", "Time", "Kind", "Actor", "Subject", "Outcome", "Detail"] {
                 ui.label(RichText::new(h).strong());
             }
             ui.end_row();
-            for e in rows.into_iter().take(MAX_ROWS) {
+            for e in rows.iter().filter_map(|i| loaded.entries.get(*i)).take(MAX_ROWS) {
                 ui.label(e.seq.to_string());
                 ui.label(style::date_time(e.time));
                 ui.label(&e.kind);
@@ -297,6 +307,7 @@ fn verify(env: &AppContext) -> Result<String, String> {
 }
 
 #[cfg(test)]
+#[allow(clippy::indexing_slicing)]
 mod tests {
     use super::*;
 
@@ -322,7 +333,7 @@ mod tests {
             e(2, 9000, "card.pin_failed", "wrong-pin", "7200001"),
             e(3, 9500, "record.added", "ok", "abc"),
         ];
-        let seqs = |f: &Filter| filter(&all, f, 10_000).iter().map(|e| e.seq).collect::<Vec<_>>();
+        let seqs = |f: &Filter| filter(&all, f, 10_000).iter().map(|i| all[*i].seq).collect::<Vec<_>>();
         assert_eq!(seqs(&Filter::default()), [3, 2, 1, 0]);
         assert_eq!(seqs(&Filter { kind: Some("card.pin_failed".into()), ..Filter::default() }), [2, 1]);
         assert_eq!(seqs(&Filter { outcome: OutcomeFilter::NotOk, text: "72000".into(), ..Filter::default() }), [2]);
