@@ -222,9 +222,6 @@ impl AdminView {
     pub fn ui(&mut self, ui: &mut Ui, env: &AppContext) {
         let now = ui.input(|i| i.time);
         self.clock = now;
-        if ui.input(|i| !i.events.is_empty() || i.pointer.any_down()) {
-            self.last_touch = now;
-        }
         self.poll_unlock(now);
         self.cards.poll();
         self.records.poll();
@@ -241,6 +238,11 @@ impl AdminView {
             } else {
                 ui.ctx().request_repaint_after(Duration::from_secs(5));
             }
+        }
+        // Input counts from here on: checked after the idle lock, so the click that brings the
+        // admin view back after a long time elsewhere does not keep it unlocked.
+        if ui.input(|i| !i.events.is_empty() || i.pointer.any_down()) {
+            self.last_touch = now;
         }
         match self.lock {
             Lock::Unlocked => self.unlocked_ui(ui, env),

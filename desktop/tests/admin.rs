@@ -82,6 +82,22 @@ fn admin_locks_itself_when_idle_and_forgets_the_typed_pins() {
 }
 
 #[test]
+fn admin_left_for_another_view_is_locked_when_it_comes_back_after_the_idle_time() {
+    let (mut h, _d) = app(View::Admin);
+    h.state_mut().admin.auto_lock = std::time::Duration::from_secs(3);
+    unlock(&mut h);
+    click(&mut h, "Bedside");
+    // Longer than the idle time on the harness clock (0.25 s a frame).
+    for _ in 0..20 {
+        h.step();
+    }
+    assert!(h.state().admin.is_unlocked(), "not drawn, not checked yet");
+    click(&mut h, "Admin");
+    wait_for(&mut h, "Locked after a few idle minutes");
+    assert!(!h.state().admin.is_unlocked());
+}
+
+#[test]
 fn admin_without_an_admin_pin_stays_locked_and_says_how_to_set_one() {
     let (mut h, d) = app(View::Admin);
     std::fs::remove_file(admin_pin::path(&d.data_dir)).unwrap();
