@@ -6,4 +6,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-exec cargo run -p medcard-desktop --locked --release -- --demo "$@"
+# The dev profile (dependencies optimised) shares its build with the tests.
+exec cargo run -p medcard-desktop --locked -- --demo "$@"

@@ -15,7 +15,9 @@ check=0
 [ "${1:-}" = "--check" ] && check=1
 
 bash scripts/setup.sh
-cargo build -p medcard-desktop --locked
+# The same build as scripts/test.sh (a no-op there): building one package alone would unify
+# features differently and rebuild egui.
+cargo build --workspace --all-targets --locked
 bin="${CARGO_TARGET_DIR:-target}/debug/medcard-desktop"
 
 if [ "$check" = 1 ]; then

@@ -149,7 +149,7 @@ fn run(path: &Path, tx: &Sender<CamEvent>, stop: &AtomicBool, wake: &dyn Fn()) -
             return Ok(());
         }
         wake();
-        if n % 3 == 0 {
+        if n.is_multiple_of(3) {
             let texts = scanner.scan_image(&image::DynamicImage::ImageLuma8(luma));
             if let [one] = texts.as_slice() {
                 let _ = tx.send(CamEvent::Found(one.clone()));

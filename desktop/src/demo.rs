@@ -25,6 +25,8 @@ pub const PATIENT_NAME: &str = "Alex Demo";
 pub const PIN: &str = "123456";
 /// The demo card's PUK.
 pub const PUK: &str = "12345678";
+/// The demo clinic's admin PIN (unlocks the admin view; shown on screen in demo mode).
+pub const ADMIN_PIN: &str = "246810";
 /// The PUK of a blank card (the published PIV default).
 const BLANK_PUK: &str = "12345678";
 /// The demo card's serial.
@@ -80,21 +82,66 @@ fn step<E: std::fmt::Display>(step: &'static str) -> impl FnOnce(E) -> DemoError
     move |e| DemoError { step, msg: e.to_string() }
 }
 
-/// Creates the demo clinic in `dir` (must not hold a clinic) or in a new temporary directory.
+/// Creates the demo clinic in `dir` (must not hold a clinic) or in a new temporary directory,
+/// with the demo card personalised in process (a blank simulated card).
 ///
 /// # Errors
 /// Any step's failure, named.
 pub fn create(dir: Option<&Path>, now: i64) -> Result<Demo, DemoError> {
-    let (data_dir, temp) = match dir {
-        Some(d) => (d.to_owned(), None),
+    let (data_dir, temp) = data_dir(dir)?;
+    let ks = init_clinic(&data_dir, now)?;
+    let mut piv = Piv::new(SimTransport::new(Card::new(PersistentState::blank(SERIAL), Box::new(MemoryStore::default()))));
+    personalize(&mut piv, &ks, now)?;
+    let mut transport = piv.into_inner();
+    let card = transport.remove_card().ok_or(DemoError { step: "taking the card out", msg: "no card".into() })?;
+    Ok(Demo { data_dir, slot: SimSlot::new(card), _temp: temp })
+}
+
+/// [`create`] with the blank card in a PC/SC reader (e.g. `card-sim serve` through pcscd +
+/// vpcd, or a real blank PIV card): the demo card is issued there. Returns the data directory
+/// (and the temporary directory that holds it, to keep).
+///
+/// # Errors
+/// Any step's failure, named (no reader, no blank card, ...).
+pub fn create_on_reader(dir: Option<&Path>, reader: &str, now: i64) -> Result<(PathBuf, Option<tempfile::TempDir>), DemoError> {
+    let (data_dir, temp) = data_dir(dir)?;
+    let ks = init_clinic(&data_dir, now)?;
+    let source = crate::card_source::CardSource::Pcsc { reader: reader.to_owned() };
+    source.with_card(|piv| personalize(piv, &ks, now).map_err(|e| reader::Error::InvalidInput(e.to_string())))
+        .map_err(step("personalising the card in the reader (is a blank card inserted?)"))?;
+    Ok((data_dir, temp))
+}
+
+fn data_dir(dir: Option<&Path>) -> Result<(PathBuf, Option<tempfile::TempDir>), DemoError> {
+    match dir {
+        Some(d) => Ok((d.to_owned(), None)),
         None => {
             let t = tempfile::Builder::new().prefix("medcard-demo-").tempdir().map_err(step("creating a temporary data directory"))?;
-            (t.path().to_owned(), Some(t))
+            Ok((t.path().to_owned(), Some(t)))
         }
-    };
-    let ks = Keystore::init(&data_dir, CLINIC_ID, now).map_err(step("creating the clinic keys"))?;
-    let state = ClinicState::open(&ks).map_err(step("opening the clinic database"))?.with_actor("demo-setup");
-    let mut piv = Piv::new(SimTransport::new(Card::new(PersistentState::blank(SERIAL), Box::new(MemoryStore::default()))));
+    }
+}
+
+/// A new demo clinic in `data_dir` with the sample records.
+///
+/// # Errors
+/// Any step's failure, named.
+pub fn init_clinic(data_dir: &Path, now: i64) -> Result<Keystore, DemoError> {
+    let ks = Keystore::init(data_dir, CLINIC_ID, now).map_err(step("creating the clinic keys"))?;
+    crate::admin_pin::set(data_dir, ADMIN_PIN).map_err(step("setting the admin PIN"))?;
+    let store = DirStore::open(&data_dir.join("records")).map_err(step("opening the record store"))?;
+    for s in samples() {
+        add_sample(&ks, &store, &s, now)?;
+    }
+    Ok(ks)
+}
+
+/// Issues the demo card on a blank card (default PUK) and writes the demo consent on it.
+///
+/// # Errors
+/// Any step's failure, named.
+pub fn personalize<T: reader::Transport>(piv: &mut Piv<T>, ks: &Keystore, now: i64) -> Result<(), DemoError> {
+    let state = ClinicState::open(ks).map_err(step("opening the clinic database"))?.with_actor("demo-setup");
     let pin = PinBlock::pin(PIN).map_err(step("making the PIN"))?;
     let req = IssueRequest {
         patient_id: PATIENT_ID.into(),
@@ -105,43 +152,20 @@ pub fn create(dir: Option<&Path>, now: i64) -> Result<Demo, DemoError> {
         validity_days: 365,
         now,
     };
-    clinic::issue_card(&mut piv, &ks, &state, &req, &mut |_| Ok(())).map_err(step("issuing the demo card"))?;
+    clinic::issue_card(piv, ks, &state, &req, &mut |_| Ok(())).map_err(step("issuing the demo card"))?;
     let consent = ConsentRequest { scope: CONSENTED.to_vec(), days: 365, pin, now };
-    consent::set_in(&mut piv, &ks, &state, &consent, &mut |_| Ok(())).map_err(step("writing the consent token"))?;
-    let store = DirStore::open(&data_dir.join("records")).map_err(step("opening the record store"))?;
-    for s in samples() {
-        add_sample(&ks, &store, &s, now)?;
-    }
-    let mut transport = piv.into_inner();
-    let card = transport.remove_card().ok_or(DemoError { step: "taking the card out", msg: "no card".into() })?;
-    Ok(Demo { data_dir, slot: SimSlot::new(card), _temp: temp })
+    consent::set_in(piv, ks, &state, &consent, &mut |_| Ok(())).map_err(step("writing the consent token"))?;
+    Ok(())
 }
 
 fn add_sample(ks: &Keystore, store: &DirStore, s: &Sample, now: i64) -> Result<(), DemoError> {
-    use reader::records::{self, RecordMeta};
-    use reader::store::RecordStore;
-    let mut db = reader::db::ClinicDb::open_clinic(ks).map_err(step("opening the clinic database"))?;
-    let meta = RecordMeta {
-        record_id: records::new_record_id().map_err(step("adding a sample record"))?,
+    let db = reader::db::ClinicDb::open_clinic(ks).map_err(step("opening the clinic database"))?;
+    let new = reader::records::NewRecord {
         patient_id: PATIENT_ID.into(),
         category: s.category,
         media_type: s.media_type.into(),
-        created: now,
         author: "demo-setup".into(),
     };
-    let key = records::new_content_key().map_err(step("adding a sample record"))?;
-    let sealed = records::seal(&meta, &s.bytes, &key).map_err(step("sealing a sample record"))?;
-    let locator = store.put(&sealed).map_err(step("storing a sample record"))?;
-    let wrap = ks.derive_key(reader::KeyPurpose::RecordKeyWrap);
-    db.insert_record(&meta, &locator, sealed.len() as u64, &key, &wrap).map_err(step("indexing a sample record"))?;
-    let ev = reader::audit::Event {
-        time: now,
-        kind: reader::audit::EventKind::RecordAdded,
-        actor: "demo-setup".into(),
-        subject: meta.record_id.clone(),
-        outcome: "ok".into(),
-        detail: format!("patient={} category={} locator={locator} sample={}", meta.patient_id, meta.category, s.title),
-    };
-    reader::audit::append(&mut db, &ev).map_err(step("auditing a sample record"))?;
+    reader::records::add_record(ks, &db, store, &new, &s.bytes, now, "demo-setup").map_err(step("adding a sample record"))?;
     Ok(())
 }

@@ -4,6 +4,7 @@
 //! this crate decides what to show and keeps long work off the UI thread.
 
 pub mod admin;
+pub mod admin_pin;
 pub mod app;
 pub mod bedside;
 #[cfg(feature = "camera")]

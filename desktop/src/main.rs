@@ -26,7 +26,8 @@ struct Args {
     /// The clinic data directory.
     #[arg(long, value_name = "DIR")]
     data: Option<PathBuf>,
-    /// The PC/SC reader for the kiosk and admin (name as `medcard readers` prints it).
+    /// The PC/SC reader for the kiosk and admin (name as `medcard readers` prints it). With
+    /// --demo: the demo card is issued on the blank card in this reader (through pcscd).
     #[arg(long, value_name = "READER")]
     reader: Option<String>,
     /// The view to start in.
@@ -47,6 +48,10 @@ struct Args {
     /// Seconds before the bedside hides a shown record.
     #[arg(long, value_name = "SECS", default_value_t = 120)]
     hide_after: u64,
+    /// Set the clinic admin PIN that unlocks the admin view (asked twice without echo, or one
+    /// line from standard input when it is not a terminal), then exit.
+    #[arg(long)]
+    set_admin_pin: bool,
     /// The record store (default: <data>/records).
     #[arg(long, value_name = "DIR")]
     store: Option<PathBuf>,
@@ -72,17 +77,38 @@ fn run(args: Args, t0: Instant) -> Result<(), String> {
     if !(1..=1440).contains(&args.qr_minutes) {
         return Err(format!("--qr-minutes {}: expected 1 to 1440", args.qr_minutes));
     }
+    if args.set_admin_pin {
+        let dir = reader::keystore::data_dir(args.data.as_deref()).map_err(|e| e.to_string())?;
+        return set_admin_pin(&dir);
+    }
     let now = medcard_desktop::context::system_now();
-    let (data_dir, source, banner, _demo) = if args.demo {
-        let d = demo::create(args.data.as_deref(), now).map_err(|e| e.to_string())?;
-        let banner = format!(
-            "Demo clinic in {} — patient {} ({}), card PIN {}. Use \"Insert the demo card\" at the bottom of the kiosk.",
-            d.data_dir.display(),
-            demo::PATIENT_NAME,
-            demo::PATIENT_ID,
-            demo::PIN
-        );
-        (d.data_dir.clone(), CardSource::Sim(d.slot.clone()), Some(banner), Some(d))
+    let (data_dir, source, banner, _keep) = if args.demo {
+        match &args.reader {
+            None => {
+                let d = demo::create(args.data.as_deref(), now).map_err(|e| e.to_string())?;
+                let banner = format!(
+                    "Demo clinic in {} — patient {} ({}), card PIN {}, admin PIN {}. Use \"Insert the demo card\" at the bottom of the kiosk.",
+                    d.data_dir.display(),
+                    demo::PATIENT_NAME,
+                    demo::PATIENT_ID,
+                    demo::PIN,
+                    demo::ADMIN_PIN
+                );
+                (d.data_dir.clone(), CardSource::Sim(d.slot.clone()), Some(banner), Some(Keep::Demo(d)))
+            }
+            Some(r) => {
+                let (dir, temp) = demo::create_on_reader(args.data.as_deref(), r, now).map_err(|e| e.to_string())?;
+                let banner = format!(
+                    "Demo clinic in {} — the card in {r:?} was issued to {} ({}), PIN {}, admin PIN {}. Take it out and put it back to start.",
+                    dir.display(),
+                    demo::PATIENT_NAME,
+                    demo::PATIENT_ID,
+                    demo::PIN,
+                    demo::ADMIN_PIN
+                );
+                (dir, CardSource::Pcsc { reader: r.clone() }, Some(banner), temp.map(Keep::Dir))
+            }
+        }
     } else {
         let dir = reader::keystore::data_dir(args.data.as_deref()).map_err(|e| e.to_string())?;
         let reader = match args.reader.clone() {
@@ -142,6 +168,37 @@ fn run(args: Args, t0: Instant) -> Result<(), String> {
     }
 }
 
+/// Keeps the demo's temporary directory alive until the window closes.
+#[allow(dead_code)]
+enum Keep {
+    Demo(demo::Demo),
+    Dir(tempfile::TempDir),
+}
+
 fn first_reader() -> Option<String> {
     reader::PcscContext::establish().ok()?.reader_names().ok()?.into_iter().next()
+}
+
+/// `--set-admin-pin`: the new admin PIN twice without echo on a terminal, else one line from
+/// standard input; stored as a slow salted hash (never printed).
+fn set_admin_pin(dir: &std::path::Path) -> Result<(), String> {
+    use std::io::{BufRead, IsTerminal};
+    use zeroize::Zeroizing;
+    let pin = if std::io::stdin().is_terminal() {
+        let rules = format!("{} to {} characters", medcard_desktop::admin_pin::MIN_LEN, medcard_desktop::admin_pin::MAX_LEN);
+        let first = Zeroizing::new(rpassword::prompt_password(format!("New admin PIN ({rules}): ")).map_err(|e| format!("cannot read the PIN: {e}"))?);
+        medcard_desktop::admin_pin::check_new(&first).map_err(|e| e.to_string())?;
+        let again = Zeroizing::new(rpassword::prompt_password("The same PIN again: ").map_err(|e| format!("cannot read the PIN: {e}"))?);
+        if *first != *again {
+            return Err("the two PINs differ; nothing was changed".into());
+        }
+        first
+    } else {
+        let mut line = Zeroizing::new(String::with_capacity(256));
+        std::io::stdin().lock().read_line(&mut line).map_err(|e| format!("cannot read the PIN from standard input: {e}"))?;
+        Zeroizing::new(line.trim_end_matches(['\n', '\r']).to_owned())
+    };
+    medcard_desktop::admin_pin::set(dir, &pin).map_err(|e| e.to_string())?;
+    eprintln!("medcard-desktop: admin PIN set for the clinic in {}", dir.display());
+    Ok(())
 }

@@ -32,6 +32,14 @@ pub enum Act {
     OpenQrAtBedside,
     /// Wait until the bedside shows a result.
     WaitBedside,
+    /// Unlock the admin view with this admin PIN.
+    UnlockAdmin(&'static str),
+    /// Show this admin sub-tab.
+    AdminTab(crate::admin::Tab),
+    /// Press Verify log.
+    VerifyLog,
+    /// Wait until the admin view is unlocked and its work done.
+    WaitAdmin,
     /// Save a screenshot under this name.
     Shot(&'static str),
     /// Close the window.
@@ -81,6 +89,13 @@ impl Tour {
             Shot("bedside-verified"),
             Show(View::Admin),
             Shot("admin"),
+            UnlockAdmin(crate::demo::ADMIN_PIN),
+            WaitAdmin,
+            Shot("admin-cards"),
+            AdminTab(crate::admin::Tab::Audit),
+            VerifyLog,
+            WaitAdmin,
+            Shot("admin-audit"),
             Exit,
         ];
         Tour {
@@ -169,6 +184,19 @@ impl Tour {
                 true
             }
             Act::WaitBedside => self.wait(&ctx, app.bedside.has_result(), "the bedside result"),
+            Act::UnlockAdmin(pin) => {
+                app.admin.submit_pin(&ctx, &app.env, zeroize::Zeroizing::new(pin.to_owned()));
+                true
+            }
+            Act::AdminTab(t) => {
+                app.admin.show_tab(t);
+                true
+            }
+            Act::VerifyLog => {
+                app.admin.audit.verify(&ctx, &app.env);
+                true
+            }
+            Act::WaitAdmin => self.wait(&ctx, app.admin.is_unlocked() && !app.admin.busy(), "the admin view"),
             Act::Shot(name) => {
                 let slot = self.shot.clone();
                 let c = ctx.clone();

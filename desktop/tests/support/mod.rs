@@ -25,6 +25,12 @@ pub fn app_on(view: View, source: Option<CardSource>) -> (Harness<'static, Medca
     (harness, d)
 }
 
+/// The app on `env` in a harness.
+pub fn harness(env: AppContext, view: View) -> Harness<'static, MedcardApp> {
+    let app = MedcardApp::new(env, view, || {});
+    Harness::builder().with_size(egui::vec2(1100.0, 860.0)).build_ui_state(|ui, app: &mut MedcardApp| app.ui(ui), app)
+}
+
 /// Steps the UI until a node whose label contains `label` shows up (work runs on threads: a
 /// bounded number of frames with short sleeps, not a timing assertion).
 pub fn wait_for(h: &mut Harness<'_, MedcardApp>, label: &str) {
@@ -119,4 +125,26 @@ pub fn checkin_qr(d: &demo::Demo) -> (String, Vec<u8>) {
     let issued = reader::checkin::issue_qr(&o.ks, &o.state, &o.store, &outcome, None, 600, now).unwrap();
     let png = qr::render::render_png(&issued.text, 8).unwrap();
     (issued.text, png)
+}
+
+/// Types `text` into the text field of `role` named `label` (focus, then the text).
+pub fn type_into(h: &mut Harness<'_, MedcardApp>, role: egui::accesskit::Role, label: &str, text: &str) {
+    h.get_by_role_and_label(role, label).focus();
+    h.step();
+    h.get_by_role_and_label(role, label).type_text(text);
+    h.step();
+    h.step();
+}
+
+/// Steps the UI until `done` holds for the app (bounded, like [`wait_for`]).
+pub fn wait_until(h: &mut Harness<'_, MedcardApp>, what: &str, done: impl Fn(&MedcardApp) -> bool) {
+    for _ in 0..3000 {
+        h.step();
+        if done(h.state()) {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let labels: Vec<String> = h.query_all_by(|_| true).filter_map(|n| n.accesskit_node().label().or_else(|| n.accesskit_node().value())).collect();
+    panic!("{what} never happened; on screen: {labels:?}");
 }

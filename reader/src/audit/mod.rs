@@ -47,11 +47,12 @@ pub enum EventKind {
     QrScanned,
     QrRefused,
     CachePurge,
+    AdminUnlock,
 }
 
 impl EventKind {
     /// Every kind.
-    pub const ALL: [EventKind; 17] = [
+    pub const ALL: [EventKind; 18] = [
         EventKind::CardIssued,
         EventKind::CardVerified,
         EventKind::PinFailed,
@@ -69,6 +70,7 @@ impl EventKind {
         EventKind::QrScanned,
         EventKind::QrRefused,
         EventKind::CachePurge,
+        EventKind::AdminUnlock,
     ];
     /// The stored name.
     #[must_use]
@@ -91,6 +93,7 @@ impl EventKind {
             EventKind::QrScanned => "qr.scanned",
             EventKind::QrRefused => "qr.refused",
             EventKind::CachePurge => "cache.purge",
+            EventKind::AdminUnlock => "admin.unlock",
         }
     }
 }

@@ -6,7 +6,8 @@
 //! pcscd has seen the card go), and waiting for pcscd to see a card come or go.
 //!
 //! The reader's tests include it as `mod pcscd_support;`, the end-to-end tests (`medcard-e2e`) as
-//! `#[path = "../../reader/tests/pcscd_support/mod.rs"] mod pcscd_support;`. The unqualified
+//! `#[path = "../../reader/tests/pcscd_support/mod.rs"] mod pcscd_support;` (the desktop's
+//! `kiosk_pcsc` test likewise). The unqualified
 //! [`READER`], [`VPCD`], [`lock`], [`context`], [`wait_for_presence`] and [`assert_reader_free`]
 //! are reader 00 01.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
