@@ -365,16 +365,15 @@ impl BedsideView {
                 }
                 Outcome::Refused { verdict, reason, advice, checks } => {
                     let colour = if *verdict == Verdict::IssuerUnknown { style::WARN } else { style::BAD };
-                    style::heading(ui, checks::banner(*verdict), colour);
+                    banner(ui, checks::banner(*verdict), "Do not use this code's information for care.", colour);
                     ui.label(RichText::new(format!("Reason: {reason}")).size(18.0));
                     ui.label(RichText::new(format!("What to do: {advice}.")).size(18.0).strong());
-                    ui.label(RichText::new("Do not use this code's information for care.").color(colour));
                     ui.add_space(6.0);
                     checks_ui(ui, checks);
                     false
                 }
                 Outcome::DeviceFailed { reason, checks } => {
-                    style::heading(ui, "NOT FINISHED: this device failed", style::WARN);
+                    banner(ui, "NOT FINISHED", "This device failed before the checks were done.", style::WARN);
                     ui.label(RichText::new(format!("Reason: {reason}")).size(18.0));
                     ui.label(
                         RichText::new(
@@ -438,11 +437,11 @@ impl BedsideView {
 fn shown_ui(ui: &mut Ui, screen: &mut OnScreen, env: &AppContext) -> bool {
     let OnScreen { outcome: Outcome::Shown(shown), shown_at, textures, save_paths, save_results, .. } = screen else { return false };
     let shown: &mut Shown = shown;
+    let who = format!("Issued by {} for patient {}", shown.issuer, shown.patient_id);
     match shown.cached_at {
-        None => style::heading(ui, "VERIFIED", style::GOOD),
-        Some(_) => style::heading(ui, "VERIFIED (from this device's cache)", style::GOOD),
+        None => banner(ui, "VERIFIED", &who, style::GOOD),
+        Some(_) => banner(ui, "VERIFIED (from this device's cache)", &who, style::GOOD),
     }
-    ui.label(RichText::new(format!("Issued by {} for patient {}", shown.issuer, shown.patient_id)).size(20.0).strong());
     ui.label(format!("Shares: {}", shown.categories.join(", ")));
     ui.label(format!("Valid until {}", style::date_time(shown.valid_until)));
     if let Some(t) = shown.cached_at {
@@ -530,21 +529,41 @@ fn shown_ui(ui: &mut Ui, screen: &mut OnScreen, env: &AppContext) -> bool {
     hide
 }
 
-fn checks_ui(ui: &mut Ui, lines: &[CheckLine]) {
-    ui.group(|ui| {
-        for l in lines {
-            let colour = mark_colour(l.mark);
-            let text = match l.note {
-                Some(n) => format!("{}: {} ({n})", l.check.label(), l.mark.word()),
-                None => format!("{}: {}", l.check.label(), l.mark.word()),
-            };
-            let rt = RichText::new(text).size(18.0).color(colour);
-            ui.horizontal(|ui| {
-                mark_icon(ui, l.mark);
-                ui.label(if l.mark == Mark::NotChecked { rt } else { rt.strong() });
-            });
-        }
+/// The result at a glance: the word on a band of its colour, and one line under it.
+fn banner(ui: &mut Ui, word: &str, line: &str, colour: Color32) {
+    egui::Frame::new().fill(colour).corner_radius(8.0).inner_margin(egui::Margin::symmetric(16, 10)).show(ui, |ui| {
+        ui.set_width(ui.available_width());
+        ui.label(RichText::new(word).size(34.0).strong().color(Color32::WHITE));
+        ui.label(RichText::new(line).size(19.0).color(Color32::WHITE));
     });
+}
+
+fn checks_ui(ui: &mut Ui, lines: &[CheckLine]) {
+    // Two columns, read down then across, in the library's order.
+    let half = lines.len().div_ceil(2);
+    let (first, second) = lines.split_at(half.min(lines.len()));
+    ui.group(|ui| {
+        ui.horizontal_top(|ui| {
+            ui.vertical(|ui| check_lines(ui, first));
+            ui.add_space(24.0);
+            ui.vertical(|ui| check_lines(ui, second));
+        });
+    });
+}
+
+fn check_lines(ui: &mut Ui, lines: &[CheckLine]) {
+    for l in lines {
+        let colour = mark_colour(l.mark);
+        let text = match l.note {
+            Some(n) => format!("{}: {} ({n})", l.check.label(), l.mark.word()),
+            None => format!("{}: {}", l.check.label(), l.mark.word()),
+        };
+        let rt = RichText::new(text).size(18.0).color(colour);
+        ui.horizontal(|ui| {
+            mark_icon(ui, l.mark);
+            ui.label(if l.mark == Mark::NotChecked { rt } else { rt.strong() });
+        });
+    }
 }
 
 /// A round mark drawn with the painter (a tick, a cross or a dash: the fonts carry no such

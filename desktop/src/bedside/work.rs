@@ -320,7 +320,7 @@ pub fn list_cached(env: &AppContext) -> Result<(Vec<CachedItem>, usize), String>
     let now = env.now();
     let purged = db.cache_purge(now).map_err(|e| format!("The cache could not be cleaned up ({e}). Report it to IT."))?;
     let rows = db.cache_list().map_err(|e| format!("The cache cannot be read ({e}). Report it to IT."))?;
-    let items = rows
+    let mut items: Vec<CachedItem> = rows
         .into_iter()
         .filter(|r| r.expires_at > now)
         .map(|r| CachedItem {
@@ -332,6 +332,7 @@ pub fn list_cached(env: &AppContext) -> Result<(Vec<CachedItem>, usize), String>
             expires_at: r.expires_at,
         })
         .collect();
+    items.sort_by(|a, b| (&a.patient_id, &a.category, a.expires_at, &a.id).cmp(&(&b.patient_id, &b.category, b.expires_at, &b.id)));
     Ok((items, purged))
 }
 
