@@ -323,6 +323,7 @@ impl BedsideView {
             let l = ui.label("QR text:");
             ui.add(
                 egui::TextEdit::multiline(&mut *self.text)
+                    .id(qr_text_id())
                     .desired_rows(2)
                     .desired_width(520.0)
                     .char_limit(MAX_PASTE)
@@ -331,6 +332,11 @@ impl BedsideView {
             .labelled_by(l.id);
             if ui.add_enabled(!busy, egui::Button::new("Verify text")).clicked() {
                 let text = std::mem::replace(&mut self.text, Zeroizing::new(String::new()));
+                // The field's undo history holds copies of the text (it carries the records' key).
+                if let Some(mut st) = egui::text_edit::TextEditState::load(&ctx, qr_text_id()) {
+                    st.clear_undoer();
+                    st.store(&ctx, qr_text_id());
+                }
                 self.start(Input::Text(text), &ctx, env);
             }
         });
@@ -527,6 +533,10 @@ fn shown_ui(ui: &mut Ui, screen: &mut OnScreen, env: &AppContext) -> bool {
         });
     }
     hide
+}
+
+fn qr_text_id() -> egui::Id {
+    egui::Id::unique("bedside-qr-text")
 }
 
 /// The result at a glance: the word on a band of its colour, and one line under it.
