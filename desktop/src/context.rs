@@ -102,6 +102,22 @@ impl AppContext {
             .map_err(|e| OpenError::Store { dir: self.store_dir.display().to_string(), msg: e.to_string() })?;
         Ok(Opened { ks, state, store })
     }
+
+    /// Whether the disk holding the data directory is (all but) full, so that a storage failure
+    /// can be named for what it is ("free disk space") rather than as a broken installation.
+    #[must_use]
+    pub fn disk_full(&self) -> bool {
+        rustix::fs::statvfs(&self.data_dir).is_ok_and(|v| nearly_full(v.f_bavail.saturating_mul(v.f_frsize)))
+    }
+}
+
+/// Less than this much free space counts as a full disk (SQLite needs room for its journal).
+const FULL_BELOW: u64 = 1 << 20;
+
+/// Whether `available` bytes is too little to work with. Pure.
+#[must_use]
+pub fn nearly_full(available: u64) -> bool {
+    available < FULL_BELOW
 }
 
 /// The system clock in Unix seconds; `MEDCARD_NOW` (tests only) replaces it, as for the CLI.
@@ -125,7 +141,14 @@ pub fn countdown(secs: i64) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::countdown;
+    use super::{countdown, nearly_full};
+
+    #[test]
+    fn under_a_mebibyte_free_counts_as_a_full_disk() {
+        assert!(nearly_full(0));
+        assert!(nearly_full(1_048_575));
+        assert!(!nearly_full(1_048_576));
+    }
 
     #[test]
     fn countdown_reads_like_a_clock_and_stops_at_zero() {

@@ -204,10 +204,24 @@ fn text_of(input: Input) -> Result<Zeroizing<String>, Outcome> {
 }
 
 fn open(env: &AppContext) -> Result<Bedside, Outcome> {
-    Bedside::open(Some(&env.data_dir), Some(&env.store_dir)).map_err(|e| device_problem(&e))
+    Bedside::open(Some(&env.data_dir), Some(&env.store_dir)).map_err(|e| device_problem(env, &e))
 }
 
-fn device_problem(e: &BedsideError) -> Outcome {
+/// The message when the disk holding the data directory is full (whatever failed on it).
+fn disk_full(env: &AppContext) -> Outcome {
+    problem(
+        "Nothing shown: this device's disk is full",
+        format!(
+            "The disk holding {} has no space left, so the scan could not be logged and nothing is shown. Free disk space or report it to IT, then scan again (if the code was used up, the patient checks in again).",
+            env.data_dir.display()
+        ),
+    )
+}
+
+fn device_problem(env: &AppContext, e: &BedsideError) -> Outcome {
+    if !matches!(e, BedsideError::Refused(_)) && env.disk_full() {
+        return disk_full(env);
+    }
     match e {
         BedsideError::Audit(_) => problem(
             "Nothing shown: the audit log could not be written",
@@ -248,6 +262,7 @@ pub fn scan(env: &AppContext, input: Input) -> Outcome {
                 cached_at: None,
             }))
         }
+        Err(BedsideError::Refused(ScanError::Db(_) | ScanError::Fetch(FetchError::Db(_)))) if env.disk_full() => disk_full(env),
         Err(BedsideError::Refused(e @ (ScanError::Db(_) | ScanError::Fetch(FetchError::Db(_))))) => {
             Outcome::DeviceFailed { reason: e.to_string(), checks: checks::from_error(&e) }
         }
@@ -257,7 +272,7 @@ pub fn scan(env: &AppContext, input: Input) -> Outcome {
             advice: e.advice().to_owned(),
             checks: checks::from_error(&e),
         },
-        Err(e) => device_problem(&e),
+        Err(e) => device_problem(env, &e),
     }
 }
 
@@ -288,7 +303,7 @@ pub fn open_cached(env: &AppContext, id: &str) -> Outcome {
             "No longer available",
             "This cached record has expired, its consent was withdrawn, or it was never cached here, so it was removed. Scan a fresh check-in code.",
         ),
-        Err(e) => device_problem(&e),
+        Err(e) => device_problem(env, &e),
     }
 }
 
@@ -315,10 +330,11 @@ pub struct CachedItem {
 /// # Errors
 /// A message that says what to do.
 pub fn list_cached(env: &AppContext) -> Result<(Vec<CachedItem>, usize), String> {
+    let full = |m: String| if env.disk_full() { format!("The cache cannot be used: this device's disk is full. Free disk space or report it to IT. ({m})") } else { m };
     let Bedside { mut db, .. } = Bedside::open(Some(&env.data_dir), Some(&env.store_dir))
-        .map_err(|e| format!("The cache cannot be read ({e}). Check the data directory or report it to IT."))?;
+        .map_err(|e| full(format!("The cache cannot be read ({e}). Check the data directory or report it to IT.")))?;
     let now = env.now();
-    let purged = db.cache_purge(now).map_err(|e| format!("The cache could not be cleaned up ({e}). Report it to IT."))?;
+    let purged = db.cache_purge(now).map_err(|e| full(format!("The cache could not be cleaned up ({e}). Report it to IT.")))?;
     let rows = db.cache_list().map_err(|e| format!("The cache cannot be read ({e}). Report it to IT."))?;
     let mut items: Vec<CachedItem> = rows
         .into_iter()
