@@ -111,12 +111,29 @@ impl FromStr for EventKind {
     }
 }
 
-/// The login name of the user running this process (`$USER`, else `$LOGNAME`, else `unknown`),
-/// for the actor of audit entries: the CLI writes `cli:<name>`. Not an authentication: the
-/// environment says who it is.
+/// The login name of the user running this process, for the actor of audit entries (the CLI
+/// writes `cli:<name>`): the process's user id looked up in `/etc/passwd`, else `$USER` or
+/// `$LOGNAME`, else `uid:<n>`. Not an authentication.
 #[must_use]
 pub fn os_user() -> String {
-    std::env::var("USER").or_else(|_| std::env::var("LOGNAME")).unwrap_or_else(|_| "unknown".into())
+    use std::os::unix::fs::MetadataExt;
+    let uid = std::fs::metadata("/proc/self").map(|m| m.uid()).ok();
+    let from_passwd = uid.and_then(|u| std::fs::read_to_string("/etc/passwd").ok().and_then(|p| user_in_passwd(&p, u)));
+    from_passwd
+        .or_else(|| std::env::var("USER").ok().filter(|v| !v.is_empty()))
+        .or_else(|| std::env::var("LOGNAME").ok().filter(|v| !v.is_empty()))
+        .unwrap_or_else(|| uid.map_or_else(|| "unknown".into(), |u| format!("uid:{u}")))
+}
+
+/// The name of user `uid` in the text of an `/etc/passwd` file. Pure; malformed lines are skipped.
+#[must_use]
+pub fn user_in_passwd(passwd: &str, uid: u32) -> Option<String> {
+    passwd.lines().find_map(|line| {
+        let mut f = line.split(':');
+        let name = f.next()?;
+        let id: u32 = f.nth(1)?.parse().ok()?;
+        (id == uid && !name.is_empty() && !name.starts_with('#')).then(|| name.to_owned())
+    })
 }
 
 /// An event to append (the log assigns `seq`).

@@ -1,6 +1,17 @@
 use super::*;
 use zeroize::Zeroizing;
 
+#[test]
+fn the_actor_name_comes_from_the_passwd_entry_of_the_process_uid() {
+    let passwd = "root:x:0:0:root:/root:/bin/bash\n# comment\nbroken line\nnurse:x:1001:1001::/home/nurse:/bin/sh\n";
+    assert_eq!(user_in_passwd(passwd, 0).as_deref(), Some("root"));
+    assert_eq!(user_in_passwd(passwd, 1001).as_deref(), Some("nurse"));
+    assert_eq!(user_in_passwd(passwd, 7), None);
+    assert_eq!(user_in_passwd("::0:0\n:x:notanumber", 0), None);
+    // This process: a name, never empty, even without $USER (as under xvfb-run or systemd).
+    assert!(!os_user().is_empty());
+}
+
 struct Fixture {
     _dir: tempfile::TempDir,
     db: ClinicDb,
