@@ -24,11 +24,12 @@ pub enum Act {
     WaitKiosk(&'static str),
     /// Press Check in.
     CheckIn,
-    /// Write the shown QR's PNG to this file name (in the tour dir's parent temp area).
+    /// Put the shown QR into a 12-megapixel JPEG (like a phone photo of the kiosk screen), so
+    /// the bedside scan that follows measures memory on a large image.
     SaveQr,
     /// Switch view.
     Show(View),
-    /// Open the saved QR in the bedside view.
+    /// Open the saved photo of the QR in the bedside view.
     OpenQrAtBedside,
     /// Wait until the bedside shows a result.
     WaitBedside,
@@ -105,7 +106,7 @@ impl Tour {
             waiting_shot: None,
             shot: std::sync::Arc::default(),
             waited: 0,
-            qr_file: dir.join(".tour-qr.png"),
+            qr_file: dir.join("kiosk-qr-photo.jpg"),
             peak_rss_kb: 0,
             written: Vec::new(),
             failed: None,
@@ -163,7 +164,7 @@ impl Tour {
                 true
             }
             Act::SaveQr => match app.kiosk.shown_qr() {
-                Some(q) => match std::fs::write(&self.qr_file, q.png.as_slice()) {
+                Some(q) => match photo_of(q.png.as_slice()).and_then(|jpg| std::fs::write(&self.qr_file, jpg).map_err(|e| e.to_string())) {
                     Ok(()) => true,
                     Err(e) => {
                         self.fail(&ctx, format!("writing {}: {e}", self.qr_file.display()));
@@ -183,7 +184,19 @@ impl Tour {
                 app.bedside.open_file(self.qr_file.clone(), &ctx, &app.env);
                 true
             }
-            Act::WaitBedside => self.wait(&ctx, app.bedside.has_result(), "the bedside result"),
+            Act::WaitBedside => {
+                let done = self.wait(&ctx, app.bedside.has_result(), "the bedside result");
+                if done {
+                    eprintln!(
+                        "tour: bedside scan of a {}x{} photo done; RSS now {:.1} MB, peak so far (VmHWM) {:.1} MB",
+                        PHOTO.0,
+                        PHOTO.1,
+                        rss_kb("VmRSS:") as f64 / 1024.0,
+                        rss_kb("VmHWM:") as f64 / 1024.0
+                    );
+                }
+                done
+            }
             Act::UnlockAdmin(pin) => {
                 app.admin.submit_pin(&ctx, &app.env, zeroize::Zeroizing::new(pin.to_owned()));
                 true
@@ -260,6 +273,23 @@ impl Tour {
     pub fn succeeded(&self) -> bool {
         self.failed.is_none() && self.acts.is_empty()
     }
+}
+
+/// Width and height of the tour's photo of the QR code.
+const PHOTO: (u32, u32) = (4000, 3000);
+
+/// The QR code PNG `png` enlarged 3x onto a 4000×3000 grey gradient, as JPEG.
+fn photo_of(png: &[u8]) -> Result<Vec<u8>, String> {
+    let code = image::load_from_memory(png).map_err(|e| e.to_string())?.to_luma8();
+    let code = image::imageops::resize(&code, code.width() * 3, code.height() * 3, image::imageops::FilterType::Nearest);
+    let (w, h) = PHOTO;
+    #[allow(clippy::cast_possible_truncation)]
+    let mut photo = image::GrayImage::from_fn(w, h, |x, y| image::Luma([(150 + (x + y) * 60 / (w + h)) as u8]));
+    let (x, y) = (i64::from(w.saturating_sub(code.width()) / 2), i64::from(h.saturating_sub(code.height()) / 2));
+    image::imageops::overlay(&mut photo, &code, x, y);
+    let mut jpg = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpg, 90).encode_image(&photo).map_err(|e| e.to_string())?;
+    Ok(jpg)
 }
 
 fn save_png(path: &Path, image: &egui::ColorImage) -> Result<(), String> {
