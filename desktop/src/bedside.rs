@@ -423,7 +423,7 @@ impl BedsideView {
                 ui.group(|ui| {
                     ui.label(RichText::new(format!("{} · {}", c.patient_id, c.category.as_deref().unwrap_or("record"))).strong());
                     ui.label(
-                        RichText::new(format!("{} · {} · expires in {}", c.media_type, human_size(c.size), countdown(c.expires_at - now)))
+                        RichText::new(format!("{} · {} · expires in {}", c.media_type, style::size(c.size as u64), countdown(c.expires_at - now)))
                             .small()
                             .color(style::MUTED),
                     );
@@ -473,7 +473,7 @@ fn shown_ui(ui: &mut Ui, screen: &mut OnScreen, env: &AppContext) -> bool {
                 if total > 1 { format!("Record {} of {total}: ", i + 1) } else { String::new() },
                 r.category.as_deref().unwrap_or("record"),
                 r.media_type,
-                human_size(r.bytes.len())
+                style::size(r.bytes.len() as u64)
             );
             ui.label(RichText::new(title).size(20.0).strong().color(style::ACCENT));
             match &r.rendered {
@@ -493,7 +493,7 @@ fn shown_ui(ui: &mut Ui, screen: &mut OnScreen, env: &AppContext) -> bool {
                 Rendered::Binary { note, .. } => {
                     let has_picture = r.picture.is_some() || textures.get(i).is_some_and(Option::is_some);
                     if has_picture {
-                        ui.label(format!("An image, shown below ({}). Save it to keep a copy.", human_size(r.bytes.len())));
+                        ui.label(format!("An image, shown below ({}). Save it to keep a copy.", style::size(r.bytes.len() as u64)));
                     } else {
                         ui.label(note);
                     }
@@ -638,19 +638,6 @@ fn plural(n: usize) -> &'static str {
     if n == 1 { "" } else { "s" }
 }
 
-/// "2.1 kB".
-fn human_size(n: usize) -> String {
-    #[allow(clippy::cast_precision_loss)]
-    let f = n as f64;
-    if n < 1000 {
-        format!("{n} bytes")
-    } else if n < 1_000_000 {
-        format!("{:.1} kB", f / 1000.0)
-    } else {
-        format!("{:.1} MB", f / 1_000_000.0)
-    }
-}
-
 fn default_save_dir(env: &AppContext) -> PathBuf {
     std::env::var_os("HOME").map(PathBuf::from).filter(|p| p.is_dir()).unwrap_or_else(|| env.data_dir.clone())
 }
@@ -739,17 +726,5 @@ mod camera_ui {
                 ui.label(RichText::new(n).color(style::WARN));
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::human_size;
-
-    #[test]
-    fn sizes_read_like_sizes() {
-        assert_eq!(human_size(12), "12 bytes");
-        assert_eq!(human_size(2100), "2.1 kB");
-        assert_eq!(human_size(3_400_000), "3.4 MB");
     }
 }

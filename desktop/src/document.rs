@@ -856,16 +856,7 @@ fn cut_at_boundary(s: &str, max: usize) -> (&str, bool) {
 }
 
 fn human_size(n: usize) -> String {
-    const KIB: f64 = 1024.0;
-    #[allow(clippy::cast_precision_loss)] // display only
-    let f = n as f64;
-    if n < 1024 {
-        format!("{n} bytes")
-    } else if f < KIB * KIB {
-        format!("{:.1} KiB", f / KIB)
-    } else {
-        format!("{:.1} MiB", f / (KIB * KIB))
-    }
+    crate::style::size(n as u64)
 }
 
 #[cfg(test)]
@@ -1365,7 +1356,7 @@ mod tests {
         let text = "ab\n".repeat(MAX_TEXT_BYTES);
         let Rendered::Text { text: shown, notes } = render("text/plain", text.as_bytes()) else { panic!() };
         assert_eq!(shown.len(), MAX_TEXT_BYTES);
-        assert_eq!(notes, ["Text cut after 1.0 MiB of 3.0 MiB."]);
+        assert_eq!(notes, ["Text cut after 1.0 MB of 3.1 MB."]);
     }
 
     #[test]

@@ -97,7 +97,7 @@ pub fn busy(ui: &mut Ui, what: &str) {
 /// A Unix time as a date people read: "12 March 2027".
 #[must_use]
 pub fn date(t: i64) -> String {
-    let (y, m, d) = civil(t.div_euclid(86_400));
+    let (y, m, d) = qr::time::civil_from_days(t.div_euclid(86_400));
     const MONTHS: [&str; 12] =
         ["January", "February", "March", "April", "May", "June", "July", "August", "September", "October", "November", "December"];
     let month = MONTHS.get(usize::try_from(m.saturating_sub(1)).unwrap_or(0)).copied().unwrap_or("?");
@@ -107,27 +107,36 @@ pub fn date(t: i64) -> String {
 /// A Unix time as "2026-11-23 14:05 UTC".
 #[must_use]
 pub fn date_time(t: i64) -> String {
-    let (y, m, d) = civil(t.div_euclid(86_400));
+    let (y, m, d) = qr::time::civil_from_days(t.div_euclid(86_400));
     let s = t.rem_euclid(86_400);
     format!("{y}-{m:02}-{d:02} {:02}:{:02} UTC", s / 3600, (s % 3600) / 60)
 }
 
-/// Days since 1970-01-01 → (year, month, day) (Howard Hinnant's civil_from_days).
-fn civil(days: i64) -> (i64, i64, i64) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    (yoe + era * 400 + i64::from(m <= 2), m, d)
+/// A size for people: "12 bytes", "2.1 kB", "3.4 MB" (decimal units, one decimal). Pure.
+#[must_use]
+pub fn size(n: u64) -> String {
+    #[allow(clippy::cast_precision_loss)] // display only
+    let f = n as f64;
+    if n < 1000 {
+        format!("{n} bytes")
+    } else if n < 1_000_000 {
+        format!("{:.1} kB", f / 1e3)
+    } else {
+        format!("{:.1} MB", f / 1e6)
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sizes_read_like_sizes() {
+        assert_eq!(size(12), "12 bytes");
+        assert_eq!(size(999), "999 bytes");
+        assert_eq!(size(2100), "2.1 kB");
+        assert_eq!(size(3_400_000), "3.4 MB");
+    }
 
     #[test]
     fn dates_read_like_dates() {

@@ -39,8 +39,11 @@ fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
     era * 146_097 + doe - 719_468
 }
 
-/// The date of a day count since 1970-01-01 (inverse of [`days_from_civil`]).
-fn civil_from_days(z: i64) -> (i64, i64, i64) {
+/// The date `(year, month 1..=12, day 1..=31)` of a day count since 1970-01-01, proleptic
+/// Gregorian (H. Hinnant's `civil_from_days`, the inverse of `days_from_civil`). Total: every
+/// `i64` day count in the range of real times maps to a date; used by every date the product prints.
+#[must_use]
+pub fn civil_from_days(z: i64) -> (i64, i64, i64) {
     let z = z + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z - era * 146_097;

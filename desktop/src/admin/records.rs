@@ -166,7 +166,7 @@ impl RecordsTab {
                         ui.label(&r.meta.patient_id);
                         ui.label(r.meta.category.as_str());
                         ui.label(&r.meta.media_type);
-                        ui.label(size_text(r.size));
+                        ui.label(crate::style::size(r.size));
                         ui.label(style::date_time(r.meta.created));
                         ui.label(&r.meta.author);
                         ui.end_row();
@@ -177,24 +177,10 @@ impl RecordsTab {
     }
 }
 
-/// "12.3 kB" for a byte count.
-#[must_use]
-pub fn size_text(n: u64) -> String {
-    #[allow(clippy::cast_precision_loss)]
-    let f = n as f64;
-    if n < 1000 {
-        format!("{n} B")
-    } else if n < 1_000_000 {
-        format!("{:.1} kB", f / 1e3)
-    } else {
-        format!("{:.1} MB", f / 1e6)
-    }
-}
-
 fn add_file(env: &AppContext, patient: &str, category: Category, path: &Path) -> Result<String, String> {
     let len = std::fs::metadata(path).map_err(|e| format!("Could not read the file: {e}. Check the path."))?.len();
     if len > MAX_DOCUMENT {
-        return Err(format!("The file is {}; the admin view adds files up to {}.", size_text(len), size_text(MAX_DOCUMENT)));
+        return Err(format!("The file is {}; the admin view adds files up to {}.", crate::style::size(len), crate::style::size(MAX_DOCUMENT)));
     }
     let o = env.open().map_err(|e| e.to_string())?;
     let db = o.state.db().map_err(|e| format!("Could not open the clinic database: {e}"))?;
@@ -211,14 +197,3 @@ fn load(env: &AppContext) -> Result<Vec<RecordRow>, String> {
     db.records(None).map_err(|e| format!("Could not read the records: {e}"))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sizes_read_like_sizes() {
-        assert_eq!(size_text(999), "999 B");
-        assert_eq!(size_text(12_345), "12.3 kB");
-        assert_eq!(size_text(5_600_000), "5.6 MB");
-    }
-}
