@@ -109,7 +109,11 @@ impl Tab {
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Attempt {
     Right,
-    Wrong,
+    /// Wrong; what the audit log says of the run of wrong PINs (None: the log could not be read).
+    Wrong(Option<admin_pin::LogThrottle>),
+    /// Not checked: the audit log says the wait after wrong PINs is not over (e.g. the app was
+    /// restarted to get around it).
+    Wait(admin_pin::LogThrottle),
     /// No PIN, a damaged file, or the attempt could not be audited: stay locked.
     Refused(String),
 }
@@ -264,14 +268,28 @@ impl AdminView {
                 self.last_touch = now;
                 self.lock = Lock::Unlocked;
             }
-            Attempt::Wrong => {
-                self.throttle.failed(now);
-                let wait = self.throttle.delay();
+            Attempt::Wrong(from_log) => {
+                match from_log {
+                    // The log counts this attempt too (else it could not be written: count here).
+                    #[allow(clippy::cast_precision_loss)]
+                    Some(l) if l.failures > self.throttle.failures() => self.throttle.resume(l.failures, l.wait_left as f64, now),
+                    _ => self.throttle.failed(now),
+                }
+                let wait = self.throttle.wait_left(now);
                 self.lock_note = Some(if wait > 0.0 {
                     format!("Wrong admin PIN. Too many wrong tries: wait {wait:.0} seconds before the next one.")
                 } else {
                     "Wrong admin PIN. Try again.".to_owned()
                 });
+                self.lock = Lock::Locked;
+            }
+            Attempt::Wait(l) => {
+                #[allow(clippy::cast_precision_loss)]
+                self.throttle.resume(l.failures, l.wait_left as f64, now);
+                self.lock_note = Some(format!(
+                    "Too many wrong tries ({} in a row, in the audit log): wait {} seconds before the next one.",
+                    l.failures, l.wait_left
+                ));
                 self.lock = Lock::Locked;
             }
             Attempt::Refused(m) => {
@@ -351,7 +369,23 @@ impl AdminView {
 
 /// The unlock check on a worker thread: the slow hash, then the audit entry. An attempt that
 /// cannot be audited does not unlock (fail closed).
+/// The `admin.unlock` attempts of the last hour in the audit log, as `(time, right)`.
+fn unlock_attempts(env: &AppContext) -> Result<Vec<(i64, bool)>, String> {
+    let o = env.open().map_err(|e| e.to_string())?;
+    let db = o.state.db().map_err(|e| e.to_string())?;
+    let since = env.now().saturating_sub(3600);
+    let entries = reader::audit::entries(&db, 0, Some(since)).map_err(|e| e.to_string())?;
+    Ok(entries.into_iter().filter(|e| e.kind == EventKind::AdminUnlock.as_str()).map(|e| (e.time, e.outcome == "ok")).collect())
+}
+
 fn check_admin_pin(env: &AppContext, pin: &str) -> Attempt {
+    // The wait after wrong PINs survives a restart: the audit log is the record of attempts.
+    if let Ok(a) = unlock_attempts(env) {
+        let l = admin_pin::from_log(&a, env.now());
+        if l.wait_left > 0 {
+            return Attempt::Wait(l);
+        }
+    }
     let right = match admin_pin::verify(&env.data_dir, pin) {
         Ok(r) => r,
         Err(e @ AdminPinError::NotSet { .. }) => return Attempt::Refused(e.to_string()),
@@ -365,6 +399,6 @@ fn check_admin_pin(env: &AppContext, pin: &str) -> Attempt {
     match (right, audited) {
         (true, Ok(())) => Attempt::Right,
         (true, Err(e)) => Attempt::Refused(format!("The unlock could not be written to the audit log ({e}), so the view stays locked.")),
-        (false, _) => Attempt::Wrong,
+        (false, _) => Attempt::Wrong(unlock_attempts(env).ok().map(|a| admin_pin::from_log(&a, env.now()))),
     }
 }

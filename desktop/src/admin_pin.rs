@@ -231,11 +231,24 @@ impl Throttle {
     /// The delay imposed after the current run of failures (0 during the free tries).
     #[must_use]
     pub fn delay(&self) -> f64 {
-        if self.failures < Self::FREE_TRIES {
+        Self::delay_after(self.failures)
+    }
+
+    /// The delay after `failures` wrong PINs in a row.
+    #[must_use]
+    pub fn delay_after(failures: u32) -> f64 {
+        if failures < Self::FREE_TRIES {
             return 0.0;
         }
-        let doublings = (self.failures - Self::FREE_TRIES).min(16);
+        let doublings = (failures - Self::FREE_TRIES).min(16);
         (5.0 * f64::from(1u32 << doublings)).min(Self::MAX_DELAY)
+    }
+
+    /// The state the audit log describes ([`from_log`]): `failures` wrong PINs in a row, the
+    /// next try allowed `wait_left` seconds after `now`.
+    pub fn resume(&mut self, failures: u32, wait_left: f64, now: f64) {
+        self.failures = failures;
+        self.last_failure = now + wait_left - Self::delay_after(failures);
     }
 
     /// Seconds left before another try is allowed at `now` (0: allowed).
@@ -245,11 +258,52 @@ impl Throttle {
     }
 }
 
+/// How far the audit log says the guessing has gone, so a restart of the app does not reset it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogThrottle {
+    /// Wrong admin PINs since the last right one (within the window read).
+    pub failures: u32,
+    /// Seconds before another try is allowed (0: allowed).
+    pub wait_left: i64,
+}
+
+/// Reads the unlock attempts (`(time, right)`, oldest first, as the `admin.unlock` entries of
+/// the audit log) at Unix time `now`. Pure.
+#[must_use]
+pub fn from_log(attempts: &[(i64, bool)], now: i64) -> LogThrottle {
+    let failures = attempts.iter().rev().take_while(|(_, right)| !right).count();
+    let failures = u32::try_from(failures).unwrap_or(u32::MAX);
+    let wait_left = attempts.last().filter(|(_, right)| !right).map_or(0, |(t, _)| {
+        #[allow(clippy::cast_possible_truncation)] // at most MAX_DELAY seconds
+        let delay = Throttle::delay_after(failures).ceil() as i64;
+        t.saturating_add(delay).saturating_sub(now).max(0)
+    });
+    LogThrottle { failures, wait_left }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::panic)]
 mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn the_log_keeps_the_wait_after_wrong_pins_across_a_restart() {
+        // Three wrong PINs just now: the fourth try waits 5 s, counted from the last failure.
+        let wrong3 = [(100, false), (101, false), (102, false)];
+        assert_eq!(from_log(&wrong3, 103), LogThrottle { failures: 3, wait_left: 4 });
+        assert_eq!(from_log(&wrong3, 200), LogThrottle { failures: 3, wait_left: 0 });
+        // A right PIN ends the run; fewer than three wrong ones cost nothing.
+        assert_eq!(from_log(&[(1, false), (2, false), (3, false), (4, true), (5, false)], 5), LogThrottle { failures: 1, wait_left: 0 });
+        assert_eq!(from_log(&[], 5), LogThrottle { failures: 0, wait_left: 0 });
+        // Ten in a row: the longest wait.
+        let many: Vec<(i64, bool)> = (0..10).map(|t| (t, false)).collect();
+        assert_eq!(from_log(&many, 9), LogThrottle { failures: 10, wait_left: 300 });
+        // Resumed into the UI clock: the same wait.
+        let mut t = Throttle::default();
+        t.resume(3, 4.0, 50.0);
+        assert!((t.wait_left(50.0) - 4.0).abs() < 1e-9 && t.wait_left(54.0) == 0.0);
+    }
 
     fn clinic() -> tempfile::TempDir {
         let d = tempfile::tempdir().unwrap();

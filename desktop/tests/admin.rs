@@ -47,20 +47,56 @@ fn admin_refuses_a_wrong_admin_pin_unlocks_with_the_right_one_and_audits_both() 
     assert!(h.query_by_label("Issue card").is_none());
 }
 
+fn three_wrong_admin_pins(h: &mut Harness<'_, MedcardApp>) {
+    for _ in 0..3 {
+        wait_for(h, "Admin is locked");
+        wait_until(h, "unlock allowed", |a| a.admin.unlock_wait_left() == 0.0);
+        type_into(h, Role::PasswordInput, "Admin PIN", "000000");
+        click(h, "Unlock");
+        wait_for(h, "Wrong admin PIN");
+        wait_until(h, "the attempt checked", |a| !a.admin.is_checking());
+    }
+}
+
 #[test]
 fn admin_after_three_wrong_admin_pins_makes_the_next_try_wait() {
     let (mut h, d) = app(View::Admin);
-    for _ in 0..3 {
-        wait_for(&mut h, "Admin is locked");
-        wait_until(&mut h, "unlock allowed", |a| a.admin.unlock_wait_left() == 0.0);
-        type_into(&mut h, Role::PasswordInput, "Admin PIN", "000000");
-        click(&mut h, "Unlock");
-        wait_for(&mut h, "Wrong admin PIN");
-        wait_until(&mut h, "the attempt checked", |a| !a.admin.is_checking());
-    }
+    // The audit log's times are the clinic clock: fixed here, moved on by hand.
+    let t0 = medcard_desktop::context::system_now();
+    h.state_mut().env.fixed_now = Some(t0);
+    three_wrong_admin_pins(&mut h);
     wait_for(&mut h, "Too many wrong tries: wait 5 seconds");
     assert!(h.state().admin.unlock_wait_left() > 0.0, "the fourth try has to wait");
-    // The wait ends (bounded frames of the harness clock), then the right PIN still works.
+    // The wait ends (bounded frames of the harness clock; the clinic clock 6 s on), then the
+    // right PIN still works.
+    h.state_mut().env.fixed_now = Some(t0 + 6);
+    wait_until(&mut h, "the wait to end", |a| a.admin.unlock_wait_left() == 0.0);
+    unlock(&mut h);
+    assert_eq!(audit_kinds(&d, "admin.unlock"), ["wrong-pin", "wrong-pin", "wrong-pin", "ok"]);
+}
+
+#[test]
+fn admin_wait_after_wrong_pins_survives_restarting_the_app_because_the_audit_log_counts_them() {
+    let (mut h, d) = app(View::Admin);
+    let t0 = medcard_desktop::context::system_now();
+    h.state_mut().env.fixed_now = Some(t0);
+    three_wrong_admin_pins(&mut h);
+    drop(h);
+
+    // A new app on the same clinic, one second later: the right PIN is not even checked yet.
+    let mut env = medcard_desktop::AppContext::new(&d.data_dir, medcard_desktop::CardSource::Sim(d.slot.clone()));
+    env.fixed_now = Some(t0 + 1);
+    let mut h = support::harness(env, View::Admin);
+    wait_for(&mut h, "Admin is locked");
+    type_into(&mut h, Role::PasswordInput, "Admin PIN", demo::ADMIN_PIN);
+    click(&mut h, "Unlock");
+    wait_for(&mut h, "Too many wrong tries (3 in a row, in the audit log): wait 4 seconds");
+    assert!(!h.state().admin.is_unlocked());
+    assert!(h.state().admin.unlock_wait_left() > 0.0, "the Unlock button waits too");
+    assert_eq!(audit_kinds(&d, "admin.unlock"), ["wrong-pin", "wrong-pin", "wrong-pin"], "an attempt during the wait is not checked");
+
+    // After the wait, the right PIN unlocks.
+    h.state_mut().env.fixed_now = Some(t0 + 6);
     wait_until(&mut h, "the wait to end", |a| a.admin.unlock_wait_left() == 0.0);
     unlock(&mut h);
     assert_eq!(audit_kinds(&d, "admin.unlock"), ["wrong-pin", "wrong-pin", "wrong-pin", "ok"]);
