@@ -303,6 +303,26 @@ fn admin_verify_log_says_verified_then_names_the_entry_altered_with_raw_sql() {
 }
 
 #[test]
+fn admin_signs_a_checkpoint_that_verify_log_and_the_cli_then_check() {
+    let (mut h, d) = app(View::Admin);
+    unlock(&mut h);
+    click(&mut h, "Audit log");
+    wait_until(&mut h, "the audit log", |a| a.admin.audit.alerts().is_some());
+    let n = support::medcard(&d.data_dir, &["audit", "verify", "--json"]);
+    let before: serde_json::Value = serde_json::from_slice(&n.stdout).unwrap();
+    let entries = before["entries"].as_u64().unwrap();
+    click(&mut h, "Sign checkpoint");
+    wait_for(&mut h, &format!("Checkpoint signed: the first {entries} entries are sealed"));
+    click(&mut h, "Verify log");
+    wait_for(&mut h, "Log verified: ");
+    assert!(h.query_by_label_contains("entries, 1 checkpoint.").is_some(), "{:?}", support::on_screen(&h));
+    let out = support::medcard(&d.data_dir, &["audit", "verify", "--json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    let after: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(after["checkpoints"], 1, "the CLI checks the app's checkpoint: {after}");
+}
+
+#[test]
 fn admin_shows_an_alert_after_three_wrong_card_pins_at_the_kiosk() {
     let (mut h, _d) = app(View::Kiosk);
     click(&mut h, "Insert the demo card");

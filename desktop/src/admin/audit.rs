@@ -134,6 +134,17 @@ impl AuditTab {
         self.verifying = Some(spawn(ctx, "Verifying the audit log", move || verify(&env2)));
     }
 
+    /// Signs a checkpoint of the log with the clinic's issuer key (the Sign checkpoint button):
+    /// the entries up to now can no longer be altered or dropped without `Verify log` saying so.
+    pub fn checkpoint(&mut self, ctx: &egui::Context, env: &AppContext) {
+        if self.verifying.is_some() {
+            return;
+        }
+        let env2 = env.clone();
+        self.verdict = None;
+        self.verifying = Some(spawn(ctx, "Signing a checkpoint", move || checkpoint(&env2)));
+    }
+
     /// Collects finished work (every frame, whichever tab is shown).
     pub fn poll(&mut self) {
         if let Some(j) = &mut self.loading {
@@ -156,6 +167,8 @@ impl AuditTab {
                 Poll::Ready(r) => {
                     self.verdict = Some(r);
                     self.verifying = None;
+                    // A checkpoint adds a row to what Verify log counts; the list may have grown.
+                    self.reload = true;
                 }
                 Poll::Lost(m) => {
                     self.verdict = Some(Err(m));
@@ -177,6 +190,13 @@ impl AuditTab {
             ui.heading("Audit log");
             if ui.add_enabled(self.verifying.is_none(), egui::Button::new("Verify log")).clicked() {
                 self.verify(ui.ctx(), env);
+            }
+            if ui
+                .add_enabled(self.verifying.is_none(), egui::Button::new("Sign checkpoint"))
+                .on_hover_text("Sign the log as it is now with the clinic key, so that later changes to these entries are detected")
+                .clicked()
+            {
+                self.checkpoint(ui.ctx(), env);
             }
             if ui.add_enabled(self.loading.is_none(), egui::Button::new("Refresh")).clicked() {
                 self.reload = true;
@@ -304,6 +324,15 @@ fn verify(env: &AppContext) -> Result<String, String> {
         Ok(Err(f)) => Err(finding_text(&f)),
         Err(e) => Err(format!("The log could not be read to verify it: {e}.")),
     }
+}
+
+fn checkpoint(env: &AppContext) -> Result<String, String> {
+    let o = env.open().map_err(|e| e.to_string())?;
+    let mut db = o.state.db().map_err(|e| format!("Could not open the clinic database: {e}"))?;
+    let signer = o.ks.issuer_signer();
+    let (cp, _) = audit::checkpoint(&mut db, o.ks.clinic_id(), env.now(), &signer)
+        .map_err(|e| format!("The checkpoint could not be signed: {e}. Free disk space or report it to IT."))?;
+    Ok(format!("Checkpoint signed: the first {} entr{} are sealed ({}).", cp.tree_size, if cp.tree_size == 1 { "y" } else { "ies" }, style::date_time(cp.time)))
 }
 
 #[cfg(test)]
