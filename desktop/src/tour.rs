@@ -181,6 +181,7 @@ impl Tour {
                 true
             }
             Act::OpenQrAtBedside => {
+                eprintln!("tour: RSS before the bedside scan {:.1} MB", rss_kb("VmRSS:") as f64 / 1024.0);
                 app.bedside.open_file(self.qr_file.clone(), &ctx, &app.env);
                 true
             }

@@ -259,13 +259,22 @@ impl Scanner {
     /// Scans `image` and tells which attempt found each code.
     #[must_use]
     pub fn scan_report(&self, image: &image::DynamicImage) -> ScanReport {
+        if image.width() < 21 || image.height() < 21 {
+            return ScanReport::default(); // smaller than a version-1 symbol at one pixel per module
+        }
+        self.scan_gray(image.to_luma8())
+    }
+
+    /// [`Scanner::scan_report`] of a grey image, taken by value so a large photo is not held
+    /// twice (see [`decode_gray`]).
+    #[allow(clippy::too_many_lines)]
+    pub fn scan_gray(&self, full: image::GrayImage) -> ScanReport {
         let mut report = ScanReport::default();
-        let (iw, ih) = (image.width(), image.height());
+        let (iw, ih) = (full.width(), full.height());
         if iw < 21 || ih < 21 {
             return report; // smaller than a version-1 symbol at one pixel per module
         }
         let max_side = self.options.max_side.max(64);
-        let full = image.to_luma8();
         let (gray, full) = if iw.max(ih) > max_side {
             let k = f64::from(max_side) / f64::from(iw.max(ih));
             let (nw, nh) = (((f64::from(iw) * k) as u32).max(1), ((f64::from(ih) * k) as u32).max(1));
@@ -471,7 +480,35 @@ pub fn scan_image(image: &image::DynamicImage) -> Vec<String> {
 /// Images larger than [`MAX_INPUT_SIDE`] per side or [`MAX_INPUT_PIXELS`] in total are refused
 /// from their header, before any pixel buffer is allocated.
 pub fn scan_bytes(bytes: &[u8]) -> Result<Vec<String>, ScanError> {
-    Ok(scan_image(&decode_image(bytes)?))
+    Ok(Scanner::default().scan_gray(decode_gray(bytes)?).texts())
+}
+
+/// Decodes image file bytes straight to grey, with the size limits of [`scan_bytes`]. A JPEG
+/// (the usual photo) is decoded to its luma channel only, so a 24-megapixel photo takes 24 MB
+/// instead of 72 MB of colour and a grey copy; other formats are decoded and then converted.
+pub fn decode_gray(bytes: &[u8]) -> Result<image::GrayImage, ScanError> {
+    if image::guess_format(bytes).ok() != Some(image::ImageFormat::Jpeg) {
+        return Ok(decode_image(bytes)?.into_luma8());
+    }
+    // The decoder's own limit at JPEG's largest (65535) so that our limits below name the size.
+    let options = zune_core::options::DecoderOptions::default()
+        .set_strict_mode(false)
+        .set_max_width(usize::from(u16::MAX))
+        .set_max_height(usize::from(u16::MAX))
+        .jpeg_set_out_colorspace(zune_core::colorspace::ColorSpace::Luma);
+    let mut d = zune_jpeg::JpegDecoder::new_with_options(zune_core::bytestream::ZCursor::new(bytes), options);
+    let jpeg = |e: zune_jpeg::errors::DecodeErrors| ScanError::Image(format!("JPEG: {e}"));
+    d.decode_headers().map_err(jpeg)?;
+    let (width, height) = d.dimensions().map(|(w, h)| (u32::try_from(w).unwrap_or(u32::MAX), u32::try_from(h).unwrap_or(u32::MAX))).unwrap_or((0, 0));
+    if width > MAX_INPUT_SIDE || height > MAX_INPUT_SIDE || u64::from(width) * u64::from(height) > MAX_INPUT_PIXELS {
+        return Err(ScanError::TooLarge { width, height, max_side: MAX_INPUT_SIDE, max_pixels: MAX_INPUT_PIXELS });
+    }
+    let luma = catch_unwind(AssertUnwindSafe(|| d.decode())).ok().and_then(Result::ok);
+    match luma.and_then(|l| image::GrayImage::from_raw(width, height, l)) {
+        Some(g) => Ok(g),
+        // Colour spaces the luma-only path does not take (CMYK, YCCK): the full decoder.
+        None => Ok(decode_image(bytes)?.into_luma8()),
+    }
 }
 
 /// Decodes image file bytes with the size limits of [`scan_bytes`].
