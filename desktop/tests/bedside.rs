@@ -11,7 +11,7 @@ use egui::accesskit::Role;
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
 use medcard_desktop::{MedcardApp, View, demo};
-use support::{app, checkin_qr, click, wait_for};
+use support::{app, checkin_qr, click, paste, wait_for};
 
 /// Types `path` into the "Image file:" field and presses Open.
 fn open_path(h: &mut Harness<'_, MedcardApp>, path: &Path) {
@@ -20,15 +20,6 @@ fn open_path(h: &mut Harness<'_, MedcardApp>, path: &Path) {
     h.step();
     h.step();
     click(h, "Open");
-}
-
-/// Pastes `text` into the "QR text:" field and presses Verify text.
-fn paste(h: &mut Harness<'_, MedcardApp>, text: &str) {
-    h.get_by_role_and_label(Role::MultilineTextInput, "QR text:").set_text_value_accesskit(text);
-    // The pasted text grows the field and moves the button: let the layout settle first.
-    h.step();
-    h.step();
-    click(h, "Verify text");
 }
 
 /// Waits until the view shows a finished result (the spinner is gone).

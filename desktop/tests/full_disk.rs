@@ -12,9 +12,8 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use egui::accesskit::Role;
 use medcard_desktop::{AppContext, CardSource, View, demo};
-use support::{checkin_qr, click, harness, wait_for_any, wait_until};
+use support::{checkin_qr, harness, paste, wait_for_any, wait_until};
 
 /// A tmpfs mounted on a fresh directory, unmounted on drop.
 struct SmallDisk {
@@ -64,14 +63,6 @@ fn fill(path: &Path) -> u64 {
     // Whatever is left in the page cache must be refused too.
     let _ = f.sync_all();
     n
-}
-
-fn paste(h: &mut egui_kittest::Harness<'_, medcard_desktop::MedcardApp>, text: &str) {
-    use egui_kittest::kittest::Queryable;
-    h.get_by_role_and_label(Role::MultilineTextInput, "QR text:").set_text_value_accesskit(text);
-    h.step();
-    h.step();
-    click(h, "Verify text");
 }
 
 #[test]

@@ -148,3 +148,12 @@ pub fn wait_until(h: &mut Harness<'_, MedcardApp>, what: &str, done: impl Fn(&Me
     let labels: Vec<String> = h.query_all_by(|_| true).filter_map(|n| n.accesskit_node().label().or_else(|| n.accesskit_node().value())).collect();
     panic!("{what} never happened; on screen: {labels:?}");
 }
+
+/// Pastes `text` into the bedside's "QR text:" field and presses Verify text.
+pub fn paste(h: &mut Harness<'_, MedcardApp>, text: &str) {
+    h.get_by_role_and_label(egui::accesskit::Role::MultilineTextInput, "QR text:").set_text_value_accesskit(text);
+    // The pasted text grows the field and moves the button: let the layout settle first.
+    h.step();
+    h.step();
+    click(h, "Verify text");
+}
