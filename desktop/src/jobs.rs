@@ -78,9 +78,50 @@ impl<T: Send + 'static> Job<T> {
     }
 }
 
+/// Polls the job in `slot` (once per frame); when it has finished, empties the slot and returns
+/// what it gave: `Ok` its result, `Err` the message of a lost (panicked) job.
+pub fn finished<T: Send + 'static>(slot: &mut Option<Job<T>>) -> Option<Result<T, String>> {
+    let r = match slot.as_mut()?.poll() {
+        Poll::Pending => return None,
+        Poll::Ready(v) => Ok(v),
+        Poll::Lost(m) => Err(m),
+    };
+    *slot = None;
+    Some(r)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn finished_empties_the_slot_once_the_job_is_done() {
+        let mut slot: Option<Job<u8>> = None;
+        assert!(finished(&mut slot).is_none());
+        slot = Some(Job::spawn("adding", || {}, || 7));
+        let mut got = None;
+        for _ in 0..2000 {
+            got = finished(&mut slot);
+            if got.is_some() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        assert_eq!(got, Some(Ok(7)));
+        assert!(slot.is_none());
+        #[allow(clippy::panic)]
+        let mut lost: Option<Job<u8>> = Some(Job::spawn("scanning", || {}, || panic!("boom")));
+        let mut got = None;
+        for _ in 0..2000 {
+            got = finished(&mut lost);
+            if got.is_some() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        assert!(matches!(got, Some(Err(m)) if m.contains("scanning failed unexpectedly (boom)")));
+        assert!(lost.is_none());
+    }
 
     fn wait<T: Send + 'static>(mut j: Job<T>) -> Poll<T> {
         for _ in 0..2000 {

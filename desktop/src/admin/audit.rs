@@ -9,7 +9,7 @@ use reader::audit::{self, Entry, Finding};
 
 use super::{Note, inline_field, note_ui, spawn, working};
 use crate::context::AppContext;
-use crate::jobs::{Job, Poll};
+use crate::jobs::{Job, finished};
 use crate::style;
 
 /// Most rows drawn at once (the filters narrow the rest).
@@ -147,34 +147,16 @@ impl AuditTab {
 
     /// Collects finished work (every frame, whichever tab is shown).
     pub fn poll(&mut self) {
-        if let Some(j) = &mut self.loading {
-            match j.poll() {
-                Poll::Pending => {}
-                Poll::Ready(r) => {
-                    self.loaded = Some(r);
-                    self.loading = None;
-                    self.shown = None;
-                }
-                Poll::Lost(m) => {
-                    self.loaded = Some(Err(m));
-                    self.loading = None;
-                }
-            }
+        if let Some(r) = finished(&mut self.loading) {
+            self.loaded = Some(r.and_then(|l| l));
+            self.shown = None;
         }
-        if let Some(j) = &mut self.verifying {
-            match j.poll() {
-                Poll::Pending => {}
-                Poll::Ready(r) => {
-                    self.verdict = Some(r);
-                    self.verifying = None;
-                    // A checkpoint adds a row to what Verify log counts; the list may have grown.
-                    self.reload = true;
-                }
-                Poll::Lost(m) => {
-                    self.verdict = Some(Err(m));
-                    self.verifying = None;
-                }
+        if let Some(r) = finished(&mut self.verifying) {
+            if r.is_ok() {
+                // A checkpoint adds a row to what Verify log counts; the list may have grown.
+                self.reload = true;
             }
+            self.verdict = Some(r.and_then(|v| v));
         }
     }
 

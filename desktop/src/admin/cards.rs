@@ -16,7 +16,7 @@ use zeroize::Zeroizing;
 use super::{Note, field, note_ui, secret_buffer, spawn, working};
 use crate::card_source::CardSource;
 use crate::context::AppContext;
-use crate::jobs::{Job, Poll};
+use crate::jobs::{Job, finished};
 use crate::style;
 
 /// The PUK of a blank card (the published PIV default), prefilled as the current PUK.
@@ -130,62 +130,34 @@ impl CardsTab {
 
     /// Collects finished work (every frame, whichever tab is shown).
     pub fn poll(&mut self) {
-        if let Some(j) = &mut self.issuing {
-            match j.poll() {
-                Poll::Pending => {}
-                Poll::Ready(r) => {
-                    self.note = Some(r);
-                    self.issuing = None;
-                    self.reload = true;
-                }
-                Poll::Lost(m) => {
-                    self.note = Some(Err(m));
-                    self.issuing = None;
-                }
+        match finished(&mut self.issuing) {
+            Some(Ok(r)) => {
+                self.note = Some(r);
+                self.reload = true;
             }
+            Some(Err(lost)) => self.note = Some(Err(lost)),
+            None => {}
         }
-        if let Some(j) = &mut self.loading {
-            match j.poll() {
-                Poll::Pending => {}
-                Poll::Ready(r) => {
-                    self.cards = Some(r);
-                    self.loading = None;
-                }
-                Poll::Lost(m) => {
-                    self.cards = Some(Err(m));
-                    self.loading = None;
-                }
-            }
+        if let Some(r) = finished(&mut self.loading) {
+            self.cards = Some(r.and_then(|cards| cards));
         }
-        if let Some(j) = &mut self.revoking {
-            match j.poll() {
-                Poll::Pending => {}
-                Poll::Ready(r) => {
-                    self.list_note = Some(r);
-                    self.revoking = None;
-                    self.reload = true;
-                }
-                Poll::Lost(m) => {
-                    self.list_note = Some(Err(m));
-                    self.revoking = None;
-                }
+        match finished(&mut self.revoking) {
+            Some(Ok(r)) => {
+                self.list_note = Some(r);
+                self.reload = true;
             }
+            Some(Err(lost)) => self.list_note = Some(Err(lost)),
+            None => {}
         }
-        if let Some(j) = &mut self.listing_readers {
-            match j.poll() {
-                Poll::Pending => {}
-                Poll::Ready(Ok(r)) => {
-                    if !r.contains(&self.reader) {
-                        self.reader = r.first().cloned().unwrap_or_default();
-                    }
-                    self.readers = r;
-                    self.listing_readers = None;
+        match finished(&mut self.listing_readers).map(|r| r.and_then(|readers| readers)) {
+            Some(Ok(r)) => {
+                if !r.contains(&self.reader) {
+                    self.reader = r.first().cloned().unwrap_or_default();
                 }
-                Poll::Ready(Err(m)) | Poll::Lost(m) => {
-                    self.note = Some(Err(m));
-                    self.listing_readers = None;
-                }
+                self.readers = r;
             }
+            Some(Err(m)) => self.note = Some(Err(m)),
+            None => {}
         }
     }
 

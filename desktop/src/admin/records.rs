@@ -12,7 +12,7 @@ use reader::records::{NewRecord, add_record_file, media_type_for};
 
 use super::{Note, field, note_ui, spawn, working};
 use crate::context::AppContext;
-use crate::jobs::{Job, Poll};
+use crate::jobs::{Job, finished};
 use crate::style;
 
 /// Largest document the view adds (the store takes more; a form upload should not).
@@ -67,32 +67,16 @@ impl RecordsTab {
 
     /// Collects finished work (every frame, whichever tab is shown).
     pub fn poll(&mut self) {
-        if let Some(j) = &mut self.adding {
-            match j.poll() {
-                Poll::Pending => {}
-                Poll::Ready(r) => {
-                    self.note = Some(r);
-                    self.adding = None;
-                    self.reload = true;
-                }
-                Poll::Lost(m) => {
-                    self.note = Some(Err(m));
-                    self.adding = None;
-                }
+        match finished(&mut self.adding) {
+            Some(Ok(r)) => {
+                self.note = Some(r);
+                self.reload = true;
             }
+            Some(Err(lost)) => self.note = Some(Err(lost)),
+            None => {}
         }
-        if let Some(j) = &mut self.loading {
-            match j.poll() {
-                Poll::Pending => {}
-                Poll::Ready(r) => {
-                    self.rows = Some(r);
-                    self.loading = None;
-                }
-                Poll::Lost(m) => {
-                    self.rows = Some(Err(m));
-                    self.loading = None;
-                }
-            }
+        if let Some(r) = finished(&mut self.loading) {
+            self.rows = Some(r.and_then(|rows| rows));
         }
     }
 

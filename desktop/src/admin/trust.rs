@@ -9,7 +9,7 @@ use egui::{RichText, Ui};
 
 use super::{Note, field, note_ui, spawn, working};
 use crate::context::AppContext;
-use crate::jobs::{Job, Poll};
+use crate::jobs::{Job, finished};
 use crate::style;
 
 /// A trusted issuer as listed.
@@ -60,32 +60,16 @@ impl TrustTab {
 
     /// Collects finished work (every frame, whichever tab is shown).
     pub fn poll(&mut self) {
-        if let Some(j) = &mut self.loading {
-            match j.poll() {
-                Poll::Pending => {}
-                Poll::Ready(r) => {
-                    self.rows = Some(r);
-                    self.loading = None;
-                }
-                Poll::Lost(m) => {
-                    self.rows = Some(Err(m));
-                    self.loading = None;
-                }
-            }
+        if let Some(r) = finished(&mut self.loading) {
+            self.rows = Some(r.and_then(|rows| rows));
         }
-        if let Some(j) = &mut self.work {
-            match j.poll() {
-                Poll::Pending => {}
-                Poll::Ready(r) => {
-                    self.note = Some(r);
-                    self.work = None;
-                    self.reload = true;
-                }
-                Poll::Lost(m) => {
-                    self.note = Some(Err(m));
-                    self.work = None;
-                }
+        match finished(&mut self.work) {
+            Some(Ok(r)) => {
+                self.note = Some(r);
+                self.reload = true;
             }
+            Some(Err(lost)) => self.note = Some(Err(lost)),
+            None => {}
         }
     }
 
