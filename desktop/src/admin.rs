@@ -20,7 +20,7 @@ use reader::audit::EventKind;
 use zeroize::Zeroizing;
 
 use crate::admin_pin::{self, AdminPinError, Throttle};
-use crate::context::AppContext;
+use crate::context::{AppContext, Opened};
 use crate::jobs::{Job, Poll};
 use crate::style;
 
@@ -369,19 +369,20 @@ impl AdminView {
 
 /// The unlock check on a worker thread: the slow hash, then the audit entry. An attempt that
 /// cannot be audited does not unlock (fail closed).
-/// The `admin.unlock` attempts of the last hour in the audit log, as `(time, right)`.
-fn unlock_attempts(env: &AppContext) -> Result<Vec<(i64, bool)>, String> {
-    let o = env.open().map_err(|e| e.to_string())?;
+/// The `admin.unlock` attempts of the hour before `now` in the audit log, as `(time, right)`.
+fn unlock_attempts(o: &Opened, now: i64) -> Result<Vec<(i64, bool)>, String> {
     let db = o.state.db().map_err(|e| e.to_string())?;
-    let since = env.now().saturating_sub(3600);
-    let entries = reader::audit::entries(&db, 0, Some(since)).map_err(|e| e.to_string())?;
+    let entries = reader::audit::entries(&db, 0, Some(now.saturating_sub(3600))).map_err(|e| e.to_string())?;
     Ok(entries.into_iter().filter(|e| e.kind == EventKind::AdminUnlock.as_str()).map(|e| (e.time, e.outcome == "ok")).collect())
 }
 
 fn check_admin_pin(env: &AppContext, pin: &str) -> Attempt {
+    let now = env.now();
+    let opened = env.open().map_err(|e| e.to_string());
     // The wait after wrong PINs survives a restart: the audit log is the record of attempts.
-    if let Ok(a) = unlock_attempts(env) {
-        let l = admin_pin::from_log(&a, env.now());
+    let attempts = opened.as_ref().ok().and_then(|o| unlock_attempts(o, now).ok());
+    if let Some(a) = &attempts {
+        let l = admin_pin::from_log(a, now);
         if l.wait_left > 0 {
             return Attempt::Wait(l);
         }
@@ -392,13 +393,18 @@ fn check_admin_pin(env: &AppContext, pin: &str) -> Attempt {
         Err(e) => return Attempt::Refused(format!("The admin PIN cannot be checked: {e}")),
     };
     let outcome = if right { "ok" } else { "wrong-pin" };
-    let audited = env.open().map_err(|e| e.to_string()).and_then(|o| {
-        let ev = o.state.event(env.now(), EventKind::AdminUnlock, "admin-view", outcome, String::new());
+    let audited = opened.and_then(|o| {
+        let ev = o.state.event(now, EventKind::AdminUnlock, "admin-view", outcome, String::new());
         o.state.audit(&[ev]).map_err(|e| e.to_string())
     });
     match (right, audited) {
         (true, Ok(())) => Attempt::Right,
         (true, Err(e)) => Attempt::Refused(format!("The unlock could not be written to the audit log ({e}), so the view stays locked.")),
-        (false, _) => Attempt::Wrong(unlock_attempts(env).ok().map(|a| admin_pin::from_log(&a, env.now()))),
+        // The log now holds this attempt too: the attempts read above plus this one.
+        (false, Ok(())) => Attempt::Wrong(attempts.map(|mut a| {
+            a.push((now, false));
+            admin_pin::from_log(&a, now)
+        })),
+        (false, Err(_)) => Attempt::Wrong(None),
     }
 }
