@@ -500,9 +500,7 @@ pub fn decode_gray(bytes: &[u8]) -> Result<image::GrayImage, ScanError> {
     let jpeg = |e: zune_jpeg::errors::DecodeErrors| ScanError::Image(format!("JPEG: {e}"));
     d.decode_headers().map_err(jpeg)?;
     let (width, height) = d.dimensions().map(|(w, h)| (u32::try_from(w).unwrap_or(u32::MAX), u32::try_from(h).unwrap_or(u32::MAX))).unwrap_or((0, 0));
-    if width > MAX_INPUT_SIDE || height > MAX_INPUT_SIDE || u64::from(width) * u64::from(height) > MAX_INPUT_PIXELS {
-        return Err(ScanError::TooLarge { width, height, max_side: MAX_INPUT_SIDE, max_pixels: MAX_INPUT_PIXELS });
-    }
+    within_limits(width, height)?;
     let luma = catch_unwind(AssertUnwindSafe(|| d.decode())).ok().and_then(Result::ok);
     match luma.and_then(|l| image::GrayImage::from_raw(width, height, l)) {
         Some(g) => Ok(g),
@@ -511,15 +509,21 @@ pub fn decode_gray(bytes: &[u8]) -> Result<image::GrayImage, ScanError> {
     }
 }
 
+/// Refuses an image larger than [`MAX_INPUT_SIDE`] per side or [`MAX_INPUT_PIXELS`] in total.
+fn within_limits(width: u32, height: u32) -> Result<(), ScanError> {
+    if width > MAX_INPUT_SIDE || height > MAX_INPUT_SIDE || u64::from(width) * u64::from(height) > MAX_INPUT_PIXELS {
+        return Err(ScanError::TooLarge { width, height, max_side: MAX_INPUT_SIDE, max_pixels: MAX_INPUT_PIXELS });
+    }
+    Ok(())
+}
+
 /// Decodes image file bytes with the size limits of [`scan_bytes`].
 pub fn decode_image(bytes: &[u8]) -> Result<image::DynamicImage, ScanError> {
     let reader = image::ImageReader::new(std::io::Cursor::new(bytes))
         .with_guessed_format()
         .map_err(|e| ScanError::Image(e.to_string()))?;
     let (width, height) = reader.into_dimensions().map_err(|e| ScanError::Image(e.to_string()))?;
-    if width > MAX_INPUT_SIDE || height > MAX_INPUT_SIDE || u64::from(width) * u64::from(height) > MAX_INPUT_PIXELS {
-        return Err(ScanError::TooLarge { width, height, max_side: MAX_INPUT_SIDE, max_pixels: MAX_INPUT_PIXELS });
-    }
+    within_limits(width, height)?;
     let mut reader = image::ImageReader::new(std::io::Cursor::new(bytes))
         .with_guessed_format()
         .map_err(|e| ScanError::Image(e.to_string()))?;
