@@ -10,7 +10,7 @@ use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
 use medcard_desktop::admin::cards::BLANK_SERIAL_BASE;
 use medcard_desktop::{MedcardApp, View, admin_pin, demo};
-use support::{app, click, pin_pad, type_into, wait_for, wait_until};
+use support::{app, click, type_into, wait_for, wait_until};
 
 fn audit_kinds(d: &demo::Demo, kind: &str) -> Vec<String> {
     let ks = reader::Keystore::open(&d.data_dir).unwrap();
@@ -325,16 +325,7 @@ fn admin_signs_a_checkpoint_that_verify_log_and_the_cli_then_check() {
 #[test]
 fn admin_shows_an_alert_after_three_wrong_card_pins_at_the_kiosk() {
     let (mut h, _d) = app(View::Kiosk);
-    click(&mut h, "Insert the demo card");
-    for left in ["2 tries left", "1 try left"] {
-        wait_for(&mut h, "Enter your PIN");
-        pin_pad(&mut h, "999999");
-        click(&mut h, "OK");
-        wait_for(&mut h, &format!("Wrong PIN: {left}"));
-    }
-    pin_pad(&mut h, "999999");
-    click(&mut h, "OK");
-    wait_for(&mut h, "Card blocked");
+    support::block_card_at_kiosk(&mut h);
     click(&mut h, "Remove the demo card");
     h.state_mut().view = View::Admin;
     unlock(&mut h);

@@ -72,16 +72,7 @@ fn kiosk_pulling_the_card_mid_pin_goes_back_to_the_start_and_forgets_the_digits(
 #[test]
 fn kiosk_three_wrong_pins_block_the_card_and_send_the_patient_to_reception() {
     let (mut h, _d) = app(View::Kiosk);
-    click(&mut h, "Insert the demo card");
-    for left in ["2 tries left", "1 try left"] {
-        wait_for(&mut h, "Enter your PIN");
-        pin_pad(&mut h, "999999");
-        click(&mut h, "OK");
-        wait_for(&mut h, &format!("Wrong PIN: {left}"));
-    }
-    pin_pad(&mut h, "999999");
-    click(&mut h, "OK");
-    wait_for(&mut h, "Card blocked: please see reception");
+    support::block_card_at_kiosk(&mut h);
     // Even the right PIN does not get past a blocked card.
     click(&mut h, "Remove the demo card");
     wait_for(&mut h, "Please insert your card");

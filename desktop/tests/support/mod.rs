@@ -157,3 +157,18 @@ pub fn paste(h: &mut Harness<'_, MedcardApp>, text: &str) {
     h.step();
     click(h, "Verify text");
 }
+
+/// At the kiosk: inserts the demo card and types three wrong PINs, checking the tries left
+/// after each, until the card is blocked.
+pub fn block_card_at_kiosk(h: &mut Harness<'_, MedcardApp>) {
+    click(h, "Insert the demo card");
+    for left in ["2 tries left", "1 try left"] {
+        wait_for(h, "Enter your PIN");
+        pin_pad(h, "999999");
+        click(h, "OK");
+        wait_for(h, &format!("Wrong PIN: {left}"));
+    }
+    pin_pad(h, "999999");
+    click(h, "OK");
+    wait_for(h, "Card blocked: please see reception");
+}
