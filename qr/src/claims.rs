@@ -124,6 +124,9 @@ pub enum ClaimsError {
     /// A key appears twice.
     #[error("duplicate key {key} in {what}")]
     DuplicateKey { what: &'static str, key: String },
+    /// A map with more entries than any MedCard or CWT structure has (bounds the work per input).
+    #[error("{what} has {got} entries, at most {max} are accepted")]
+    TooManyEntries { what: &'static str, got: usize, max: usize },
     /// A key we do not know.
     #[error("unknown key {key} in {what}")]
     UnknownKey { what: &'static str, key: String },
@@ -261,13 +264,22 @@ pub fn cbor_to_vec(v: &Value) -> Result<Vec<u8>, ClaimsError> {
     Ok(out)
 }
 
-/// Takes a map apart, refusing duplicate keys.
+/// Most entries one map may have (claims maps, COSE_Keys and headers have a handful).
+pub const MAX_MAP_ENTRIES: usize = 256;
+
+/// Takes a map apart, refusing duplicate keys and maps of more than [`MAX_MAP_ENTRIES`].
 pub fn map_entries(v: Value, what: &'static str) -> Result<Vec<(Value, Value)>, ClaimsError> {
     let Value::Map(entries) = v else {
         return Err(ClaimsError::NotAMap { what, got: type_name(&v) });
     };
-    for (i, (k, _)) in entries.iter().enumerate() {
-        if entries.iter().take(i).any(|(prev, _)| prev == k) {
+    if entries.len() > MAX_MAP_ENTRIES {
+        return Err(ClaimsError::TooManyEntries { what, got: entries.len(), max: MAX_MAP_ENTRIES });
+    }
+    // One set of the keys' encodings: linear, where comparing each key with all before it was
+    // quadratic (a 160k-entry COSE_Key under the trust-file size cap took 82 s).
+    let mut seen = std::collections::HashSet::with_capacity(entries.len());
+    for (k, _) in &entries {
+        if !seen.insert(cbor_to_vec(k)?) {
             return Err(ClaimsError::DuplicateKey { what, key: key_text(k) });
         }
     }

@@ -8,6 +8,13 @@
 //! * always our own kid ([`crate::cose::kid_for`]: SHA-256 of the uncompressed SEC1 point, 8 bytes);
 //! * a certificate also under SHA-256 of its whole DER, first 8 bytes (the dgc convention);
 //! * a COSE_Key also under its `kid` (label 2), when it has one.
+//!
+//! Each entry is bound to at most one clinic id ([`TrustedKey::clinic`]), which a MedCard code's
+//! `iss` and a card credential's issuer must equal (`docs/qr-format.md` §5):
+//! * a MedCard clinic CA certificate: the `<id>` of its subject's `O=MedCard clinic <id>`;
+//! * a bare key (SPKI, COSE_Key, [`TrustList::add_key`]): its label (the trust file's name)
+//!   without a `.pem`, `.der`, `.crt`, `.cer`, `.pub`, `.key`, `.cose` or `.cbor` extension;
+//! * any other certificate (an EU DCC signer, say): no clinic, so it vouches for no MedCard code.
 
 use ciborium::Value;
 use p256::ecdsa::VerifyingKey;
@@ -24,8 +31,28 @@ pub struct TrustedKey {
     pub kid: Vec<u8>,
     /// Who it belongs to (certificate subject, file name, ...), for messages.
     pub issuer: String,
+    /// The clinic id it speaks for (see the module docs); `None`: none.
+    pub clinic: Option<String>,
     /// The P-256 key.
     pub key: VerifyingKey,
+}
+
+/// The clinic id a label (a trust file's name) binds a bare key to: the label without a key-file
+/// extension.
+#[must_use]
+pub fn clinic_of_label(label: &str) -> String {
+    const EXTENSIONS: [&str; 8] = [".pem", ".der", ".crt", ".cer", ".pub", ".key", ".cose", ".cbor"];
+    let lower = label.to_ascii_lowercase();
+    match EXTENSIONS.iter().find(|e| lower.ends_with(*e) && lower.len() > e.len()) {
+        Some(e) => label.get(..label.len() - e.len()).unwrap_or(label).to_owned(),
+        None => label.to_owned(),
+    }
+}
+
+/// The clinic id of a MedCard clinic CA subject (`...,O=MedCard clinic <id>,...`), if it is one.
+#[must_use]
+pub fn clinic_of_subject(subject: &str) -> Option<String> {
+    subject.split(',').find_map(|rdn| rdn.trim().strip_prefix("O=MedCard clinic ")).map(str::to_owned)
 }
 
 /// Why a trust file was refused.
@@ -43,10 +70,12 @@ pub enum TrustError {
     NotP256 { label: String, why: String },
 }
 
-/// Keys by kid. Several keys may share a kid; verification tries each.
+/// Keys by kid. Several keys may share a kid; verification tries each. Indexed by kid, so
+/// building and looking up stay linear in the number of entries.
 #[derive(Debug, Clone, Default)]
 pub struct TrustList {
     keys: Vec<TrustedKey>,
+    by_kid: std::collections::HashMap<Vec<u8>, Vec<usize>>,
 }
 
 impl TrustList {
@@ -55,20 +84,29 @@ impl TrustList {
     pub fn new() -> Self {
         TrustList::default()
     }
-    /// Adds `key` under `kid`.
+    /// Adds `key` under `kid`, bound to the clinic its label `issuer` names ([`clinic_of_label`]).
     pub fn add(&mut self, kid: &[u8], issuer: &str, key: VerifyingKey) {
-        let entry = TrustedKey { kid: kid.to_vec(), issuer: issuer.to_owned(), key };
-        if !self.keys.contains(&entry) {
-            self.keys.push(entry);
-        }
+        self.insert(TrustedKey { kid: kid.to_vec(), issuer: issuer.to_owned(), clinic: Some(clinic_of_label(issuer)), key });
     }
-    /// Adds `key` under our kid ([`kid_for`]).
+    /// Adds `key` under `kid`, bound to no clinic (it verifies foreign codes, never a MedCard `iss`).
+    pub fn add_unbound(&mut self, kid: &[u8], issuer: &str, key: VerifyingKey) {
+        self.insert(TrustedKey { kid: kid.to_vec(), issuer: issuer.to_owned(), clinic: None, key });
+    }
+    /// Adds `key` under our kid ([`kid_for`]), bound to the clinic its label names.
     pub fn add_key(&mut self, issuer: &str, key: VerifyingKey) {
         self.add(&kid_for(&key), issuer, key);
     }
+    /// Adds an entry as it is (an entry already present is not added twice).
+    pub fn insert(&mut self, entry: TrustedKey) {
+        let same = self.by_kid.get(&entry.kid).is_some_and(|ix| ix.iter().any(|&i| self.keys.get(i) == Some(&entry)));
+        if !same {
+            self.by_kid.entry(entry.kid.clone()).or_default().push(self.keys.len());
+            self.keys.push(entry);
+        }
+    }
     /// Every key registered under `kid`.
     pub fn lookup<'a>(&'a self, kid: &'a [u8]) -> impl Iterator<Item = &'a TrustedKey> + 'a {
-        self.keys.iter().filter(move |k| k.kid == kid)
+        self.by_kid.get(kid).into_iter().flatten().filter_map(|&i| self.keys.get(i))
     }
     /// All entries.
     #[must_use]
@@ -90,7 +128,7 @@ impl TrustList {
         let entries = parse_trust_file(bytes, label)?;
         let n = entries.len();
         for e in entries {
-            self.add(&e.kid, &e.issuer, e.key);
+            self.insert(e);
         }
         Ok(n)
     }
@@ -133,18 +171,19 @@ pub fn from_certificate_der(der: &[u8], label: &str) -> Result<Vec<TrustedKey>, 
         .map_err(|e| TrustError::Unrecognised { label: label.into(), why: e.to_string() })?;
     let key = VerifyingKey::from_public_key_der(&spki).map_err(|e| TrustError::NotP256 { label: label.into(), why: e.to_string() })?;
     let subject = cert.tbs_certificate().subject().to_string();
+    let clinic = clinic_of_subject(&subject);
     let issuer = if subject.is_empty() { label.to_owned() } else { subject };
     let cert_kid = Sha256::digest(der);
     Ok(vec![
-        TrustedKey { kid: kid_for(&key).to_vec(), issuer: issuer.clone(), key },
-        TrustedKey { kid: cert_kid.get(..8).unwrap_or_default().to_vec(), issuer, key },
+        TrustedKey { kid: kid_for(&key).to_vec(), issuer: issuer.clone(), clinic: clinic.clone(), key },
+        TrustedKey { kid: cert_kid.get(..8).unwrap_or_default().to_vec(), issuer, clinic, key },
     ])
 }
 
 /// From a SubjectPublicKeyInfo (DER).
 pub fn from_spki_der(der: &[u8], label: &str) -> Result<Vec<TrustedKey>, TrustError> {
     let key = VerifyingKey::from_public_key_der(der).map_err(|e| TrustError::NotP256 { label: label.into(), why: e.to_string() })?;
-    Ok(vec![TrustedKey { kid: kid_for(&key).to_vec(), issuer: label.to_owned(), key }])
+    Ok(vec![TrustedKey { kid: kid_for(&key).to_vec(), issuer: label.to_owned(), clinic: Some(clinic_of_label(label)), key }])
 }
 
 /// From a COSE_Key (RFC 9052 §7): kty 2 (EC2), crv 1 (P-256), x, y; optional kid.
@@ -168,9 +207,10 @@ pub fn from_cose_key(bytes: &[u8], label: &str) -> Result<Vec<TrustedKey>, Trust
     point.extend_from_slice(x);
     point.extend_from_slice(y);
     let key = VerifyingKey::from_sec1_bytes(&point).map_err(|e| TrustError::NotP256 { label: label.into(), why: e.to_string() })?;
-    let mut out = vec![TrustedKey { kid: kid_for(&key).to_vec(), issuer: label.to_owned(), key }];
+    let clinic = Some(clinic_of_label(label));
+    let mut out = vec![TrustedKey { kid: kid_for(&key).to_vec(), issuer: label.to_owned(), clinic: clinic.clone(), key }];
     if let Some(Value::Bytes(kid)) = get(2) {
-        out.push(TrustedKey { kid: kid.clone(), issuer: label.to_owned(), key });
+        out.push(TrustedKey { kid: kid.clone(), issuer: label.to_owned(), clinic, key });
     }
     Ok(out)
 }
@@ -210,6 +250,19 @@ mod tests {
             let got = parse_trust_file(&bytes, what)?;
             assert!(got.iter().any(|e| e.key == k && e.kid == kid_for(&k)), "{what}");
         }
+        Ok(())
+    }
+
+    #[test]
+    fn bare_keys_are_bound_to_their_label_without_its_extension() -> R {
+        let k = key()?;
+        let got = parse_trust_file(&cose_key_bytes(&k), "clinic-b.cose")?;
+        assert!(got.iter().all(|e| e.clinic.as_deref() == Some("clinic-b")), "{got:?}");
+        assert_eq!(clinic_of_label("clinic-b.PEM"), "clinic-b");
+        assert_eq!(clinic_of_label(".pem"), ".pem");
+        assert_eq!(clinic_of_label("st-mary"), "st-mary");
+        assert_eq!(clinic_of_subject("CN=a MedCard CA,O=MedCard clinic a"), Some("a".into()));
+        assert_eq!(clinic_of_subject("CN=DSC,C=AT"), None);
         Ok(())
     }
 

@@ -27,7 +27,15 @@ pub struct Profile {
     pub max_inflated: usize,
     /// Whether `alg` must be in the protected header (MedCard) or may be unprotected (dgc allows it).
     pub alg_must_be_protected: bool,
+    /// Whether `iss` must equal the clinic id of the trust entry whose key verified the code
+    /// (MedCard: a partner clinic's key cannot speak for another clinic).
+    pub bind_issuer: bool,
+    /// Longest `exp - iat` accepted, in seconds (MedCard: 24 h, the longest a kiosk issues).
+    pub max_lifetime: Option<i64>,
 }
+
+/// Longest validity of a MedCard code (`exp - iat`): 24 hours.
+pub const MEDCARD_MAX_LIFETIME: i64 = 24 * 3600;
 
 impl Profile {
     /// MedCard pointers: `MC1:`, optional zlib, protected alg.
@@ -38,6 +46,8 @@ impl Profile {
             compression: Compression::Optional,
             max_inflated: text::DEFAULT_MAX_INFLATED,
             alg_must_be_protected: true,
+            bind_issuer: true,
+            max_lifetime: Some(MEDCARD_MAX_LIFETIME),
         }
     }
     /// EU DCC (`HC1:`): zlib required; alg may be unprotected (dgc-testdata CO20 expects that to verify).
@@ -48,6 +58,8 @@ impl Profile {
             compression: Compression::Required,
             max_inflated: text::DEFAULT_MAX_INFLATED,
             alg_must_be_protected: false,
+            bind_issuer: false,
+            max_lifetime: None,
         }
     }
     /// This profile with another prefix.
@@ -142,6 +154,14 @@ pub enum VerifyError {
     /// The signed claims are malformed.
     #[error("claims: {0}")]
     Claims(#[from] ClaimsError),
+    /// The code names an issuer other than the clinic of the trust entry whose key verified it.
+    #[error(
+        "claims: the code says it was issued by {claimed:?}, but it is signed by the key of {signer:?}: a clinic's key speaks only for that clinic; do not use this code"
+    )]
+    IssuerMismatch { claimed: String, signer: String },
+    /// `exp - iat` is longer than the profile allows.
+    #[error("time: the code is valid for {} s (iat {iat}, exp {exp}), longer than the {max} s a MedCard code may be: refused", exp.saturating_sub(*iat))]
+    Lifetime { iat: i64, exp: i64, max: i64 },
     /// Not valid at the validation clock.
     #[error("time: {0}")]
     Time(#[from] TimeError),
@@ -159,8 +179,8 @@ impl VerifyError {
             VerifyError::Algorithm(_) => Layer::Algorithm,
             VerifyError::NoKid | VerifyError::UnknownKid { .. } => Layer::Kid,
             VerifyError::Signature { .. } => Layer::Signature,
-            VerifyError::Claims(_) => Layer::Claims,
-            VerifyError::Time(_) => Layer::Time,
+            VerifyError::Claims(_) | VerifyError::IssuerMismatch { .. } => Layer::Claims,
+            VerifyError::Time(_) | VerifyError::Lifetime { .. } => Layer::Time,
         }
     }
 }
@@ -172,6 +192,8 @@ pub struct VerifiedBy {
     pub kid: Vec<u8>,
     /// Its issuer label.
     pub issuer: String,
+    /// The clinic id its trust entry is bound to.
+    pub clinic: Option<String>,
     /// The key.
     pub key: VerifyingKey,
 }
@@ -323,7 +345,7 @@ impl<'a> Verifier<'a> {
             issuers.dedup();
             return Err(VerifyError::Signature { kid: kid_hex, issuers: issuers.join(", ") });
         };
-        let by = VerifiedBy { kid: kid.clone(), issuer: good.issuer.clone(), key: good.key };
+        let by = VerifiedBy { kid: kid.clone(), issuer: good.issuer.clone(), clinic: good.clinic.clone(), key: good.key };
         trace.push((Layer::Signature, json!({ "issuer": by.issuer, "kid": kid_hex })));
         Ok(SignatureValid { msg, tagging, by })
     }
@@ -332,7 +354,16 @@ impl<'a> Verifier<'a> {
         let (cose, compressed) = self.unwrap_text_traced(text, trace)?;
         let valid = self.check_cose_traced(&cose, trace)?;
         let claims = Claims::from_cbor(valid.payload())?;
+        if self.profile.bind_issuer && valid.by.clinic.as_deref() != Some(claims.iss.as_str()) {
+            let signer = valid.by.clinic.clone().unwrap_or_else(|| valid.by.issuer.clone());
+            return Err(VerifyError::IssuerMismatch { claimed: claims.iss, signer });
+        }
         trace.push((Layer::Claims, claims_json(&claims)));
+        if let Some(max) = self.profile.max_lifetime
+            && claims.exp.saturating_sub(claims.iat) > max
+        {
+            return Err(VerifyError::Lifetime { iat: claims.iat, exp: claims.exp, max });
+        }
         claims.times().check(clock)?;
         trace.push((Layer::Time, json!({ "now": format_rfc3339(clock.now), "skew_s": clock.skew })));
         Ok(Verified { claims, by: valid.by, compressed })
@@ -380,6 +411,9 @@ impl<'a> Verifier<'a> {
                 json!({ "issuer": v.by.issuer, "kid": hex::encode(&v.by.kid), "claims": claims_json(&v.claims) })
             })
         };
+        if !foreign {
+            redact_payload_dumps(&mut trace);
+        }
         let failed = outcome.as_ref().err().map(VerifyError::layer);
         let layers: Vec<serde_json::Value> = Layer::ALL
             .iter()
@@ -401,6 +435,23 @@ impl<'a> Verifier<'a> {
             "result": match &outcome { Ok(v) => v.clone(), Err(e) => json!({ "error": e.to_string(), "layer": e.layer().name() }) },
             "layers": layers,
         })
+    }
+}
+
+/// What stands in a report where a byte dump of a MedCard code's payload would.
+pub const REDACTED_DUMP: &str = "redacted: these bytes hold the record content key";
+
+/// Removes the layers' byte dumps that contain the signed payload (base45 bytes, inflated COSE,
+/// COSE payload): a MedCard payload holds the records' content key, which a report never shows.
+fn redact_payload_dumps(trace: &mut Trace) {
+    for (_, detail) in trace.iter_mut() {
+        if let Some(obj) = detail.as_object_mut() {
+            for key in ["hex", "payload_hex"] {
+                if let Some(v) = obj.get_mut(key) {
+                    *v = REDACTED_DUMP.into();
+                }
+            }
+        }
     }
 }
 

@@ -251,7 +251,63 @@ fn card_style_signer_with_der_output_is_accepted() -> R {
     }
     let card = Card(signer(1));
     let enc = qr::encode(&claims(), &card)?;
-    assert!(verify(&enc.text, &trust_of(&signer(1), "c")).is_ok());
+    assert!(verify(&enc.text, &trust_of(&signer(1), "clinic-0042")).is_ok());
     assert!(matches!(qr::encode(&claims(), &Broken), Err(qr::codec::EncodeError::Cose(CoseError::BadDerSignature(_)))));
     Ok(())
+}
+
+// ---- issue 13: the issuer claim is bound to the key that verified it; lifetimes are capped ----
+
+#[test]
+fn code_signed_by_a_partner_key_claiming_another_clinic_as_issuer_is_refused() -> R {
+    // Clinic B is trusted (for referrals); it signs a code claiming to come from clinic C.
+    let partner = signer(7);
+    let mut trust = trust_of(&signer(1), "clinic-0042");
+    trust.add_key("clinic-b", qr::Signer::public_key(&partner));
+    let mut forged = claims();
+    forged.iss = "clinic-0042".into();
+    let enc = qr::encode(&forged, &partner)?;
+    let e = verify(&enc.text, &trust).err();
+    assert!(
+        matches!(&e, Some(VerifyError::IssuerMismatch { claimed, signer }) if claimed == "clinic-0042" && signer == "clinic-b"),
+        "{e:?}"
+    );
+    assert_eq!(e.map(|e| e.layer()), Some(Layer::Claims));
+    Ok(())
+}
+
+#[test]
+fn code_from_a_trust_entry_bound_to_no_clinic_is_refused() -> R {
+    // A key registered under a kid with no clinic binding (a dgc signer, say) cannot vouch for `iss`.
+    let s = signer(1);
+    let mut trust = TrustList::new();
+    trust.add_unbound(&qr::kid_for(&qr::Signer::public_key(&s)), "some DSC", qr::Signer::public_key(&s));
+    let enc = qr::encode(&claims(), &s)?;
+    let e = verify(&enc.text, &trust).err();
+    assert!(matches!(&e, Some(VerifyError::IssuerMismatch { .. })), "{e:?}");
+    Ok(())
+}
+
+#[test]
+fn code_valid_for_a_year_is_refused_as_too_long_lived() -> R {
+    let mut c = claims();
+    c.exp = c.iat + 365 * 24 * 3600;
+    let (text, _, trust) = signed(&c)?;
+    let e = verify(&text, &trust).err();
+    assert!(matches!(e, Some(VerifyError::Lifetime { max: 86_400, .. })), "{e:?}");
+    // 24 hours exactly is the longest a kiosk issues, and verifies.
+    c.exp = c.iat + 24 * 3600;
+    let (text, _, trust) = signed(&c)?;
+    verify(&text, &trust)?;
+    Ok(())
+}
+
+#[test]
+fn claims_map_with_thousands_of_entries_is_refused_before_any_quadratic_work() {
+    // 5,000 distinct keys: a duplicate check comparing each with all before it does 12.5M comparisons.
+    let entries: Vec<(ciborium::Value, ciborium::Value)> =
+        (0..5_000i64).map(|i| (ciborium::Value::from(i + 100), ciborium::Value::from(0))).collect();
+    let bytes = qr::claims::cbor_to_vec(&ciborium::Value::Map(entries)).unwrap_or_default();
+    let e = qr::claims::decode_claims_map(&bytes);
+    assert!(matches!(e, Err(qr::claims::ClaimsError::TooManyEntries { got: 5_000, .. })), "{e:?}");
 }

@@ -48,7 +48,7 @@ proptest! {
         let png = qr::render::render_png(&enc.text, 4).map_err(|e| TestCaseError::fail(e.to_string()))?;
         let texts = qr::scan::scan_bytes(&png).map_err(|e| TestCaseError::fail(e.to_string()))?;
         prop_assert_eq!(&texts, &vec![enc.text.clone()]);
-        let trust = trust_of(&s, "clinic");
+        let trust = trust_of(&s, &claims.iss);
         let v = Verifier::new(Profile::medcard(), &trust)
             .verify(texts.first().map_or("", String::as_str), Clock::new(claims.iat + 1, 0))
             .map_err(|e| TestCaseError::fail(e.to_string()))?;
