@@ -14,6 +14,9 @@ cargo test --workspace --locked
 # works; no camera on CI machines, so the device loop itself is not run here.
 cargo test -p medcard-desktop --features camera --locked --lib camera
 
+# Every cargo-fuzz target builds and runs 20 s on its committed corpus (docs/fuzzing.md).
+bash scripts/fuzz-smoke.sh
+
 # The command-line demo (card simulator through pcscd + vpcd, kiosk check-in, bedside scan).
 bash scripts/demo.sh --check
 
