@@ -55,7 +55,7 @@ fn mgmt_auth(card: &mut Card) -> u16 {
 fn provisioned() -> &'static PersistentState {
     static STATE: OnceLock<PersistentState> = OnceLock::new();
     STATE.get_or_init(|| {
-        if let Ok(s) = persist::decode(include_bytes!("../fixtures/issued.card"), Path::new("issued.card")) {
+        if let Ok(s) = persist::decode(include_bytes!("../fixtures/issued-card.state"), Path::new("issued-card.state")) {
             return s;
         }
         let mut card = Card::new(PersistentState::blank(0x00C0_FFEE), Box::new(MemoryStore::default()));

@@ -162,7 +162,7 @@ fn main() {
     reader_out.put("fixtures", "credential.cose", &cred);
     let issuer_key = qr::trust::cose_key_bytes(&ks.issuer_public());
     qr_out.put("fixtures", "issuer.cose_key", &issuer_key);
-    card_out.put("fixtures", "issued.card", &card_applet_sim::persist::encode(&issued_state).unwrap());
+    card_out.put("fixtures", "issued-card.state", &card_applet_sim::persist::encode(&issued_state).unwrap());
 
     // --- card target: recorded sessions as vpcd streams ---
     for (name, log) in [("issue", &issue_log), ("consent", &consent_log), ("checkin", &checkin_log), ("info", &info_log)] {
