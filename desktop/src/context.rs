@@ -120,16 +120,11 @@ pub fn nearly_full(available: u64) -> bool {
     available < FULL_BELOW
 }
 
-/// The system clock in Unix seconds; `MEDCARD_NOW` (tests only) replaces it, as for the CLI.
+/// The system clock in Unix seconds; `MEDCARD_NOW` replaces it in test builds only, as for the
+/// CLI ([`reader::clock`]); an unparsable value is ignored here (the app has no error path at start).
 #[must_use]
 pub fn system_now() -> i64 {
-    if let Some(t) = std::env::var("MEDCARD_NOW").ok().and_then(|v| v.trim().parse().ok()) {
-        return t;
-    }
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
+    reader::clock::now().unwrap_or_else(|_| reader::clock::system_now())
 }
 
 /// "9:58" for a countdown of seconds (0:00 when past).

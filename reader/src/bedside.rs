@@ -64,6 +64,10 @@ pub struct Bedside {
     pub db: ClinicDb,
     /// Where sealed records are fetched from.
     pub store: DirStore,
+    /// The trust list, loaded once and reloaded only when `<data>/trust/` changes (its
+    /// modification time: every add, remove or replace renames a file in it), so a scan does
+    /// not re-parse every trust file (4.95 s per scan with 40k entries before).
+    trust: Option<(Option<std::time::SystemTime>, qr::TrustList)>,
 }
 
 impl Bedside {
@@ -78,15 +82,20 @@ impl Bedside {
             Some(s) => DirStore::open(s)?,
             None => DirStore::open(&dir.join(RECORDS_DIR))?,
         };
-        Ok(Bedside { ks, db, store })
+        Ok(Bedside { ks, db, store, trust: None })
     }
 
     /// Scans QR `text` at `now` ([`scan_flow::scan`] against this device's trust list; one-time
     /// use unless `reusable`) and audits the outcome as `actor`. `Ok`: verified, the records are
     /// cached and may be shown. [`BedsideError::Refused`]: refused and audited.
     pub fn scan_text(&mut self, text: &str, now: i64, reusable: bool, actor: &str) -> Result<Scanned, BedsideError> {
-        let trust = crate::clinic::trust_list(&self.ks).map_err(BedsideError::Trust)?;
-        match scan_flow::scan(&self.db, &self.store, &trust, text, now, reusable) {
+        let stamp = std::fs::metadata(self.ks.data_dir().join(crate::clinic::TRUST_DIR)).and_then(|m| m.modified()).ok();
+        let trust = match self.trust.take() {
+            Some((at, list)) if at == stamp && stamp.is_some() => list,
+            _ => crate::clinic::trust_list(&self.ks).map_err(BedsideError::Trust)?,
+        };
+        let trust = &self.trust.insert((stamp, trust)).1;
+        match scan_flow::scan(&self.db, &self.store, trust, text, now, reusable) {
             Ok(s) => {
                 let c = s.verified.claims();
                 let qr_id = hex::encode(&c.cti);

@@ -100,8 +100,7 @@ pub fn card_step<T: Transport>(
     pin: &PinBlock,
     now: i64,
 ) -> Result<CardOutcome, Error> {
-    let trust = clinic::trust_list(ks)?;
-    let genuine = clinic::verify_card(piv, state, &trust, now, Some(pin))?;
+    let genuine = clinic::verify_own_card(piv, ks, state, now, Some(pin))?;
     let c = genuine.credential.credential().clone();
     let checked = match piv.consent_token()? {
         Some(bytes) => consent::verify_token(&bytes, &genuine.credential, ks.clinic_id(), now).map(|t| (t, bytes)),

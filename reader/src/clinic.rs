@@ -45,6 +45,12 @@ pub enum ClinicError {
         "consent token version {got} for patient {patient_id} is older than version {highest} already seen: refusing a replayed token"
     )]
     ConsentReplay { patient_id: String, got: u64, highest: u64 },
+    /// A consent token with the version of one already seen, but different content.
+    #[error(
+        "consent token version {version} for patient {patient_id} differs from the version {version} token already seen: refusing a forged or replayed token; ask the patient to set consent again"
+    )]
+    ConsentConflict { patient_id: String, version: u64 },
+
     /// A trust entry name we do not accept, or that does not exist.
     #[error("{0}")]
     Trust(String),
@@ -226,6 +232,7 @@ impl ClinicState {
             ConsentNote::Refused { highest } => {
                 Err(ClinicError::ConsentReplay { patient_id: c.patient_id.to_owned(), got: c.version, highest })
             }
+            ConsentNote::Conflict { version } => Err(ClinicError::ConsentConflict { patient_id: c.patient_id.to_owned(), version }),
         }
     }
 
@@ -343,6 +350,8 @@ pub fn verification_outcome(e: &Error) -> (&'static str, Option<u32>) {
             CredentialError::SerialMismatch { card, .. } => ("serial-mismatch", Some(*card)),
             CredentialError::NotGenuine { serial } => ("not-genuine", Some(*serial)),
             CredentialError::Revoked { serial } => ("revoked", Some(*serial)),
+            CredentialError::ForeignIssuer { serial, .. } => ("foreign-issuer", Some(*serial)),
+            CredentialError::PinNotProven { serial } => ("pin-not-proven", Some(*serial)),
             _ => ("malformed-credential", None),
         },
         Error::Transport(_) => ("transport-error", None),
@@ -367,6 +376,34 @@ pub fn verify_card<T: Transport>(
     now: i64,
     pin: Option<&PinBlock>,
 ) -> Result<GenuineCard, Error> {
+    verify_card_from(piv, state, trust, now, pin, None)
+}
+
+/// [`verify_card`] for the flows that act on this clinic's records (kiosk check-in, consent):
+/// the card must have been issued by this clinic (its credential signed by this clinic's own
+/// issuer key and naming this clinic). A genuine card of a trusted partner clinic is refused as
+/// [`CredentialError::ForeignIssuer`] (audited `card.verified` / `foreign-issuer`) before its
+/// PIN is asked for: trusting a partner for referrals must not let its cards, whose patient ids
+/// may be anything, reach this clinic's records.
+pub fn verify_own_card<T: Transport>(
+    piv: &mut Piv<T>,
+    ks: &Keystore,
+    state: &ClinicState,
+    now: i64,
+    pin: Option<&PinBlock>,
+) -> Result<GenuineCard, Error> {
+    let trust = trust_list(ks)?;
+    verify_card_from(piv, state, &trust, now, pin, Some(ks))
+}
+
+fn verify_card_from<T: Transport>(
+    piv: &mut Piv<T>,
+    state: &ClinicState,
+    trust: &qr::TrustList,
+    now: i64,
+    pin: Option<&PinBlock>,
+    own: Option<&Keystore>,
+) -> Result<GenuineCard, Error> {
     state.ensure_open()?;
     let is_revoked = |s: u32| -> Result<bool, Error> { Ok(state.is_revoked(s)?) };
     let mut genuine = match issue::authenticate_card(piv, trust, &is_revoked, now, None) {
@@ -380,12 +417,21 @@ pub fn verify_card<T: Transport>(
     };
     let c = genuine.credential.credential();
     let serial = c.card_serial.to_string();
+    if let Some(ks) = own
+        && (genuine.credential.signer_key() != &ks.issuer_public() || c.issuer != ks.clinic_id())
+    {
+        let e: Error =
+            CredentialError::ForeignIssuer { serial: c.card_serial, issuer: c.issuer.clone(), clinic: ks.clinic_id().to_owned() }.into();
+        let detail = format!("patient={} issuer={}", c.patient_id, c.issuer);
+        state.audit(&[state.event(now, EventKind::CardVerified, &serial, verification_outcome(&e).0, detail)])?;
+        return Err(e);
+    }
     let mut events =
         vec![state.event(now, EventKind::CardVerified, &serial, "ok", format!("patient={} issuer={}", c.patient_id, c.issuer))];
     let pin_result = match pin {
         None => Ok(()),
         Some(p) => {
-            let r = piv.verify_pin(p);
+            let r = piv.verify_pin(p).and_then(|()| issue::prove_pin(piv, &genuine.credential));
             events.extend(pin_events(state, now, &serial, "verify", &r, EventKind::PinVerified));
             r
         }
@@ -539,6 +585,19 @@ mod tests {
         let k: Vec<_> = k.iter().map(|(k, s, o)| (k.as_str(), s.as_str(), o.as_str())).collect();
         // The equal version changed nothing, so it left no entry.
         assert_eq!(k, [("consent.set", "P-1", "ok"), ("consent.refused", "P-1", "older-version"), ("consent.set", "P-2", "ok")]);
+        Ok(())
+    }
+
+    #[test]
+    fn equal_consent_version_with_another_token_is_refused_and_audited() -> R {
+        let (_d, c) = clinic()?;
+        let scope = [crate::category::Category::Labs];
+        c.note_consent(&token("P-1", 3, &scope), (EventKind::ConsentSet, "ok"), 10)?;
+        let forged = ConsentVersion { token: b"another token", ..token("P-1", 3, &scope) };
+        let err = c.note_consent(&forged, (EventKind::ConsentSet, "ok"), 11);
+        assert!(matches!(err, Err(ClinicError::ConsentConflict { version: 3, .. })), "{err:?}");
+        let k = kinds(&c)?;
+        assert_eq!(k.last().map(|(k, s, o)| (k.as_str(), s.as_str(), o.as_str())), Some(("consent.refused", "P-1", "conflicting-token")));
         Ok(())
     }
 

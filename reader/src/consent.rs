@@ -153,13 +153,32 @@ impl ConsentToken {
             issued_at: f.time(IAT)?,
             token_id,
             scope,
-            version: f.uint(VERSION)?,
+            version: match f.uint(VERSION)? {
+                v @ 1..=MAX_VERSION => v,
+                v => {
+                    return Err(ObjectError::Payload { what: "consent token", why: format!("version {v} outside 1..={MAX_VERSION}") }.into());
+                }
+            },
             card_serial: u32::try_from(serial)
                 .map_err(|_| ObjectError::Payload { what: "consent token", why: format!("card serial {serial} over 32 bits") })?,
         };
         f.finish()?;
         Ok(t)
     }
+}
+
+/// The highest consent version: versions are stored as SQLite integers (`i64`).
+pub const MAX_VERSION: u64 = i64::MAX as u64;
+
+/// The version of a new token: one above both the card's and the clinic's highest, refused
+/// (not wrapped, not saturated) when none is left.
+pub fn next_version(on_card: Option<u64>, highest: Option<u64>) -> Result<u64, ConsentError> {
+    on_card
+        .unwrap_or(0)
+        .max(highest.unwrap_or(0))
+        .checked_add(1)
+        .filter(|v| *v <= MAX_VERSION)
+        .ok_or_else(|| ConsentError::Invalid(format!("no consent version is left above {MAX_VERSION}: issue the patient a new card")))
 }
 
 /// Verifies token `bytes` against the card's verified credential, for `clinic_id`, at `now`
@@ -267,8 +286,7 @@ pub fn set_in<T: Transport>(
         return Err(ConsentError::Invalid("the consent validity must be 1 to 3650 days".into()).into());
     }
     state.ensure_open()?;
-    let trust = crate::clinic::trust_list(ks)?;
-    let genuine = clinic::verify_card(piv, state, &trust, req.now, None)?;
+    let genuine = clinic::verify_own_card(piv, ks, state, req.now, None)?;
     let c = genuine.credential.credential().clone();
     progress("card-verified")?;
     let on_card = match piv.consent_token()? {
@@ -276,7 +294,7 @@ pub fn set_in<T: Transport>(
         None => None,
     };
     let highest = state.highest_consent_version(&c.patient_id)?;
-    let version = on_card.unwrap_or(0).max(highest.unwrap_or(0)) + 1;
+    let version = next_version(on_card, highest)?;
     let mut token_id = vec![0u8; CTI_LEN];
     getrandom::fill(&mut token_id).map_err(|e| Error::Random(e.to_string()))?;
     let token = ConsentToken {
@@ -313,8 +331,7 @@ pub fn show<T: Transport>(piv: &mut Piv<T>, ks: &Keystore, now: i64) -> Result<S
 /// here for the first time.
 pub fn show_in<T: Transport>(piv: &mut Piv<T>, ks: &Keystore, state: &ClinicState, now: i64) -> Result<ShownConsent, Error> {
     state.ensure_open()?;
-    let trust = crate::clinic::trust_list(ks)?;
-    let genuine = clinic::verify_card(piv, state, &trust, now, None)?;
+    let genuine = clinic::verify_own_card(piv, ks, state, now, None)?;
     let c = genuine.credential.credential();
     let checked = match piv.consent_token() {
         Ok(Some(bytes)) => verify_token(&bytes, &genuine.credential, ks.clinic_id(), now).map(|t| (t, bytes)),
@@ -332,4 +349,35 @@ pub fn show_in<T: Transport>(piv: &mut Piv<T>, ks: &Keystore, state: &ClinicStat
     let kind = if token.scope.is_empty() { EventKind::ConsentRevoked } else { EventKind::ConsentSet };
     let highest_seen = state.note_consent(&stored(&token, &bytes), (kind, "seen"), now)?;
     Ok(ShownConsent { credential: genuine.credential, token, highest_seen })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn consent_version_after_the_largest_is_refused_instead_of_wrapping() {
+        assert_eq!(next_version(None, None).ok(), Some(1));
+        assert_eq!(next_version(Some(4), Some(7)).ok(), Some(8));
+        assert!(matches!(next_version(Some(u64::MAX), None), Err(ConsentError::Invalid(_))));
+        assert!(matches!(next_version(None, Some(MAX_VERSION)), Err(ConsentError::Invalid(_))));
+    }
+
+    #[test]
+    fn token_with_a_version_beyond_what_the_database_stores_is_refused() {
+        let t = |version| ConsentToken {
+            patient_id: "P-1".into(),
+            audience: "clinic-a".into(),
+            expires_at: 2,
+            issued_at: 1,
+            token_id: vec![7; CTI_LEN],
+            scope: vec![],
+            version,
+            card_serial: 5,
+        };
+        assert!(ConsentToken::from_cbor(&t(3).to_cbor()).is_ok());
+        for v in [0, MAX_VERSION + 1, u64::MAX] {
+            assert!(matches!(ConsentToken::from_cbor(&t(v).to_cbor()), Err(ConsentError::Object(_))), "version {v}");
+        }
+    }
 }

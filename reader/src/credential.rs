@@ -99,6 +99,18 @@ pub enum CredentialError {
     /// The card's serial is revoked.
     #[error("card {serial} has been revoked by the clinic: do not accept it")]
     Revoked { serial: u32 },
+    /// A genuine card of a trusted partner clinic, where only this clinic's own cards are taken
+    /// (the kiosk and consent: records are this clinic's, chosen by patient id).
+    #[error(
+        "card {serial} was issued by clinic {issuer:?}; this clinic ({clinic:?}) checks in and takes consent only on cards it issued: the patient should use a card from this clinic (ask reception)"
+    )]
+    ForeignIssuer { serial: u32, issuer: String, clinic: String },
+    /// The card answered the PIN check but could not sign with its PIN-gated 9A key: the PIN
+    /// was not verified by this card (a shim, a relay, or a card that ignores the PIN).
+    #[error(
+        "card {serial} accepted the PIN but could not prove it with its PIN-protected key: do not accept this card or reader; report it to IT"
+    )]
+    PinNotProven { serial: u32 },
 }
 
 impl CardCredential {
@@ -160,6 +172,7 @@ pub struct VerifiedCredential {
     credential: CardCredential,
     signer: String,
     kid: Vec<u8>,
+    signer_key: VerifyingKey,
 }
 
 impl VerifiedCredential {
@@ -178,11 +191,17 @@ impl VerifiedCredential {
     pub fn kid(&self) -> &[u8] {
         &self.kid
     }
+    /// The issuer key that verified it.
+    #[must_use]
+    pub fn signer_key(&self) -> &VerifyingKey {
+        &self.signer_key
+    }
 }
 
 /// Verifies a credential: structure, ES256, content type, issuer kid in `trust`, signature over
 /// the bytes as received, strict claims, validity at `now`. The claimed `iss` must equal the
-/// trusted entry's clinic id when the trust entry is named by clinic id.
+/// clinic id the trust entry is bound to ([`qr::trust::TrustedKey::clinic`]); an entry bound to
+/// no clinic vouches for no credential.
 pub fn verify(bytes: &[u8], trust: &TrustList, now: i64) -> Result<VerifiedCredential, CredentialError> {
     let parsed = cose_util::parse(bytes, "card credential", CONTENT_TYPE)?;
     let kid_hex = hex::encode(&parsed.kid);
@@ -192,8 +211,9 @@ pub fn verify(bytes: &[u8], trust: &TrustList, now: i64) -> Result<VerifiedCrede
     }
     let signer = candidates.find(|k| parsed.verifies_with(&k.key)).ok_or(CredentialError::BadSignature { kid: kid_hex })?;
     let credential = CardCredential::from_cbor(parsed.payload())?;
-    if !issuer_matches(&signer.issuer, &credential.issuer) {
-        return Err(CredentialError::IssuerMismatch { claimed: credential.issuer, signer: signer.issuer.clone() });
+    if signer.clinic.as_deref() != Some(credential.issuer.as_str()) {
+        let name = signer.clinic.clone().unwrap_or_else(|| signer.issuer.clone());
+        return Err(CredentialError::IssuerMismatch { claimed: credential.issuer, signer: name });
     }
     if now < credential.not_before || now > credential.expires_at {
         return Err(CredentialError::OutsideValidity {
@@ -202,18 +222,7 @@ pub fn verify(bytes: &[u8], trust: &TrustList, now: i64) -> Result<VerifiedCrede
             expires_at: credential.expires_at,
         });
     }
-    let signer = signer.issuer.clone();
-    Ok(VerifiedCredential { credential, signer, kid: parsed.kid.clone() })
-}
-
-/// Trust entries from clinic CA certificates are named by their subject
-/// (`CN=<clinic> MedCard CA,O=MedCard clinic <clinic>`); other entries (bare keys) by a label
-/// the admin chose, which cannot be matched and so is accepted as is.
-fn issuer_matches(trust_name: &str, claimed: &str) -> bool {
-    match trust_name.split(',').find_map(|rdn| rdn.trim().strip_prefix("O=MedCard clinic ")) {
-        Some(clinic) => clinic == claimed,
-        None => true,
-    }
+    Ok(VerifiedCredential { credential, signer: signer.issuer.clone(), kid: parsed.kid.clone(), signer_key: signer.key })
 }
 
 #[cfg(test)]
@@ -311,10 +320,28 @@ mod tests {
     }
 
     #[test]
-    fn issuer_name_from_a_ca_certificate_must_match_the_claim() {
-        assert!(issuer_matches("CN=clinic-a MedCard CA,O=MedCard clinic clinic-a", "clinic-a"));
-        assert!(!issuer_matches("CN=clinic-b MedCard CA,O=MedCard clinic clinic-b", "clinic-a"));
-        assert!(issuer_matches("some-key.pem", "clinic-a"));
+    fn credential_claiming_another_clinic_through_a_bare_partner_key_is_refused() -> R {
+        // Clinic B's bare key, trusted under the name "clinic-b.pem", signs a credential that says
+        // clinic A issued it: the bare-key entry speaks for clinic B only.
+        let partner = key(8);
+        let bytes = sample().sign(&partner)?;
+        let err = verify(&bytes, &trust_with(&partner, "clinic-b.pem"), 1_800_000_000);
+        assert!(
+            matches!(&err, Err(CredentialError::IssuerMismatch { claimed, signer }) if claimed == "clinic-a" && signer == "clinic-b"),
+            "{err:?}"
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn credential_signed_by_an_entry_bound_to_no_clinic_is_refused() -> R {
+        let issuer = key(9);
+        let bytes = sample().sign(&issuer)?;
+        let mut t = TrustList::new();
+        t.add_unbound(&qr::kid_for(&VerifyingKey::from(&issuer)), "CN=some DSC", VerifyingKey::from(&issuer));
+        let err = verify(&bytes, &t, 1_800_000_000);
+        assert!(matches!(err, Err(CredentialError::IssuerMismatch { .. })), "{err:?}");
+        Ok(())
     }
 }
 

@@ -262,11 +262,36 @@ pub fn authenticate_card<T: Transport>(
     let pin_verified = match pin {
         Some(p) => {
             piv.verify_pin(p)?;
+            prove_pin(piv, &verified)?;
             true
         }
         None => false,
     };
     Ok(GenuineCard { credential: verified, pin_verified })
+}
+
+/// Domain separation for the PIN proof challenge (9A), distinct from the card-authentication one.
+pub const PIN_PROOF_DOMAIN: &[u8] = b"MedCard PIN proof v1";
+
+/// Proves that the card itself verified the PIN: right after VERIFY answered 9000, the PIN-gated
+/// 9A key (PIN once per session) signs a fresh challenge, checked against the credential's 9A
+/// key. A shim or relay that answers VERIFY with 9000 without the card checking the PIN cannot
+/// make that signature (SP 800-73-4 Part 1 §3.2.1: 9A needs the PIN). Two APDUs.
+pub fn prove_pin<T: Transport>(piv: &mut Piv<T>, verified: &VerifiedCredential) -> Result<(), Error> {
+    let serial = verified.credential().card_serial;
+    let mut challenge = [0u8; 32];
+    getrandom::fill(&mut challenge).map_err(|e| Error::Random(e.to_string()))?;
+    let digest: [u8; 32] = Sha256::new().chain_update(PIN_PROOF_DOMAIN).chain_update(challenge).finalize().into();
+    let sig = match piv.sign_digest(Slot::PivAuth, &digest) {
+        Ok(sig) => sig,
+        // The card refused to use 9A: its security status says the PIN was not verified.
+        Err(Error::Card(_)) => return Err(CredentialError::PinNotProven { serial }.into()),
+        Err(e) => return Err(e),
+    };
+    if verified.credential().key_9a.verify_prehash(&digest, &sig).is_err() {
+        return Err(CredentialError::PinNotProven { serial }.into());
+    }
+    Ok(())
 }
 
 /// A transport that counts the APDUs it carries (for the kiosk cost figure).

@@ -13,6 +13,7 @@ pub mod audit;
 pub mod bedside;
 pub mod category;
 pub mod checkin;
+pub mod clock;
 pub mod db;
 pub mod error;
 pub mod fsutil;

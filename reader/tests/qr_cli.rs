@@ -52,7 +52,8 @@ fn keygen_sign_decode_and_inspect_work_together() -> R {
     assert_eq!(String::from_utf8(out.stdout)?.lines().next().unwrap_or_default(), format!("{}: {text}", png.display()));
 
     let pubkey = d.join("issuer.key.pub.pem");
-    let out = bin().arg("inspect").arg("--trust").arg(&pubkey).args(["--at", "2026-11-23T10:05:00Z"]).arg(&png).output()?;
+    let bound = format!("clinic-1={}", pubkey.display());
+    let out = bin().arg("inspect").arg("--trust").arg(&bound).args(["--at", "2026-11-23T10:05:00Z"]).arg(&png).output()?;
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
     let report: serde_json::Value = serde_json::from_slice(&out.stdout)?;
     assert_eq!(report["verified"], true);
@@ -62,7 +63,7 @@ fn keygen_sign_decode_and_inspect_work_together() -> R {
     assert!(layers.iter().all(|l| l["status"] == "ok"), "{layers:?}");
 
     // Expired: the time layer reports the error, exit status 3.
-    let out = bin().arg("inspect").arg("--trust").arg(&pubkey).args(["--at", "2026-11-23T11:00:00Z", &text]).output()?;
+    let out = bin().arg("inspect").arg("--trust").arg(&bound).args(["--at", "2026-11-23T11:00:00Z", &text]).output()?;
     assert_eq!(out.status.code(), Some(3));
     let report: serde_json::Value = serde_json::from_slice(&out.stdout)?;
     assert_eq!(report["result"]["layer"], "time");
@@ -73,6 +74,53 @@ fn keygen_sign_decode_and_inspect_work_together() -> R {
     let report: serde_json::Value = serde_json::from_slice(&out.stdout)?;
     assert_eq!(report["layers"][5]["status"], "error");
     assert_eq!(report["layers"][6]["status"], "not reached");
+    Ok(())
+}
+
+#[test]
+fn inspect_never_prints_the_content_key_nor_the_code_that_carries_it() -> R {
+    let d = tmpdir("redact");
+    let key = d.join("issuer.key");
+    assert!(bin().arg("keygen").arg(&key).output()?.status.success());
+    let content_key = "5c".repeat(32);
+    let out = bin()
+        .args(["sign", "--key"])
+        .arg(&key)
+        .args(["--iss", "clinic-1", "--patient", "P-9", "--locator", "https://r.example/x"])
+        .args(["--record-sha256", &"ab".repeat(32), "--consent-sha256", &"cd".repeat(32), "--content-key", &content_key])
+        .args(["--category", "lab", "--at", "2026-11-23T10:00:00Z", "--minutes", "30"])
+        .output()?;
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8(out.stdout)?.trim().to_owned();
+    let bound = format!("clinic-1={}", d.join("issuer.key.pub.pem").display());
+    let out = bin().args(["inspect", "--trust", &bound, "--at", "2026-11-23T10:05:00Z", &text]).output()?;
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    let report = String::from_utf8(out.stdout)?;
+    assert!(!report.contains(&content_key), "the content key is printed: {report}");
+    assert!(!report.contains(&text), "the code (a bearer secret) is printed: {report}");
+    assert!(report.contains("present (redacted)"), "{report}");
+    Ok(())
+}
+
+#[test]
+fn code_whose_issuer_is_not_the_clinic_of_its_key_is_refused_by_inspect() -> R {
+    let d = tmpdir("iss-bound");
+    let key = d.join("partner.key");
+    assert!(bin().arg("keygen").arg(&key).output()?.status.success());
+    let out = bin()
+        .args(["sign", "--key"])
+        .arg(&key)
+        .args(["--iss", "clinic-a", "--patient", "P-9", "--locator", "https://r.example/x"])
+        .args(["--record-sha256", &"ab".repeat(32), "--consent-sha256", &"cd".repeat(32)])
+        .args(["--category", "lab", "--at", "2026-11-23T10:00:00Z", "--minutes", "30"])
+        .output()?;
+    let text = String::from_utf8(out.stdout)?.trim().to_owned();
+    let bound = format!("clinic-b={}", d.join("partner.key.pub.pem").display());
+    let out = bin().args(["inspect", "--trust", &bound, "--at", "2026-11-23T10:05:00Z", &text]).output()?;
+    assert_eq!(out.status.code(), Some(3));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    assert_eq!(report["result"]["layer"], "claims");
+    assert!(report["result"]["error"].as_str().unwrap_or_default().contains("signed by the key of \"clinic-b\""), "{report}");
     Ok(())
 }
 

@@ -36,6 +36,9 @@ pub enum ConsentNote {
     Accepted { highest_before: Option<u64> },
     /// Older than `highest`: refused (and the refusal audited).
     Refused { highest: u64 },
+    /// The same version as one already seen, but another token (digest differs): refused (and
+    /// audited). Two tokens may never share a version, or the older could pass as the newer.
+    Conflict { version: u64 },
 }
 
 fn to_i64(v: u64) -> i64 {
@@ -267,7 +270,22 @@ impl ClinicDb {
                 params![c.patient_id, version, c.token, digest.as_slice(), category::join(c.scope), c.iat, c.exp],
             )
             .map_err(e("remember consent version"))?;
-        if inserted > 0 {
+        if inserted == 0 {
+            let known: Vec<u8> = tx
+                .query_row(
+                    "SELECT token_sha256 FROM consent_versions WHERE patient_id = ?1 AND version = ?2",
+                    params![c.patient_id, version],
+                    |r| r.get(0),
+                )
+                .map_err(e("query consent token digest"))?;
+            if !bool::from(subtle::ConstantTimeEq::ct_eq(known.as_slice(), digest.as_slice())) {
+                event.outcome = "conflicting-token".into();
+                event.detail = format!("version={} token_sha256={} known_sha256={}", c.version, hex::encode(digest), hex::encode(&known));
+                audit::append_in(&tx, &path, &event)?;
+                tx.commit().map_err(e("commit consent refusal"))?;
+                return Ok(ConsentNote::Conflict { version: c.version });
+            }
+        } else {
             if c.scope.is_empty() {
                 tx.execute(
                     "UPDATE consent_versions SET revoked_at = ?3 WHERE patient_id = ?1 AND version < ?2 AND revoked_at IS NULL",

@@ -42,12 +42,10 @@ pub struct CheckinArgs {
     json: bool,
 }
 
-/// The clock of the kiosk and bedside flows: `MEDCARD_NOW` (Unix seconds; tests only), else now.
+/// The clock of the kiosk and bedside flows: [`reader::clock::now`] (`MEDCARD_NOW` in test
+/// builds only, else the system clock).
 pub fn now() -> Result<i64, reader::Error> {
-    match std::env::var("MEDCARD_NOW") {
-        Ok(v) => v.trim().parse().map_err(|_| reader::Error::InvalidInput(format!("MEDCARD_NOW={v:?}: expected Unix seconds"))),
-        Err(_) => Ok(clinic_cli::now()),
-    }
+    reader::clock::now().map_err(|e| reader::Error::InvalidInput(e.to_string()))
 }
 
 /// Parses `90s`, `10m`, `2h` or a bare number of minutes into seconds.

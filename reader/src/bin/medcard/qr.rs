@@ -29,8 +29,11 @@ pub enum QrCommand {
         /// Expected text prefix. "HC1:" selects the EU DCC profile (zlib required, claims not ours).
         #[arg(long, default_value = "MC1:")]
         prefix: String,
-        /// Trusted key: PEM/DER X.509 certificate, PEM/DER SubjectPublicKeyInfo, or COSE_Key (CBOR). Repeatable.
-        #[arg(long = "trust", value_name = "FILE")]
+        /// Trusted key: PEM/DER X.509 certificate, PEM/DER SubjectPublicKeyInfo, or COSE_Key (CBOR).
+        /// Repeatable. A MedCard code's `iss` must be the clinic its key is bound to: a clinic CA
+        /// certificate names it; bind a bare key with CLINIC=FILE (else its file name without
+        /// extension is the clinic id).
+        #[arg(long = "trust", value_name = "[CLINIC=]FILE")]
         trust: Vec<PathBuf>,
         /// Validation time, RFC 3339 (2026-11-23T10:00:00Z) or Unix seconds; default: now.
         #[arg(long, value_name = "TIME")]
@@ -121,8 +124,18 @@ fn decode(images: &[PathBuf]) -> Result<ExitCode, String> {
 
 fn inspect(prefix: &str, trust_files: &[PathBuf], at: Option<&str>, skew: u32, foreign: bool, input: &str) -> Result<ExitCode, String> {
     let mut trust = TrustList::new();
-    for f in trust_files {
-        trust.add_file(&read(f)?, &f.display().to_string()).map_err(|e| e.to_string())?;
+    for arg in trust_files {
+        // `CLINIC=FILE` binds a bare key to a clinic id; else the file's name is its label (a
+        // MedCard CA certificate names its clinic itself; docs/qr-format.md §5).
+        let arg = arg.to_string_lossy();
+        let (label, f) = match arg.split_once('=') {
+            Some((clinic, file)) if !clinic.is_empty() && !clinic.contains('/') => (clinic.to_owned(), PathBuf::from(file)),
+            _ => {
+                let f = PathBuf::from(arg.as_ref());
+                (f.file_name().map_or_else(|| arg.to_string(), |n| n.to_string_lossy().into_owned()), f)
+            }
+        };
+        trust.add_file(&read(&f)?, &label).map_err(|e| e.to_string())?;
     }
     let clock = Clock::new(at.map(qr::time::parse_rfc3339).transpose().map_err(|e| e.to_string())?.unwrap_or_else(now), skew);
     let profile = if prefix == qr::text::HC1_PREFIX { Profile::dgc() } else { Profile::medcard().with_prefix(prefix) };
@@ -143,7 +156,13 @@ fn inspect(prefix: &str, trust_files: &[PathBuf], at: Option<&str>, skew: u32, f
         .map(|t| {
             let mut r = verifier.inspect(t, clock, foreign);
             if let Some(obj) = r.as_object_mut() {
-                obj.insert("text".into(), t.clone().into());
+                // A MedCard code's text is a bearer secret (it carries the content key): only
+                // foreign codes (EU DCC) are echoed.
+                if foreign {
+                    obj.insert("text".into(), t.clone().into());
+                } else {
+                    obj.insert("text_chars".into(), t.chars().count().into());
+                }
                 if let Some(s) = source {
                     obj.insert("image".into(), s.into());
                 }

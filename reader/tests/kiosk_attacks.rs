@@ -1,0 +1,204 @@
+//! Attacks on the kiosk's card step that an outside review reproduced (issue 13), each refused
+//! with a plain error, audited, and leaving no stored consent behind. In-process simulator; the
+//! same card flows run through pcscd + vpcd in `clinic_pcsc.rs`.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
+
+use card_applet_sim::{Card, MemoryStore, PersistentState};
+use reader::category::Category;
+use reader::checkin;
+use reader::clinic::{self, ClinicState};
+use reader::consent::{self, ConsentRequest, ConsentToken};
+use reader::credential::CredentialError;
+use reader::issue::{IssueRequest, IssueStep};
+use reader::piv::tags;
+use reader::{Error, Keystore, PinBlock, Piv, SimTransport, Slot, Transport, TransportError, audit};
+
+const NOW: i64 = 1_795_000_000;
+const PIN: &str = "482913";
+const PATIENT: &str = "P-1001";
+
+fn blank(serial: u32) -> Piv<SimTransport> {
+    Piv::new(SimTransport::new(Card::new(PersistentState::blank(serial), Box::new(MemoryStore::default()))))
+}
+
+fn request() -> IssueRequest {
+    IssueRequest {
+        patient_id: PATIENT.into(),
+        name: "Ada Lovelace".into(),
+        pin: PinBlock::pin(PIN).unwrap(),
+        puk: PinBlock::puk("77120934").unwrap(),
+        current_puk: PinBlock::puk("12345678").unwrap(),
+        validity_days: 365,
+        now: NOW,
+    }
+}
+
+fn no_progress(_: IssueStep) -> Result<(), Error> {
+    Ok(())
+}
+
+fn clinic(id: &str) -> (tempfile::TempDir, Keystore, ClinicState) {
+    let dir = tempfile::tempdir().unwrap();
+    let ks = Keystore::init(dir.path(), id, NOW).unwrap();
+    let state = ClinicState::open(&ks).unwrap().with_actor("test-kiosk");
+    (dir, ks, state)
+}
+
+fn issued(ks: &Keystore, state: &ClinicState, serial: u32) -> Piv<SimTransport> {
+    let mut card = blank(serial);
+    clinic::issue_card(&mut card, ks, state, &request(), &mut no_progress).unwrap();
+    card.transport_mut().reset().unwrap();
+    card
+}
+
+/// The last audit entry as (kind, subject, outcome).
+fn last_entry(state: &ClinicState) -> (String, String, String) {
+    let db = state.db().unwrap();
+    let e = audit::entries(&db, 0, None).unwrap().pop().unwrap();
+    (e.kind, e.subject, e.outcome)
+}
+
+fn consent_versions(state: &ClinicState) -> i64 {
+    state.db().unwrap().conn().query_row("SELECT COUNT(*) FROM consent_versions", [], |r| r.get(0)).unwrap()
+}
+
+/// Clinic B (trusted by A for referrals) makes a card for one of A's patient ids, with a consent
+/// token addressed to clinic A, signed on the card with its 9C key as a real token is.
+fn partner_card_for_our_patient(ks_b: &Keystore, state_b: &ClinicState, serial: u32) -> Piv<SimTransport> {
+    let mut card = issued(ks_b, state_b, serial);
+    card.select().unwrap();
+    let cred = reader::credential::verify(&card.card_credential().unwrap().unwrap(), &clinic::trust_list(ks_b).unwrap(), NOW).unwrap();
+    let c = cred.credential().clone();
+    let token = ConsentToken {
+        patient_id: PATIENT.into(),
+        audience: "clinic-a".into(),
+        expires_at: NOW + 86_400 * 30,
+        issued_at: NOW,
+        token_id: vec![9; consent::CTI_LEN],
+        scope: vec![Category::Labs, Category::Allergies],
+        version: 1,
+        card_serial: c.card_serial,
+    };
+    card.verify_pin(&PinBlock::pin(PIN).unwrap()).unwrap();
+    let bytes =
+        reader::cose_util::sign(&token.to_cbor(), &c.key_9c, consent::CONTENT_TYPE, |d| card.sign_digest(Slot::Signature, d)).unwrap();
+    card.authenticate_management(&ks_b.card_management_key(c.card_serial).unwrap()).unwrap();
+    card.put_data(tags::CONSENT_TOKEN, &bytes).unwrap();
+    card.transport_mut().reset().unwrap();
+    card
+}
+
+#[test]
+fn trusted_partner_card_with_our_patient_id_is_refused_at_our_kiosk() {
+    let (_da, ks_a, state_a) = clinic("clinic-a");
+    let (_db, ks_b, state_b) = clinic("clinic-b");
+    ClinicState::new(&ks_a).add_trust_file("clinic-b.der", ks_b.ca_certificate_der()).unwrap();
+    let mut card = partner_card_for_our_patient(&ks_b, &state_b, 7_400_001);
+
+    let err = checkin::card_step(&mut card, &ks_a, &state_a, &PinBlock::pin(PIN).unwrap(), NOW + 60);
+    assert!(
+        matches!(&err, Err(Error::Credential(CredentialError::ForeignIssuer { issuer, clinic, .. })) if issuer == "clinic-b" && clinic == "clinic-a"),
+        "{err:?}"
+    );
+    let msg = err.err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(msg.contains("only on cards it issued"), "{msg}");
+    assert_eq!(last_entry(&state_a), ("card.verified".into(), "7400001".into(), "foreign-issuer".into()));
+    assert_eq!(consent_versions(&state_a), 0, "no consent of the partner card is remembered");
+}
+
+#[test]
+fn trusted_partner_card_cannot_set_or_show_consent_here() {
+    let (_da, ks_a, state_a) = clinic("clinic-a");
+    let (_db, ks_b, state_b) = clinic("clinic-b");
+    ClinicState::new(&ks_a).add_trust_file("clinic-b.der", ks_b.ca_certificate_der()).unwrap();
+    let mut card = partner_card_for_our_patient(&ks_b, &state_b, 7_400_002);
+    let shown = consent::show_in(&mut card, &ks_a, &state_a, NOW + 60);
+    assert!(matches!(shown, Err(Error::Credential(CredentialError::ForeignIssuer { .. }))), "{shown:?}");
+    card.transport_mut().reset().unwrap();
+    let req = ConsentRequest { scope: vec![Category::Labs], days: 30, pin: PinBlock::pin(PIN).unwrap(), now: NOW + 60 };
+    let set = consent::set_in(&mut card, &ks_a, &state_a, &req, &mut |_| Ok(()));
+    assert!(matches!(set, Err(Error::Credential(CredentialError::ForeignIssuer { .. }))), "{set:?}");
+    assert_eq!(consent_versions(&state_a), 0);
+}
+
+#[test]
+fn our_own_card_still_checks_in() {
+    let (_da, ks_a, state_a) = clinic("clinic-a");
+    let mut card = issued(&ks_a, &state_a, 7_400_003);
+    let req = ConsentRequest { scope: vec![Category::Labs], days: 30, pin: PinBlock::pin(PIN).unwrap(), now: NOW };
+    consent::set_in(&mut card, &ks_a, &state_a, &req, &mut |_| Ok(())).unwrap();
+    card.transport_mut().reset().unwrap();
+    let out = checkin::card_step(&mut card, &ks_a, &state_a, &PinBlock::pin(PIN).unwrap(), NOW + 60).unwrap();
+    assert_eq!(out.credential.credential().patient_id, PATIENT);
+}
+
+/// A reader shim between the kiosk and a real card: it answers VERIFY (INS 20) with 9000 itself,
+/// whatever PIN was typed, and forwards everything else.
+struct PinShim(SimTransport);
+
+impl Transport for PinShim {
+    fn transmit(&mut self, apdu: &[u8]) -> Result<Vec<u8>, TransportError> {
+        if apdu.get(1) == Some(&0x20) && apdu.len() > 5 {
+            return Ok(vec![0x90, 0x00]);
+        }
+        self.0.transmit(apdu)
+    }
+    fn reset(&mut self) -> Result<(), TransportError> {
+        self.0.reset()
+    }
+    fn reader_name(&self) -> &str {
+        "pin-shim"
+    }
+}
+
+#[test]
+fn pin_answered_by_a_shim_instead_of_the_card_is_refused_at_the_kiosk() {
+    let (_da, ks_a, state_a) = clinic("clinic-a");
+    let mut card = issued(&ks_a, &state_a, 7_400_004);
+    let req = ConsentRequest { scope: vec![Category::Labs], days: 30, pin: PinBlock::pin(PIN).unwrap(), now: NOW };
+    consent::set_in(&mut card, &ks_a, &state_a, &req, &mut |_| Ok(())).unwrap();
+    card.transport_mut().reset().unwrap();
+    let versions = consent_versions(&state_a);
+    let sim = card.into_inner();
+    let mut shimmed = Piv::new(PinShim(sim));
+
+    let wrong = PinBlock::pin("000000").unwrap();
+    let err = checkin::card_step(&mut shimmed, &ks_a, &state_a, &wrong, NOW + 60);
+    assert!(matches!(err, Err(Error::Credential(CredentialError::PinNotProven { serial: 7_400_004 }))), "{err:?}");
+    assert_eq!(last_entry(&state_a), ("card.pin_verified".into(), "7400004".into(), "pin-not-proven".into()));
+    assert_eq!(consent_versions(&state_a), versions, "nothing remembered for a refused check-in");
+}
+
+#[test]
+fn consent_token_with_the_largest_version_is_refused_and_replaced_without_wrapping() {
+    let (_da, ks_a, state_a) = clinic("clinic-a");
+    let mut card = issued(&ks_a, &state_a, 7_400_009);
+    card.select().unwrap();
+    let cred = reader::credential::verify(&card.card_credential().unwrap().unwrap(), &clinic::trust_list(&ks_a).unwrap(), NOW).unwrap();
+    let c = cred.credential().clone();
+    let token = ConsentToken {
+        patient_id: PATIENT.into(),
+        audience: "clinic-a".into(),
+        expires_at: NOW + 86_400,
+        issued_at: NOW,
+        token_id: vec![9; consent::CTI_LEN],
+        scope: vec![Category::Labs],
+        version: u64::MAX,
+        card_serial: c.card_serial,
+    };
+    card.verify_pin(&PinBlock::pin(PIN).unwrap()).unwrap();
+    let bytes =
+        reader::cose_util::sign(&token.to_cbor(), &c.key_9c, consent::CONTENT_TYPE, |d| card.sign_digest(Slot::Signature, d)).unwrap();
+    card.authenticate_management(&ks_a.card_management_key(c.card_serial).unwrap()).unwrap();
+    card.put_data(tags::CONSENT_TOKEN, &bytes).unwrap();
+    card.transport_mut().reset().unwrap();
+
+    let shown = consent::show_in(&mut card, &ks_a, &state_a, NOW + 60);
+    assert!(matches!(shown, Err(Error::Consent(_))), "{shown:?}");
+    assert_eq!(last_entry(&state_a).0, "consent.refused");
+    assert_eq!(consent_versions(&state_a), 0);
+    card.transport_mut().reset().unwrap();
+    let req = ConsentRequest { scope: vec![Category::Labs], days: 30, pin: PinBlock::pin(PIN).unwrap(), now: NOW + 60 };
+    let set = consent::set_in(&mut card, &ks_a, &state_a, &req, &mut |_| Ok(())).unwrap();
+    assert_eq!(set.version, 1, "the unusable token is replaced, counting from what this clinic saw");
+}
