@@ -329,14 +329,19 @@ fn issue_inner(
     let db = state.db().map_err(|e| clinic_err(&e))?;
     let rows = db.records(Some(&patient)).map_err(|e| clinic_err(&e))?;
     let (categories, chosen) = select(&patient, &card.consent.scope, asked, rows)?;
+    purge_disclosures(&db, store, now).map_err(|e| clinic_err(&e))?;
+    let cti = qr::claims::random_cti().map_err(|e| clinic_err(&e))?;
+    let qr_id = hex::encode(&cti);
+    let exp = now.saturating_add(valid_for);
     let wrap = ks.derive_key(KeyPurpose::RecordKeyWrap);
     let mut entries = Vec::with_capacity(chosen.len());
     for r in &chosen {
         let key = keywrap::unwrap(&wrap, &r.meta.record_id, &r.wrapped_key).map_err(|e| clinic_err(&e))?;
+        let (locator, key) = disclose(&db, store, r, &key, &qr_id, exp).map_err(|e| clinic_err(&e))?;
         entries.push(IndexEntry {
             record_id: r.meta.record_id.clone(),
-            locator: r.locator.to_string(),
-            sha256: *r.locator.digest(),
+            locator: locator.to_string(),
+            sha256: *locator.digest(),
             key,
             category: r.meta.category,
             media_type: r.meta.media_type.clone(),
@@ -356,6 +361,8 @@ fn issue_inner(
             };
             let key = records::new_content_key().map_err(|e| clinic_err(&e))?;
             let sealed = records::seal(&meta, &zeroize::Zeroizing::new(encode_index(&entries)), &key).map_err(|e| clinic_err(&e))?;
+            // The index is a per-disclosure object too: purged with the copies it lists.
+            db.note_disclosure(&Locator::of(&sealed).to_string(), &qr_id, exp).map_err(|e| clinic_err(&e))?;
             let loc: Locator = store.put(&sealed).map_err(|e| clinic_err(&e))?;
             (loc.to_string(), *loc.digest(), key, true)
         }
@@ -363,9 +370,9 @@ fn issue_inner(
     let claims = qr::claims::Claims {
         iss: ks.clinic_id().to_owned(),
         iat: now,
-        exp: now.saturating_add(valid_for),
+        exp,
         nbf: None,
-        cti: qr::claims::random_cti().map_err(|e| clinic_err(&e))?,
+        cti,
         pointer: qr::claims::Pointer {
             patient_id: patient.clone(),
             locator: locator.clone(),
@@ -387,6 +394,61 @@ fn issue_inner(
         locator,
         index,
     })
+}
+
+/// How long after its code expired a per-disclosure copy is kept: the skew a bedside device's
+/// clock may have (the scan allows 60 s), with margin.
+pub const DISCLOSURE_GRACE: i64 = 10 * 60;
+
+/// Why a record could not be disclosed or a copy purged.
+#[derive(Debug, thiserror::Error)]
+pub enum DisclosureError {
+    /// The clinic database.
+    #[error(transparent)]
+    Db(#[from] crate::db::DbError),
+    /// The record store.
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    /// Opening the stored record or sealing its copy.
+    #[error(transparent)]
+    Record(#[from] records::RecordError),
+}
+
+/// Re-seals record `r` (opened with its permanent content key `key`) under a fresh one-time key
+/// for the code `qr_id` valid until `exp` and stores the copy; returns the copy's locator and key.
+/// The code then carries only the one-time key: a photo of it plus read access to the store
+/// opens this copy until it is purged, never the record itself (docs/threat-model.md). The copy
+/// is remembered before it is stored, so the purge knows every copy that may exist.
+pub fn disclose(
+    db: &crate::db::ClinicDb,
+    store: &dyn RecordStore,
+    r: &RecordRow,
+    key: &qr::ContentKey,
+    qr_id: &str,
+    exp: i64,
+) -> Result<(Locator, qr::ContentKey), DisclosureError> {
+    let opened = records::open(store.get(&r.locator)?, &r.meta.patient_id, key, &r.locator.to_string())?;
+    let once = records::new_content_key()?;
+    let sealed = records::seal(&opened.meta, opened.document(), &once)?;
+    let locator = Locator::of(&sealed);
+    db.note_disclosure(&locator.to_string(), qr_id, exp)?;
+    store.put(&sealed)?;
+    Ok((locator, once))
+}
+
+/// Removes from the store the per-disclosure copies (and indexes) of codes that expired more
+/// than [`DISCLOSURE_GRACE`] before `now`; returns how many. Each is forgotten only after it is
+/// gone, so an interrupted purge is finished by the next one. Run at every check-in.
+pub fn purge_disclosures(db: &crate::db::ClinicDb, store: &dyn RecordStore, now: i64) -> Result<usize, DisclosureError> {
+    let expired = db.expired_disclosures(now.saturating_sub(DISCLOSURE_GRACE))?;
+    for loc in &expired {
+        // A row that is not a locator was never stored by us: forget it.
+        if let Ok(l) = loc.parse::<Locator>() {
+            store.delete(&l)?;
+        }
+        db.forget_disclosure(loc)?;
+    }
+    Ok(expired.len())
 }
 
 #[cfg(test)]

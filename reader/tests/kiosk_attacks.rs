@@ -202,3 +202,44 @@ fn consent_token_with_the_largest_version_is_refused_and_replaced_without_wrappi
     let set = consent::set_in(&mut card, &ks_a, &state_a, &req, &mut |_| Ok(())).unwrap();
     assert_eq!(set.version, 1, "the unusable token is replaced, counting from what this clinic saw");
 }
+
+/// Issue 13 item 8: a photo of a code plus read access to the store must not open the patient's
+/// records forever. The code carries a one-time key of a per-disclosure copy; the records' own
+/// keys never leave the kiosk, and the copies are removed once the code has expired.
+#[test]
+fn photographed_code_opens_only_its_disclosure_copy_and_nothing_after_the_purge() {
+    use reader::records::{self, NewRecord};
+    use reader::store::{DirStore, Locator, RecordStore};
+    let (dir, ks, state) = clinic("clinic-a");
+    let store = DirStore::open(&dir.path().join("records")).unwrap();
+    let db = state.db().unwrap();
+    let new = |category| NewRecord { patient_id: PATIENT.into(), category, media_type: "text/plain".into(), author: "dr-who".into() };
+    let labs = records::add_record(&ks, &db, &store, &new(Category::Labs), b"HbA1c 5.4 %", NOW - 10, "admin").unwrap();
+    let mut card = issued(&ks, &state, 7_400_010);
+    let req = ConsentRequest { scope: vec![Category::Labs], days: 30, pin: PinBlock::pin(PIN).unwrap(), now: NOW };
+    consent::set_in(&mut card, &ks, &state, &req, &mut |_| Ok(())).unwrap();
+    card.transport_mut().reset().unwrap();
+    let out = checkin::card_step(&mut card, &ks, &state, &PinBlock::pin(PIN).unwrap(), NOW + 60).unwrap();
+    let issued = checkin::issue_qr(&ks, &state, &store, &out, None, 600, NOW + 60).unwrap();
+
+    // What a photo of the code gives: its locator and key.
+    let trust = clinic::trust_list(&ks).unwrap();
+    let v = qr::Verifier::new(qr::Profile::medcard(), &trust).verify(&issued.text, qr::Clock::new(NOW + 61, 60)).unwrap();
+    let p = &v.claims().pointer;
+    let copy: Locator = p.locator.parse().unwrap();
+    let photo_key = p.content_key.clone().unwrap();
+    assert_ne!(copy, labs.locator, "the code points at a copy, not at the record itself");
+    let original = store.get(&labs.locator).unwrap();
+    assert!(records::open(original, PATIENT, &photo_key, "labs").is_err(), "the photographed key opens the record itself");
+    let opened = records::open(store.get(&copy).unwrap(), PATIENT, &photo_key, "copy").unwrap();
+    assert_eq!(opened.document(), b"HbA1c 5.4 %");
+    assert_eq!(opened.meta.record_id, labs.meta.record_id, "same record, same id and category");
+
+    // Until the code has expired (plus the grace for clock skew) the copy stays; then it goes.
+    assert_eq!(checkin::purge_disclosures(&db, &store, issued.exp).unwrap(), 0);
+    assert!(store.contains(&copy).unwrap());
+    let purged = checkin::purge_disclosures(&db, &store, issued.exp + checkin::DISCLOSURE_GRACE + 1).unwrap();
+    assert_eq!(purged, 1);
+    assert!(!store.contains(&copy).unwrap(), "the expired code's copy is gone from the store");
+    assert!(store.contains(&labs.locator).unwrap(), "the record itself stays");
+}

@@ -102,6 +102,14 @@ const MIGRATIONS: &[&str] = &[
         used_at  INTEGER NOT NULL,
         exp      INTEGER NOT NULL
     );",
+    // 4: per-disclosure copies of records sealed at check-in under a one-time key (docs/threat-model.md):
+    // each is removed from the store once the code that points at it has expired.
+    "CREATE TABLE disclosures (
+        locator  TEXT PRIMARY KEY,
+        qr_id    TEXT NOT NULL,
+        exp      INTEGER NOT NULL
+    );
+    CREATE INDEX disclosures_exp ON disclosures(exp);",
 ];
 
 /// The database file name inside the data directory.
@@ -384,6 +392,30 @@ impl ClinicDb {
             out.push(self.record_from_row(r)?);
         }
         Ok(out)
+    }
+
+    // ---- per-disclosure record copies (written by check-in, docs/threat-model.md) ----
+
+    /// Remembers a per-disclosure copy at `locator`, pointed at by code `qr_id` until `exp`.
+    /// Written before the copy is stored, so no copy exists that the purge does not know.
+    pub fn note_disclosure(&self, locator: &str, qr_id: &str, exp: i64) -> Result<(), DbError> {
+        self.conn
+            .execute("INSERT OR REPLACE INTO disclosures (locator, qr_id, exp) VALUES (?1, ?2, ?3)", rusqlite::params![locator, qr_id, exp])
+            .map_err(self.err("remember disclosure copy"))?;
+        Ok(())
+    }
+
+    /// The locators of copies whose code expired before `before`.
+    pub fn expired_disclosures(&self, before: i64) -> Result<Vec<String>, DbError> {
+        let mut st = self.conn.prepare_cached("SELECT locator FROM disclosures WHERE exp < ?1 ORDER BY exp").map_err(self.err("list expired disclosures"))?;
+        let rows = st.query_map([before], |r| r.get(0)).map_err(self.err("list expired disclosures"))?;
+        rows.collect::<Result<Vec<String>, _>>().map_err(self.err("list expired disclosures"))
+    }
+
+    /// Forgets a copy (after it was removed from the store).
+    pub fn forget_disclosure(&self, locator: &str) -> Result<(), DbError> {
+        self.conn.execute("DELETE FROM disclosures WHERE locator = ?1", [locator]).map_err(self.err("forget disclosure copy"))?;
+        Ok(())
     }
 
     // ---- consent versions (written by the consent flow) ----

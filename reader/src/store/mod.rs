@@ -108,6 +108,8 @@ pub trait RecordStore {
     fn get(&self, locator: &Locator) -> Result<Vec<u8>, StoreError>;
     /// Whether a blob is present (without checking it).
     fn contains(&self, locator: &Locator) -> Result<bool, StoreError>;
+    /// Removes a blob; removing one that is not there is not an error (a retried purge).
+    fn delete(&self, locator: &Locator) -> Result<(), StoreError>;
 }
 
 /// The local-directory backend: `<root>/sha256/<first 2 hex>/<64 hex>`, files 0600.
@@ -204,6 +206,17 @@ impl RecordStore for DirStore {
     fn contains(&self, locator: &Locator) -> Result<bool, StoreError> {
         let path = self.path_of(locator);
         path.try_exists().map_err(io("stat", &path))
+    }
+
+    fn delete(&self, locator: &Locator) -> Result<(), StoreError> {
+        let path = self.path_of(locator);
+        match fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(io("remove", &path)(e)),
+        }
+        let dir = path.parent().unwrap_or(&self.root);
+        File::open(dir).and_then(|d| d.sync_all()).map_err(io("fsync directory", dir))
     }
 }
 
