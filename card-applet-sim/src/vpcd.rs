@@ -112,10 +112,12 @@ pub fn encode_frame(payload: &[u8]) -> Result<Vec<u8>, FrameTooLong> {
     Ok(out)
 }
 
-/// INS codes whose command data (and response data) may hold PINs, PUKs or key material, so
-/// their data is never logged: VERIFY, CHANGE REFERENCE DATA, RESET RETRY COUNTER, GENERAL
-/// AUTHENTICATE (9B witness/challenge/response), Yubico SET MANAGEMENT KEY and IMPORT KEY.
-const SENSITIVE_INS: [u8; 6] = [0x20, 0x24, 0x2C, 0x87, 0xFF, 0xFE];
+/// INS codes whose command data (and response data) may hold PINs, PUKs, key material or the
+/// patient's data, so their data is never logged (the header, lengths and status word are):
+/// VERIFY, CHANGE REFERENCE DATA, RESET RETRY COUNTER, GENERAL AUTHENTICATE (9B
+/// witness/challenge/response), Yubico SET MANAGEMENT KEY and IMPORT KEY, and PUT DATA / GET
+/// DATA (data objects: the MedCard credential and consent token name the patient).
+const SENSITIVE_INS: [u8; 8] = [0x20, 0x24, 0x2C, 0x87, 0xFF, 0xFE, 0xDB, 0xCB];
 
 /// GET RESPONSE: sensitive when it pages the response of a sensitive command.
 const INS_GET_RESPONSE: u8 = 0xC0;
@@ -482,10 +484,10 @@ mod tests {
 
     #[test]
     fn summaries_mark_pin_and_key_commands_sensitive() {
-        for ins in [0x20u8, 0x24, 0x2C, 0x87, 0xFF, 0xFE] {
+        for ins in [0x20u8, 0x24, 0x2C, 0x87, 0xFF, 0xFE, 0xCB, 0xDB] {
             assert!(ApduSummary::of(&[0, ins, 0, 0x80, 8, 1, 2, 3, 4, 5, 6, 7, 8]).sensitive);
         }
-        for ins in [0xA4u8, 0xCB, 0xDB, 0x47, 0xFD, 0xF8] {
+        for ins in [0xA4u8, 0x47, 0xFD, 0xF8] {
             assert!(!ApduSummary::of(&[0, ins, 0, 0]).sensitive);
         }
         let s = ApduSummary::of(&[0x00, 0x20]);
@@ -556,6 +558,54 @@ mod tests {
         assert!(text.contains("APDU 00 C0 00 00 +1B -> SW"), "{text}");
         let hex: String = challenge.iter().map(|b| format!("{b:02X}")).collect();
         assert!(!text.contains(&hex), "the paged challenge {hex} is in the log:\n{text}");
+    }
+
+    /// Issue 13: the trace log printed PUT DATA / GET DATA in full, so an object holding the
+    /// patient id (and its GET RESPONSE pages) ended up in the log.
+    #[test]
+    fn put_data_and_get_data_with_the_patient_id_are_redacted_in_the_trace_log() {
+        let log = LogBuf::default();
+        let sink = log.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::TRACE)
+            .with_ansi(false)
+            .with_writer(move || sink.clone())
+            .finish();
+        let patient = b"P-1001 Ada Lovelace";
+        let mut state = PersistentState::blank(42);
+        let mut object = vec![0x53, patient.len() as u8];
+        object.extend_from_slice(patient);
+        state
+            .objects
+            .insert(0x5F_C1_09, crate::state::Blob(patient.to_vec()));
+        let mut card = Card::new(state, Box::new(MemoryStore::default()));
+        tracing::subscriber::with_default(subscriber, || {
+            let mut s = Session::new(&mut card);
+            let select = vec![0x00, 0xA4, 0x04, 0x00, 0x05, 0xA0, 0x00, 0x00, 0x03, 0x08];
+            let _ = s.handle(Frame::Apdu(select));
+            // GET DATA of the object, whole, then with a short Le (paged by GET RESPONSE).
+            let get = vec![0x00, 0xCB, 0x3F, 0xFF, 0x05, 0x5C, 0x03, 0x5F, 0xC1, 0x09, 0x00];
+            let whole = s.handle(Frame::Apdu(get)).expect("answer");
+            assert_eq!(status_word(&whole), Some(0x9000), "{whole:02X?}");
+            let short = vec![0x00, 0xCB, 0x3F, 0xFF, 0x05, 0x5C, 0x03, 0x5F, 0xC1, 0x09, 0x04];
+            let first = s.handle(Frame::Apdu(short)).expect("answer");
+            if status_word(&first).is_some_and(|sw| sw >> 8 == 0x61) {
+                let _ = s.handle(Frame::Apdu(vec![0x00, 0xC0, 0x00, 0x00, 0x00]));
+            }
+            // PUT DATA carrying the patient id (refused here: no management key; logged anyway).
+            let mut put = vec![0x00, 0xDB, 0x3F, 0xFF, 0];
+            put.extend_from_slice(&[0x5C, 0x03, 0x5F, 0xC1, 0x09]);
+            put.extend_from_slice(&object);
+            put[4] = (put.len() - 5) as u8;
+            let _ = s.handle(Frame::Apdu(put));
+        });
+        let text = String::from_utf8(log.0.lock().expect("log").clone()).expect("utf-8 log");
+        let hex: String = patient[..6].iter().map(|b| format!("{b:02X}")).collect();
+        assert!(!text.contains(&hex), "the patient id ({hex}) is in the log:\n{text}");
+        assert!(!text.contains("P-1001"), "{text}");
+        // The header, lengths and status words stay.
+        assert!(text.contains("APDU 00 CB 3F FF +7B (redacted) -> SW 9000"), "{text}");
+        assert!(text.contains("APDU 00 DB 3F FF"), "{text}");
     }
 
     #[test]

@@ -61,6 +61,79 @@ pub enum AdminPinError {
     /// Hashing failed (out of memory, no random source).
     #[error("could not hash the admin PIN: {0}")]
     Hash(String),
+    /// A PIN is set and the current PIN given to change it is wrong (or missing).
+    #[error("the current admin PIN is wrong: nothing was changed (the attempt is in the audit log)")]
+    WrongOldPin,
+    /// The change could not be written to the audit log, so it was undone.
+    #[error("the admin PIN change could not be written to the audit log ({0}), so nothing was changed")]
+    Audit(#[source] reader::Error),
+}
+
+/// What [`change`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PinChange {
+    /// No PIN was set: this is the first.
+    First,
+    /// The PIN was replaced (the current one was given).
+    Changed,
+    /// The stored file was damaged (not a PIN hash): replaced without the current PIN.
+    ReplacedDamaged,
+}
+
+/// Sets the admin PIN of the clinic in `data_dir`, as `medcard-desktop --set-admin-pin` does:
+/// when a PIN is set, `old` must be it (checked first, so a wrong or missing one is refused
+/// before the new one is even looked at); a damaged PIN file may be replaced without it (its
+/// message tells IT to do so). Every outcome is audited as `admin.pin_set` by `actor` at `now`
+/// (`ok` with detail `first` / `changed` / `replaced-damaged`, or `wrong-old-pin`), never the
+/// PIN; a change that cannot be audited is undone (fail closed).
+///
+/// # Errors
+/// [`AdminPinError::WrongOldPin`], a new PIN that breaks the rules, no clinic, a file others can
+/// read (fix its mode first), [`AdminPinError::Audit`], or I/O.
+pub fn change(data_dir: &Path, old: Option<&str>, new: &str, actor: &str, now: i64) -> Result<PinChange, AdminPinError> {
+    let audit = |outcome: &str, detail: &str| -> Result<(), AdminPinError> {
+        let ks = reader::Keystore::open(data_dir).map_err(|e| AdminPinError::Audit(e.into()))?;
+        let state = reader::clinic::ClinicState::open(&ks).map_err(|e| AdminPinError::Audit(e.into()))?.with_actor(actor);
+        let ev = state.event(now, reader::audit::EventKind::AdminPinSet, "admin-pin", outcome, detail.to_owned());
+        state.audit(&[ev]).map_err(|e| AdminPinError::Audit(e.into()))
+    };
+    let file = path(data_dir);
+    let kind = if !file.exists() {
+        PinChange::First
+    } else {
+        match verify(data_dir, old.unwrap_or_default()) {
+            Ok(true) => PinChange::Changed,
+            Ok(false) => {
+                audit("wrong-old-pin", "")?;
+                return Err(AdminPinError::WrongOldPin);
+            }
+            Err(AdminPinError::Corrupt { .. }) => PinChange::ReplacedDamaged,
+            Err(e) => return Err(e),
+        }
+    };
+    let previous = match kind {
+        PinChange::First => None,
+        _ => Some(Zeroizing::new(reader::fsutil::read_limited(&file, MAX_FILE * 16)?)),
+    };
+    set(data_dir, new)?;
+    let detail = match kind {
+        PinChange::First => "first",
+        PinChange::Changed => "changed",
+        PinChange::ReplacedDamaged => "replaced-damaged",
+    };
+    if let Err(e) = audit("ok", detail) {
+        // Undo: the change must not stand without its entry.
+        let _ = match &previous {
+            Some(bytes) => reader::fsutil::write_atomic(&file, bytes),
+            None => std::fs::remove_file(&file).map_err(|source| reader::fsutil::FsError::Io {
+                operation: "remove",
+                path: file.clone(),
+                source,
+            }),
+        };
+        return Err(e);
+    }
+    Ok(kind)
 }
 
 /// Where the admin PIN hash of the clinic in `data_dir` lives.
@@ -159,7 +232,8 @@ fn decode(text: &str) -> Result<Stored, String> {
     Ok(Stored { m, t, p, salt, hash })
 }
 
-/// Sets (or replaces) the admin PIN of the clinic in `data_dir`. The clinic must exist.
+/// Writes the admin PIN of the clinic in `data_dir` (replacing any), unchecked and unaudited:
+/// the building block of [`change`], which `--set-admin-pin` uses. The clinic must exist.
 ///
 /// # Errors
 /// A PIN that breaks the rules, no clinic, or the file could not be written.

@@ -37,7 +37,8 @@ struct OnScreen {
     source: String,
     shown_at: Instant,
     textures: Vec<Option<egui::TextureHandle>>,
-    save_paths: Vec<String>,
+    /// The name each record is saved under in the export folder (stem, extension).
+    save_names: Vec<(String, String)>,
     save_results: Vec<Option<Result<String, String>>>,
 }
 
@@ -169,8 +170,7 @@ impl BedsideView {
                     Outcome::Shown(s) => s.records.len(),
                     _ => 0,
                 };
-                let save_dir = default_save_dir(env);
-                let save_paths = match &outcome {
+                let save_names = match &outcome {
                     Outcome::Shown(s) => s
                         .records
                         .iter()
@@ -179,8 +179,7 @@ impl BedsideView {
                                 Rendered::Binary { extension, .. } => extension,
                                 _ => "txt",
                             };
-                            let id: String = r.cache_id.chars().filter(char::is_ascii_alphanumeric).take(8).collect();
-                            save_dir.join(format!("medcard-record-{id}.{ext}")).display().to_string()
+                            (format!("{}{}", reader::export::RECORD_PREFIX, reader::export::record_file_id(&r.cache_id)), ext.to_string())
                         })
                         .collect(),
                     _ => Vec::new(),
@@ -190,7 +189,7 @@ impl BedsideView {
                     source: std::mem::take(source),
                     shown_at: Instant::now(),
                     textures: vec![None; n],
-                    save_paths,
+                    save_names,
                     save_results: vec![None; n],
                 });
                 self.job = None;
@@ -441,7 +440,7 @@ impl BedsideView {
 
 /// Draws a verified result; returns whether "Hide now" was pressed.
 fn shown_ui(ui: &mut Ui, screen: &mut OnScreen, env: &AppContext) -> bool {
-    let OnScreen { outcome: Outcome::Shown(shown), shown_at, textures, save_paths, save_results, .. } = screen else { return false };
+    let OnScreen { outcome: Outcome::Shown(shown), shown_at, textures, save_names, save_results, .. } = screen else { return false };
     let shown: &mut Shown = shown;
     let who = format!("Issued by {} for patient {}", shown.issuer, shown.patient_id);
     match shown.cached_at {
@@ -509,13 +508,14 @@ fn shown_ui(ui: &mut Ui, screen: &mut OnScreen, env: &AppContext) -> bool {
                     if let Some(n) = &r.picture_note {
                         ui.label(RichText::new(n).color(style::WARN));
                     }
-                    if let (Some(path), Some(result)) = (save_paths.get_mut(i), save_results.get_mut(i)) {
+                    if let (Some((stem, ext)), Some(result)) = (save_names.get(i), save_results.get_mut(i)) {
                         ui.horizontal(|ui| {
-                            let l = ui.label("Save to:");
-                            ui.add(egui::TextEdit::singleline(path).desired_width(420.0)).labelled_by(l.id);
                             if ui.button("Save as…").clicked() {
-                                *result = Some(work::save_record(&PathBuf::from(path.trim()), &r.bytes));
+                                *result = Some(work::save_record(env, stem, ext, &r.bytes));
                             }
+                            ui.label(
+                                RichText::new(format!("a copy in {} until it leaves the cache", env.export_dir.display())).color(style::MUTED),
+                            );
                         });
                         match result {
                             Some(Ok(m)) => {
@@ -638,8 +638,12 @@ fn plural(n: usize) -> &'static str {
     if n == 1 { "" } else { "s" }
 }
 
+/// Where Browse… starts: the export folder (where the kiosk's Save PNG lands), else `$HOME`.
 fn default_save_dir(env: &AppContext) -> PathBuf {
-    std::env::var_os("HOME").map(PathBuf::from).filter(|p| p.is_dir()).unwrap_or_else(|| env.data_dir.clone())
+    Some(env.export_dir.clone())
+        .filter(|p| p.is_dir())
+        .or_else(|| std::env::var_os("HOME").map(PathBuf::from).filter(|p| p.is_dir()))
+        .unwrap_or_else(|| PathBuf::from("/"))
 }
 
 #[cfg(feature = "camera")]

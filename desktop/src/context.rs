@@ -44,6 +44,9 @@ pub struct AppContext {
     pub actor: String,
     /// A fixed clock (tests and `MEDCARD_NOW`), else the system clock.
     pub fixed_now: Option<i64>,
+    /// Where Save PNG, Save as… and Export certificate write (`--export-dir`, else
+    /// [`reader::export::resolve_dir`]); empty when nothing names one. Never inside `data_dir`.
+    pub export_dir: PathBuf,
 }
 
 /// Something went wrong opening the clinic: the message says what to do.
@@ -81,7 +84,32 @@ impl AppContext {
             settings: Settings::default(),
             actor: format!("desktop:{}", reader::audit::os_user()),
             fixed_now: None,
+            export_dir: reader::export::resolve_dir(None).unwrap_or_default(),
         }
+    }
+
+    /// Saves `bytes` in the export folder as `<stem>.<ext>` (a name the app chooses; `-2`, … when
+    /// taken): a new file, mode 0600, never inside the data directory
+    /// ([`reader::export::save_new`]). Files of the app older than a day go first. Returns where
+    /// the file went.
+    ///
+    /// # Errors
+    /// No export folder, one inside the data directory, or the file could not be written.
+    pub fn export(&self, stem: &str, ext: &str, bytes: &[u8]) -> Result<PathBuf, reader::export::ExportError> {
+        if self.export_dir.as_os_str().is_empty() {
+            return Err(reader::export::ExportError::NoExportDir);
+        }
+        self.purge_exports();
+        reader::export::save_new(&self.data_dir, &self.export_dir, stem, ext, bytes)
+    }
+
+    /// Removes the app's files older than [`reader::export::MAX_AGE`] from the export folder
+    /// (best effort: a folder that cannot be listed is left alone). Returns how many went.
+    pub fn purge_exports(&self) -> usize {
+        if self.export_dir.as_os_str().is_empty() {
+            return 0;
+        }
+        reader::export::purge_older_than(&self.export_dir, std::time::SystemTime::now(), reader::export::MAX_AGE).unwrap_or(0)
     }
 
     /// Unix seconds now (the fixed clock when set).

@@ -83,6 +83,12 @@ pub fn classify(e: &reader::Error) -> CardFailure {
         E::Credential(CredentialError::OutsideValidity { .. }) => {
             CardFailure::Refused("This card has expired. Please see reception for a new card.".into())
         }
+        E::Credential(CredentialError::ForeignIssuer { .. }) => CardFailure::Refused(
+            "This card was issued by another clinic. Check-in here needs a card from this clinic: please see reception.".into(),
+        ),
+        E::Credential(CredentialError::PinNotProven { .. }) => {
+            CardFailure::Refused("This card could not confirm your PIN. Please take it to reception.".into())
+        }
         E::Credential(_) => CardFailure::Refused("This card could not be verified as one of this clinic's cards. Please see reception.".into()),
         E::Consent(c) => CardFailure::Refused(format!(
             "There is no valid consent on this card ({c}). Please see reception to set your consent."
@@ -625,6 +631,16 @@ mod tests {
         let e = reader::Error::Credential(CredentialError::Revoked { serial: 7 });
         let CardFailure::Refused(m) = classify(&e) else { unreachable!() };
         assert!(m.contains("withdrawn") && m.contains("reception"), "{m}");
+    }
+
+    #[test]
+    fn a_partner_clinics_card_and_an_unproven_pin_are_sent_to_reception() {
+        let e = reader::Error::Credential(CredentialError::ForeignIssuer { serial: 7, issuer: "b".into(), clinic: "a".into() });
+        let CardFailure::Refused(m) = classify(&e) else { unreachable!() };
+        assert!(m.contains("another clinic") && m.contains("reception"), "{m}");
+        let e = reader::Error::Credential(CredentialError::PinNotProven { serial: 7 });
+        let CardFailure::Refused(m) = classify(&e) else { unreachable!() };
+        assert!(m.contains("could not confirm your PIN"), "{m}");
     }
 
     #[test]

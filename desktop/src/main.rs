@@ -48,13 +48,21 @@ struct Args {
     /// Seconds before the bedside hides a shown record.
     #[arg(long, value_name = "SECS", default_value_t = 120)]
     hide_after: u64,
-    /// Set the clinic admin PIN that unlocks the admin view (asked twice without echo, or one
-    /// line from standard input when it is not a terminal), then exit.
+    /// Set or change the clinic admin PIN that unlocks the admin view, then exit. On a terminal:
+    /// the current PIN (when one is set), then the new one twice, without echo. From standard
+    /// input: line 1 the current PIN (only when one is set), next line the new PIN. Audited
+    /// (admin.pin_set); a wrong current PIN changes nothing.
     #[arg(long)]
     set_admin_pin: bool,
     /// The record store (default: <data>/records).
     #[arg(long, value_name = "DIR")]
     store: Option<PathBuf>,
+    /// Where Save PNG (kiosk), Save as… (bedside) and Export certificate (admin) write, under
+    /// names the app chooses; never inside the data directory; the app's files there are removed
+    /// after 24 h, a saved record when it leaves the cache. Default: $MEDCARD_EXPORT_DIR, else
+    /// $XDG_RUNTIME_DIR/medcard-exports, else ~/.cache/medcard/exports.
+    #[arg(long, value_name = "DIR")]
+    export_dir: Option<PathBuf>,
     /// With --demo: play the kiosk → bedside flow by itself, save a screenshot of each screen
     /// into DIR, print start-up and memory figures, and exit (non-zero if a step failed).
     #[arg(long, value_name = "DIR", requires = "demo")]
@@ -121,6 +129,13 @@ fn run(args: Args, t0: Instant) -> Result<(), String> {
     if let Some(s) = args.store {
         env.store_dir = s;
     }
+    env.export_dir = reader::export::resolve_dir(args.export_dir.as_deref()).unwrap_or_default();
+    if !env.export_dir.as_os_str().is_empty() {
+        // Made now (0700) and refused when it lies inside the data directory.
+        env.export_dir = reader::export::prepare_dir(&env.data_dir, &env.export_dir)
+            .map_err(|e| format!("the export folder (--export-dir, MEDCARD_EXPORT_DIR): {e}"))?;
+    }
+    env.purge_exports();
     env.settings.kiosk_idle = Duration::from_secs(args.kiosk_idle.max(5));
     env.settings.qr_valid_for = args.qr_minutes * 60;
     env.settings.record_hide = Duration::from_secs(args.hide_after.max(5));
@@ -179,12 +194,29 @@ fn first_reader() -> Option<String> {
     reader::PcscContext::establish().ok()?.reader_names().ok()?.into_iter().next()
 }
 
-/// `--set-admin-pin`: the new admin PIN twice without echo on a terminal, else one line from
-/// standard input; stored as a slow salted hash (never printed).
+/// `--set-admin-pin`: when a PIN is set, the current one first; then the new admin PIN twice
+/// without echo on a terminal, else (standard input not a terminal) line 1 the current PIN
+/// (only when one is set) and the next line the new PIN. Stored as a slow salted hash (never
+/// printed); audited ([`medcard_desktop::admin_pin::change`]).
 fn set_admin_pin(dir: &std::path::Path) -> Result<(), String> {
+    use medcard_desktop::admin_pin::{self, PinChange};
     use std::io::{BufRead, IsTerminal};
     use zeroize::Zeroizing;
-    let pin = if std::io::stdin().is_terminal() {
+    let is_set = admin_pin::is_set(dir);
+    let read_line = |what: &str| -> Result<Zeroizing<String>, String> {
+        let mut line = Zeroizing::new(String::with_capacity(256));
+        std::io::stdin().lock().read_line(&mut line).map_err(|e| format!("cannot read the {what} from standard input: {e}"))?;
+        Ok(Zeroizing::new(line.trim_end_matches(['\n', '\r']).to_owned()))
+    };
+    let terminal = std::io::stdin().is_terminal();
+    let old = match (is_set, terminal) {
+        (false, _) => None,
+        (true, true) => Some(Zeroizing::new(
+            rpassword::prompt_password("Current admin PIN: ").map_err(|e| format!("cannot read the PIN: {e}"))?,
+        )),
+        (true, false) => Some(read_line("current admin PIN (line 1)")?),
+    };
+    let pin = if terminal {
         let rules = format!("{} to {} characters", medcard_desktop::admin_pin::MIN_LEN, medcard_desktop::admin_pin::MAX_LEN);
         let first = Zeroizing::new(rpassword::prompt_password(format!("New admin PIN ({rules}): ")).map_err(|e| format!("cannot read the PIN: {e}"))?);
         medcard_desktop::admin_pin::check_new(&first).map_err(|e| e.to_string())?;
@@ -194,11 +226,16 @@ fn set_admin_pin(dir: &std::path::Path) -> Result<(), String> {
         }
         first
     } else {
-        let mut line = Zeroizing::new(String::with_capacity(256));
-        std::io::stdin().lock().read_line(&mut line).map_err(|e| format!("cannot read the PIN from standard input: {e}"))?;
-        Zeroizing::new(line.trim_end_matches(['\n', '\r']).to_owned())
+        read_line(if is_set { "new admin PIN (line 2)" } else { "new admin PIN" })?
     };
-    medcard_desktop::admin_pin::set(dir, &pin).map_err(|e| e.to_string())?;
-    eprintln!("medcard-desktop: admin PIN set for the clinic in {}", dir.display());
+    let actor = format!("desktop:{}", reader::audit::os_user());
+    let now = medcard_desktop::context::system_now();
+    let done = admin_pin::change(dir, old.as_ref().map(|o| o.as_str()), &pin, &actor, now).map_err(|e| e.to_string())?;
+    let what = match done {
+        PinChange::First => "set",
+        PinChange::Changed => "changed",
+        PinChange::ReplacedDamaged => "set (the damaged PIN file was replaced)",
+    };
+    eprintln!("medcard-desktop: admin PIN {what} for the clinic in {}", dir.display());
     Ok(())
 }

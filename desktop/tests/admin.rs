@@ -254,8 +254,10 @@ fn admin_trust_list_exports_imports_and_removes_after_confirmation() {
     wait_until(&mut h, "the trust list", |a| a.admin.trust.listed().is_some());
     wait_for(&mut h, "(this clinic)");
     wait_for(&mut h, demo::CLINIC_ID);
-    // Export this clinic's certificate, then import it as if it were another clinic's.
-    let pem = d.data_dir.join("exported.pem");
+    // Export this clinic's certificate (outside the data directory, as every export), then
+    // import it as if it were another clinic's.
+    let out_dir = tempfile::tempdir().unwrap();
+    let pem = out_dir.path().join("exported.pem");
     let export_field = h.get_by_role_and_label(Role::TextInput, "Export to").value().unwrap();
     assert!(export_field.ends_with("clinic-ca.pem"), "{export_field}");
     h.get_by_role_and_label(Role::TextInput, "Export to").focus();
@@ -354,7 +356,8 @@ fn set_admin_pin_reads_the_pin_from_standard_input_and_stores_only_a_hash() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    child.stdin.take().unwrap().write_all(b"new-admin-7\n").unwrap();
+    // A PIN is set (the demo's): line 1 the current PIN, line 2 the new one.
+    child.stdin.take().unwrap().write_all(format!("{}\nnew-admin-7\n", demo::ADMIN_PIN).as_bytes()).unwrap();
     let out = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
@@ -371,9 +374,78 @@ fn set_admin_pin_reads_the_pin_from_standard_input_and_stores_only_a_hash() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    child.stdin.take().unwrap().write_all(b"123\n").unwrap();
+    child.stdin.take().unwrap().write_all(b"new-admin-7\n123\n").unwrap();
     let out = child.wait_with_output().unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("6 to 12 characters"));
     assert!(admin_pin::verify(&d.data_dir, "new-admin-7").unwrap());
+}
+
+/// Issue 13: "Export to" took any path and renamed the certificate over it (the data
+/// directory's `keys/master.key` included).
+#[test]
+fn admin_trust_export_cannot_overwrite_the_master_key() {
+    let (mut h, d) = app(View::Admin);
+    unlock(&mut h);
+    click(&mut h, "Trust list");
+    wait_until(&mut h, "the trust list", |a| a.admin.trust.listed().is_some());
+    let key = d.data_dir.join("keys").join("master.key");
+    let before = std::fs::read(&key).unwrap();
+    h.get_by_role_and_label(Role::TextInput, "Export to").set_text_value_accesskit(&key.display().to_string());
+    h.step();
+    h.step();
+    click(&mut h, "Export certificate");
+    support::wait_for_any(&mut h, &["certificate was saved", "data directory"]);
+    assert_eq!(std::fs::read(&key).unwrap(), before, "the export replaced the clinic's master secret");
+    wait_for(&mut h, "data directory");
+}
+
+fn set_admin_pin(d: &demo::Demo, stdin: &str) -> std::process::Output {
+    use std::io::Write;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_medcard-desktop"))
+        .args(["--set-admin-pin", "--data"])
+        .arg(&d.data_dir)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+/// Issue 13: `--set-admin-pin` replaced a set PIN without the old one and left no trace.
+/// With a PIN set, standard input is the old PIN on the first line, the new one on the second.
+#[test]
+fn set_admin_pin_without_the_old_pin_is_refused_and_audited() {
+    let d = demo::create(None, medcard_desktop::context::system_now()).unwrap();
+    let before = audit_kinds(&d, "admin.pin_set").len();
+    // Only a new PIN (someone who does not know the current one): refused, PIN kept.
+    let out = set_admin_pin(&d, "intruder-77\n");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(admin_pin::verify(&d.data_dir, demo::ADMIN_PIN).unwrap(), "the PIN was replaced without the old one");
+    assert!(!out.status.success(), "{stderr}");
+    // A wrong old PIN: refused and audited, never echoed.
+    let out = set_admin_pin(&d, "999999\nintruder-77\n");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains("current admin PIN") && stderr.contains("wrong"), "{stderr}");
+    assert!(!stderr.contains("999999") && !stderr.contains("intruder-77"), "{stderr}");
+    assert!(admin_pin::verify(&d.data_dir, demo::ADMIN_PIN).unwrap());
+    // The right old PIN: changed and audited.
+    let out = set_admin_pin(&d, &format!("{}\nnew-admin-8\n", demo::ADMIN_PIN));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(admin_pin::verify(&d.data_dir, "new-admin-8").unwrap());
+    let outcomes = audit_kinds(&d, "admin.pin_set");
+    assert_eq!(outcomes.len(), before + 3, "{outcomes:?}");
+    assert_eq!(outcomes[before..], ["wrong-old-pin", "wrong-old-pin", "ok"]);
+    // Nothing in the log holds a PIN.
+    let ks = reader::Keystore::open(&d.data_dir).unwrap();
+    let db = reader::db::ClinicDb::open_clinic(&ks).unwrap();
+    for e in reader::audit::entries(&db, 0, None).unwrap() {
+        let row = format!("{} {} {} {}", e.actor, e.subject, e.outcome, e.detail);
+        for pin in [demo::ADMIN_PIN, "new-admin-8", "999999", "intruder-77"] {
+            assert!(!row.contains(pin), "{row}");
+        }
+    }
 }

@@ -290,17 +290,22 @@ fn bedside_shows_an_image_record_inline_and_saves_it_privately() {
     wait_for(&mut h, "image/png");
     wait_for(&mut h, "An image, shown below");
     assert!(shows(&h, "The record's image"), "the picture is shown inline");
-    let target = d.data_dir.join("saved-xray.png");
-    h.get_by_role_and_label(Role::TextInput, "Save to:").set_text_value_accesskit(&target.display().to_string());
-    h.step();
+    let exports = tempfile::tempdir().unwrap();
+    h.state_mut().env.export_dir = exports.path().to_path_buf();
     // The button is below the fold of the scrolling result: press it through accesskit.
     h.get_by_label("Save as…").click_accesskit();
     h.step();
     h.step();
     wait_for(&mut h, "Saved to");
-    assert_eq!(std::fs::read(&target).unwrap(), picture);
+    let saved: Vec<_> = std::fs::read_dir(exports.path()).unwrap().map(|e| e.unwrap().path()).collect();
+    assert_eq!(saved.len(), 1, "{saved:?}");
+    let target = &saved[0];
+    let name = target.file_name().unwrap().to_string_lossy().into_owned();
+    assert!(name.starts_with("medcard-record-") && name.ends_with(".png"), "{name}");
+    assert!(shows(&h, &target.display().to_string()), "the view says where it went");
+    assert_eq!(std::fs::read(target).unwrap(), picture);
     use std::os::unix::fs::PermissionsExt;
-    assert_eq!(std::fs::metadata(&target).unwrap().permissions().mode() & 0o777, 0o600);
+    assert_eq!(std::fs::metadata(target).unwrap().permissions().mode() & 0o777, 0o600);
 }
 
 #[test]
@@ -337,4 +342,75 @@ fn bedside_file_picker_lists_only_folders_and_images_and_opens_the_chosen_code()
     wait_for(&mut h, "VERIFIED");
     assert!(shows(&h, "From wristband.png"));
     assert!(h.query_by_label_contains("Choose a QR image").is_none(), "the picker closes once a file is chosen");
+}
+
+/// Adds a lab record that is a PNG picture for the demo patient (a binary: offered to Save as…).
+fn add_picture_record(d: &demo::Demo) -> Vec<u8> {
+    let env = medcard_desktop::AppContext::new(&d.data_dir, medcard_desktop::CardSource::Sim(d.slot.clone()));
+    let o = env.open().unwrap();
+    let db = reader::db::ClinicDb::open_clinic(&o.ks).unwrap();
+    let picture = demo::samples().into_iter().find(|s| s.media_type == "image/png").unwrap().bytes;
+    let new = reader::records::NewRecord {
+        patient_id: demo::PATIENT_ID.into(),
+        category: reader::category::Category::Labs,
+        media_type: "image/png".into(),
+        author: "test".into(),
+    };
+    reader::records::add_record(&o.ks, &db, &o.store, &new, &picture, env.now(), "test").unwrap();
+    picture
+}
+
+/// Issue 13: "Save to:" took any path and renamed the record over it, the clinic's database
+/// included.
+#[test]
+fn bedside_save_as_cannot_overwrite_the_clinic_database() {
+    let (mut h, d) = app(View::Bedside);
+    let exports = tempfile::tempdir().unwrap();
+    h.state_mut().env.export_dir = exports.path().to_path_buf();
+    add_picture_record(&d);
+    let (text, _) = checkin_qr(&d);
+    paste(&mut h, &text);
+    wait_for(&mut h, "VERIFIED");
+    wait_for(&mut h, "image/png");
+    let db = d.data_dir.join("clinic.db");
+    if let Some(field) = h.query_all_by_role_and_label(Role::TextInput, "Save to:").next() {
+        field.set_text_value_accesskit(&db.display().to_string());
+    }
+    h.step();
+    h.query_all_by_label("Save as…").next().unwrap().click_accesskit();
+    h.step();
+    h.step();
+    // (The app itself writes to the database, so its bytes may change: it must still open.)
+    let ks = reader::Keystore::open(&d.data_dir).unwrap();
+    let opened = reader::db::ClinicDb::open_clinic(&ks).and_then(|db| db.records(None).map(|r| r.len()));
+    assert!(opened.is_ok(), "Save as replaced the clinic's database: {opened:?}");
+    wait_for(&mut h, "Saved to");
+    assert_eq!(std::fs::read_dir(exports.path()).unwrap().count(), 1, "the copy went into the export folder");
+}
+
+/// Issue 13: a record saved at the bedside outlived the cache purge (it went to `$HOME`); now
+/// it is kept in the export folder only while its cache entry lives.
+#[test]
+fn bedside_saved_record_is_removed_when_its_code_expires_from_the_cache() {
+    let (mut h, d) = app(View::Bedside);
+    let exports = tempfile::tempdir().unwrap();
+    h.state_mut().env.export_dir = exports.path().to_path_buf();
+    add_picture_record(&d);
+    let (text, _) = checkin_qr(&d);
+    paste(&mut h, &text);
+    wait_for(&mut h, "VERIFIED");
+    wait_for(&mut h, "image/png");
+    h.query_all_by_label("Save as…").next().unwrap().click_accesskit();
+    h.step();
+    h.step();
+    wait_for(&mut h, "Saved to");
+    // Where it went, as the view says.
+    let label = support::on_screen(&h).into_iter().find(|l| l.starts_with("Saved to ")).unwrap_or_default();
+    let saved = PathBuf::from(label.trim_start_matches("Saved to ").split(" (").next().unwrap());
+    assert!(saved.is_file() && saved.starts_with(exports.path()), "{label}");
+    // An hour later the code (valid 10 minutes) has expired: the cache purge takes the copy too.
+    h.state_mut().env.fixed_now = Some(medcard_desktop::context::system_now() + 3600);
+    click(&mut h, "Refresh");
+    wait_for(&mut h, "expired or withdrawn record");
+    assert!(!saved.exists(), "the saved record {} outlived the cache purge", saved.display());
 }

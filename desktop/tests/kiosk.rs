@@ -111,3 +111,51 @@ fn kiosk_left_alone_ends_the_session_and_forgets_the_digits() {
     click(&mut h, "Remove the demo card");
     wait_for(&mut h, "Please insert your card");
 }
+
+/// Issue 13: a patient at a locked kiosk typed the data directory's `keys/master.key` into
+/// "Save to:" and Save PNG renamed the QR image over the clinic's master secret.
+#[test]
+fn kiosk_save_png_cannot_overwrite_the_master_key() {
+    use egui::accesskit::Role;
+    let (mut h, d) = app(View::Kiosk);
+    let exports = tempfile::tempdir().unwrap();
+    h.state_mut().env.export_dir = exports.path().join("exports");
+    click(&mut h, "Insert the demo card");
+    wait_for(&mut h, "Enter your PIN");
+    pin_pad(&mut h, demo::PIN);
+    click(&mut h, "OK");
+    wait_for(&mut h, "Check in");
+    click(&mut h, "Check in");
+    wait_for(&mut h, "You are checked in");
+    let key = d.data_dir.join("keys").join("master.key");
+    let before = std::fs::read(&key).unwrap();
+    // The attack: a path typed on the patient's screen.
+    if let Some(field) = h.query_all_by_role(Role::TextInput).next() {
+        field.set_text_value_accesskit(&key.display().to_string());
+    }
+    h.step();
+    click(&mut h, "Save PNG");
+    h.step();
+    assert_eq!(std::fs::read(&key).unwrap(), before, "Save PNG replaced the clinic's master secret");
+    assert!(h.query_all_by_role(Role::TextInput).next().is_none(), "the patient's QR screen takes no path");
+    // The PNG went into the export folder under a name the app chose, privately, and the screen
+    // says where; a second save picks a new name.
+    wait_for(&mut h, "Saved to");
+    let saved: Vec<_> = std::fs::read_dir(exports.path().join("exports")).unwrap().map(|e| e.unwrap().path()).collect();
+    assert_eq!(saved.len(), 1, "{saved:?}");
+    let name = saved[0].file_name().unwrap().to_string_lossy().into_owned();
+    assert!(name.starts_with("medcard-checkin-") && name.ends_with(".png"), "{name}");
+    assert!(h.query_by_label_contains(&saved[0].display().to_string()).is_some(), "the screen says where the PNG went");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(std::fs::metadata(&saved[0]).unwrap().permissions().mode() & 0o777, 0o600);
+    assert_eq!(std::fs::read(&saved[0]).unwrap(), h.state().kiosk.shown_qr().unwrap().png.to_vec());
+    click(&mut h, "Save PNG");
+    assert_eq!(std::fs::read_dir(exports.path().join("exports")).unwrap().count(), 2, "never over the first");
+    // An export folder inside the data directory is refused, and nothing is written there.
+    h.state_mut().env.export_dir = d.data_dir.join("keys");
+    click(&mut h, "Save PNG");
+    wait_for(&mut h, "inside the clinic data directory");
+    assert_eq!(std::fs::read(&key).unwrap(), before);
+    let planted = std::fs::read_dir(d.data_dir.join("keys")).unwrap().filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().starts_with("medcard-"));
+    assert_eq!(planted.count(), 0);
+}

@@ -364,6 +364,45 @@ mod tests {
     }
 
     #[test]
+    fn consent_given_to_another_clinic_is_refused_on_this_clinics_own_card() -> Result<(), Box<dyn std::error::Error>> {
+        use p256::ecdsa::signature::hazmat::PrehashSigner;
+        use p256::ecdsa::{SigningKey, VerifyingKey};
+        let key = |b: u8| SigningKey::from_slice(&[b; 32]);
+        let (issuer, k9c) = (key(9)?, key(2)?);
+        let cred = crate::credential::CardCredential {
+            issuer: "clinic-a".into(),
+            patient_id: "P-1".into(),
+            expires_at: 2_000_000_000,
+            not_before: 1,
+            issued_at: 1,
+            card_serial: 5,
+            key_9a: VerifyingKey::from(&key(1)?),
+            key_9c: VerifyingKey::from(&k9c),
+            key_9e: VerifyingKey::from(&key(3)?),
+        };
+        let mut trust = qr::TrustList::new();
+        trust.add_key("clinic-a", VerifyingKey::from(&issuer));
+        let verified = crate::credential::verify(&cred.sign(&issuer)?, &trust, 10)?;
+        let token = ConsentToken {
+            patient_id: "P-1".into(),
+            audience: "clinic-z".into(),
+            expires_at: 1_000,
+            issued_at: 1,
+            token_id: vec![7; CTI_LEN],
+            scope: vec![],
+            version: 1,
+            card_serial: 5,
+        };
+        let bytes = cose_util::sign(&token.to_cbor(), &VerifyingKey::from(&k9c), CONTENT_TYPE, |d| {
+            k9c.sign_prehash(d).map_err(|e| crate::Error::InvalidInput(e.to_string()))
+        })?;
+        let err = verify_token(&bytes, &verified, "clinic-a", 10);
+        assert!(matches!(&err, Err(ConsentError::Audience { got, .. }) if got == "clinic-z"), "{err:?}");
+        assert!(verify_token(&bytes, &verified, "clinic-z", 10).is_ok());
+        Ok(())
+    }
+
+    #[test]
     fn token_with_a_version_beyond_what_the_database_stores_is_refused() {
         let t = |version| ConsentToken {
             patient_id: "P-1".into(),

@@ -16,6 +16,7 @@ pub mod checkin;
 pub mod clock;
 pub mod db;
 pub mod error;
+pub mod export;
 pub mod fsutil;
 pub mod keystore;
 pub mod clinic;

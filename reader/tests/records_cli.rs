@@ -55,13 +55,14 @@ fn raw_sql(home: &Path, sql: &str) -> R {
 fn record_round_trips_through_the_cli_for_0_bytes_1_kib_and_a_big_file() -> R {
     let home = clinic("clinic-rt")?;
     let h = home.path();
+    let outside = tempfile::tempdir()?; // exports never go into the data directory
     let mib: usize = std::env::var("MEDCARD_BIG_RECORD_MIB").ok().and_then(|v| v.parse().ok()).unwrap_or(50);
     for (name, len) in [("empty.txt", 0usize), ("one.json", 1024), ("big.pdf", mib << 20)] {
         let src = h.join(name);
         let doc: Vec<u8> = (0..len).map(|i| (i.wrapping_mul(31) >> 3) as u8).collect();
         std::fs::write(&src, &doc)?;
         let id = add(h, &src, "P-77", "imaging")?;
-        let out = h.join(format!("{name}.out"));
+        let out = outside.path().join(format!("{name}.out"));
         ok(h, &["record", "get", &id, "--out", &out.to_string_lossy()]);
         assert!(std::fs::read(&out)? == doc, "{name}: the document came back different");
     }
@@ -85,9 +86,11 @@ fn corrupted_store_file_fails_get_with_an_integrity_error_naming_the_record() ->
     let mut bytes = std::fs::read(&file)?;
     bytes[40] ^= 0x01;
     std::fs::write(&file, &bytes)?;
-    let e = err(h, &["record", "get", &id, "--out", &h.join("x").to_string_lossy()]);
+    let outside = tempfile::tempdir()?;
+    let x = outside.path().join("x");
+    let e = err(h, &["record", "get", &id, "--out", &x.to_string_lossy()]);
     assert!(e.contains("integrity check") && e.contains(&locator), "{e}");
-    assert!(!h.join("x").exists(), "nothing written");
+    assert!(!x.exists(), "nothing written");
     assert_eq!(std::fs::read(&file)?, bytes, "the damaged file is left as found");
     Ok(())
 }
@@ -135,7 +138,8 @@ fn witness_checkpoint_proves_growth_and_inclusion_through_the_cli() -> R {
     let src = h.join("a.txt");
     std::fs::write(&src, "x")?;
     add(h, &src, "P-9", "labs")?;
-    let old = h.join("old.cp");
+    let outside = tempfile::tempdir()?;
+    let old = outside.path().join("old.cp");
     ok(h, &["audit", "checkpoint", "--out", &old.to_string_lossy()]);
     for _ in 0..5 {
         add(h, &src, "P-9", "labs")?;
@@ -176,5 +180,68 @@ fn audit_checkpoint_prints_its_time_as_rfc3339_and_json_keeps_unix_seconds() -> 
     let v: serde_json::Value = serde_json::from_str(&ok(h, &["audit", "checkpoint", "--json"]))?;
     let secs = v["time"].as_i64().ok_or("JSON time is not a number")?;
     assert_eq!(qr::time::format_rfc3339(secs).get(..4), time.get(..4), "the same clock, two formats");
+    Ok(())
+}
+
+/// Issue 13: `--out` used to rename over whatever the path named, so `trust export --out
+/// keys/master.key` destroyed the clinic's master secret.
+#[test]
+fn trust_export_out_over_the_master_key_is_refused_and_the_key_survives() -> R {
+    let home = clinic("clinic-overwrite")?;
+    let h = home.path();
+    let key = h.join("keys").join("master.key");
+    let before = std::fs::read(&key)?;
+    let o = medcard(h, &["trust", "export", "--out", &key.to_string_lossy()]);
+    assert_eq!(std::fs::read(&key)?, before, "trust export --out replaced the clinic's master secret");
+    assert_eq!(o.status.code(), Some(1), "refused: {}", String::from_utf8_lossy(&o.stderr));
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(e.contains("data directory") && e.contains("outside"), "{e}");
+    Ok(())
+}
+
+/// Issue 13: no `--out` writes into the data directory (not even a new file, not through `..`
+/// or a symlink) nor over an existing file; what it writes is private (0600).
+#[test]
+fn exports_never_go_into_the_data_directory_nor_over_an_existing_file() -> R {
+    use std::os::unix::fs::PermissionsExt;
+    let home = clinic("clinic-exports")?;
+    let h = home.path();
+    let src = h.join("a.txt");
+    std::fs::write(&src, "x")?;
+    let id = add(h, &src, "P-9", "labs")?;
+    let outside = tempfile::tempdir()?;
+    let o = outside.path();
+    std::os::unix::fs::symlink(h.join("keys"), o.join("keys-link"))?;
+    std::fs::create_dir(o.join("sub"))?;
+    let dotdot = o.join("sub").join("..").join("keys-link").join("new.bin");
+    for (args, target) in [
+        (vec!["audit", "checkpoint", "--out"], h.join("clinic.db")),
+        (vec!["record", "get", &id, "--out"], h.join("records").join("new-file")),
+        (vec!["record", "get", &id, "--out"], o.join("keys-link").join("new.bin")),
+        (vec!["record", "get", &id, "--out"], dotdot.clone()),
+        (vec!["trust", "export", "--out"], h.join("trust").join("mine.pem")),
+    ] {
+        let mut a = args.clone();
+        let t = target.to_string_lossy().into_owned();
+        a.push(&t);
+        let e = err(h, &a);
+        assert!(e.contains("data directory"), "{a:?}: {e}");
+    }
+    // (Refusals are audited, so clinic.db changes: it must still be the clinic's database.)
+    assert!(ok(h, &["audit", "verify"]).contains("audit log OK"), "clinic.db was replaced");
+    assert!(!h.join("records").join("new-file").exists() && !h.join("keys").join("new.bin").exists());
+    // Outside the data directory: written, private; a second time: refused, file kept.
+    let pem = o.join("clinic.pem");
+    ok(h, &["trust", "export", "--out", &pem.to_string_lossy()]);
+    assert_eq!(std::fs::metadata(&pem)?.permissions().mode() & 0o777, 0o600);
+    std::fs::write(&pem, "mine")?;
+    let e = err(h, &["trust", "export", "--out", &pem.to_string_lossy()]);
+    assert!(e.contains("already exists"), "{e}");
+    assert_eq!(std::fs::read_to_string(&pem)?, "mine");
+    let cp = o.join("old.cp");
+    ok(h, &["audit", "checkpoint", "--out", &cp.to_string_lossy()]);
+    assert_eq!(std::fs::metadata(&cp)?.permissions().mode() & 0o777, 0o600);
+    let e = err(h, &["audit", "checkpoint", "--out", &cp.to_string_lossy()]);
+    assert!(e.contains("already exists"), "{e}");
     Ok(())
 }

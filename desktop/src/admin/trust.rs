@@ -82,7 +82,7 @@ impl TrustTab {
             self.loading = Some(spawn(ui.ctx(), "Loading the trust list", move || load(&env2)));
         }
         if self.export_path.is_empty() {
-            self.export_path = default_dir(env).join("clinic-ca.pem").display().to_string();
+            self.export_path = env.export_dir.join("clinic-ca.pem").display().to_string();
         }
         ui.heading("Trust another clinic");
         ui.label(RichText::new("A CA certificate (PEM or DER), a public key, or a COSE_Key that the other clinic exported.").color(style::MUTED));
@@ -181,10 +181,6 @@ impl TrustTab {
     }
 }
 
-fn default_dir(env: &AppContext) -> PathBuf {
-    std::env::var_os("HOME").map(PathBuf::from).filter(|p| p.is_dir()).unwrap_or_else(|| env.data_dir.clone())
-}
-
 fn load(env: &AppContext) -> Result<Vec<TrustRow>, String> {
     let o = env.open().map_err(|e| e.to_string())?;
     let mut rows =
@@ -225,7 +221,12 @@ fn export(env: &AppContext, path: &Path) -> Result<String, String> {
     }
     let o = env.open().map_err(|e| e.to_string())?;
     let pem = reader::x509::to_pem("CERTIFICATE", o.ks.ca_certificate_der());
-    reader::fsutil::write_atomic(path, pem.as_bytes())
-        .map_err(|e| format!("Could not save the certificate: {e}. Choose another folder (is the disk full?)."))?;
+    // The export folder is made on first use (0700); any other folder must exist.
+    if !env.export_dir.as_os_str().is_empty() && path.parent() == Some(env.export_dir.as_path()) {
+        reader::export::prepare_dir(&env.data_dir, &env.export_dir).map_err(|e| format!("Could not save the certificate: {e}."))?;
+    }
+    // A new file outside the data directory (never over the clinic's keys or database).
+    reader::export::write_new_export(&env.data_dir, path, pem.as_bytes())
+        .map_err(|e| format!("Could not save the certificate: {e}. Choose another file name or folder."))?;
     Ok(format!("This clinic's certificate was saved to {}.", path.display()))
 }

@@ -336,6 +336,12 @@ pub fn list_cached(env: &AppContext) -> Result<(Vec<CachedItem>, usize), String>
     let now = env.now();
     let purged = db.cache_purge(now).map_err(|e| full(format!("The cache could not be cleaned up ({e}). Report it to IT.")))?;
     let rows = db.cache_list().map_err(|e| format!("The cache cannot be read ({e}). Report it to IT."))?;
+    // Saved copies go with their cache entries (best effort: an unreadable folder is left alone).
+    if !env.export_dir.as_os_str().is_empty() {
+        let ids: Vec<String> = rows.iter().map(|r| r.qr_id.clone()).collect();
+        let _ = reader::export::purge_saved_records(&env.export_dir, &ids);
+        env.purge_exports();
+    }
     let mut items: Vec<CachedItem> = rows
         .into_iter()
         .filter(|r| r.expires_at > now)
@@ -393,17 +399,16 @@ pub fn picture(bytes: &[u8]) -> Result<egui::ColorImage, String> {
     Ok(egui::ColorImage::from_rgba_unmultiplied(size, rgba.as_raw()))
 }
 
-/// Writes a record to `path` atomically with mode 0600 (it is health data).
+/// Saves a record into the export folder as `<stem>.<ext>` (a name the app chooses), a new
+/// file, mode 0600 (it is health data), never inside the data directory; it is removed from
+/// there when the record leaves the cache ([`list_cached`]).
 ///
 /// # Errors
 /// A message that says what to do.
-pub fn save_record(path: &Path, bytes: &[u8]) -> Result<String, String> {
-    if path.as_os_str().is_empty() {
-        return Err("Type where to save the record first.".into());
-    }
-    reader::fsutil::write_atomic(path, bytes)
-        .map(|()| format!("Saved to {} (readable only by you).", path.display()))
-        .map_err(|e| format!("Could not save the record: {e}. Choose another folder (is the disk full?)."))
+pub fn save_record(env: &AppContext, stem: &str, ext: &str, bytes: &[u8]) -> Result<String, String> {
+    env.export(stem, ext, bytes)
+        .map(|p| format!("Saved to {} (readable only by you; removed when the record leaves this device's cache).", p.display()))
+        .map_err(|e| format!("Could not save the record: {e}. Report it to IT (is the disk full?)."))
 }
 
 #[cfg(test)]
@@ -455,15 +460,21 @@ mod tests {
     }
 
     #[test]
-    fn a_saved_record_is_private_to_its_owner() {
+    fn a_saved_record_is_private_to_its_owner_and_never_lands_in_the_data_directory() {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap_or_else(|e| unreachable!("{e}"));
-        let p = dir.path().join("record.pdf");
-        let m = save_record(&p, b"%PDF-1.4").unwrap_or_else(|e| unreachable!("{e}"));
+        let data = dir.path().join("clinic");
+        std::fs::create_dir(&data).unwrap_or_else(|e| unreachable!("{e}"));
+        let mut env = AppContext::new(&data, crate::CardSource::Pcsc { reader: "none".into() });
+        env.export_dir = dir.path().join("exports");
+        let m = save_record(&env, "medcard-record-ab12", "pdf", b"%PDF-1.4").unwrap_or_else(|e| unreachable!("{e}"));
         assert!(m.contains("Saved to"), "{m}");
+        let p = dir.path().join("exports").join("medcard-record-ab12.pdf");
         let mode = std::fs::metadata(&p).map(|m| m.permissions().mode() & 0o777).unwrap_or(0);
         assert_eq!(mode, 0o600);
-        let e = save_record(&dir.path().join("no-such-dir").join("r.pdf"), b"x").err().unwrap_or_default();
-        assert!(e.contains("Could not save"), "{e}");
+        env.export_dir = data.join("keys");
+        let e = save_record(&env, "medcard-record-ab12", "pdf", b"x").err().unwrap_or_default();
+        assert!(e.contains("Could not save") && e.contains("inside the clinic data directory"), "{e}");
+        assert!(!data.join("keys").exists());
     }
 }

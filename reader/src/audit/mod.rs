@@ -48,11 +48,12 @@ pub enum EventKind {
     QrRefused,
     CachePurge,
     AdminUnlock,
+    AdminPinSet,
 }
 
 impl EventKind {
     /// Every kind.
-    pub const ALL: [EventKind; 18] = [
+    pub const ALL: [EventKind; 19] = [
         EventKind::CardIssued,
         EventKind::CardVerified,
         EventKind::PinFailed,
@@ -71,6 +72,7 @@ impl EventKind {
         EventKind::QrRefused,
         EventKind::CachePurge,
         EventKind::AdminUnlock,
+        EventKind::AdminPinSet,
     ];
     /// The stored name.
     #[must_use]
@@ -94,6 +96,7 @@ impl EventKind {
             EventKind::QrRefused => "qr.refused",
             EventKind::CachePurge => "cache.purge",
             EventKind::AdminUnlock => "admin.unlock",
+            EventKind::AdminPinSet => "admin.pin_set",
         }
     }
 }

@@ -43,7 +43,8 @@ pub enum AuditCommand {
     },
     /// Sign a checkpoint of the whole log with the clinic issuer key (and optionally save it for a witness).
     Checkpoint {
-        /// Also write the signed checkpoint (COSE_Sign1) to this file.
+        /// Also write the signed checkpoint (COSE_Sign1) to this file: a new file (mode 0600),
+        /// never over an existing file, never inside the data directory.
         #[arg(long, value_name = "FILE")]
         out: Option<PathBuf>,
         #[arg(long)]
@@ -152,11 +153,14 @@ fn verify(data: DataArg, json: bool) -> ExitCode {
 
 fn checkpoint(data: DataArg, out: Option<PathBuf>, json: bool) -> Result<(), String> {
     let mut c = Clinic::open(data.data.as_deref())?;
+    if let Some(out) = &out {
+        reader::export::check_new(c.ks.data_dir(), out).map_err(|e| e.to_string())?;
+    }
     let signer = c.ks.issuer_signer();
     let origin = c.ks.clinic_id().to_owned();
     let (cp, signed) = audit::checkpoint(&mut c.db, &origin, now(), &signer).map_err(|e| e.to_string())?;
     if let Some(out) = &out {
-        reader::store::write_atomic(out, &signed).map_err(|e| e.to_string())?;
+        reader::export::write_new_export(c.ks.data_dir(), out, &signed).map_err(|e| e.to_string())?;
     }
     if json {
         println!("{}", serde_json::json!({"origin": cp.origin, "tree_size": cp.tree_size, "root": hex::encode(cp.root), "time": cp.time,

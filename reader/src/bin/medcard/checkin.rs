@@ -29,9 +29,12 @@ pub struct CheckinArgs {
     /// How long the QR code is valid: 90s, 10m, 2h (a bare number is minutes; 1m to 24h).
     #[arg(long, value_name = "DURATION", default_value = "10m")]
     valid_for: String,
-    /// Where to write the QR code as PNG.
+    /// Where to write the QR code as PNG: a new file (mode 0600: it carries the records' key),
+    /// never over an existing file, never inside the data directory (both checked before the card
+    /// session). Default: the export folder ($MEDCARD_EXPORT_DIR, else
+    /// $XDG_RUNTIME_DIR/medcard-exports, else ~/.cache/medcard/exports) as medcard-checkin-<QR id>.png.
     #[arg(long, value_name = "FILE")]
-    out: PathBuf,
+    out: Option<PathBuf>,
     /// The patient's PIN (asked for when absent).
     #[arg(long, value_name = "PIN")]
     pin: Option<String>,
@@ -62,9 +65,24 @@ pub fn parse_duration(s: &str) -> Result<i64, reader::Error> {
         .ok_or_else(|| reader::Error::InvalidInput(format!("--valid-for {s:?}: expected e.g. 90s, 10m or 2h")))
 }
 
-fn write_png(path: &Path, text: &str) -> Result<(), reader::Error> {
+/// Writes the PNG to `out` (a new private file outside the data directory) or, without
+/// `--out`, into the export folder `export_dir` under the QR id; returns where it went.
+fn write_png(data_dir: &Path, out: Option<&Path>, export_dir: Option<&Path>, qr_id: &str, text: &str) -> Result<PathBuf, reader::Error> {
     let png = qr::render::render_png(text, 4).map_err(|e| reader::Error::InvalidInput(format!("rendering the QR code: {e}")))?;
-    std::fs::write(path, png).map_err(|e| reader::Error::InvalidInput(format!("cannot write {}: {e}", path.display())))
+    match (out, export_dir) {
+        (Some(p), _) => {
+            reader::export::write_new_export(data_dir, p, &png)?;
+            Ok(p.to_path_buf())
+        }
+        (None, dir) => {
+            let dir = match dir {
+                Some(d) => d.to_path_buf(),
+                None => reader::export::resolve_dir(None)?,
+            };
+            let id: String = qr_id.chars().filter(char::is_ascii_alphanumeric).take(8).collect();
+            Ok(reader::export::save_new(data_dir, &dir, &format!("medcard-checkin-{id}"), "png", &png)?)
+        }
+    }
 }
 
 pub fn run(args: &CheckinArgs) -> Result<(), reader::Error> {
@@ -77,6 +95,14 @@ pub fn run(args: &CheckinArgs) -> Result<(), reader::Error> {
         .transpose()
         .map_err(|e| reader::Error::InvalidInput(e.to_string()))?;
     let ks = args.data.keystore()?;
+    // A refused --out (or export folder) must not cost the patient a card session.
+    let export_dir = match &args.out {
+        Some(out) => {
+            reader::export::check_new(ks.data_dir(), out)?;
+            None
+        }
+        None => Some(reader::export::prepare_dir(ks.data_dir(), &reader::export::resolve_dir(None)?)?),
+    };
     let state = clinic_cli::state(&ks)?;
     let store = DirStore::open(&ks.data_dir().join("records")).map_err(|e| reader::Error::InvalidInput(e.to_string()))?;
     let pin = clinic_cli::pin(args.pin.as_deref(), "patient PIN")?;
@@ -90,7 +116,7 @@ pub fn run(args: &CheckinArgs) -> Result<(), reader::Error> {
     let card_ms = started.elapsed().as_secs_f64() * 1000.0;
     let issued = checkin::issue_qr(&ks, &state, &store, &card, asked.as_deref(), valid_for, now)
         .map_err(|e| reader::Error::InvalidInput(format!("check-in refused: {e}")))?;
-    write_png(&args.out, &issued.text)?;
+    let png_path = write_png(ks.data_dir(), args.out.as_deref(), export_dir.as_deref(), &issued.qr_id, &issued.text)?;
     let total_ms = started.elapsed().as_secs_f64() * 1000.0;
     if args.json {
         print_json(&serde_json::json!({
@@ -103,7 +129,7 @@ pub fn run(args: &CheckinArgs) -> Result<(), reader::Error> {
             "index": issued.index,
             "locator": issued.locator,
             "text": issued.text,
-            "png": args.out.display().to_string(),
+            "png": png_path.display().to_string(),
             "apdus": apdus,
             "card_ms": card_ms,
             "elapsed_ms": total_ms,
@@ -114,7 +140,7 @@ pub fn run(args: &CheckinArgs) -> Result<(), reader::Error> {
         println!("  valid to:   {}", qr::time::format_rfc3339(issued.exp));
         println!("  categories: {}", category::join(&issued.categories));
         println!("  records:    {}{}", issued.records.len(), if issued.index { " (via a record index)" } else { "" });
-        println!("  PNG:        {}", args.out.display());
+        println!("  PNG:        {}", png_path.display());
         println!("{}", issued.text);
     }
     Ok(())

@@ -110,7 +110,8 @@ pub enum RecordCommand {
     Get {
         /// The record id.
         id: String,
-        /// Where to write the document (created, mode 0600; refuses to overwrite).
+        /// Where to write the document: a new file (mode 0600), never over an existing file,
+        /// never inside the data directory.
         #[arg(long, value_name = "FILE")]
         out: PathBuf,
         #[command(flatten)]
@@ -191,6 +192,8 @@ fn list(data: Option<&Path>, patient_id: Option<&str>, json: bool) -> Result<(),
 fn get(data: Option<&Path>, id: &str, out: &Path) -> Result<(), String> {
     let mut c = Clinic::open(data)?;
     let result = (|| {
+        let data_dir = c.ks.data_dir().to_path_buf();
+        reader::export::check_new(&data_dir, out).map_err(|e| e.to_string())?;
         let row = c.db.record(id).map_err(|e| e.to_string())?;
         let wrap = c.ks.derive_key(KeyPurpose::RecordKeyWrap);
         let key = records::keywrap::unwrap(&wrap, id, &row.wrapped_key).map_err(|e| e.to_string())?;
@@ -199,15 +202,7 @@ fn get(data: Option<&Path>, id: &str, out: &Path) -> Result<(), String> {
         if opened.meta != row.meta {
             return Err(format!("record {id}: the sealed metadata does not match the index row; not writing it"));
         }
-        use std::io::Write;
-        use std::os::unix::fs::OpenOptionsExt;
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(out)
-            .map_err(|e| format!("creating {}: {e}", out.display()))?;
-        f.write_all(opened.document()).and_then(|()| f.sync_all()).map_err(|e| format!("writing {}: {e}", out.display()))?;
+        reader::export::write_new_export(&data_dir, out, opened.document()).map_err(|e| e.to_string())?;
         Ok(row.meta.patient_id)
     })();
     match result {

@@ -26,8 +26,9 @@ pub struct ScanArgs {
     /// Open a cached record by its cache id (`medcard cache list`), only while still valid.
     #[arg(long, value_name = "ID")]
     cached: Option<String>,
-    /// Write the document here instead of stdout (created, mode 0600); with several records, a
-    /// directory (created) with one file per record, named by cache id.
+    /// Write the document here instead of stdout: a new file (mode 0600); with several records,
+    /// a new directory (0700) with one file per record, named by cache id. Never over an
+    /// existing file or directory, never inside the data directory (checked before the scan).
     #[arg(long, value_name = "PATH")]
     out: Option<PathBuf>,
     /// Print metadata as JSON instead of the document (use --out for the document).
@@ -48,24 +49,22 @@ fn open(args: &ScanArgs) -> Result<Bedside, String> {
     Bedside::open(args.data.as_deref(), args.store.as_deref()).map_err(|e| e.to_string())
 }
 
-fn write_private(path: &Path, bytes: &[u8]) -> Result<(), String> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .map_err(|e| format!("creating {}: {e}", path.display()))?;
-    f.write_all(bytes).and_then(|()| f.sync_all()).map_err(|e| format!("writing {}: {e}", path.display()))
+/// The bedside's data directory (exports never go into it).
+fn data_dir(args: &ScanArgs) -> Result<PathBuf, String> {
+    reader::keystore::data_dir(args.data.as_deref()).map_err(|e| e.to_string())
 }
 
-fn output(rows: &[CacheRow], out: Option<&Path>, json: bool) -> Result<(), String> {
+fn output(args: &ScanArgs, rows: &[CacheRow]) -> Result<(), String> {
+    let (out, json) = (args.out.as_deref(), args.json);
+    let write = |p: &Path, bytes: &[u8]| -> Result<(), String> {
+        reader::export::write_new_export(&data_dir(args)?, p, bytes).map(|_| ()).map_err(|e| e.to_string())
+    };
     match (out, rows) {
-        (Some(p), [one]) => write_private(p, &one.document)?,
+        (Some(p), [one]) => write(p, &one.document)?,
         (Some(p), many) => {
-            std::fs::create_dir(p).map_err(|e| format!("creating {}: {e}", p.display()))?;
+            let dir = reader::export::create_new_dir(&data_dir(args)?, p).map_err(|e| e.to_string())?;
             for r in many {
-                write_private(&p.join(&r.qr_id), &r.document)?;
+                write(&dir.join(&r.qr_id), &r.document)?;
             }
         }
         (None, _) if json => {}
@@ -110,7 +109,7 @@ fn cached(b: &mut Bedside, id: &str, args: &ScanArgs, now: i64) -> Result<(), St
             if args.json {
                 crate::clinic_cli::print_json(&row_json(&row));
             }
-            output(std::slice::from_ref(&row), args.out.as_deref(), args.json)
+            output(args, std::slice::from_ref(&row))
         }
         None => Err(format!(
             "cached record {id} is not available: it expired, the consent was revoked, or it was never cached here; scan a fresh QR code"
@@ -145,7 +144,7 @@ fn scan(b: &mut Bedside, args: &ScanArgs, now: i64) -> Result<ExitCode, String> 
                     "records": s.rows.iter().map(row_json).collect::<Vec<_>>(),
                 }));
             }
-            output(&s.rows, args.out.as_deref(), args.json)?;
+            output(args, &s.rows)?;
             Ok(ExitCode::SUCCESS)
         }
         Err(BedsideError::Refused(e)) => Ok(refuse(&e)),
@@ -167,6 +166,10 @@ fn refuse(e: &ScanError) -> ExitCode {
 pub fn run(args: &ScanArgs) -> ExitCode {
     let r = (|| {
         let now = crate::checkin::now().map_err(|e| e.to_string())?;
+        // A refused --out must not spend the one-time code.
+        if let Some(out) = &args.out {
+            reader::export::check_new(&data_dir(args)?, out).map_err(|e| e.to_string())?;
+        }
         let mut b = open(args)?;
         match &args.cached {
             Some(id) => cached(&mut b, id, args, now).map(|()| ExitCode::SUCCESS),

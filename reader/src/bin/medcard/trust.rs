@@ -48,7 +48,8 @@ pub enum TrustCommand {
     /// Write this clinic's CA certificate (PEM), for other clinics to `trust add`/`import`.
     #[command(after_help = "Examples:\n  medcard trust export --out st-mary.pem\n  medcard trust export --all > bundle.pem")]
     Export {
-        /// Output file (default: standard output).
+        /// Output file (default: standard output): a new file (mode 0600), never over an existing
+        /// file, never inside the data directory.
         #[arg(long, value_name = "FILE")]
         out: Option<PathBuf>,
         /// Also include every other trusted entry (a bundle of PEM blocks).
@@ -150,7 +151,9 @@ pub fn run(command: TrustCommand) -> Result<(), reader::Error> {
                 }
             }
             match out {
-                Some(p) => reader::fsutil::write_atomic(&p, pem.as_bytes())?,
+                Some(p) => {
+                    reader::export::write_new_export(ks.data_dir(), &p, pem.as_bytes())?;
+                }
                 None => print!("{pem}"),
             }
             Ok(())
