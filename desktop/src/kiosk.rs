@@ -7,8 +7,6 @@
 //! card session and the QR (it carries the records' key). After `kiosk_idle` without a touch the
 //! session ends the same way.
 
-use std::path::PathBuf;
-
 use egui::{Align, Layout, RichText, Ui, Vec2};
 use reader::category::Category;
 use reader::checkin::{self, CardOutcome};
@@ -164,7 +162,6 @@ pub struct KioskView {
     watch: CardWatch,
     presence: Presence,
     last_touch: f64,
-    save_path: String,
     save_result: Option<Result<String, String>>,
 }
 
@@ -179,7 +176,6 @@ impl KioskView {
             watch: CardWatch::new(source, wake),
             presence: Presence::Empty,
             last_touch: 0.0,
-            save_path: String::new(),
             save_result: None,
         }
     }
@@ -512,17 +508,8 @@ impl KioskView {
             ui.add_space(16.0);
             done = style::primary(ui, "Done", Vec2::new(180.0, 60.0)).clicked();
         });
-        if self.save_path.is_empty() {
-            self.save_path = default_save_dir(env).join(format!("medcard-checkin-{}.png", &q.qr_id.get(..8).unwrap_or("qr"))).display().to_string();
-        }
-        ui.horizontal(|ui| {
-            let total = 560.0;
-            ui.add_space(((ui.available_width() - total) / 2.0).max(0.0));
-            ui.label("Save to:");
-            ui.add(egui::TextEdit::singleline(&mut self.save_path).desired_width(480.0));
-        });
         if save {
-            self.save_result = Some(save_png(&PathBuf::from(&self.save_path), &q.png));
+            self.save_result = Some(save_png(env, &q.qr_id, &q.png));
         }
         if print {
             self.save_result = Some(print_png(&q.png));
@@ -576,15 +563,13 @@ fn issue(env: &AppContext, outcome: &CardOutcome) -> Result<ShownQr, String> {
     })
 }
 
-fn default_save_dir(env: &AppContext) -> PathBuf {
-    std::env::var_os("HOME").map(PathBuf::from).filter(|p| p.is_dir()).unwrap_or_else(|| env.data_dir.clone())
-}
-
-/// Writes the PNG atomically (temp + fsync + rename), mode 0600: it carries the records' key.
-fn save_png(path: &std::path::Path, png: &[u8]) -> Result<String, String> {
-    reader::fsutil::write_atomic(path, png)
-        .map(|()| format!("Saved to {}", path.display()))
-        .map_err(|e| format!("Could not save the code: {e}. Choose another folder (is the disk full?)."))
+/// Saves the PNG into the export folder as `medcard-checkin-<QR id>.png`, a name the app
+/// chooses (the patient types no path), a new file, mode 0600: it carries the records' key.
+fn save_png(env: &AppContext, qr_id: &str, png: &[u8]) -> Result<String, String> {
+    let id: String = qr_id.chars().filter(char::is_ascii_alphanumeric).take(8).collect();
+    env.export(&format!("medcard-checkin-{id}"), "png", png)
+        .map(|p| format!("Saved to {}", p.display()))
+        .map_err(|e| format!("The code could not be saved ({e}). Use Print, or please see reception."))
 }
 
 /// Sends the PNG to the default printer with CUPS' `lp`.

@@ -738,3 +738,25 @@ fn cached_record_cannot_be_opened_once_the_consent_revocation_is_seen() {
     assert_eq!(cache_count(&k.data), 0, "the revoked consent's record was purged");
     assert!(audit_has(&k.data, "record.read", "cache-refused"));
 }
+
+/// Issue 13: `medcard checkin --out` wrote the QR PNG (it carries the records' key) with mode
+/// 0644 and over whatever the path named, the data directory's own files included.
+#[test]
+fn checkin_png_is_private_never_replaces_a_file_and_never_lands_in_the_data_directory() {
+    use std::os::unix::fs::PermissionsExt;
+    let k = Kiosk::new(7110);
+    ok(&medcard(&k.data, &["consent", "set", "--reader", READER, "--scope", "labs", "--pin", PIN]));
+    let (o, png) = k.checkin(PIN);
+    ok(&o);
+    assert_eq!(std::fs::metadata(&png).unwrap().permissions().mode() & 0o777, 0o600, "the QR PNG is readable by others");
+    // Over an existing file, or into the data directory: refused before the card session.
+    let before = std::fs::read(&png).unwrap();
+    let o = medcard(&k.data, &["checkin", "--reader", READER, "--pin", PIN, "--out", png.to_str().unwrap()]);
+    refused(&o, 1, "already exists");
+    assert_eq!(std::fs::read(&png).unwrap(), before);
+    let key = k.data.join("keys").join("master.key");
+    let secret = std::fs::read(&key).unwrap();
+    let o = medcard(&k.data, &["checkin", "--reader", READER, "--pin", PIN, "--out", key.to_str().unwrap()]);
+    refused(&o, 1, "data directory");
+    assert_eq!(std::fs::read(&key).unwrap(), secret, "checkin --out replaced the master secret");
+}
