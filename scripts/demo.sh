@@ -114,7 +114,9 @@ step "medcard checkin: the kiosk proves the card, checks PIN and consent, prints
 step "medcard scan (bedside device, its own data directory, trusting the clinic)"
 "$medcard" init --clinic-id demo-ward --data "$bedside" >/dev/null
 "$medcard" trust export --out "$dir/demo-clinic.pem" --data "$kiosk"
-"$medcard" trust add "$dir/demo-clinic.pem" --data "$bedside"
+# The clinic reads its CA fingerprint to the ward over the phone; the ward's add requires it.
+fingerprint=$("$medcard" trust fingerprint --json --data "$kiosk" | sed -n 's/.*"fingerprint": "\([0-9a-f]*\)".*/\1/p')
+"$medcard" trust add "$dir/demo-clinic.pem" --fingerprint "$fingerprint" --data "$bedside"
 "$medcard" scan "$dir/checkin-qr.png" --store "$kiosk/records" --out "$dir/ward" --data "$bedside"
 ls "$dir/ward"
 [ "$(ls "$dir/ward" | wc -l)" -eq 2 ] || fail "the bedside did not get exactly two records"

@@ -254,8 +254,7 @@ fn admin_trust_list_exports_imports_and_removes_after_confirmation() {
     wait_until(&mut h, "the trust list", |a| a.admin.trust.listed().is_some());
     wait_for(&mut h, "(this clinic)");
     wait_for(&mut h, demo::CLINIC_ID);
-    // Export this clinic's certificate (outside the data directory, as every export), then
-    // import it as if it were another clinic's.
+    // Export this clinic's certificate (outside the data directory, as every export).
     let out_dir = tempfile::tempdir().unwrap();
     let pem = out_dir.path().join("exported.pem");
     let export_field = h.get_by_role_and_label(Role::TextInput, "Export to").value().unwrap();
@@ -268,15 +267,29 @@ fn admin_trust_list_exports_imports_and_removes_after_confirmation() {
     click(&mut h, "Export certificate");
     wait_for(&mut h, "certificate was saved");
     assert!(std::fs::read_to_string(&pem).unwrap().starts_with("-----BEGIN CERTIFICATE-----"));
-    type_into(&mut h, Role::TextInput, "File to import", pem.to_str().unwrap());
-    type_into(&mut h, Role::TextInput, "Name (optional)", "partner.pem");
+    assert_eq!(audit_kinds(&d, "trust.exported"), ["ok"]);
+    // Import another clinic's certificate (issue 13: its own is refused, and the fingerprint read
+    // over the phone is required): first shown, then trusted.
+    let partner = reader::Keystore::init(&out_dir.path().join("partner"), "partner", medcard_desktop::context::system_now()).unwrap();
+    let partner_pem = out_dir.path().join("partner.pem");
+    std::fs::write(&partner_pem, reader::x509::to_pem("CERTIFICATE", partner.ca_certificate_der())).unwrap();
+    let fp = reader::trust::own_entry(&partner).unwrap().fingerprint.to_string();
+    type_into(&mut h, Role::TextInput, "File to import", partner_pem.to_str().unwrap());
     click(&mut h, "Import");
-    wait_for(&mut h, "Now trusting partner.pem");
+    wait_for(&mut h, &fp);
+    assert!(h.state().admin.trust.listed().is_some_and(|r| r.len() == 1), "nothing trusted without the fingerprint");
+    type_into(&mut h, Role::TextInput, "Fingerprint", &fp);
+    click(&mut h, "Import");
+    wait_for(&mut h, "Now trusting partner as partner.pem");
     wait_for(&mut h, "Remove partner.pem");
     click(&mut h, "Remove partner.pem");
     wait_for(&mut h, "Stop trusting partner.pem?");
     click(&mut h, "Confirm remove");
     wait_for(&mut h, "partner.pem is no longer trusted");
+    // The same audit entries as `medcard trust`.
+    assert_eq!(audit_kinds(&d, "trust.refused"), ["no-fingerprint"]);
+    assert_eq!(audit_kinds(&d, "trust.added"), ["ok"]);
+    assert_eq!(audit_kinds(&d, "trust.removed"), ["ok"]);
     wait_until(&mut h, "the list reloaded", |a| a.admin.trust.listed().is_some_and(|r| r.len() == 1));
     // Something that is not a key is refused.
     type_into(&mut h, Role::TextInput, "File to import", d.data_dir.join("records").to_str().unwrap());

@@ -265,12 +265,15 @@ impl ClinicState {
         self.dir.join(TRUST_DIR)
     }
 
-    /// The other clinics' trust files: (name, bytes), sorted by name.
+    /// The other clinics' trust files: (name, bytes), sorted by name. Refuses (naming the
+    /// `chmod` that fixes it) a `trust/` directory open to group or others (it must be 0700),
+    /// such a file (0600), and anything in it that is not a regular file (a symlink, say).
     pub fn trust_files(&self) -> Result<Vec<(String, Vec<u8>)>, ClinicError> {
         let dir = self.trust_dir();
         if !dir.is_dir() {
             return Ok(Vec::new());
         }
+        fsutil::check_private(&dir, 0o700)?;
         let mut out = Vec::new();
         let entries =
             std::fs::read_dir(&dir).map_err(|source| FsError::Io { operation: "list", path: dir.clone(), source })?;
@@ -280,7 +283,18 @@ impl ClinicState {
             if name.starts_with('.') {
                 continue;
             }
-            out.push((name, fsutil::read_limited(&e.path(), 1024 * 1024)?));
+            let path = e.path();
+            let meta = std::fs::symlink_metadata(&path)
+                .map_err(|source| FsError::Io { operation: "read metadata of", path: path.clone(), source })?;
+            if !meta.file_type().is_file() {
+                return Err(ClinicError::Trust(format!(
+                    "{} is not a regular file: trust files must be plain files; remove it (`rm {}`) and add the clinic again",
+                    path.display(),
+                    path.display()
+                )));
+            }
+            fsutil::check_private(&path, 0o600)?;
+            out.push((name, fsutil::read_limited(&path, 1024 * 1024)?));
         }
         out.sort();
         Ok(out)
@@ -291,6 +305,7 @@ impl ClinicState {
         check_trust_name(name)?;
         let dir = self.trust_dir();
         fsutil::create_dir(&dir, 0o700)?;
+        fsutil::check_private(&dir, 0o700)?;
         let p = dir.join(name);
         if p.exists() {
             return Err(ClinicError::Trust(format!(

@@ -61,6 +61,9 @@ pub enum Error {
     /// A clinic data file (issued cards, revocations, trust list, consent versions).
     #[error(transparent)]
     Fs(#[from] crate::fsutil::FsError),
+    /// A trust change was refused (no fingerprint, wrong fingerprint, unsigned or altered bundle, ...).
+    #[error(transparent)]
+    Trust(#[from] crate::trust::TrustError),
     /// A file handed out (`--out`) was refused or could not be written (docs/desktop.md, exports).
     #[error(transparent)]
     Export(#[from] crate::export::ExportError),

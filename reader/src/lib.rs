@@ -32,6 +32,7 @@ pub mod store;
 pub mod sw;
 pub mod tlv;
 pub mod transport;
+pub mod trust;
 pub mod x509;
 
 pub use error::Error;

@@ -322,7 +322,9 @@ fn trust_export_add_lets_another_clinic_verify_the_card() {
     fails(&medcard(&b, &["card", "verify", "--reader", READER]), "unknown issuer");
     let pem = dir.path().join("clinic-a.pem");
     ok(&medcard(&a, &["trust", "export", "--out", pem.to_str().unwrap()]));
-    ok(&medcard(&b, &["trust", "add", pem.to_str().unwrap()]));
+    // Clinic A reads B its fingerprint over the phone (issue 13: an add requires it).
+    let fp = json(&medcard(&a, &["trust", "fingerprint", "--json"]))["fingerprint"].as_str().unwrap().to_owned();
+    ok(&medcard(&b, &["trust", "add", pem.to_str().unwrap(), "--fingerprint", &fp]));
     let list = json(&medcard(&b, &["trust", "list", "--json"]));
     assert_eq!(list.as_array().unwrap().len(), 2);
     let v = json(&medcard(&b, &["card", "verify", "--reader", READER, "--json"]));

@@ -222,7 +222,9 @@ fn bedside(name: &str, trust: bool) -> PathBuf {
     let b = f.root.join(format!("bedside-{name}"));
     ok(&medcard(&b, &["init", "--clinic-id", &format!("ward-{name}")]));
     if trust {
-        ok(&medcard(&b, &["trust", "add", f.trust_pem.to_str().unwrap()]));
+        // The fingerprint clinic A reads over the phone (issue 13: an add requires it).
+        let fp = json(&medcard(&f.kiosk, &["trust", "fingerprint", "--json"]))["fingerprint"].as_str().unwrap().to_owned();
+        ok(&medcard(&b, &["trust", "add", f.trust_pem.to_str().unwrap(), "--fingerprint", &fp]));
     }
     b
 }
@@ -575,7 +577,10 @@ fn record_of_another_patient_with_a_valid_digest_is_refused_and_nothing_is_cache
     let b = bedside("swap", true);
     let key = f.root.join("swap-issuer.key");
     ok(&medcard_qr(&["keygen", key.to_str().unwrap()]));
-    ok(&medcard(&b, &["trust", "add", &format!("{}.pub.pem", key.display())]));
+    // A bare key names no clinic: it is trusted as clinic-x's (the iss it signs below).
+    let pubkey = format!("{}.pub.pem", key.display());
+    let fp = json(&medcard(&b, &["trust", "fingerprint", &pubkey, "--json"]))["fingerprint"].as_str().unwrap().to_owned();
+    ok(&medcard(&b, &["trust", "add", &pubkey, "--clinic-id", "clinic-x", "--fingerprint", &fp]));
     let content_key = [0x42u8; 32];
     let meta = reader::records::RecordMeta {
         record_id: "0123456789abcdef0123456789abcdef".into(),
@@ -708,7 +713,8 @@ fn kiosk_refuses_a_trusted_partner_clinics_card_before_reading_its_consent() {
     ok(&medcard(&k.data, &["trust", "export", "--out", pem.to_str().unwrap()]));
     let z = k.root.join("clinic-z");
     ok(&medcard(&z, &["init", "--clinic-id", "clinic-z"]));
-    ok(&medcard(&z, &["trust", "add", pem.to_str().unwrap()]));
+    let fp = json(&medcard(&k.data, &["trust", "fingerprint", "--json"]))["fingerprint"].as_str().unwrap().to_owned();
+    ok(&medcard(&z, &["trust", "add", pem.to_str().unwrap(), "--fingerprint", &fp]));
     let doc = k.root.join("z-labs.txt");
     std::fs::write(&doc, b"labs at z").unwrap();
     ok(&medcard(&z, &["record", "add", "--patient-id", PATIENT, "--category", "labs", doc.to_str().unwrap()]));

@@ -1,7 +1,11 @@
-//! Admin → Trust list: this clinic (id, issuer kid), the other clinics whose cards and QR codes
-//! it accepts (`<data>/trust/`, `ClinicState::trust_files`), import a file
-//! (`add_trust_file`, after `qr::trust::parse_trust_file` accepts it), remove one after a
-//! confirmation, and export this clinic's CA certificate as PEM (as `medcard trust export`).
+//! Admin → Trust list: this clinic (id, issuer kid, the CA fingerprint to read to other
+//! clinics), the other clinics whose cards and QR codes it accepts (`<data>/trust/`,
+//! `ClinicState::trust_files`), import a certificate, key or signed trust bundle, remove one
+//! after a confirmation, and export this clinic's CA certificate or a signed bundle. Import,
+//! remove and export are the library's audited calls (`reader::trust::{add_file, import_bundle,
+//! remove, export_certificate, export_bundle}`), the same as `medcard trust`: an import shows the
+//! other clinic's id and fingerprint and is refused until the fingerprint it read over the phone
+//! is typed in; a bundle's partner clinics only with "Also trust the clinics it trusts".
 
 use std::path::{Path, PathBuf};
 
@@ -21,6 +25,8 @@ pub struct TrustRow {
     pub issuer: Result<String, String>,
     /// Key id (hex).
     pub kid: String,
+    /// SHA-256 fingerprint (hex), empty when unusable.
+    pub fingerprint: String,
 }
 
 /// The Trust list sub-tab.
@@ -30,8 +36,11 @@ pub struct TrustTab {
     loading: Option<Job<Result<Vec<TrustRow>, String>>>,
     reload: bool,
     import_path: String,
-    import_name: String,
+    import_fingerprint: String,
+    import_clinic_id: String,
+    include_partners: bool,
     export_path: String,
+    export_partners: bool,
     work: Option<Job<Result<String, String>>>,
     note: Note,
     remove: Option<String>,
@@ -85,33 +94,62 @@ impl TrustTab {
             self.export_path = env.export_dir.join("clinic-ca.pem").display().to_string();
         }
         ui.heading("Trust another clinic");
-        ui.label(RichText::new("A CA certificate (PEM or DER), a public key, or a COSE_Key that the other clinic exported.").color(style::MUTED));
+        ui.label(
+            RichText::new(
+                "A signed trust bundle, CA certificate (PEM or DER), public key or COSE_Key that the other clinic exported. \
+                 Import once to see its clinic id and fingerprint; compare the fingerprint with the one the other clinic \
+                 reads to you over the phone, type it in and import again.",
+            )
+            .color(style::MUTED),
+        );
         field(ui, "File to import", &mut self.import_path, false, 480.0);
-        field(ui, "Name (optional)", &mut self.import_name, false, 220.0);
+        field(ui, "Fingerprint", &mut self.import_fingerprint, false, 480.0);
+        field(ui, "Clinic id (bare keys only)", &mut self.import_clinic_id, false, 220.0);
+        ui.checkbox(&mut self.include_partners, "Also trust the clinics it trusts (bundles)");
         if ui.add_enabled(self.work.is_none(), egui::Button::new("Import")).clicked() {
             let path = PathBuf::from(self.import_path.trim());
-            let name = if self.import_name.trim().is_empty() {
-                path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
-            } else {
-                self.import_name.trim().to_owned()
+            let req = ImportRequest {
+                fingerprint: Some(self.import_fingerprint.trim().to_owned()).filter(|f| !f.is_empty()),
+                clinic_id: Some(self.import_clinic_id.trim().to_owned()).filter(|c| !c.is_empty()),
+                include_partners: self.include_partners,
             };
             if self.import_path.trim().is_empty() {
                 self.note = Some(Err("Enter the path of the file to import.".into()));
             } else {
                 let env = env.clone();
-                self.work = Some(spawn(ui.ctx(), "Importing the trust file", move || import(&env, &path, &name)));
+                self.work = Some(spawn(ui.ctx(), "Importing the trust file", move || import(&env, &path, &req)));
             }
         }
         ui.add_space(12.0);
         ui.separator();
         ui.heading("Export this clinic's certificate");
-        ui.label(RichText::new("Give this file to other clinics so they can trust this clinic's cards.").color(style::MUTED));
-        field(ui, "Export to", &mut self.export_path, false, 480.0);
-        if ui.add_enabled(self.work.is_none(), egui::Button::new("Export certificate")).clicked() {
-            let path = PathBuf::from(self.export_path.trim());
-            let env = env.clone();
-            self.work = Some(spawn(ui.ctx(), "Exporting the certificate", move || export(&env, &path)));
+        ui.label(
+            RichText::new(
+                "Give this file to other clinics so they can trust this clinic's cards, and read them the fingerprint over the phone.",
+            )
+            .color(style::MUTED),
+        );
+        if let Some(own) = self.listed().and_then(|r| r.first()) {
+            ui.horizontal(|ui| {
+                ui.label("This clinic's fingerprint:");
+                ui.label(RichText::new(&own.fingerprint).monospace());
+            });
         }
+        field(ui, "Export to", &mut self.export_path, false, 480.0);
+        ui.horizontal(|ui| {
+            if ui.add_enabled(self.work.is_none(), egui::Button::new("Export certificate")).clicked() {
+                let path = PathBuf::from(self.export_path.trim());
+                let env = env.clone();
+                self.work = Some(spawn(ui.ctx(), "Exporting the certificate", move || export(&env, &path, None)));
+            }
+            if ui.add_enabled(self.work.is_none(), egui::Button::new("Export signed bundle")).clicked() {
+                let path = PathBuf::from(self.export_path.trim());
+                let env = env.clone();
+                let partners = self.export_partners;
+                self.work = Some(spawn(ui.ctx(), "Exporting the signed bundle", move || export(&env, &path, Some(partners))));
+            }
+        });
+        ui.checkbox(&mut self.export_partners, "List the clinics this clinic trusts in the bundle");
         ui.add_space(12.0);
         ui.separator();
         ui.horizontal(|ui| {
@@ -131,7 +169,7 @@ impl TrustTab {
             }
             Some(Ok(rows)) => {
                 egui::Grid::new("admin-trust").striped(true).spacing([16.0, 6.0]).show(ui, |ui| {
-                    for h in ["Entry", "Key id", "", "Issuer"] {
+                    for h in ["Entry", "Key id", "", "Issuer", "Fingerprint"] {
                         ui.label(RichText::new(h).strong());
                     }
                     ui.end_row();
@@ -147,6 +185,7 @@ impl TrustTab {
                             Ok(s) => ui.label(s),
                             Err(m) => ui.label(RichText::new(format!("Unusable: {m}")).color(style::BAD)),
                         };
+                        ui.label(RichText::new(&r.fingerprint).monospace().small());
                         ui.end_row();
                     }
                 });
@@ -161,7 +200,9 @@ impl TrustTab {
         }
         if let Some(name) = self.remove.clone() {
             egui::Frame::group(ui.style()).show(ui, |ui| {
-                ui.label(RichText::new(format!("Stop trusting {name}? Cards and QR codes of that clinic will be refused.")).color(style::BAD));
+                ui.label(
+                    RichText::new(format!("Stop trusting {name}? Cards and QR codes of that clinic will be refused.")).color(style::BAD),
+                );
                 ui.horizontal(|ui| {
                     if ui.button("Confirm remove").clicked() {
                         self.remove = None;
@@ -183,50 +224,88 @@ impl TrustTab {
 
 fn load(env: &AppContext) -> Result<Vec<TrustRow>, String> {
     let o = env.open().map_err(|e| e.to_string())?;
-    let mut rows =
-        vec![TrustRow { name: "(this clinic)".into(), issuer: Ok(o.ks.clinic_id().to_owned()), kid: hex::encode(o.ks.issuer_kid()) }];
+    let own = reader::trust::own_entry(&o.ks).map_err(|e| e.to_string())?;
+    let mut rows = vec![TrustRow {
+        name: "(this clinic)".into(),
+        issuer: Ok(o.ks.clinic_id().to_owned()),
+        kid: hex::encode(o.ks.issuer_kid()),
+        fingerprint: own.fingerprint.to_string(),
+    }];
     let files = o.state.trust_files().map_err(|e| format!("Could not read the trust list: {e}"))?;
     for (name, bytes) in files {
-        let row = match qr::trust::parse_trust_file(&bytes, &name) {
-            Ok(entries) => match entries.first() {
-                Some(e) => TrustRow { name, issuer: Ok(e.issuer.clone()), kid: hex::encode(&e.kid) },
-                None => TrustRow { name, issuer: Err("no key in the file".into()), kid: String::new() },
-            },
-            Err(e) => TrustRow { name, issuer: Err(e.to_string()), kid: String::new() },
+        let stem = name.rsplit_once('.').map_or(name.as_str(), |(s, _)| s).to_owned();
+        let row = match reader::trust::entry_from_file(&bytes, None, &name)
+            .or_else(|_| reader::trust::entry_from_file(&bytes, Some(&stem), &name))
+        {
+            Ok(e) => TrustRow { name, issuer: Ok(e.clinic_id), kid: e.kid, fingerprint: e.fingerprint.to_string() },
+            Err(e) => TrustRow { name, issuer: Err(e.to_string()), kid: String::new(), fingerprint: String::new() },
         };
         rows.push(row);
     }
     Ok(rows)
 }
 
-fn import(env: &AppContext, path: &Path, name: &str) -> Result<String, String> {
+/// What the operator typed for an import.
+struct ImportRequest {
+    fingerprint: Option<String>,
+    clinic_id: Option<String>,
+    include_partners: bool,
+}
+
+fn import(env: &AppContext, path: &Path, req: &ImportRequest) -> Result<String, String> {
     let bytes = reader::fsutil::read_limited(path, 1024 * 1024).map_err(|e| format!("Could not read the file: {e}. Check the path."))?;
-    let entries = qr::trust::parse_trust_file(&bytes, name)
-        .map_err(|e| format!("This file is not a certificate or key this clinic can trust ({e}). Nothing was imported."))?;
     let o = env.open().map_err(|e| e.to_string())?;
-    o.state.add_trust_file(name, &bytes).map_err(|e| format!("Not imported: {e}."))?;
-    let kid = entries.first().map(|e| hex::encode(&e.kid)).unwrap_or_default();
-    Ok(format!("Now trusting {name} (key id {kid})."))
+    let source = path.file_name().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned());
+    let fp = req.fingerprint.as_deref();
+    if reader::trust::looks_like_bundle(&bytes) {
+        let r = reader::trust::import_bundle(&o.ks, &o.state, &bytes, fp, req.include_partners, &source, env.now())
+            .map_err(|e| format!("Not imported: {e}."))?;
+        let names: Vec<String> = r.trusted.iter().map(|t| t.clinic_id.clone()).collect();
+        let mut msg = format!("Now trusting {} (signed bundle of clinic {}).", names.join(", "), r.clinic_id);
+        if !r.partners_not_imported.is_empty() {
+            let left: Vec<&str> = r.partners_not_imported.iter().map(|(c, _)| c.as_str()).collect();
+            msg.push_str(&format!(" Not imported (the clinics it trusts; tick \"Also trust\" to add them): {}.", left.join(", ")));
+        }
+        Ok(msg)
+    } else {
+        let t = reader::trust::add_file(&o.ks, &o.state, &bytes, req.clinic_id.as_deref(), fp, &source, env.now())
+            .map_err(|e| format!("Not imported: {e}."))?;
+        Ok(format!("Now trusting {} as {} (key id {}).", t.clinic_id, t.name, t.kid))
+    }
 }
 
 fn remove(env: &AppContext, name: &str) -> Result<String, String> {
     let o = env.open().map_err(|e| e.to_string())?;
-    o.state.remove_trust_file(name).map_err(|e| format!("Not removed: {e}."))?;
+    reader::trust::remove(&o.state, name, env.now()).map_err(|e| format!("Not removed: {e}."))?;
     Ok(format!("{name} is no longer trusted."))
 }
 
-fn export(env: &AppContext, path: &Path) -> Result<String, String> {
+/// `bundle`: `None` the CA certificate, `Some(partners)` a signed bundle. Written as a new file
+/// outside the data directory (`reader::export::write_new_export`, as every export), then
+/// audited by the library.
+fn export(env: &AppContext, path: &Path, bundle: Option<bool>) -> Result<String, String> {
     if path.as_os_str().is_empty() {
         return Err("Enter where to save the certificate.".into());
     }
     let o = env.open().map_err(|e| e.to_string())?;
-    let pem = reader::x509::to_pem("CERTIFICATE", o.ks.ca_certificate_der());
+    let what = if bundle.is_some() { "signed trust bundle" } else { "certificate" };
+    let data_dir = o.ks.data_dir().to_path_buf();
     // The export folder is made on first use (0700); any other folder must exist.
     if !env.export_dir.as_os_str().is_empty() && path.parent() == Some(env.export_dir.as_path()) {
-        reader::export::prepare_dir(&env.data_dir, &env.export_dir).map_err(|e| format!("Could not save the certificate: {e}."))?;
+        reader::export::prepare_dir(&data_dir, &env.export_dir).map_err(|e| format!("Could not save the {what}: {e}."))?;
     }
-    // A new file outside the data directory (never over the clinic's keys or database).
-    reader::export::write_new_export(&env.data_dir, path, pem.as_bytes())
-        .map_err(|e| format!("Could not save the certificate: {e}. Choose another file name or folder."))?;
-    Ok(format!("This clinic's certificate was saved to {}.", path.display()))
+    let deliver = |bytes: &[u8]| -> Result<(), String> {
+        reader::export::write_new_export(&data_dir, path, bytes)
+            .map(|_| ())
+            .map_err(|e| format!("Could not save the {what}: {e}. Choose another file name or folder."))
+    };
+    let fingerprint = match bundle {
+        None => reader::trust::export_certificate(&o.ks, &o.state, env.now(), deliver),
+        Some(partners) => reader::trust::export_bundle(&o.ks, &o.state, partners, env.now(), deliver).map(|(fp, _)| fp),
+    }
+    .map_err(|e| e.to_string())?;
+    Ok(format!(
+        "This clinic's {what} was saved to {}. Read the other clinic this fingerprint over the phone: {fingerprint}",
+        path.display()
+    ))
 }

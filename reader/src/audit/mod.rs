@@ -48,12 +48,22 @@ pub enum EventKind {
     QrRefused,
     CachePurge,
     AdminUnlock,
+    /// Another clinic's certificate or key trusted (`medcard trust add`, desktop import).
+    TrustAdded,
+    /// A trust entry removed.
+    TrustRemoved,
+    /// An entry trusted from a signed trust bundle (`medcard trust import`).
+    TrustImported,
+    /// A trust add, import or remove refused (no or wrong fingerprint, bad bundle, ...).
+    TrustRefused,
+    /// This clinic's certificate or a signed trust bundle exported.
+    TrustExported,
     AdminPinSet,
 }
 
 impl EventKind {
     /// Every kind.
-    pub const ALL: [EventKind; 19] = [
+    pub const ALL: [EventKind; 24] = [
         EventKind::CardIssued,
         EventKind::CardVerified,
         EventKind::PinFailed,
@@ -72,6 +82,11 @@ impl EventKind {
         EventKind::QrRefused,
         EventKind::CachePurge,
         EventKind::AdminUnlock,
+        EventKind::TrustAdded,
+        EventKind::TrustRemoved,
+        EventKind::TrustImported,
+        EventKind::TrustRefused,
+        EventKind::TrustExported,
         EventKind::AdminPinSet,
     ];
     /// The stored name.
@@ -96,6 +111,11 @@ impl EventKind {
             EventKind::QrRefused => "qr.refused",
             EventKind::CachePurge => "cache.purge",
             EventKind::AdminUnlock => "admin.unlock",
+            EventKind::TrustAdded => "trust.added",
+            EventKind::TrustRemoved => "trust.removed",
+            EventKind::TrustImported => "trust.imported",
+            EventKind::TrustRefused => "trust.refused",
+            EventKind::TrustExported => "trust.exported",
             EventKind::AdminPinSet => "admin.pin_set",
         }
     }

@@ -1,17 +1,18 @@
-//! `medcard trust list|add|remove|export|import`: the issuer keys whose card credentials this
-//! clinic accepts (its own CA plus other clinics' CA certificates or keys in `<data>/trust/`).
+//! `medcard trust list|fingerprint|add|remove|export|import`: the issuer keys whose card
+//! credentials and QR codes this clinic accepts (its own CA plus other clinics' CA certificates
+//! or keys in `<data>/trust/`). The checks, file names and audit entries are the library's
+//! (`reader::trust`); this module parses flags and prints.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::Subcommand;
-use reader::clinic::ClinicFiles;
-use reader::x509;
+use reader::trust::{self, Trusted};
 
-use crate::clinic_cli::{DataArg, print_json};
+use crate::clinic_cli::{DataArg, now, print_json, state};
 
 #[derive(Subcommand)]
 pub enum TrustCommand {
-    /// List trusted issuers (this clinic first) with their kids.
+    /// List trusted issuers (this clinic first) with their clinic ids, kids and fingerprints.
     #[command(after_help = "Examples:\n  medcard trust list\n  medcard trust list --json")]
     List {
         #[command(flatten)]
@@ -20,14 +21,40 @@ pub enum TrustCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Trust another clinic: a CA certificate (PEM/DER), a public key (SPKI PEM/DER) or a COSE_Key.
-    #[command(after_help = "Examples:\n  medcard trust add clinic-b.pem\n  medcard trust add --name clinic-b key.cose")]
+    /// Show the clinic id and SHA-256 fingerprint to read over the phone: this clinic's CA
+    /// certificate, or the certificate, key or trust bundle in FILE.
+    #[command(after_help = "Examples:\n  medcard trust fingerprint                      # read this to the other clinic\n  \
+                            medcard trust fingerprint clinic-a-bundle.pem  # what an import would show\n\n\
+                            The fingerprint of a certificate is SHA-256 over its DER (as `openssl x509 -noout -fingerprint -sha256`);\n\
+                            of a bare key, SHA-256 over its SubjectPublicKeyInfo DER.")]
+    Fingerprint {
+        /// A certificate, key or trust bundle (default: this clinic's CA certificate).
+        file: Option<PathBuf>,
+        #[command(flatten)]
+        data: DataArg,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Trust another clinic: a CA certificate (PEM/DER), a public key (SPKI PEM/DER) or a
+    /// COSE_Key. Shows the clinic id and fingerprint, and stores the entry (as
+    /// trust/<clinic-id>.pem) only with --fingerprint, read to you by that clinic.
+    #[command(
+        after_help = "Examples:\n  medcard trust add clinic-b.pem                 # shows clinic-b's fingerprint, trusts nothing\n  \
+                            medcard trust add clinic-b.pem --fingerprint 3f9a…c2   # as clinic B read it over the phone\n  \
+                            medcard trust add lab.pub.pem --clinic-id lab-1 --fingerprint 71d0…9e\n\n\
+                            A bare key names no clinic: --clinic-id says which clinic's key it is."
+    )]
     Add {
         /// The file to trust.
         file: PathBuf,
-        /// The entry's name (default: the file name).
-        #[arg(long, value_name = "NAME")]
-        name: Option<String>,
+        /// The SHA-256 fingerprint the other clinic read to you (64 hex digits, colons allowed).
+        #[arg(long, value_name = "HEX")]
+        fingerprint: Option<String>,
+        /// The clinic the key belongs to (required for a bare key; for a certificate it must be
+        /// the one the certificate names).
+        #[arg(long, value_name = "ID")]
+        clinic_id: Option<String>,
         #[command(flatten)]
         data: DataArg,
         /// Print JSON instead of text.
@@ -45,24 +72,45 @@ pub enum TrustCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Write this clinic's CA certificate (PEM), for other clinics to `trust add`/`import`.
-    #[command(after_help = "Examples:\n  medcard trust export --out st-mary.pem\n  medcard trust export --all > bundle.pem")]
+    /// Write this clinic's CA certificate (PEM), or a signed trust bundle, for other clinics to
+    /// `trust add`/`import`. Prints the fingerprint to read to them over the phone.
+    #[command(after_help = "Examples:\n  medcard trust export --out st-mary.pem                 # the CA certificate\n  \
+                            medcard trust export --bundle --out st-mary.bundle     # signed: this clinic only\n  \
+                            medcard trust export --all --out st-mary-all.bundle    # signed: and every clinic it trusts\n\n\
+                            A bundle is a COSE_Sign1 by this clinic's issuer key over its id, its CA certificate and\n\
+                            (with --all) its trust entries; docs/clinic-keys.md \"Trust bundles\" has the byte format.")]
     Export {
         /// Output file (default: standard output): a new file (mode 0600), never over an existing
         /// file, never inside the data directory.
         #[arg(long, value_name = "FILE")]
         out: Option<PathBuf>,
-        /// Also include every other trusted entry (a bundle of PEM blocks).
+        /// Write a signed trust bundle instead of the bare certificate.
+        #[arg(long)]
+        bundle: bool,
+        /// A signed trust bundle that also lists every clinic this one trusts (an importer takes
+        /// them only with `--include-partners`).
         #[arg(long)]
         all: bool,
         #[command(flatten)]
         data: DataArg,
     },
-    /// Trust every PEM block of a bundle (as written by `trust export --all`).
-    #[command(after_help = "Examples:\n  medcard trust import bundle.pem")]
+    /// Trust the clinic that signed a trust bundle (`trust export --bundle`/`--all`): shows its
+    /// clinic id and CA fingerprint, and trusts it only with --fingerprint. The clinics it trusts
+    /// in turn are listed and imported only with --include-partners.
+    #[command(
+        after_help = "Examples:\n  medcard trust import st-mary.bundle                        # shows id and fingerprint, trusts nothing\n  \
+                            medcard trust import st-mary.bundle --fingerprint 3f9a…c2  # trusts St Mary only\n  \
+                            medcard trust import st-mary-all.bundle --fingerprint 3f9a…c2 --include-partners"
+    )]
     Import {
-        /// The PEM bundle.
+        /// The signed trust bundle (PEM `MEDCARD TRUST BUNDLE`, or its bytes).
         file: PathBuf,
+        /// The SHA-256 fingerprint of the exporter's CA certificate, as it read it to you.
+        #[arg(long, value_name = "HEX")]
+        fingerprint: Option<String>,
+        /// Also trust the clinics the exporter trusts (each is listed).
+        #[arg(long)]
+        include_partners: bool,
         #[command(flatten)]
         data: DataArg,
         /// Print JSON instead of text.
@@ -71,30 +119,47 @@ pub enum TrustCommand {
     },
 }
 
-fn read(file: &std::path::Path) -> Result<Vec<u8>, reader::Error> {
+fn read(file: &Path) -> Result<Vec<u8>, reader::Error> {
     Ok(reader::fsutil::read_limited(file, 1024 * 1024)?)
 }
 
-fn invalid(e: impl std::fmt::Display) -> reader::Error {
-    reader::Error::InvalidInput(e.to_string())
+fn label(file: &Path) -> String {
+    file.file_name().map_or_else(|| file.display().to_string(), |n| n.to_string_lossy().into_owned())
+}
+
+fn trusted_json(t: &Trusted) -> serde_json::Value {
+    serde_json::json!({
+        "name": t.name, "clinic_id": t.clinic_id, "fingerprint": t.fingerprint.to_string(), "kid": t.kid,
+        "partner_of": t.partner_of, "unchanged": t.unchanged,
+    })
+}
+
+fn trusted_line(t: &Trusted) -> String {
+    let how = if t.unchanged { "already trusted" } else { "trusted" };
+    let via = t.partner_of.as_ref().map(|x| format!(" (partner of {x})")).unwrap_or_default();
+    format!("{how} {} as {}{via}: fingerprint {}, kid {}", t.clinic_id, t.name, t.fingerprint, t.kid)
 }
 
 pub fn run(command: TrustCommand) -> Result<(), reader::Error> {
     match command {
         TrustCommand::List { data, json } => {
             let ks = data.keystore()?;
+            let own = trust::own_entry(&ks)?;
             let mut rows = vec![serde_json::json!({
                 "name": "(this clinic)",
+                "clinic_id": ks.clinic_id(),
                 "issuer": ks.clinic_id(),
                 "kid": hex::encode(ks.issuer_kid()),
+                "fingerprint": own.fingerprint.to_string(),
             })];
-            for (name, bytes) in ClinicFiles::new(&ks).trust_files()? {
-                match qr::trust::parse_trust_file(&bytes, &name) {
-                    Ok(entries) => {
-                        if let Some(e) = entries.first() {
-                            rows.push(serde_json::json!({ "name": name, "issuer": e.issuer, "kid": hex::encode(&e.kid) }));
-                        }
-                    }
+            for (name, bytes) in state(&ks)?.trust_files()? {
+                let stem = name.rsplit_once('.').map_or(name.as_str(), |(s, _)| s);
+                let issuer = qr::trust::parse_trust_file(&bytes, &name).ok().and_then(|k| k.first().map(|e| e.issuer.clone()));
+                match trust::entry_from_file(&bytes, None, &name).or_else(|_| trust::entry_from_file(&bytes, Some(stem), &name)) {
+                    Ok(e) => rows.push(serde_json::json!({
+                        "name": name, "clinic_id": e.clinic_id, "issuer": issuer.unwrap_or_default(), "kid": e.kid,
+                        "fingerprint": e.fingerprint.to_string(),
+                    })),
                     Err(e) => rows.push(serde_json::json!({ "name": name, "error": e.to_string() })),
                 }
             }
@@ -106,29 +171,63 @@ pub fn run(command: TrustCommand) -> Result<(), reader::Error> {
                     if r.get("error").is_some() {
                         println!("{}\tUNUSABLE: {}", s("name"), s("error"));
                     } else {
-                        println!("{}\tkid {}\t{}", s("name"), s("kid"), s("issuer"));
+                        println!("{}\tclinic {}\tkid {}\tfingerprint {}", s("name"), s("clinic_id"), s("kid"), s("fingerprint"));
                     }
                 }
             }
             Ok(())
         }
-        TrustCommand::Add { file, name, data, json } => {
-            let ks = data.keystore()?;
-            let bytes = read(&file)?;
-            let name = name.unwrap_or_else(|| file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default());
-            let entries = qr::trust::parse_trust_file(&bytes, &name).map_err(invalid)?;
-            ClinicFiles::new(&ks).add_trust_file(&name, &bytes)?;
-            let kid = entries.first().map(|e| hex::encode(&e.kid)).unwrap_or_default();
+        TrustCommand::Fingerprint { file, data, json } => {
+            let (clinic_id, what, fp, partners) = match file {
+                None => {
+                    let ks = data.keystore()?;
+                    let e = trust::own_entry(&ks)?;
+                    (e.clinic_id, "CA certificate (this clinic)", e.fingerprint, Vec::new())
+                }
+                Some(f) => {
+                    let bytes = read(&f)?;
+                    if trust::looks_like_bundle(&bytes) {
+                        let b = trust::open_bundle(&bytes)?;
+                        let partners = b.partners.iter().map(|p| (p.clinic_id.clone(), p.fingerprint.to_string())).collect();
+                        (b.exporter.clinic_id, "signed trust bundle; CA certificate", b.exporter.fingerprint, partners)
+                    } else {
+                        // A bare key names no clinic: show its fingerprint all the same.
+                        let e = trust::entry_from_file(&bytes, None, &label(&f))
+                            .or_else(|_| trust::entry_from_file(&bytes, Some("unnamed"), &label(&f)))?;
+                        let id = if e.kind == trust::EntryKind::Certificate { e.clinic_id.clone() } else { String::new() };
+                        (id, e.kind.describe(), e.fingerprint, Vec::new())
+                    }
+                }
+            };
             if json {
-                print_json(&serde_json::json!({ "name": name, "kid": kid }));
+                let partners: Vec<_> = partners.iter().map(|(c, f)| serde_json::json!({"clinic_id": c, "fingerprint": f})).collect();
+                print_json(
+                    &serde_json::json!({ "clinic_id": clinic_id, "what": what, "fingerprint": fp.to_string(), "partners": partners }),
+                );
             } else {
-                println!("trusted {name} (kid {kid})");
+                let who = if clinic_id.is_empty() { "no clinic named".to_owned() } else { format!("clinic {clinic_id}") };
+                println!("{who}, {what}\nSHA-256 fingerprint: {fp}");
+                for (c, f) in &partners {
+                    println!("  lists partner {c}: fingerprint {f}");
+                }
+            }
+            Ok(())
+        }
+        TrustCommand::Add { file, fingerprint, clinic_id, data, json } => {
+            let ks = data.keystore()?;
+            let st = state(&ks)?;
+            let bytes = read(&file)?;
+            let t = trust::add_file(&ks, &st, &bytes, clinic_id.as_deref(), fingerprint.as_deref(), &label(&file), now())?;
+            if json {
+                print_json(&trusted_json(&t));
+            } else {
+                println!("{}", trusted_line(&t));
             }
             Ok(())
         }
         TrustCommand::Remove { name, data, json } => {
             let ks = data.keystore()?;
-            ClinicFiles::new(&ks).remove_trust_file(&name)?;
+            trust::remove(&state(&ks)?, &name, now())?;
             if json {
                 print_json(&serde_json::json!({ "removed": name }));
             } else {
@@ -136,54 +235,65 @@ pub fn run(command: TrustCommand) -> Result<(), reader::Error> {
             }
             Ok(())
         }
-        TrustCommand::Export { out, all, data } => {
+        TrustCommand::Export { out, bundle, all, data } => {
             let ks = data.keystore()?;
-            let mut pem = x509::to_pem("CERTIFICATE", ks.ca_certificate_der());
-            if all {
-                for (name, bytes) in ClinicFiles::new(&ks).trust_files()? {
-                    if bytes.starts_with(b"-----BEGIN") {
-                        pem.push_str(&String::from_utf8_lossy(&bytes));
-                    } else if qr::trust::from_certificate_der(&bytes, &name).is_ok() {
-                        pem.push_str(&x509::to_pem("CERTIFICATE", &bytes));
-                    } else {
-                        eprintln!("medcard: note: {name} is not PEM or a DER certificate; not exported");
+            let st = state(&ks)?;
+            let deliver = |bytes: &[u8]| -> Result<(), String> {
+                match &out {
+                    // A new file outside the data directory, as every export (docs/checkin-scan.md, "Exports").
+                    Some(p) => reader::export::write_new_export(ks.data_dir(), p, bytes).map(|_| ()).map_err(|e| e.to_string()),
+                    None => {
+                        use std::io::Write;
+                        std::io::stdout().write_all(bytes).map_err(|e| format!("could not write the export to standard output: {e}"))
                     }
                 }
-            }
-            match out {
-                Some(p) => {
-                    reader::export::write_new_export(ks.data_dir(), &p, pem.as_bytes())?;
-                }
-                None => print!("{pem}"),
-            }
+            };
+            let (fingerprint, what) = if bundle || all {
+                let (fp, partners) = trust::export_bundle(&ks, &st, all, now(), deliver)?;
+                let what = if partners.is_empty() {
+                    "signed trust bundle".to_owned()
+                } else {
+                    format!("signed trust bundle listing {} partner(s): {}", partners.len(), partners.join(", "))
+                };
+                (fp, what)
+            } else {
+                (trust::export_certificate(&ks, &st, now(), deliver)?, "CA certificate".to_owned())
+            };
+            eprintln!(
+                "medcard: clinic {}: {what}{}. Read the receiving clinic this SHA-256 fingerprint over the phone:\n  {fingerprint}",
+                ks.clinic_id(),
+                out.as_ref().map(|p| format!(", written to {}", p.display())).unwrap_or_default(),
+            );
             Ok(())
         }
-        TrustCommand::Import { file, data, json } => {
+        TrustCommand::Import { file, fingerprint, include_partners, data, json } => {
             let ks = data.keystore()?;
-            let text = String::from_utf8(read(&file)?).map_err(|_| invalid("the bundle is not PEM text"))?;
-            let stem = file.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "import".into());
-            let own = hex::encode(ks.issuer_kid());
-            let files = ClinicFiles::new(&ks);
-            let mut added = Vec::new();
-            for (i, block) in text.split("-----BEGIN ").skip(1).enumerate() {
-                let pem = format!("-----BEGIN {block}");
-                let entries = qr::trust::parse_trust_file(pem.as_bytes(), &stem).map_err(invalid)?;
-                let kid = entries.first().map(|e| hex::encode(&e.kid)).unwrap_or_default();
-                if kid == own {
-                    continue;
-                }
-                let name = format!("{stem}-{}.pem", i + 1);
-                files.add_trust_file(&name, pem.as_bytes())?;
-                added.push(serde_json::json!({ "name": name, "kid": kid }));
-            }
-            if added.is_empty() {
-                return Err(invalid("the bundle holds no PEM entry other than this clinic's own"));
-            }
+            let st = state(&ks)?;
+            let bytes = read(&file)?;
+            let r = trust::import_bundle(&ks, &st, &bytes, fingerprint.as_deref(), include_partners, &label(&file), now())?;
             if json {
-                print_json(&serde_json::Value::Array(added));
+                let left: Vec<_> = r
+                    .partners_not_imported
+                    .iter()
+                    .map(|(c, f)| serde_json::json!({ "clinic_id": c, "fingerprint": f.to_string() }))
+                    .collect();
+                print_json(&serde_json::json!({
+                    "clinic_id": r.clinic_id,
+                    "fingerprint": r.fingerprint.to_string(),
+                    "trusted": r.trusted.iter().map(trusted_json).collect::<Vec<_>>(),
+                    "partners_not_imported": left,
+                    "skipped_own": r.skipped_own,
+                }));
             } else {
-                for a in &added {
-                    println!("trusted {} (kid {})", a["name"].as_str().unwrap_or(""), a["kid"].as_str().unwrap_or(""));
+                println!("signed trust bundle of clinic {} (CA fingerprint {}) verified", r.clinic_id, r.fingerprint);
+                for t in &r.trusted {
+                    println!("{}", trusted_line(t));
+                }
+                if !r.partners_not_imported.is_empty() {
+                    println!("not imported: the clinics {} trusts (pass --include-partners to trust them too):", r.clinic_id);
+                    for (c, f) in &r.partners_not_imported {
+                        println!("  {c}: fingerprint {f}");
+                    }
                 }
             }
             Ok(())
