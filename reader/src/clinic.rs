@@ -50,7 +50,6 @@ pub enum ClinicError {
         "consent token version {version} for patient {patient_id} differs from the version {version} token already seen: refusing a forged or replayed token; ask the patient to set consent again"
     )]
     ConsentConflict { patient_id: String, version: u64 },
-
     /// A trust entry name we do not accept, or that does not exist.
     #[error("{0}")]
     Trust(String),

@@ -62,29 +62,44 @@ fn consent_versions(state: &ClinicState) -> i64 {
     state.db().unwrap().conn().query_row("SELECT COUNT(*) FROM consent_versions", [], |r| r.get(0)).unwrap()
 }
 
-/// Clinic B (trusted by A for referrals) makes a card for one of A's patient ids, with a consent
-/// token addressed to clinic A, signed on the card with its 9C key as a real token is.
-fn partner_card_for_our_patient(ks_b: &Keystore, state_b: &ClinicState, serial: u32) -> Piv<SimTransport> {
-    let mut card = issued(ks_b, state_b, serial);
+/// The credential on `card` as issued by the clinic of `ks`.
+fn credential_of(card: &mut Piv<SimTransport>, ks: &Keystore) -> reader::credential::CardCredential {
     card.select().unwrap();
-    let cred = reader::credential::verify(&card.card_credential().unwrap().unwrap(), &clinic::trust_list(ks_b).unwrap(), NOW).unwrap();
-    let c = cred.credential().clone();
-    let token = ConsentToken {
+    let bytes = card.card_credential().unwrap().unwrap();
+    reader::credential::verify(&bytes, &clinic::trust_list(ks).unwrap(), NOW).unwrap().credential().clone()
+}
+
+/// A consent token for [`PATIENT`] on card `serial`, addressed to `audience`.
+fn token(serial: u32, audience: &str, version: u64) -> ConsentToken {
+    ConsentToken {
         patient_id: PATIENT.into(),
-        audience: "clinic-a".into(),
+        audience: audience.into(),
         expires_at: NOW + 86_400 * 30,
         issued_at: NOW,
         token_id: vec![9; consent::CTI_LEN],
         scope: vec![Category::Labs, Category::Allergies],
-        version: 1,
-        card_serial: c.card_serial,
-    };
+        version,
+        card_serial: serial,
+    }
+}
+
+/// Signs `token` on the card with its 9C key (after the PIN, as a real token is made) and writes
+/// it with the management key of the clinic `ks` that issued the card.
+fn put_token(card: &mut Piv<SimTransport>, ks: &Keystore, token: &ConsentToken) {
+    let c = credential_of(card, ks);
     card.verify_pin(&PinBlock::pin(PIN).unwrap()).unwrap();
     let bytes =
         reader::cose_util::sign(&token.to_cbor(), &c.key_9c, consent::CONTENT_TYPE, |d| card.sign_digest(Slot::Signature, d)).unwrap();
-    card.authenticate_management(&ks_b.card_management_key(c.card_serial).unwrap()).unwrap();
+    card.authenticate_management(&ks.card_management_key(c.card_serial).unwrap()).unwrap();
     card.put_data(tags::CONSENT_TOKEN, &bytes).unwrap();
     card.transport_mut().reset().unwrap();
+}
+
+/// Clinic B (trusted by A for referrals) makes a card for one of A's patient ids, with a consent
+/// token addressed to clinic A, signed on the card with its 9C key as a real token is.
+fn partner_card_for_our_patient(ks_b: &Keystore, state_b: &ClinicState, serial: u32) -> Piv<SimTransport> {
+    let mut card = issued(ks_b, state_b, serial);
+    put_token(&mut card, ks_b, &token(serial, "clinic-a", 1));
     card
 }
 
@@ -173,25 +188,7 @@ fn pin_answered_by_a_shim_instead_of_the_card_is_refused_at_the_kiosk() {
 fn consent_token_with_the_largest_version_is_refused_and_replaced_without_wrapping() {
     let (_da, ks_a, state_a) = clinic("clinic-a");
     let mut card = issued(&ks_a, &state_a, 7_400_009);
-    card.select().unwrap();
-    let cred = reader::credential::verify(&card.card_credential().unwrap().unwrap(), &clinic::trust_list(&ks_a).unwrap(), NOW).unwrap();
-    let c = cred.credential().clone();
-    let token = ConsentToken {
-        patient_id: PATIENT.into(),
-        audience: "clinic-a".into(),
-        expires_at: NOW + 86_400,
-        issued_at: NOW,
-        token_id: vec![9; consent::CTI_LEN],
-        scope: vec![Category::Labs],
-        version: u64::MAX,
-        card_serial: c.card_serial,
-    };
-    card.verify_pin(&PinBlock::pin(PIN).unwrap()).unwrap();
-    let bytes =
-        reader::cose_util::sign(&token.to_cbor(), &c.key_9c, consent::CONTENT_TYPE, |d| card.sign_digest(Slot::Signature, d)).unwrap();
-    card.authenticate_management(&ks_a.card_management_key(c.card_serial).unwrap()).unwrap();
-    card.put_data(tags::CONSENT_TOKEN, &bytes).unwrap();
-    card.transport_mut().reset().unwrap();
+    put_token(&mut card, &ks_a, &token(7_400_009, "clinic-a", u64::MAX));
 
     let shown = consent::show_in(&mut card, &ks_a, &state_a, NOW + 60);
     assert!(matches!(shown, Err(Error::Consent(_))), "{shown:?}");
