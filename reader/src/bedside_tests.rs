@@ -33,11 +33,16 @@ fn new_record(category: Category) -> NewRecord {
 
 /// Adds `doc` and returns a QR text signed by this clinic pointing at it, valid 600 s.
 fn add_and_code(b: &Bedside, doc: &[u8]) -> (records::AddedRecord, String) {
+    add_and_code_claiming(b, doc, b.ks.clinic_id())
+}
+
+/// [`add_and_code`] with `iss` claimed (signed with this clinic's key all the same).
+fn add_and_code_claiming(b: &Bedside, doc: &[u8], iss: &str) -> (records::AddedRecord, String) {
     let added = records::add_record(&b.ks, &b.db, &b.store, &new_record(Category::Labs), doc, NOW - 10, "kiosk").expect("add");
     let row = b.db.record(&added.meta.record_id).expect("row");
     let key = keywrap::unwrap(&b.ks.derive_key(KeyPurpose::RecordKeyWrap), &added.meta.record_id, &row.wrapped_key).expect("unwrap");
     let claims = qr::Claims {
-        iss: b.ks.clinic_id().to_owned(),
+        iss: iss.to_owned(),
         iat: NOW,
         exp: NOW + 600,
         nbf: None,
@@ -105,6 +110,24 @@ fn code_from_an_unknown_issuer_is_refused_and_audited_as_issuer_unknown() {
     let BedsideError::Refused(scan) = &err else { panic!("expected a refusal, got {err}") };
     assert_eq!(scan.verdict(), Verdict::IssuerUnknown);
     assert_eq!(tail(&e.b, before), vec![want("qr.refused", "-", "issuer-unknown", &scan.to_string())]);
+    assert_eq!(e.b.db.cache_count().expect("count"), 0);
+}
+
+#[test]
+fn code_signed_by_a_trusted_partner_in_our_name_is_refused_and_audited_as_issuer_mismatch() {
+    let mut e = env();
+    let partner = tempfile::tempdir().expect("tempdir");
+    Keystore::init(partner.path(), "clinic-b", NOW - 100).expect("init");
+    let p = Bedside::open(Some(partner.path()), None).expect("open");
+    crate::clinic::ClinicState::new(&e.b.ks).add_trust_file("clinic-b.der", p.ks.ca_certificate_der()).expect("trust");
+    let (_, forged) = add_and_code_claiming(&p, b"doc", "clinic-a");
+    let before = entries(&e.b).len();
+    let err = e.b.scan_text(&forged, NOW, false, ACTOR).expect_err("refused");
+    let BedsideError::Refused(scan) = &err else { panic!("expected a refusal, got {err}") };
+    assert!(matches!(scan, ScanError::Qr(qr::VerifyError::IssuerMismatch { .. })), "{scan}");
+    assert_eq!(scan.verdict(), Verdict::Invalid);
+    assert!(scan.advice().contains("another clinic's name"), "{}", scan.advice());
+    assert_eq!(tail(&e.b, before), vec![want("qr.refused", "-", "issuer-mismatch", &scan.to_string())]);
     assert_eq!(e.b.db.cache_count().expect("count"), 0);
 }
 

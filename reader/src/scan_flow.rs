@@ -70,6 +70,8 @@ impl ScanError {
             ScanError::Qr(e) => match e {
                 qr::VerifyError::UnknownKid { .. } => "issuer-unknown".into(),
                 qr::VerifyError::Time(_) => "expired-or-not-yet-valid".into(),
+                qr::VerifyError::IssuerMismatch { .. } => "issuer-mismatch".into(),
+                qr::VerifyError::Lifetime { .. } => "too-long-lived".into(),
                 e => format!("invalid-{}", e.layer().name()),
             },
             ScanError::AlreadyUsed { .. } => "already-used".into(),
@@ -91,6 +93,12 @@ impl ScanError {
             }
             ScanError::Qr(qr::VerifyError::Time(_)) => "ask the patient to check in again for a fresh code",
             ScanError::Qr(qr::VerifyError::Prefix(_)) => "this is not a MedCard code (MC1:)",
+            ScanError::Qr(qr::VerifyError::IssuerMismatch { .. }) => {
+                "a trusted clinic's key signed a code in another clinic's name: do not use it, and report it to IT (the clinic whose key signed it should be asked)"
+            }
+            ScanError::Qr(qr::VerifyError::Lifetime { .. }) => {
+                "no kiosk issues codes valid this long: do not use it, and report it to IT"
+            }
             ScanError::Qr(_) => "the code is damaged or forged: do not use it; ask the patient to check in again",
             ScanError::AlreadyUsed { .. } => "ask the patient to check in again",
             ScanError::Fetch(_) | ScanError::Index(_) => "the record store does not hold the record the code names intact: report it to IT",
