@@ -358,14 +358,17 @@ pub fn list_cached(env: &AppContext) -> Result<(Vec<CachedItem>, usize), String>
     Ok((items, purged))
 }
 
-/// The record's category as this clinic catalogued it (a label only; the library already
-/// checked the record against the code's categories). `None` on a device of another clinic.
+/// The record's category (a label only; the library already checked the record against the
+/// code's categories). A code shares per-disclosure copies (docs/threat-model.md, R8), so the
+/// cached locator is never the catalogued record's: a code of one record has exactly its
+/// category; a record of an index is named `<qr id>.<record id>`, looked up in this clinic's
+/// records index. `None` when neither tells (an index entry on a device of another clinic).
 fn category_of(db: &ClinicDb, row: &CacheRow) -> Option<String> {
-    db.records(Some(&row.patient_id))
-        .ok()?
-        .into_iter()
-        .find(|r| r.locator.to_string() == row.locator)
-        .map(|r| r.meta.category.as_str().to_owned())
+    if let [only] = row.categories.as_slice() {
+        return Some(only.as_str().to_owned());
+    }
+    let (_, record_id) = row.qr_id.split_once('.')?;
+    db.record(record_id).ok().map(|r| r.meta.category.as_str().to_owned())
 }
 
 fn shown_record(db: &ClinicDb, row: CacheRow) -> ShownRecord {
