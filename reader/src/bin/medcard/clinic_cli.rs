@@ -87,10 +87,7 @@ pub fn with_card<R>(
 
 /// Unix time now.
 pub fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
+    reader::clock::system_now()
 }
 
 pub fn print_json(v: &serde_json::Value) {

@@ -27,10 +27,7 @@ pub struct InitArgs {
 
 /// Unix time now.
 pub fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
+    reader::clock::system_now()
 }
 
 pub fn run(args: &InitArgs) -> Result<(), reader::Error> {

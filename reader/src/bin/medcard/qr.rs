@@ -92,9 +92,7 @@ pub enum QrCommand {
 }
 
 fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+    reader::clock::system_now()
 }
 
 fn read(path: &Path) -> Result<Vec<u8>, String> {

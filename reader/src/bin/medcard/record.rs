@@ -53,10 +53,7 @@ pub fn actor() -> String {
 
 /// Unix time now.
 pub fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
+    reader::clock::system_now()
 }
 
 /// Prints the error and returns exit status 1.
