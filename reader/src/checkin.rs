@@ -329,7 +329,9 @@ fn issue_inner(
     let db = state.db().map_err(|e| clinic_err(&e))?;
     let rows = db.records(Some(&patient)).map_err(|e| clinic_err(&e))?;
     let (categories, chosen) = select(&patient, &card.consent.scope, asked, rows)?;
-    purge_disclosures(&db, store, now).map_err(|e| clinic_err(&e))?;
+    // Best effort: a store that cannot delete now must not stop check-ins; every copy stays
+    // remembered until it is gone, so the next check-in retries.
+    let _ = purge_disclosures(&db, store, now);
     let cti = qr::claims::random_cti().map_err(|e| clinic_err(&e))?;
     let qr_id = hex::encode(&cti);
     let exp = now.saturating_add(valid_for);
