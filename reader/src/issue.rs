@@ -248,16 +248,10 @@ pub fn authenticate_card<T: Transport>(
     if is_revoked(serial)? {
         return Err(CredentialError::Revoked { serial }.into());
     }
-    let mut challenge = [0u8; 32];
-    getrandom::fill(&mut challenge).map_err(|e| Error::Random(e.to_string()))?;
-    let digest: [u8; 32] = Sha256::new().chain_update(CHALLENGE_DOMAIN).chain_update(challenge).finalize().into();
-    let sig = match piv.sign_digest(Slot::CardAuth, &digest) {
-        Ok(sig) => sig,
-        Err(Error::Card(CardError::NoKey { .. })) => return Err(CredentialError::NotGenuine { serial }.into()),
+    match signs_fresh_challenge(piv, Slot::CardAuth, CHALLENGE_DOMAIN, &c.key_9e) {
+        Ok(true) => {}
+        Ok(false) | Err(Error::Card(CardError::NoKey { .. })) => return Err(CredentialError::NotGenuine { serial }.into()),
         Err(e) => return Err(e),
-    };
-    if c.key_9e.verify_prehash(&digest, &sig).is_err() {
-        return Err(CredentialError::NotGenuine { serial }.into());
     }
     let pin_verified = match pin {
         Some(p) => {
@@ -276,22 +270,27 @@ pub const PIN_PROOF_DOMAIN: &[u8] = b"MedCard PIN proof v1";
 /// Proves that the card itself verified the PIN: right after VERIFY answered 9000, the PIN-gated
 /// 9A key (PIN once per session) signs a fresh challenge, checked against the credential's 9A
 /// key. A shim or relay that answers VERIFY with 9000 without the card checking the PIN cannot
-/// make that signature (SP 800-73-4 Part 1 §3.2.1: 9A needs the PIN). Two APDUs.
+/// make that signature (SP 800-73-4 Part 1 §3.2.1: 9A needs the PIN). One GENERAL AUTHENTICATE.
 pub fn prove_pin<T: Transport>(piv: &mut Piv<T>, verified: &VerifiedCredential) -> Result<(), Error> {
-    let serial = verified.credential().card_serial;
+    let c = verified.credential();
+    match signs_fresh_challenge(piv, Slot::PivAuth, PIN_PROOF_DOMAIN, &c.key_9a) {
+        Ok(true) => Ok(()),
+        // A bad signature, or the card refused to use 9A: its security status says the PIN was
+        // not verified.
+        Ok(false) | Err(Error::Card(_)) => Err(CredentialError::PinNotProven { serial: c.card_serial }.into()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Has the card sign `SHA-256(domain ‖ 32 fresh random bytes)` with `slot`; `Ok(true)` when the
+/// signature verifies with `key`. The card's refusal comes back as the error, for the caller to
+/// name (9E: not genuine; 9A: PIN not proven).
+fn signs_fresh_challenge<T: Transport>(piv: &mut Piv<T>, slot: Slot, domain: &[u8], key: &VerifyingKey) -> Result<bool, Error> {
     let mut challenge = [0u8; 32];
     getrandom::fill(&mut challenge).map_err(|e| Error::Random(e.to_string()))?;
-    let digest: [u8; 32] = Sha256::new().chain_update(PIN_PROOF_DOMAIN).chain_update(challenge).finalize().into();
-    let sig = match piv.sign_digest(Slot::PivAuth, &digest) {
-        Ok(sig) => sig,
-        // The card refused to use 9A: its security status says the PIN was not verified.
-        Err(Error::Card(_)) => return Err(CredentialError::PinNotProven { serial }.into()),
-        Err(e) => return Err(e),
-    };
-    if verified.credential().key_9a.verify_prehash(&digest, &sig).is_err() {
-        return Err(CredentialError::PinNotProven { serial }.into());
-    }
-    Ok(())
+    let digest: [u8; 32] = Sha256::new().chain_update(domain).chain_update(challenge).finalize().into();
+    let sig = piv.sign_digest(slot, &digest)?;
+    Ok(key.verify_prehash(&digest, &sig).is_ok())
 }
 
 /// A transport that counts the APDUs it carries (for the kiosk cost figure).
