@@ -515,8 +515,8 @@ mod tests {
         }
     }
 
-    #[test]
-    fn get_response_paging_a_sensitive_answer_is_redacted_in_the_trace_log() {
+    /// Runs `f` with a TRACE-level subscriber writing into a buffer; returns its result and the log.
+    fn traced<R>(f: impl FnOnce() -> R) -> (R, String) {
         let log = LogBuf::default();
         let sink = log.clone();
         let subscriber = tracing_subscriber::fmt()
@@ -524,8 +524,15 @@ mod tests {
             .with_ansi(false)
             .with_writer(move || sink.clone())
             .finish();
+        let r = tracing::subscriber::with_default(subscriber, f);
+        let text = String::from_utf8(log.0.lock().expect("log").clone()).expect("utf-8 log");
+        (r, text)
+    }
+
+    #[test]
+    fn get_response_paging_a_sensitive_answer_is_redacted_in_the_trace_log() {
         let mut card = card();
-        let challenge = tracing::subscriber::with_default(subscriber, || {
+        let (challenge, text) = traced(|| {
             let mut s = Session::new(&mut card);
             let select = vec![0x00, 0xA4, 0x04, 0x00, 0x05, 0xA0, 0x00, 0x00, 0x03, 0x08];
             assert_eq!(
@@ -550,7 +557,6 @@ mod tests {
             let _ = s.handle(Frame::Apdu(vec![0x00, 0xC0, 0x00, 0x00, 0x00]));
             rest[..rest.len() - 2].to_vec()
         });
-        let text = String::from_utf8(log.0.lock().expect("log").clone()).expect("utf-8 log");
         assert!(
             text.contains("APDU 00 C0 00 00 +1B (redacted) -> SW 9000 +8B"),
             "{text}"
@@ -564,13 +570,6 @@ mod tests {
     /// patient id (and its GET RESPONSE pages) ended up in the log.
     #[test]
     fn put_data_and_get_data_with_the_patient_id_are_redacted_in_the_trace_log() {
-        let log = LogBuf::default();
-        let sink = log.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_max_level(tracing::Level::TRACE)
-            .with_ansi(false)
-            .with_writer(move || sink.clone())
-            .finish();
         let patient = b"P-1001 Ada Lovelace";
         let mut state = PersistentState::blank(42);
         let mut object = vec![0x53, patient.len() as u8];
@@ -579,7 +578,7 @@ mod tests {
             .objects
             .insert(0x5F_C1_09, crate::state::Blob(patient.to_vec()));
         let mut card = Card::new(state, Box::new(MemoryStore::default()));
-        tracing::subscriber::with_default(subscriber, || {
+        let ((), text) = traced(|| {
             let mut s = Session::new(&mut card);
             let select = vec![0x00, 0xA4, 0x04, 0x00, 0x05, 0xA0, 0x00, 0x00, 0x03, 0x08];
             let _ = s.handle(Frame::Apdu(select));
@@ -599,7 +598,6 @@ mod tests {
             put[4] = (put.len() - 5) as u8;
             let _ = s.handle(Frame::Apdu(put));
         });
-        let text = String::from_utf8(log.0.lock().expect("log").clone()).expect("utf-8 log");
         let hex: String = patient[..6].iter().map(|b| format!("{b:02X}")).collect();
         assert!(!text.contains(&hex), "the patient id ({hex}) is in the log:\n{text}");
         assert!(!text.contains("P-1001"), "{text}");
