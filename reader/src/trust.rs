@@ -304,11 +304,6 @@ fn check_clinic_id(id: &str) -> Result<(), TrustError> {
     if ok { Ok(()) } else { Err(TrustError::BadClinicId(id.chars().take(80).collect())) }
 }
 
-/// The clinic id in a certificate subject as `qr::trust` renders it (`O=MedCard clinic <id>`).
-fn clinic_of_subject(subject: &str) -> Option<&str> {
-    subject.split(',').find_map(|rdn| rdn.trim().strip_prefix("O=MedCard clinic "))
-}
-
 /// Builds an entry from bytes of a known kind; `clinic_id` is required for a bare key and, for a
 /// certificate, must be the subject's when given.
 pub fn entry(kind: EntryKind, data: &[u8], clinic_id: Option<&str>, label: &str) -> Result<Entry, TrustError> {
@@ -324,7 +319,8 @@ pub fn entry(kind: EntryKind, data: &[u8], clinic_id: Option<&str>, label: &str)
     let key = first.key;
     let (clinic_id, fingerprint) = match kind {
         EntryKind::Certificate => {
-            let id = match (clinic_of_subject(&first.issuer), clinic_id) {
+            // The clinic the certificate names (`O=MedCard clinic <id>`), as qr::trust read it.
+            let id = match (first.clinic.as_deref(), clinic_id) {
                 (Some(in_cert), Some(given)) if in_cert != given => {
                     return Err(TrustError::ClinicIdMismatch { given: given.to_owned(), in_certificate: in_cert.to_owned() });
                 }
