@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use card_applet_sim::Card;
-use reader::{CardEvent, PcscContext, Piv, SimTransport, Transport, TransportError};
+use reader::{CardEvent, PcscContext, Piv, PivError, SimTransport, Transport, TransportError};
 
 /// Whether a card is in the reader, as the kiosk needs to know it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -112,7 +112,7 @@ impl CardSource {
     ///
     /// # Errors
     /// No reader, no card, or `f`'s error.
-    pub fn with_card<R>(&self, f: impl FnOnce(&mut Piv<&mut dyn Transport>) -> Result<R, reader::Error>) -> Result<R, reader::Error> {
+    pub fn with_card<R, E: From<PivError>>(&self, f: impl FnOnce(&mut Piv<&mut dyn Transport>) -> Result<R, E>) -> Result<R, E> {
         match self {
             CardSource::Sim(slot) => {
                 let mut g = slot.lock();
@@ -123,13 +123,15 @@ impl CardSource {
                 r
             }
             CardSource::Pcsc { reader } => {
-                let ctx = PcscContext::establish()?;
-                let mut transport = ctx.connect(reader)?;
-                let r = transport.transaction(|tx| {
-                    let t: &mut dyn Transport = tx;
-                    let mut piv = Piv::new(t);
-                    f(&mut piv)
-                })?;
+                let ctx = PcscContext::establish().map_err(PivError::from)?;
+                let mut transport = ctx.connect(reader).map_err(PivError::from)?;
+                let r = transport
+                    .transaction(|tx| {
+                        let t: &mut dyn Transport = tx;
+                        let mut piv = Piv::new(t);
+                        f(&mut piv)
+                    })
+                    .map_err(PivError::from)?;
                 let _ = transport.disconnect();
                 r
             }

@@ -78,6 +78,12 @@ pub struct DemoError {
     msg: String,
 }
 
+impl From<reader::PivError> for DemoError {
+    fn from(e: reader::PivError) -> Self {
+        DemoError { step: "talking to the card in the reader", msg: e.to_string() }
+    }
+}
+
 fn step<E: std::fmt::Display>(step: &'static str) -> impl FnOnce(E) -> DemoError {
     move |e| DemoError { step, msg: e.to_string() }
 }
@@ -107,7 +113,7 @@ pub fn create_on_reader(dir: Option<&Path>, reader: &str, now: i64) -> Result<(P
     let (data_dir, temp) = data_dir(dir)?;
     let ks = init_clinic(&data_dir, now)?;
     let source = crate::card_source::CardSource::Pcsc { reader: reader.to_owned() };
-    source.with_card(|piv| personalize(piv, &ks, now).map_err(|e| reader::Error::InvalidInput(e.to_string())))
+    source.with_card(|piv| personalize(piv, &ks, now))
         .map_err(step("personalising the card in the reader (is a blank card inserted?)"))?;
     Ok((data_dir, temp))
 }

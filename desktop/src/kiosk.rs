@@ -12,7 +12,7 @@ use reader::category::Category;
 use reader::checkin::{self, CardOutcome};
 use reader::credential::CredentialError;
 use reader::sw::Secret;
-use reader::{CardError, PinBlock, TransportError};
+use reader::{CardError, PinBlock, PivError, TransportError};
 use zeroize::Zeroizing;
 
 use crate::card_source::{CardSource, CardWatch, Presence};
@@ -69,12 +69,12 @@ pub enum CardFailure {
 pub fn classify(e: &reader::Error) -> CardFailure {
     use reader::Error as E;
     match e {
-        E::Card(CardError::WrongSecret { secret: Secret::Pin, tries_left: 0 }) | E::Card(CardError::PinBlocked) => CardFailure::Blocked,
-        E::Card(CardError::WrongSecret { secret: Secret::Pin, tries_left }) => CardFailure::WrongPin { tries_left: *tries_left },
-        E::Transport(TransportError::CardRemoved { .. } | TransportError::NoCard { .. } | TransportError::CardReset { .. }) => {
+        E::Card(PivError::Card(CardError::WrongSecret { secret: Secret::Pin, tries_left: 0 })) | E::Card(PivError::Card(CardError::PinBlocked)) => CardFailure::Blocked,
+        E::Card(PivError::Card(CardError::WrongSecret { secret: Secret::Pin, tries_left })) => CardFailure::WrongPin { tries_left: *tries_left },
+        E::Card(PivError::Transport(TransportError::CardRemoved { .. } | TransportError::NoCard { .. } | TransportError::CardReset { .. })) => {
             CardFailure::Removed
         }
-        E::Transport(_) => CardFailure::Refused("The card reader is not responding. Please see reception.".into()),
+        E::Card(PivError::Transport(_)) => CardFailure::Refused("The card reader is not responding. Please see reception.".into()),
         E::Credential(CredentialError::Revoked { .. }) => {
             CardFailure::Refused("This card has been withdrawn. Please see reception for a new card.".into())
         }
@@ -91,7 +91,7 @@ pub fn classify(e: &reader::Error) -> CardFailure {
         E::Consent(c) => CardFailure::Refused(format!(
             "There is no valid consent on this card ({c}). Please see reception to set your consent."
         )),
-        E::InvalidInput(m) => CardFailure::Refused(format!("{m}.")),
+        E::Card(p @ (PivError::NotDigits { .. } | PivError::SecretLength { .. })) => CardFailure::Refused(format!("{p}.")),
         other => CardFailure::Refused(format!("Check-in is not possible right now ({other}). Please see reception.")),
     }
 }
@@ -604,11 +604,11 @@ mod tests {
 
     #[test]
     fn a_wrong_pin_says_how_many_tries_are_left_and_zero_means_blocked() {
-        let e = reader::Error::Card(CardError::WrongSecret { secret: Secret::Pin, tries_left: 2 });
+        let e = reader::Error::Card(PivError::Card(CardError::WrongSecret { secret: Secret::Pin, tries_left: 2 }));
         assert_eq!(classify(&e), CardFailure::WrongPin { tries_left: 2 });
-        let e = reader::Error::Card(CardError::WrongSecret { secret: Secret::Pin, tries_left: 0 });
+        let e = reader::Error::Card(PivError::Card(CardError::WrongSecret { secret: Secret::Pin, tries_left: 0 }));
         assert_eq!(classify(&e), CardFailure::Blocked);
-        assert_eq!(classify(&reader::Error::Card(CardError::PinBlocked)), CardFailure::Blocked);
+        assert_eq!(classify(&reader::Error::Card(PivError::Card(CardError::PinBlocked))), CardFailure::Blocked);
     }
 
     #[test]

@@ -52,7 +52,7 @@ pub enum BedsideError {
     Store(#[from] StoreError),
     /// The trust list (this clinic's CA, or a trust file in `<data>/trust/`) is unusable.
     #[error(transparent)]
-    Trust(crate::Error),
+    Trust(crate::clinic_state::ClinicError),
 }
 
 /// An open bedside device: keystore, clinic database, record store.
@@ -89,10 +89,10 @@ impl Bedside {
     /// use unless `reusable`) and audits the outcome as `actor`. `Ok`: verified, the records are
     /// cached and may be shown. [`BedsideError::Refused`]: refused and audited.
     pub fn scan_text(&mut self, text: &str, now: i64, reusable: bool, actor: &str) -> Result<Scanned, BedsideError> {
-        let stamp = std::fs::metadata(self.ks.data_dir().join(crate::clinic::TRUST_DIR)).and_then(|m| m.modified()).ok();
+        let stamp = std::fs::metadata(self.ks.data_dir().join(crate::clinic_state::TRUST_DIR)).and_then(|m| m.modified()).ok();
         let trust = match self.trust.take() {
             Some((at, list)) if at == stamp && stamp.is_some() => list,
-            _ => crate::clinic::trust_list(&self.ks).map_err(BedsideError::Trust)?,
+            _ => crate::clinic_state::trust_list(&self.ks).map_err(BedsideError::Trust)?,
         };
         let trust = &self.trust.insert((stamp, trust)).1;
         match scan_flow::scan(&self.db, &self.store, trust, text, now, reusable) {
@@ -123,7 +123,7 @@ impl Bedside {
                 Ok(s)
             }
             Err(e) => {
-                let ev = event(now, actor, EventKind::QrRefused, "-", &e.outcome(), refusal_detail(&e));
+                let ev = event(now, actor, EventKind::QrRefused, "-", &e.outcome(), refusal_detail(e.to_string()));
                 append_all(&mut self.db, std::slice::from_ref(&ev))?;
                 Err(BedsideError::Refused(e))
             }
@@ -148,10 +148,9 @@ fn event(time: i64, actor: &str, kind: EventKind, subject: &str, outcome: &str, 
     Event { time, kind, actor: actor.to_owned(), subject: subject.to_owned(), outcome: outcome.to_owned(), detail }
 }
 
-/// The `qr.refused` detail: the message, cut after [`MAX_REFUSAL_DETAIL`] characters when it is
-/// longer than that many bytes.
-fn refusal_detail(e: &ScanError) -> String {
-    let msg = e.to_string();
+/// The `qr.refused` detail: the refusal's message, cut after [`MAX_REFUSAL_DETAIL`] characters
+/// when it is longer than that many bytes.
+fn refusal_detail(msg: String) -> String {
     if msg.len() > MAX_REFUSAL_DETAIL {
         format!("{}...", msg.chars().take(MAX_REFUSAL_DETAIL).collect::<String>())
     } else {

@@ -11,27 +11,29 @@
 //! locator, digest, content key, category per record) sealed and stored exactly like a record,
 //! whose digest and key the signed QR carries (so the index is covered by the QR signature).
 
-use ciborium::Value;
 use sha2::{Digest, Sha256};
 
+pub use crate::record_index::{INDEX_MEDIA_TYPE, IndexEntry, IndexError, MAX_INDEX_ENTRIES, decode_index, encode_index};
+
 use crate::Error;
-use crate::audit::EventKind;
+use crate::audit::{AuditError, EventKind};
+use crate::clinic_state::ClinicError;
+use crate::db::DbError;
+use crate::random::RandomError;
+use crate::sealed::{RecordError, keywrap::KeyWrapError};
+use crate::store::StoreError;
 use crate::category::{self, Category};
 use crate::clinic::{self, ClinicState};
 use crate::consent::{self, ConsentError, ConsentToken};
 use crate::credential::VerifiedCredential;
 use crate::db::RecordRow;
-use crate::db::clinic_state::ConsentVersion;
+use crate::clinic_state::ConsentVersion;
 use crate::keystore::{KeyPurpose, Keystore};
 use crate::piv::{PinBlock, Piv};
 use crate::records::{self, RecordMeta, keywrap};
 use crate::store::{Locator, RecordStore};
 use crate::transport::Transport;
 
-/// The media type of a sealed record index.
-pub const INDEX_MEDIA_TYPE: &str = "application/medcard-index+cbor";
-/// Most records one index may list (bounds what a bedside device parses).
-pub const MAX_INDEX_ENTRIES: usize = 256;
 /// Longest QR validity a kiosk issues (the format wants minutes, not days).
 pub const MAX_VALID_FOR: i64 = 24 * 3600;
 
@@ -39,9 +41,10 @@ pub const MAX_VALID_FOR: i64 = 24 * 3600;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum CheckinError {
-    /// The card, the PIN or the consent token failed.
+    /// The card, the PIN or the consent token failed (never a failure of the clinic's own
+    /// database or audit log: those are [`CheckinError::Clinic`] and [`CheckinError::Audit`]).
     #[error(transparent)]
-    Card(#[from] Error),
+    Card(Error),
     /// The consent token is a revocation.
     #[error("the patient's consent is revoked (version {version}): no records can be shared; ask the patient to set consent again")]
     ConsentRevoked { version: u64 },
@@ -54,12 +57,56 @@ pub enum CheckinError {
     /// Too many records for one index.
     #[error("{got} records selected, at most {limit} fit one index: ask for fewer categories")]
     TooMany { got: usize, limit: usize },
-    /// Bad request (validity).
-    #[error("{0}")]
-    Invalid(String),
-    /// Database, store, key unwrap, sealing or QR encoding failed.
-    #[error("{0}")]
-    Clinic(String),
+    /// A QR validity outside what the kiosk issues.
+    #[error("QR validity {valid_for} s: expected 60 s to {MAX_VALID_FOR} s")]
+    Validity { valid_for: i64 },
+    /// The audit log could not be written: the check-in is not done (fail closed).
+    #[error("could not write the audit log: {0}")]
+    Audit(#[source] AuditError),
+    /// The clinic database or keystore failed.
+    #[error(transparent)]
+    Clinic(ClinicError),
+    /// Reading the clinic's records index failed.
+    #[error(transparent)]
+    Db(#[from] DbError),
+    /// A record's wrapped content key does not unwrap.
+    #[error(transparent)]
+    KeyWrap(#[from] KeyWrapError),
+    /// A record could not be re-sealed for this disclosure.
+    #[error(transparent)]
+    Disclosure(#[from] DisclosureError),
+    /// The record index could not be sealed.
+    #[error(transparent)]
+    Record(#[from] RecordError),
+    /// The record index could not be stored.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The QR code could not be signed or encoded.
+    #[error(transparent)]
+    Qr(#[from] qr::codec::EncodeError),
+    /// The operating system's random source failed.
+    #[error("the random number source failed: {0}")]
+    Random(#[from] RandomError),
+}
+
+/// The clinic state's own failures (database, audit log) are the clinic's, not the card's.
+impl From<ClinicError> for CheckinError {
+    fn from(e: ClinicError) -> Self {
+        match e {
+            ClinicError::Audit(a) => CheckinError::Audit(a),
+            other => CheckinError::Clinic(other),
+        }
+    }
+}
+
+/// A card flow's error is a card refusal unless the clinic state failed underneath it.
+impl From<Error> for CheckinError {
+    fn from(e: Error) -> Self {
+        match e {
+            Error::Clinic(c) => c.into(),
+            other => CheckinError::Card(other),
+        }
+    }
 }
 
 impl CheckinError {
@@ -72,8 +119,16 @@ impl CheckinError {
             CheckinError::NotCovered { .. } => "not-covered",
             CheckinError::NoRecords { .. } => "no-records",
             CheckinError::TooMany { .. } => "too-many",
-            CheckinError::Invalid(_) => "invalid-request",
-            CheckinError::Clinic(_) => "failed",
+            CheckinError::Validity { .. } => "invalid-request",
+            CheckinError::Audit(_) => "audit-failed",
+            CheckinError::Clinic(_)
+            | CheckinError::Db(_)
+            | CheckinError::KeyWrap(_)
+            | CheckinError::Disclosure(_)
+            | CheckinError::Record(_)
+            | CheckinError::Store(_)
+            | CheckinError::Qr(_)
+            | CheckinError::Random(_) => "failed",
         }
     }
 }
@@ -166,98 +221,6 @@ pub fn select(
     Ok((cats, chosen))
 }
 
-/// One record named by a record index.
-#[derive(Debug, Clone)]
-pub struct IndexEntry {
-    /// Record id.
-    pub record_id: String,
-    /// Store locator.
-    pub locator: String,
-    /// SHA-256 of the sealed record.
-    pub sha256: [u8; 32],
-    /// Content key.
-    pub key: qr::ContentKey,
-    /// Category.
-    pub category: Category,
-    /// Media type.
-    pub media_type: String,
-}
-
-/// Encodes a record index: `[* {1: record id, 2: locator, 3: bstr 32, 4: bstr 32 key,
-/// 5: category, 6: media type}]` (definite lengths, keys in order).
-#[must_use]
-pub fn encode_index(entries: &[IndexEntry]) -> Vec<u8> {
-    let arr = entries
-        .iter()
-        .map(|e| {
-            Value::Map(vec![
-                (Value::from(1), Value::Text(e.record_id.clone())),
-                (Value::from(2), Value::Text(e.locator.clone())),
-                (Value::from(3), Value::Bytes(e.sha256.to_vec())),
-                (Value::from(4), Value::Bytes(e.key.as_bytes().to_vec())),
-                (Value::from(5), Value::Text(e.category.as_str().to_owned())),
-                (Value::from(6), Value::Text(e.media_type.clone())),
-            ])
-        })
-        .collect();
-    let mut out = Vec::new();
-    // Writing into a Vec cannot fail.
-    let _ = ciborium::into_writer(&Value::Array(arr), &mut out);
-    out
-}
-
-/// Why a record index was refused.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("record index: {0}")]
-pub struct IndexError(pub String);
-
-/// Decodes a record index strictly (one CBOR array of 1..=[`MAX_INDEX_ENTRIES`] maps with
-/// exactly the keys 1..6 in order, 32-byte digests and keys, known categories, nothing after).
-pub fn decode_index(bytes: &[u8]) -> Result<Vec<IndexEntry>, IndexError> {
-    let mut rd = bytes;
-    let v: Value = ciborium::from_reader(&mut rd).map_err(|e| IndexError(format!("not well-formed CBOR: {e}")))?;
-    if !rd.is_empty() {
-        return Err(IndexError(format!("{} trailing bytes", rd.len())));
-    }
-    let Value::Array(items) = v else { return Err(IndexError("expected an array".into())) };
-    if items.is_empty() || items.len() > MAX_INDEX_ENTRIES {
-        return Err(IndexError(format!("{} entries, expected 1..={MAX_INDEX_ENTRIES}", items.len())));
-    }
-    items.into_iter().enumerate().map(|(i, item)| decode_entry(i, item)).collect()
-}
-
-fn decode_entry(i: usize, item: Value) -> Result<IndexEntry, IndexError> {
-    let err = |what: &str| IndexError(format!("entry {i}: {what}"));
-    let Value::Map(fields) = item else { return Err(err("expected a map")) };
-    if fields.len() != 6 {
-        return Err(err(&format!("{} fields, expected 6", fields.len())));
-    }
-    let mut vals = Vec::with_capacity(6);
-    for (n, (k, v)) in fields.into_iter().enumerate() {
-        let want = i128::try_from(n).unwrap_or(0) + 1;
-        match k {
-            Value::Integer(k) if i128::from(k) == want => vals.push(v),
-            _ => return Err(err(&format!("field {n}: expected key {want}"))),
-        }
-    }
-    let mut it = vals.into_iter();
-    let text = |v: Option<Value>, what: &str| match v {
-        Some(Value::Text(t)) => Ok(t),
-        _ => Err(err(&format!("{what}: expected tstr"))),
-    };
-    let b32 = |v: Option<Value>, what: &str| match v {
-        Some(Value::Bytes(b)) => <[u8; 32]>::try_from(b).map_err(|b| err(&format!("{what}: {} bytes, expected 32", b.len()))),
-        _ => Err(err(&format!("{what}: expected bstr"))),
-    };
-    let record_id = text(it.next(), "record id")?;
-    let locator = text(it.next(), "locator")?;
-    let sha256 = b32(it.next(), "digest")?;
-    let key = qr::ContentKey::new(b32(it.next(), "content key")?);
-    let category: Category = text(it.next(), "category")?.parse().map_err(|e: category::UnknownCategory| err(&e.to_string()))?;
-    let media_type = text(it.next(), "media type")?;
-    Ok(IndexEntry { record_id, locator, sha256, key, category, media_type })
-}
-
 /// What a check-in produced.
 #[derive(Debug)]
 pub struct Issued {
@@ -305,7 +268,7 @@ pub fn issue_qr(
         ),
         Err(e) => state.event(now, EventKind::QrIssued, &patient, e.outcome(), e.to_string()),
     };
-    state.audit(&[ev]).map_err(|e| CheckinError::Card(e.into()))?;
+    state.audit(&[ev])?;
     r
 }
 
@@ -319,27 +282,26 @@ fn issue_inner(
     now: i64,
 ) -> Result<Issued, CheckinError> {
     if !(60..=MAX_VALID_FOR).contains(&valid_for) {
-        return Err(CheckinError::Invalid(format!("QR validity {valid_for} s: expected 60 s to {MAX_VALID_FOR} s")));
+        return Err(CheckinError::Validity { valid_for });
     }
     let patient = card.credential.credential().patient_id.clone();
     if card.consent.scope.is_empty() {
         return Err(CheckinError::ConsentRevoked { version: card.consent.version });
     }
-    let clinic_err = |e: &dyn std::fmt::Display| CheckinError::Clinic(e.to_string());
-    let db = state.db().map_err(|e| clinic_err(&e))?;
-    let rows = db.records(Some(&patient)).map_err(|e| clinic_err(&e))?;
+    let db = state.db()?;
+    let rows = db.records(Some(&patient))?;
     let (categories, chosen) = select(&patient, &card.consent.scope, asked, rows)?;
     // Best effort: a store that cannot delete now must not stop check-ins; every copy stays
     // remembered until it is gone, so the next check-in retries.
     let _ = purge_disclosures(&db, store, now);
-    let cti = qr::claims::random_cti().map_err(|e| clinic_err(&e))?;
+    let cti = qr::claims::random_cti().map_err(RandomError::from)?;
     let qr_id = hex::encode(&cti);
     let exp = now.saturating_add(valid_for);
     let wrap = ks.derive_key(KeyPurpose::RecordKeyWrap);
     let mut entries = Vec::with_capacity(chosen.len());
     for r in &chosen {
-        let key = keywrap::unwrap(&wrap, &r.meta.record_id, &r.wrapped_key).map_err(|e| clinic_err(&e))?;
-        let (locator, key) = disclose(&db, store, r, &key, &qr_id, exp).map_err(|e| clinic_err(&e))?;
+        let key = keywrap::unwrap(&wrap, &r.meta.record_id, &r.wrapped_key)?;
+        let (locator, key) = disclose(&db, store, r, &key, &qr_id, exp)?;
         entries.push(IndexEntry {
             record_id: r.meta.record_id.clone(),
             locator: locator.to_string(),
@@ -354,18 +316,18 @@ fn issue_inner(
         _ => {
             let first = entries.first().map_or(Category::Summary, |e| e.category);
             let meta = RecordMeta {
-                record_id: records::new_record_id().map_err(|e| clinic_err(&e))?,
+                record_id: records::new_record_id()?,
                 patient_id: patient.clone(),
                 category: first,
                 media_type: INDEX_MEDIA_TYPE.to_owned(),
                 created: now,
                 author: format!("kiosk:{}", ks.clinic_id()),
             };
-            let key = records::new_content_key().map_err(|e| clinic_err(&e))?;
-            let sealed = records::seal(&meta, &zeroize::Zeroizing::new(encode_index(&entries)), &key).map_err(|e| clinic_err(&e))?;
+            let key = records::new_content_key()?;
+            let sealed = records::seal(&meta, &zeroize::Zeroizing::new(encode_index(&entries)), &key)?;
             // The index is a per-disclosure object too: purged with the copies it lists.
-            db.note_disclosure(&Locator::of(&sealed).to_string(), &qr_id, exp).map_err(|e| clinic_err(&e))?;
-            let loc: Locator = store.put(&sealed).map_err(|e| clinic_err(&e))?;
+            db.note_disclosure(&Locator::of(&sealed).to_string(), &qr_id, exp)?;
+            let loc: Locator = store.put(&sealed)?;
             (loc.to_string(), *loc.digest(), key, true)
         }
     };
@@ -384,7 +346,7 @@ fn issue_inner(
             consent_sha256: card.consent_sha256,
         },
     };
-    let enc = qr::encode(&claims, &ks.issuer_signer()).map_err(|e| clinic_err(&e))?;
+    let enc = qr::encode(&claims, &ks.issuer_signer())?;
     Ok(Issued {
         text: enc.text,
         qr_id: hex::encode(&claims.cti),

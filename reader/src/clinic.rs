@@ -1,356 +1,21 @@
-//! The card side's clinic state: issued cards, revocations and the highest consent version per
-//! patient live in the clinic database (`<data>/clinic.db`, SQLCipher, key from the keystore;
-//! see `docs/database.md` and [`crate::db::clinic_state`]); every change commits in one
-//! transaction with its audit entry. The card flows here ([`issue_card`], [`verify_card`],
-//! [`change_pin`], [`unblock_pin`]) audit every outcome, failures included (ids and outcomes only,
-//! never a PIN). Other clinics' trust files stay files:
-//!
-//! ```text
-//! <data>/clinic.db             cards, card_revocations, consent_versions, audit_entries, ...
-//! <data>/trust/                trusted issuers of other clinics: one PEM/DER/COSE_Key file each
-//! ```
+//! The audited card flows: [`issue_card`], [`verify_card`], [`verify_own_card`],
+//! [`verify_pin_audited`], [`change_pin`], [`unblock_pin`]. Each audits every outcome, failures
+//! included (ids and outcomes only, never a PIN), through the clinic state
+//! ([`crate::clinic_state`], re-exported here).
 
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+pub use crate::clinic_state::{
+    ClinicError, ClinicFiles, ClinicState, ConsentNote, ConsentVersion, DEFAULT_ACTOR, IssuedCard, Revocation, TRUST_DIR,
+    trust_list,
+};
 
-use serde::{Deserialize, Serialize};
-use zeroize::Zeroizing;
-
-use crate::audit::{AuditError, Event, EventKind};
+use crate::audit::{Event, EventKind};
 use crate::credential::CredentialError;
-use crate::db::clinic_state::{ConsentNote, ConsentVersion};
-use crate::db::{ClinicDb, DbError};
-use crate::fsutil::{self, FsError};
 use crate::issue::{self, GenuineCard, IssueRequest, IssueStep, Issued};
-use crate::keystore::{KeyPurpose, Keystore, KeystoreError};
-use crate::piv::{PinBlock, Piv};
+use crate::keystore::Keystore;
+use crate::piv::{PinBlock, Piv, PivError};
 use crate::sw::{CardError, Secret};
 use crate::transport::Transport;
 use crate::Error;
-
-/// Directory of other clinics' trust files.
-pub const TRUST_DIR: &str = "trust";
-/// The actor named in audit entries when none is set ([`ClinicState::with_actor`]).
-pub const DEFAULT_ACTOR: &str = "reader";
-
-/// The clinic state could not be used.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum ClinicError {
-    /// File-system failure (trust files).
-    #[error(transparent)]
-    Fs(#[from] FsError),
-    /// An older consent version than one already seen.
-    #[error(
-        "consent token version {got} for patient {patient_id} is older than version {highest} already seen: refusing a replayed token"
-    )]
-    ConsentReplay { patient_id: String, got: u64, highest: u64 },
-    /// A consent token with the version of one already seen, but different content.
-    #[error(
-        "consent token version {version} for patient {patient_id} differs from the version {version} token already seen: refusing a forged or replayed token; ask the patient to set consent again"
-    )]
-    ConsentConflict { patient_id: String, version: u64 },
-    /// A trust entry name we do not accept, or that does not exist.
-    #[error("{0}")]
-    Trust(String),
-    /// The clinic database cannot be opened or used: nothing was done on the card's behalf.
-    #[error("{0}")]
-    Db(#[from] DbError),
-    /// The audit log could not be written: the operation is not done (fail closed).
-    #[error("could not write the audit log: {0}")]
-    Audit(#[from] AuditError),
-    /// The keystore (for the database key).
-    #[error(transparent)]
-    Keystore(#[from] KeystoreError),
-}
-
-/// An issued card, as the clinic remembers it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct IssuedCard {
-    /// Card serial.
-    pub serial: u32,
-    /// Patient id.
-    pub patient_id: String,
-    /// Patient name (kept at the clinic only; not written to the card's credential).
-    pub name: String,
-    /// Issued at (Unix seconds).
-    pub issued_at: i64,
-    /// Credential expiry.
-    pub expires_at: i64,
-    /// kid of the card's 9E key (hex).
-    pub kid_9e: String,
-    /// kid of the card's 9C key (hex).
-    pub kid_9c: String,
-}
-
-/// A revoked card.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Revocation {
-    /// Card serial.
-    pub serial: u32,
-    /// Revoked at (Unix seconds).
-    pub revoked_at: i64,
-    /// Why.
-    pub reason: String,
-}
-
-/// The clinic's card-side state in a data directory. The database is opened on first use and
-/// the connection kept (shared by clones, behind a mutex, so `&self` methods can be called from
-/// the closures the card flows take); every change is its own transaction.
-#[derive(Clone)]
-pub struct ClinicState {
-    dir: PathBuf,
-    /// The database key; `None`: derived from the keystore in `dir` when needed.
-    key: Option<Zeroizing<[u8; 32]>>,
-    actor: String,
-    conn: Arc<Mutex<Option<ClinicDb>>>,
-}
-
-/// The former name, from when this state lived in JSON files.
-pub type ClinicFiles = ClinicState;
-
-impl std::fmt::Debug for ClinicState {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ClinicState").field("dir", &self.dir).field("key", &"<redacted>").field("actor", &self.actor).finish()
-    }
-}
-
-impl ClinicState {
-    /// The state of the clinic whose keystore is `ks` (the database is opened on first use).
-    #[must_use]
-    pub fn new(ks: &Keystore) -> Self {
-        ClinicState {
-            dir: ks.data_dir().to_path_buf(),
-            key: Some(ks.derive_key(KeyPurpose::Database)),
-            actor: DEFAULT_ACTOR.to_owned(),
-            conn: Arc::default(),
-        }
-    }
-
-    /// [`ClinicState::new`], opening the database now: a command that must leave an audit trail
-    /// calls this before touching a card, so it fails with a plain error instead of acting
-    /// unaudited.
-    pub fn open(ks: &Keystore) -> Result<Self, ClinicError> {
-        let s = Self::new(ks);
-        s.ensure_open()?;
-        Ok(s)
-    }
-
-    /// Opens the database now if it is not open: the card flows call this before their first
-    /// APDU, so a clinic that could not audit refuses before acting.
-    pub fn ensure_open(&self) -> Result<(), ClinicError> {
-        self.with_db(|_| Ok(()))
-    }
-
-    /// The state in `dir` (for tests and tools): the key comes from the keystore there.
-    #[must_use]
-    pub fn at(dir: &Path) -> Self {
-        ClinicState { dir: dir.to_path_buf(), key: None, actor: DEFAULT_ACTOR.to_owned(), conn: Arc::default() }
-    }
-
-    /// Names `actor` (device, clinician, `cli:<user>`) in the audit entries written through this.
-    #[must_use]
-    pub fn with_actor(mut self, actor: &str) -> Self {
-        actor.clone_into(&mut self.actor);
-        self
-    }
-
-    /// The actor named in audit entries.
-    #[must_use]
-    pub fn actor(&self) -> &str {
-        &self.actor
-    }
-
-    /// Runs `f` on the kept connection, opening the database first if needed.
-    fn with_db<R>(&self, f: impl FnOnce(&mut ClinicDb) -> Result<R, ClinicError>) -> Result<R, ClinicError> {
-        // A panic elsewhere while holding the lock leaves at worst a rolled-back transaction.
-        let mut guard = self.conn.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let db = match guard.take() {
-            Some(db) => guard.insert(db),
-            None => guard.insert(self.db()?),
-        };
-        f(db)
-    }
-
-    /// Opens a new connection to the clinic database (tools and tests; the state's own
-    /// operations share one kept connection).
-    pub fn db(&self) -> Result<ClinicDb, ClinicError> {
-        let path = self.dir.join(crate::db::DB_FILE);
-        match &self.key {
-            Some(key) => Ok(ClinicDb::open(&path, key)?),
-            None => {
-                let ks = Keystore::open(&self.dir)?;
-                Ok(ClinicDb::open(&path, &ks.derive_key(KeyPurpose::Database))?)
-            }
-        }
-    }
-
-    /// All issued cards.
-    pub fn cards(&self) -> Result<Vec<IssuedCard>, ClinicError> {
-        self.with_db(|db| Ok(db.issued_cards()?))
-    }
-
-    /// The issued card with `serial`, if any.
-    pub fn card(&self, serial: u32) -> Result<Option<IssuedCard>, ClinicError> {
-        self.with_db(|db| Ok(db.issued_card(serial)?))
-    }
-
-    /// Records an issuance (replacing an earlier one of the same serial) and its audit entry.
-    pub fn record_issued(&self, card: &IssuedCard, credential: &[u8], now: i64) -> Result<(), ClinicError> {
-        self.with_db(|db| Ok(db.record_card_issued(card, credential, &self.actor, now)?))?;
-        Ok(())
-    }
-
-    /// All revocations.
-    pub fn revocations(&self) -> Result<Vec<Revocation>, ClinicError> {
-        self.with_db(|db| Ok(db.card_revocations()?))
-    }
-
-    /// Whether `serial` is revoked.
-    pub fn is_revoked(&self, serial: u32) -> Result<bool, ClinicError> {
-        self.with_db(|db| Ok(db.card_revocation(serial)?.is_some()))
-    }
-
-    /// Revokes `serial` (idempotent: a second revocation keeps the first), audited.
-    pub fn revoke(&self, serial: u32, now: i64, reason: &str) -> Result<Revocation, ClinicError> {
-        self.with_db(|db| Ok(db.revoke_card(serial, now, reason, &self.actor)?))
-    }
-
-    /// The highest consent version seen for `patient_id`.
-    pub fn highest_consent_version(&self, patient_id: &str) -> Result<Option<u64>, ClinicError> {
-        self.with_db(|db| Ok(db.highest_consent_version(patient_id)?))
-    }
-
-    /// Accepts consent token `c` if its version is not older than the highest seen (an equal
-    /// version is the same token read again), remembers it and appends `event` (kind, outcome)
-    /// in the same transaction; an older version is audited as refused and is
-    /// [`ClinicError::ConsentReplay`]. Returns the highest version seen before.
-    pub fn note_consent(&self, c: &ConsentVersion<'_>, event: (EventKind, &str), now: i64) -> Result<Option<u64>, ClinicError> {
-        match self.with_db(|db| Ok(db.note_consent_version(c, event, &self.actor, now)?))? {
-            ConsentNote::Accepted { highest_before } => Ok(highest_before),
-            ConsentNote::Refused { highest } => {
-                Err(ClinicError::ConsentReplay { patient_id: c.patient_id.to_owned(), got: c.version, highest })
-            }
-            ConsentNote::Conflict { version } => Err(ClinicError::ConsentConflict { patient_id: c.patient_id.to_owned(), version }),
-        }
-    }
-
-    /// Appends audit events in one transaction (one database open for all).
-    pub fn audit(&self, events: &[Event]) -> Result<(), ClinicError> {
-        if events.is_empty() {
-            return Ok(());
-        }
-        self.with_db(|db| {
-            let path = db.path().to_path_buf();
-            let err = |source| ClinicError::Db(DbError::Sqlite { path: path.clone(), operation: "append audit entries", source });
-            let tx = db.conn_mut().transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(err)?;
-            for e in events {
-                crate::audit::append_in(&tx, &path, e)?;
-            }
-            tx.commit().map_err(err)?;
-            Ok(())
-        })
-    }
-
-    /// An event by this state's actor.
-    #[must_use]
-    pub fn event(&self, now: i64, kind: EventKind, subject: &str, outcome: &str, detail: String) -> Event {
-        Event { time: now, kind, actor: self.actor.clone(), subject: subject.to_owned(), outcome: outcome.to_owned(), detail }
-    }
-
-/// The directory of other clinics' trust files.
-    #[must_use]
-    pub fn trust_dir(&self) -> PathBuf {
-        self.dir.join(TRUST_DIR)
-    }
-
-    /// The other clinics' trust files: (name, bytes), sorted by name. Refuses (naming the
-    /// `chmod` that fixes it) a `trust/` directory open to group or others (it must be 0700),
-    /// such a file (0600), and anything in it that is not a regular file (a symlink, say).
-    pub fn trust_files(&self) -> Result<Vec<(String, Vec<u8>)>, ClinicError> {
-        let dir = self.trust_dir();
-        if !dir.is_dir() {
-            return Ok(Vec::new());
-        }
-        fsutil::check_private(&dir, 0o700)?;
-        let mut out = Vec::new();
-        let entries =
-            std::fs::read_dir(&dir).map_err(|source| FsError::Io { operation: "list", path: dir.clone(), source })?;
-        for e in entries {
-            let e = e.map_err(|source| FsError::Io { operation: "list", path: dir.clone(), source })?;
-            let name = e.file_name().to_string_lossy().into_owned();
-            if name.starts_with('.') {
-                continue;
-            }
-            let path = e.path();
-            let meta = std::fs::symlink_metadata(&path)
-                .map_err(|source| FsError::Io { operation: "read metadata of", path: path.clone(), source })?;
-            if !meta.file_type().is_file() {
-                return Err(ClinicError::Trust(format!(
-                    "{} is not a regular file: trust files must be plain files; remove it (`rm {}`) and add the clinic again",
-                    path.display(),
-                    path.display()
-                )));
-            }
-            fsutil::check_private(&path, 0o600)?;
-            out.push((name, fsutil::read_limited(&path, 1024 * 1024)?));
-        }
-        out.sort();
-        Ok(out)
-    }
-
-    /// Stores a trust file under `name` (refuses to replace one).
-    pub fn add_trust_file(&self, name: &str, bytes: &[u8]) -> Result<(), ClinicError> {
-        check_trust_name(name)?;
-        let dir = self.trust_dir();
-        fsutil::create_dir(&dir, 0o700)?;
-        fsutil::check_private(&dir, 0o700)?;
-        let p = dir.join(name);
-        if p.exists() {
-            return Err(ClinicError::Trust(format!(
-                "a trust entry named {name:?} already exists: remove it first (`medcard trust remove {name}`)"
-            )));
-        }
-        fsutil::write_atomic(&p, bytes)?;
-        Ok(())
-    }
-
-    /// Removes the trust file `name`.
-    pub fn remove_trust_file(&self, name: &str) -> Result<(), ClinicError> {
-        check_trust_name(name)?;
-        let p = self.trust_dir().join(name);
-        if !p.exists() {
-            return Err(ClinicError::Trust(format!("no trust entry named {name:?} (see `medcard trust list`)")));
-        }
-        std::fs::remove_file(&p).map_err(|source| FsError::Io { operation: "remove", path: p, source })?;
-        fsutil::sync_dir(&self.trust_dir())?;
-        Ok(())
-    }
-}
-
-fn check_trust_name(name: &str) -> Result<(), ClinicError> {
-    let ok = (1..=64).contains(&name.len())
-        && !name.starts_with('.')
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
-    if ok {
-        Ok(())
-    } else {
-        Err(ClinicError::Trust(format!("invalid trust entry name {name:?}: use 1 to 64 characters from A-Z a-z 0-9 . _ -")))
-    }
-}
-
-/// The trust list: this clinic's issuer key plus every trust file in `<data>/trust/`.
-pub fn trust_list(ks: &Keystore) -> Result<qr::TrustList, crate::Error> {
-    let mut t = qr::TrustList::new();
-    t.add_file(ks.ca_certificate_der(), "this clinic")
-        .map_err(|e| crate::Error::InvalidInput(format!("this clinic's CA certificate: {e}")))?;
-    for (name, bytes) in ClinicFiles::new(ks).trust_files()? {
-        t.add_file(&bytes, &name).map_err(|e| crate::Error::InvalidInput(format!("{e}: remove it with `medcard trust remove {name}`")))?;
-    }
-    Ok(t)
-}
-
-// ---- audited card flows ----
 
 /// The audit outcome of a failed card authentication, and the card serial when the error names it.
 #[must_use]
@@ -368,7 +33,7 @@ pub fn verification_outcome(e: &Error) -> (&'static str, Option<u32>) {
             CredentialError::PinNotProven { serial } => ("pin-not-proven", Some(*serial)),
             _ => ("malformed-credential", None),
         },
-        Error::Transport(_) => ("transport-error", None),
+        Error::Card(PivError::Transport(_)) => ("transport-error", None),
         Error::Card(_) => ("card-error", None),
         Error::Clinic(_) => ("clinic-state-error", None),
         _ => ("failed", None),
@@ -445,7 +110,7 @@ fn verify_card_from<T: Transport>(
     let pin_result = match pin {
         None => Ok(()),
         Some(p) => {
-            let r = piv.verify_pin(p).and_then(|()| issue::prove_pin(piv, &genuine.credential));
+            let r = piv.verify_pin(p).map_err(Error::from).and_then(|()| issue::prove_pin(piv, &genuine.credential));
             events.extend(pin_events(state, now, &serial, "verify", &r, EventKind::PinVerified));
             r
         }
@@ -462,22 +127,22 @@ fn pin_events(state: &ClinicState, now: i64, subject: &str, operation: &str, r: 
     let ev = |kind, outcome: &str, detail: String| state.event(now, kind, subject, outcome, detail);
     match r {
         Ok(()) => vec![ev(ok_kind, "ok", format!("operation={operation}"))],
-        Err(Error::Card(CardError::WrongSecret { secret: Secret::Pin, tries_left })) => {
+        Err(Error::Card(PivError::Card(CardError::WrongSecret { secret: Secret::Pin, tries_left }))) => {
             let mut v = vec![ev(EventKind::PinFailed, "wrong-pin", format!("operation={operation} tries_left={tries_left}"))];
             if *tries_left == 0 {
                 v.push(ev(EventKind::CardBlocked, "blocked", format!("operation={operation} secret=pin")));
             }
             v
         }
-        Err(Error::Card(CardError::PinBlocked)) => vec![ev(EventKind::CardBlocked, "blocked", format!("operation={operation} secret=pin"))],
-        Err(Error::Card(CardError::WrongSecret { secret: Secret::Puk, tries_left })) => {
+        Err(Error::Card(PivError::Card(CardError::PinBlocked))) => vec![ev(EventKind::CardBlocked, "blocked", format!("operation={operation} secret=pin"))],
+        Err(Error::Card(PivError::Card(CardError::WrongSecret { secret: Secret::Puk, tries_left }))) => {
             let mut v = vec![ev(ok_kind, "wrong-puk", format!("operation={operation} tries_left={tries_left}"))];
             if *tries_left == 0 {
                 v.push(ev(EventKind::CardBlocked, "blocked", format!("operation={operation} secret=puk")));
             }
             v
         }
-        Err(Error::Card(CardError::PukBlocked)) => vec![ev(EventKind::CardBlocked, "blocked", format!("operation={operation} secret=puk"))],
+        Err(Error::Card(PivError::Card(CardError::PukBlocked))) => vec![ev(EventKind::CardBlocked, "blocked", format!("operation={operation} secret=puk"))],
         Err(e) => vec![ev(ok_kind, verification_outcome(e).0, format!("operation={operation}"))],
     }
 }
@@ -492,7 +157,7 @@ pub fn verify_pin_audited<T: Transport>(
     now: i64,
 ) -> Result<(), Error> {
     state.ensure_open()?;
-    let r = piv.verify_pin(pin);
+    let r = piv.verify_pin(pin).map_err(Error::from);
     state.audit(&pin_events(state, now, subject, operation, &r, EventKind::PinVerified))?;
     r
 }
@@ -508,7 +173,7 @@ fn card_subject<T: Transport>(piv: &mut Piv<T>) -> String {
 pub fn change_pin<T: Transport>(piv: &mut Piv<T>, state: &ClinicState, old: &PinBlock, new: &PinBlock, now: i64) -> Result<(), Error> {
     state.ensure_open()?;
     let subject = card_subject(piv);
-    let r = piv.change_pin(old, new);
+    let r = piv.change_pin(old, new).map_err(Error::from);
     state.audit(&pin_events(state, now, &subject, "change-pin", &r, EventKind::PinChanged))?;
     r
 }
@@ -518,7 +183,7 @@ pub fn change_pin<T: Transport>(piv: &mut Piv<T>, state: &ClinicState, old: &Pin
 pub fn unblock_pin<T: Transport>(piv: &mut Piv<T>, state: &ClinicState, puk: &PinBlock, new: &PinBlock, now: i64) -> Result<(), Error> {
     state.ensure_open()?;
     let subject = card_subject(piv);
-    let r = piv.unblock_pin(puk, new);
+    let r = piv.unblock_pin(puk, new).map_err(Error::from);
     state.audit(&pin_events(state, now, &subject, "unblock", &r, EventKind::CardUnblocked))?;
     r
 }
@@ -551,7 +216,7 @@ pub fn issue_card<T: Transport>(
         Err(e) => {
             let subject = reader_subject(piv);
             let outcome = match &e {
-                Error::Transport(_) => "transport-error",
+                Error::Card(PivError::Transport(_)) => "transport-error",
                 Error::Card(_) => "card-error",
                 _ => "failed",
             };
@@ -561,129 +226,3 @@ pub fn issue_card<T: Transport>(
     }
 }
 
-#[cfg(test)]
-#[allow(clippy::indexing_slicing)]
-mod tests {
-    use super::*;
-
-    type R = Result<(), Box<dyn std::error::Error>>;
-
-    fn clinic() -> Result<(tempfile::TempDir, ClinicState), Box<dyn std::error::Error>> {
-        let dir = tempfile::tempdir()?;
-        let ks = Keystore::init(dir.path(), "clinic-t", 1_700_000_000)?;
-        Ok((dir, ClinicState::new(&ks).with_actor("test")))
-    }
-
-    fn token<'a>(patient: &'a str, version: u64, scope: &'a [crate::category::Category]) -> ConsentVersion<'a> {
-        ConsentVersion { patient_id: patient, version, token: b"token", scope, iat: 1, exp: 2 }
-    }
-
-    type Kinds = Vec<(String, String, String)>;
-
-    fn kinds(state: &ClinicState) -> Result<Kinds, Box<dyn std::error::Error>> {
-        let db = state.db()?;
-        Ok(crate::audit::entries(&db, 0, None)?.into_iter().map(|e| (e.kind, e.subject, e.outcome)).collect())
-    }
-
-    #[test]
-    fn older_consent_version_is_refused_and_audited_and_equal_is_accepted() -> R {
-        let (_d, c) = clinic()?;
-        let scope = [crate::category::Category::Labs];
-        c.note_consent(&token("P-1", 3, &scope), (EventKind::ConsentSet, "ok"), 10)?;
-        c.note_consent(&token("P-1", 3, &scope), (EventKind::ConsentSet, "ok"), 11)?;
-        let err = c.note_consent(&token("P-1", 2, &scope), (EventKind::ConsentSet, "ok"), 12);
-        assert!(matches!(err, Err(ClinicError::ConsentReplay { got: 2, highest: 3, .. })), "{err:?}");
-        c.note_consent(&token("P-2", 1, &scope), (EventKind::ConsentSet, "ok"), 13)?;
-        assert_eq!(c.highest_consent_version("P-1")?, Some(3));
-        let k = kinds(&c)?;
-        let k: Vec<_> = k.iter().map(|(k, s, o)| (k.as_str(), s.as_str(), o.as_str())).collect();
-        // The equal version changed nothing, so it left no entry.
-        assert_eq!(k, [("consent.set", "P-1", "ok"), ("consent.refused", "P-1", "older-version"), ("consent.set", "P-2", "ok")]);
-        Ok(())
-    }
-
-    #[test]
-    fn equal_consent_version_with_another_token_is_refused_and_audited() -> R {
-        let (_d, c) = clinic()?;
-        let scope = [crate::category::Category::Labs];
-        c.note_consent(&token("P-1", 3, &scope), (EventKind::ConsentSet, "ok"), 10)?;
-        let forged = ConsentVersion { token: b"another token", ..token("P-1", 3, &scope) };
-        let err = c.note_consent(&forged, (EventKind::ConsentSet, "ok"), 11);
-        assert!(matches!(err, Err(ClinicError::ConsentConflict { version: 3, .. })), "{err:?}");
-        let k = kinds(&c)?;
-        assert_eq!(k.last().map(|(k, s, o)| (k.as_str(), s.as_str(), o.as_str())), Some(("consent.refused", "P-1", "conflicting-token")));
-        Ok(())
-    }
-
-    #[test]
-    fn revoking_consent_marks_the_earlier_versions_revoked() -> R {
-        let (_d, c) = clinic()?;
-        c.note_consent(&token("P-1", 1, &[crate::category::Category::Labs]), (EventKind::ConsentSet, "ok"), 10)?;
-        c.note_consent(&token("P-1", 2, &[]), (EventKind::ConsentRevoked, "ok"), 20)?;
-        let db = c.db()?;
-        let revoked: Vec<(i64, Option<i64>)> = db
-            .conn()
-            .prepare("SELECT version, revoked_at FROM consent_versions ORDER BY version")?
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
-            .collect::<Result<_, _>>()?;
-        assert_eq!(revoked, vec![(1, Some(20)), (2, None)]);
-        Ok(())
-    }
-
-    #[test]
-    fn revocation_is_remembered_once_and_each_attempt_audited() -> R {
-        let (_d, c) = clinic()?;
-        assert!(!c.is_revoked(7)?);
-        let first = c.revoke(7, 100, "lost")?;
-        let again = c.revoke(7, 200, "again")?;
-        assert_eq!(first, again);
-        assert!(c.is_revoked(7)?);
-        assert_eq!(c.revocations()?.len(), 1);
-        let k = kinds(&c)?;
-        assert_eq!(k[0], ("card.revoked".into(), "7".into(), "ok".into()));
-        assert_eq!(k[1], ("card.revoked".into(), "7".into(), "already-revoked".into()));
-        Ok(())
-    }
-
-    #[test]
-    fn reissue_replaces_the_card_record_and_keeps_its_revocation() -> R {
-        let (_d, c) = clinic()?;
-        let card = |name: &str| IssuedCard {
-            serial: 5,
-            patient_id: "P".into(),
-            name: name.into(),
-            issued_at: 1,
-            expires_at: 2,
-            kid_9e: "e9".into(),
-            kid_9c: "c9".into(),
-        };
-        c.record_issued(&card("a"), b"cred-a", 1)?;
-        c.revoke(5, 2, "lost")?;
-        c.record_issued(&card("b"), b"cred-b", 3)?;
-        assert_eq!(c.cards()?, vec![card("b")]);
-        assert!(c.is_revoked(5)?, "re-issuing does not lift a revocation");
-        let issued: Vec<_> = kinds(&c)?.into_iter().filter(|(k, _, _)| k == "card.issued").collect();
-        assert_eq!(issued.len(), 2);
-        Ok(())
-    }
-
-    #[test]
-    fn state_with_a_foreign_database_is_a_plain_error() -> R {
-        let (d, _) = clinic()?;
-        let other = tempfile::tempdir()?;
-        let ks_b = Keystore::init(other.path(), "clinic-b", 1_700_000_000)?;
-        // Clinic B's database key on clinic A's file.
-        ClinicState::at(d.path()).db()?;
-        std::fs::copy(d.path().join(crate::db::DB_FILE), other.path().join(crate::db::DB_FILE))?;
-        let err = ClinicState::open(&ks_b);
-        assert!(matches!(err, Err(ClinicError::Db(DbError::WrongKey { .. }))), "{err:?}");
-        Ok(())
-    }
-
-    #[test]
-    fn trust_names_with_path_separators_are_refused() {
-        assert!(check_trust_name("../x").is_err());
-        assert!(check_trust_name(".hidden").is_err());
-        assert!(check_trust_name("clinic-b.pem").is_ok());
-    }
-}

@@ -35,20 +35,32 @@ pub enum ObjectError {
     Payload { what: &'static str, why: String },
 }
 
-/// A signing failure (card or software key).
+/// A signing failure. `E` is the signer's own error (the card client's, or a software key's),
+/// kept typed so each layer can wrap it.
 #[derive(Debug, thiserror::Error)]
-#[error("signing failed: {0}")]
-pub struct SignError(pub String);
+#[non_exhaustive]
+pub enum SignError<E: std::error::Error + 'static> {
+    /// The signer (card or software key) failed.
+    #[error(transparent)]
+    Signer(E),
+    /// The signature returned does not verify with the key it must come from (a card can answer
+    /// garbage): nothing was made.
+    #[error("the signature made does not verify with the signer's public key: refusing it")]
+    WrongSignature,
+    /// The signed object could not be encoded.
+    #[error("encoding the COSE_Sign1 failed: {0}")]
+    Encode(#[source] coset::CoseError),
+}
 
 /// Builds and signs a tagged COSE_Sign1 (protected: alg ES256, kid, content type) over
 /// `payload`. `sign` receives SHA-256 of the Sig_structure and returns the signature; it is
 /// checked against `public` before the object is returned (a card can answer garbage).
-pub fn sign<E: Into<crate::Error>>(
+pub fn sign<E: std::error::Error + 'static>(
     payload: &[u8],
     public: &VerifyingKey,
     content_type: &str,
     sign: impl FnOnce(&[u8; 32]) -> Result<Signature, E>,
-) -> Result<Vec<u8>, crate::Error> {
+) -> Result<Vec<u8>, SignError<E>> {
     let protected = HeaderBuilder::new()
         .algorithm(iana::Algorithm::ES256)
         .key_id(qr::kid_for(public).to_vec())
@@ -56,19 +68,11 @@ pub fn sign<E: Into<crate::Error>>(
         .build();
     let unsigned = CoseSign1Builder::new().protected(protected).payload(payload.to_vec()).build();
     let digest: [u8; 32] = Sha256::digest(unsigned.tbs_data(b"")).into();
-    let sig = sign(&digest).map_err(Into::into)?;
+    let sig = sign(&digest).map_err(SignError::Signer)?;
     use p256::ecdsa::signature::hazmat::PrehashVerifier;
-    public.verify_prehash(&digest, &sig).map_err(|_| crate::Error::Unexpected {
-        operation: "sign",
-        expected: "a signature that verifies with the slot's public key",
-        got: "one that does not".into(),
-    })?;
+    public.verify_prehash(&digest, &sig).map_err(|_| SignError::WrongSignature)?;
     let signed = CoseSign1 { signature: sig.to_bytes().to_vec(), ..unsigned };
-    signed.to_tagged_vec().map_err(|e| crate::Error::Unexpected {
-        operation: "encode COSE_Sign1",
-        expected: "an encodable structure",
-        got: e.to_string(),
-    })
+    signed.to_tagged_vec().map_err(SignError::Encode)
 }
 
 /// A parsed, not yet verified COSE_Sign1 whose structure, algorithm and content type are right.

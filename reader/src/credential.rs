@@ -157,12 +157,10 @@ impl CardCredential {
     }
 
     /// Signs the credential with the issuer key.
-    pub fn sign(&self, issuer: &p256::ecdsa::SigningKey) -> Result<Vec<u8>, crate::Error> {
+    pub fn sign(&self, issuer: &p256::ecdsa::SigningKey) -> Result<Vec<u8>, cose_util::SignError<p256::ecdsa::Error>> {
         use p256::ecdsa::signature::hazmat::PrehashSigner;
         let public = VerifyingKey::from(issuer);
-        cose_util::sign(&self.to_cbor(), &public, CONTENT_TYPE, |d| {
-            issuer.sign_prehash(d).map_err(|e| crate::Error::InvalidInput(format!("issuer key: {e}")))
-        })
+        cose_util::sign(&self.to_cbor(), &public, CONTENT_TYPE, |d| issuer.sign_prehash(d))
     }
 }
 

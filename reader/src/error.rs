@@ -1,76 +1,67 @@
-//! The reader crate's error type.
+//! The clinic flows' one error type ([`Error`]): what can stop a card flow (issue, verify,
+//! PIN, consent, check-in's card step). It wraps each layer below with its typed source: the
+//! card client's [`PivError`], the keystore, the credential, the consent token, the clinic state
+//! (database, audit log, trust files). Layers above (check-in, bedside, trust, the CLI) wrap it
+//! in turn.
 
 use thiserror::Error;
 
-use crate::sig::SigError;
-use crate::sw::CardError;
-use crate::tlv::TlvError;
-use crate::transport::TransportError;
+use crate::clinic_state::ClinicError;
+use crate::consent_token::ConsentError;
+use crate::cose_util::SignError;
+use crate::credential::CredentialError;
+use crate::keystore::KeystoreError;
+use crate::piv::{PivError, Slot};
+use crate::random::RandomError;
+use crate::x509::CertError;
 
-/// Anything that can go wrong talking to a card. Never contains a PIN, PUK or key.
+/// Anything that can stop a clinic card flow. Never contains a PIN, PUK or key.
 #[derive(Debug, Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// The reader or the connection failed (card removed, reader gone, pcscd down, …).
+    /// The card or the reader failed, or refused (wrong PIN, blocked, card removed, ...).
     #[error(transparent)]
-    Transport(#[from] TransportError),
-    /// The card refused a command (wrong PIN, blocked, not authenticated, …).
-    #[error(transparent)]
-    Card(#[from] CardError),
-    /// The card's answer is not the TLV structure docs/card.md specifies.
-    #[error("malformed card response to {operation}: {source}")]
-    Tlv {
-        operation: &'static str,
-        #[source]
-        source: TlvError,
-    },
-    /// The card's signature is not a valid DER ECDSA P-256 signature.
-    #[error("malformed signature from the card: {0}")]
-    Signature(#[from] SigError),
-    /// The card's answer has the right structure but an unusable value.
-    #[error("unexpected card response to {operation}: expected {expected}, got {got}")]
-    Unexpected { operation: &'static str, expected: &'static str, got: String },
-    /// The card kept asking for GET RESPONSE beyond any sane size.
-    #[error("the card's response to {operation} is longer than {limit} bytes: refusing it")]
-    ResponseTooLong { operation: &'static str, limit: usize },
-    /// The command's data is too long for this client to send.
-    #[error("{operation}: data of {len} bytes is too long (at most {limit})")]
-    CommandTooLong { operation: &'static str, len: usize, limit: usize },
-    /// The card answered the management-key handshake, but its proof is wrong: it does not know
-    /// the key (or is not a genuine card).
-    #[error("the card failed to prove it knows the management key: not trusting it")]
-    CardFailedManagementProof,
-    /// A PIN, PUK or key given by the user is not acceptable.
-    #[error("{0}")]
-    InvalidInput(String),
-    /// The operating system's random source failed.
-    #[error("the random number source failed: {0}")]
-    Random(String),
+    Card(#[from] PivError),
     /// The clinic keystore (missing, corrupt, permissions, ...).
     #[error(transparent)]
-    Keystore(#[from] crate::keystore::KeystoreError),
+    Keystore(#[from] KeystoreError),
     /// A card credential was refused (untrusted, altered, expired, revoked, not genuine, ...).
     #[error(transparent)]
-    Credential(#[from] crate::credential::CredentialError),
+    Credential(#[from] CredentialError),
     /// A consent token was refused (another card's, altered, expired, wrong clinic, ...).
     #[error(transparent)]
-    Consent(#[from] crate::consent::ConsentError),
-    /// A clinic record file, a replayed consent version, a trust entry.
+    Consent(#[from] ConsentError),
+    /// The clinic state: database, audit log, a replayed consent version, a trust file.
     #[error(transparent)]
-    Clinic(#[from] crate::clinic::ClinicError),
-    /// A clinic data file (issued cards, revocations, trust list, consent versions).
+    Clinic(#[from] ClinicError),
+    /// The card's signature over a consent token could not be made.
     #[error(transparent)]
-    Fs(#[from] crate::fsutil::FsError),
-    /// A trust change was refused (no fingerprint, wrong fingerprint, unsigned or altered bundle, ...).
-    #[error(transparent)]
-    Trust(#[from] crate::trust::TrustError),
-    /// A file handed out (`--out`) was refused or could not be written (docs/desktop.md, exports).
-    #[error(transparent)]
-    Export(#[from] crate::export::ExportError),
-}
-
-impl Error {
-    pub(crate) fn tlv(operation: &'static str) -> impl Fn(TlvError) -> Error {
-        move |source| Error::Tlv { operation, source }
-    }
+    CardSignature(#[from] SignError<PivError>),
+    /// The clinic's issuer key could not sign (a credential).
+    #[error("issuer key: {0}")]
+    IssuerSignature(#[from] SignError<p256::ecdsa::Error>),
+    /// A slot certificate could not be made at issuance.
+    #[error("making the {slot} certificate: {source}")]
+    Certificate {
+        slot: Slot,
+        #[source]
+        source: CertError,
+    },
+    /// A patient id we do not accept.
+    #[error("the patient id must be 1 to 64 characters without control characters")]
+    PatientId,
+    /// A credential validity outside what issuance accepts.
+    #[error("the validity must be 1 to {max_days} days")]
+    Validity { max_days: u32 },
+    /// The card at issuance takes neither the blank-card management key nor ours.
+    #[error(
+        "card {serial} accepts neither the blank-card management key nor this clinic's key for it: it was issued by another clinic (or personalised elsewhere) and cannot be issued here"
+    )]
+    ForeignManagementKey { serial: u32 },
+    /// The PUK given at issuance is not the card's.
+    #[error("{0}: the card's PUK is not the blank-card default; pass the patient's current PUK with --current-puk")]
+    CurrentPuk(#[source] PivError),
+    /// The operating system's random source failed.
+    #[error("the random number source failed: {0}")]
+    Random(#[from] RandomError),
 }

@@ -65,6 +65,9 @@ pub enum ExportError {
     /// Writing failed (disk full, permissions).
     #[error(transparent)]
     Fs(#[from] FsError),
+    /// Writing to standard output failed (a closed pipe).
+    #[error("could not write the export to standard output: {0}")]
+    Stdout(#[source] std::io::Error),
 }
 
 /// The export folder: `explicit` (`--export-dir`), else `$MEDCARD_EXPORT_DIR`, else

@@ -22,7 +22,7 @@ use sha2::{Digest, Sha256};
 
 use crate::credential::{self, CardCredential, CredentialError, VerifiedCredential};
 use crate::keystore::Keystore;
-use crate::piv::{ManagementKey, PinBlock, Piv, Slot, tags};
+use crate::piv::{ManagementKey, PinBlock, Piv, PivError, Slot, tags};
 use crate::sw::CardError;
 use crate::transport::{Transport, TransportError};
 use crate::x509;
@@ -103,7 +103,7 @@ pub struct Issued {
 /// Checks a patient id: 1-64 characters, no control characters.
 pub fn check_patient_id(id: &str) -> Result<(), Error> {
     if id.is_empty() || id.chars().count() > 64 || id.chars().any(char::is_control) {
-        return Err(Error::InvalidInput("the patient id must be 1 to 64 characters without control characters".into()));
+        return Err(Error::PatientId);
     }
     Ok(())
 }
@@ -120,25 +120,22 @@ fn key_usage(slot: Slot) -> u8 {
 fn authenticate<T: Transport>(piv: &mut Piv<T>, ks: &Keystore, serial: u32) -> Result<bool, Error> {
     match piv.authenticate_management(&ManagementKey::default_blank()) {
         Ok(()) => return Ok(false),
-        Err(Error::Card(CardError::ManagementKeyRejected)) => {}
-        Err(e) => return Err(e),
+        Err(PivError::Card(CardError::ManagementKeyRejected)) => {}
+        Err(e) => return Err(e.into()),
     }
     match piv.authenticate_management(&ks.card_management_key(serial)?) {
         Ok(()) => Ok(true),
-        Err(Error::Card(CardError::ManagementKeyRejected) | Error::CardFailedManagementProof) => {
-            Err(Error::InvalidInput(format!(
-                "card {serial} accepts neither the blank-card management key nor this clinic's key for it: \
-                 it was issued by another clinic (or personalised elsewhere) and cannot be issued here"
-            )))
+        Err(PivError::Card(CardError::ManagementKeyRejected) | PivError::CardFailedManagementProof) => {
+            Err(Error::ForeignManagementKey { serial })
         }
-        Err(e) => Err(e),
+        Err(e) => Err(e.into()),
     }
 }
 
 /// Deletes an object; an absent object is fine.
-fn delete<T: Transport>(piv: &mut Piv<T>, tag: u32) -> Result<(), Error> {
+fn delete<T: Transport>(piv: &mut Piv<T>, tag: u32) -> Result<(), PivError> {
     match piv.put_data(tag, &[]) {
-        Ok(()) | Err(Error::Card(CardError::NotFound { .. })) => Ok(()),
+        Ok(()) | Err(PivError::Card(CardError::NotFound { .. })) => Ok(()),
         Err(e) => Err(e),
     }
 }
@@ -153,7 +150,7 @@ pub fn issue<T: Transport>(
 ) -> Result<Issued, Error> {
     check_patient_id(&req.patient_id)?;
     if req.validity_days == 0 || req.validity_days > 20 * 365 {
-        return Err(Error::InvalidInput("the validity must be 1 to 7300 days".into()));
+        return Err(Error::Validity { max_days: 20 * 365 });
     }
     piv.select()?;
     let serial = piv.serial()?;
@@ -184,22 +181,21 @@ pub fn issue<T: Transport>(
             key_usage: key_usage(*slot),
         };
         let der = x509::build(&spec, key, &ks.ca_subject(), ks.issuer_key())
-            .map_err(|e| Error::InvalidInput(format!("making the {slot} certificate: {e}")))?;
+            .map_err(|source| Error::Certificate { slot: *slot, source })?;
         piv.put_certificate(*slot, &der)?;
         certificates.push((*slot, der));
         progress(IssueStep::CertificateWritten(*slot))?;
     }
     piv.unblock_pin(&req.current_puk, &req.pin).map_err(|e| match e {
-        Error::Card(CardError::WrongSecret { .. }) => Error::InvalidInput(format!(
-            "{e}: the card's PUK is not the blank-card default; pass the patient's current PUK with --current-puk"
-        )),
-        other => other,
+        PivError::Card(CardError::WrongSecret { .. }) => Error::CurrentPuk(e),
+        other => other.into(),
     })?;
     piv.change_puk(&req.current_puk, &req.puk)?;
     progress(IssueStep::PinAndPukSet)?;
     let find = |s: Slot| keys.iter().find(|(k, _)| *k == s).map(|(_, v)| *v);
     let (Some(key_9a), Some(key_9c), Some(key_9e)) = (find(Slot::PivAuth), find(Slot::Signature), find(Slot::CardAuth)) else {
-        return Err(Error::InvalidInput("internal: a slot key is missing".into()));
+        // The loop above generated all three: unreachable, but a card flow never panics.
+        return Err(PivError::Unexpected { operation: "generate", expected: "keys in 9A, 9C and 9E", got: "a slot without a key".into() }.into());
     };
     let credential = CardCredential {
         issuer: ks.clinic_id().to_owned(),
@@ -250,8 +246,8 @@ pub fn authenticate_card<T: Transport>(
     }
     match signs_fresh_challenge(piv, Slot::CardAuth, CHALLENGE_DOMAIN, &c.key_9e) {
         Ok(true) => {}
-        Ok(false) | Err(Error::Card(CardError::NoKey { .. })) => return Err(CredentialError::NotGenuine { serial }.into()),
-        Err(e) => return Err(e),
+        Ok(false) | Err(PivError::Card(CardError::NoKey { .. })) => return Err(CredentialError::NotGenuine { serial }.into()),
+        Err(e) => return Err(e.into()),
     }
     let pin_verified = match pin {
         Some(p) => {
@@ -277,17 +273,17 @@ pub fn prove_pin<T: Transport>(piv: &mut Piv<T>, verified: &VerifiedCredential) 
         Ok(true) => Ok(()),
         // A bad signature, or the card refused to use 9A: its security status says the PIN was
         // not verified.
-        Ok(false) | Err(Error::Card(_)) => Err(CredentialError::PinNotProven { serial: c.card_serial }.into()),
-        Err(e) => Err(e),
+        Ok(false) | Err(PivError::Card(_)) => Err(CredentialError::PinNotProven { serial: c.card_serial }.into()),
+        Err(e) => Err(e.into()),
     }
 }
 
 /// Has the card sign `SHA-256(domain ‖ 32 fresh random bytes)` with `slot`; `Ok(true)` when the
 /// signature verifies with `key`. The card's refusal comes back as the error, for the caller to
 /// name (9E: not genuine; 9A: PIN not proven).
-fn signs_fresh_challenge<T: Transport>(piv: &mut Piv<T>, slot: Slot, domain: &[u8], key: &VerifyingKey) -> Result<bool, Error> {
+fn signs_fresh_challenge<T: Transport>(piv: &mut Piv<T>, slot: Slot, domain: &[u8], key: &VerifyingKey) -> Result<bool, PivError> {
     let mut challenge = [0u8; 32];
-    getrandom::fill(&mut challenge).map_err(|e| Error::Random(e.to_string()))?;
+    crate::random::fill(&mut challenge)?;
     let digest: [u8; 32] = Sha256::new().chain_update(domain).chain_update(challenge).finalize().into();
     let sig = piv.sign_digest(slot, &digest)?;
     Ok(key.verify_prehash(&digest, &sig).is_ok())

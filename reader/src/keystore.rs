@@ -71,7 +71,7 @@ pub enum KeystoreError {
     Cert(#[from] CertError),
     /// The random source failed.
     #[error("the random number source failed: {0}")]
-    Random(String),
+    Random(#[from] crate::random::RandomError),
 }
 
 /// What a derived key is for. Each purpose has its own HKDF info string, so keys for different
@@ -174,7 +174,7 @@ fn check_clinic_id(id: &str) -> Result<(), KeystoreError> {
 
 fn random32() -> Result<Zeroizing<[u8; 32]>, KeystoreError> {
     let mut b = Zeroizing::new([0u8; 32]);
-    getrandom::fill(b.as_mut_slice()).map_err(|e| KeystoreError::Random(e.to_string()))?;
+    crate::random::fill(b.as_mut_slice())?;
     Ok(b)
 }
 
@@ -341,7 +341,7 @@ impl Keystore {
         derive(&self.master, purpose)
     }
     /// The AES-256 management key for the card with `serial`.
-    pub fn card_management_key(&self, serial: u32) -> Result<ManagementKey, crate::Error> {
+    pub fn card_management_key(&self, serial: u32) -> Result<ManagementKey, crate::piv::PivError> {
         let k = self.derive_key(KeyPurpose::CardManagement { serial });
         ManagementKey::new(MgmtAlgorithm::Aes256, k.as_slice())
     }

@@ -1,42 +1,65 @@
-//! MedCard reader: an independent client for the patient card edge (`docs/card.md`) over PC/SC
-//! or the in-process simulator, and the `medcard` command line.
+//! MedCard reader: the clinic side of the patient card edge (`docs/card.md`): the card client
+//! (crate `medcard-piv`, re-exported), the clinic's keys, records, database and audit log, the
+//! audited flows that the `medcard` CLI and the desktop app share (neither adds security logic of
+//! its own), and the `medcard` command line.
 //!
-//! Layers, bottom up: [`transport`] (APDU in, APDU out), [`tlv`], [`sw`] and [`sig`] (pure
-//! codecs that never panic on card data), [`piv`] (the PIV client).
+//! Layers, bottom up (a module uses only modules of lower layers; `tests/tests/layers.rs` checks it):
+//! 1. [`clock`], [`fsutil`], [`category`], [`cbor`], [`cose_util`]
+//! 2. [`keystore`], [`credential`], [`sealed`], [`export`], [`record_index`]
+//! 3. [`consent_token`], [`store`]
+//! 4. [`db`]
+//! 5. [`audit`]
+//! 6. [`clinic_state`]
+//! 7. [`error`]
+//! 8. [`issue`]
+//! 9. [`clinic`], [`records`], [`trust`]
+//! 10. [`consent`]
+//! 11. [`checkin`]
+//! 12. [`scan_flow`]
+//! 13. [`bedside`]
 //!
-//! The audited clinic flows that the `medcard` CLI and the desktop app share (neither adds
-//! security logic of its own): [`bedside::Bedside`] (scan a QR code, open a cached record),
-//! [`records::add_record`] / [`records::add_record_file`], the card flows in [`clinic`].
+//! Below them all is the card client, re-exported from `medcard-piv`: [`random`], [`sw`],
+//! [`tlv`], [`sig`], [`x509`], [`transport`], [`piv`]. Each layer has one error type wrapping
+//! the one below with its typed source: [`PivError`] (the card), [`Error`] (the clinic card
+//! flows), then [`checkin::CheckinError`], [`bedside::BedsideError`], [`trust::TrustError`].
+//!
+//! The flows: [`bedside::Bedside`] (scan a QR code, open a cached record),
+//! [`records::add_record`] / [`records::add_record_file`], the card flows in [`clinic`] and
+//! [`consent`], the kiosk's [`checkin`].
 #![forbid(unsafe_code)]
+
+pub use medcard_piv::{piv, random, sig, sw, tlv, transport, x509};
 
 pub mod audit;
 pub mod bedside;
 pub mod category;
+pub mod cbor;
 pub mod checkin;
+pub mod clinic;
+pub mod clinic_state;
 pub mod clock;
+pub mod consent;
+pub mod consent_token;
+pub mod cose_util;
+pub mod credential;
 pub mod db;
 pub mod error;
 pub mod export;
 pub mod fsutil;
-pub mod keystore;
-pub mod clinic;
-pub mod consent;
-pub mod cose_util;
-pub mod credential;
 pub mod issue;
-pub mod piv;
+pub mod keystore;
+pub mod record_index;
 pub mod records;
 pub mod scan_flow;
-pub mod sig;
+pub mod sealed;
 pub mod store;
-pub mod sw;
-pub mod tlv;
-pub mod transport;
 pub mod trust;
-pub mod x509;
 
 pub use error::Error;
 pub use keystore::{KeyPurpose, Keystore, KeystoreError};
-pub use piv::{AppInfo, CardInfo, ManagementKey, MgmtAlgorithm, PinBlock, PinStatus, Piv, Slot};
-pub use sw::{CardError, StatusWord};
-pub use transport::{CardEvent, PcscContext, PcscTransport, ReaderInfo, SimTransport, Transport, TransportError};
+pub use medcard_piv::{
+    AppInfo, CardError, CardEvent, CardInfo, ManagementKey, MgmtAlgorithm, PcscContext, PcscTransport, PinBlock, PinStatus, Piv,
+    PivError, RandomError, ReaderInfo, Slot, StatusWord, Transport, TransportError,
+};
+#[cfg(feature = "sim")]
+pub use medcard_piv::SimTransport;

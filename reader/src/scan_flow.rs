@@ -9,7 +9,7 @@
 use rusqlite::{OptionalExtension, params};
 
 use crate::category::{self, Category};
-use crate::checkin::{self, INDEX_MEDIA_TYPE, IndexEntry};
+use crate::record_index::{self, INDEX_MEDIA_TYPE, IndexEntry, IndexError};
 use crate::db::{CacheRow, ClinicDb, DbError};
 use crate::records;
 use crate::records::fetch::{self, FetchError};
@@ -39,9 +39,12 @@ pub enum ScanError {
     /// Fetching or checking the record failed.
     #[error(transparent)]
     Fetch(#[from] FetchError),
-    /// The record index is malformed or does not match the code.
-    #[error("{0}")]
-    Index(String),
+    /// The record index is malformed.
+    #[error(transparent)]
+    Index(#[from] IndexError),
+    /// A record the index names is another record, or in another category, than the index says.
+    #[error("record index: record {locator}: it is {record_id} in {category}, but the index names {index_record_id} in {index_category}")]
+    IndexMismatch { locator: String, record_id: String, category: Category, index_record_id: String, index_category: Category },
     /// The bedside database failed.
     #[error(transparent)]
     Db(#[from] DbError),
@@ -78,7 +81,7 @@ impl ScanError {
             ScanError::Fetch(FetchError::Store(StoreError::DigestMismatch { .. })) => "store-integrity".into(),
             ScanError::Fetch(FetchError::Record(_)) => "record-integrity".into(),
             ScanError::Fetch(_) => "fetch-failed".into(),
-            ScanError::Index(_) => "bad-index".into(),
+            ScanError::Index(_) | ScanError::IndexMismatch { .. } => "bad-index".into(),
             ScanError::Db(_) => "db-failed".into(),
             ScanError::TooLong { .. } => "too-long".into(),
         }
@@ -101,7 +104,7 @@ impl ScanError {
             }
             ScanError::Qr(_) => "the code is damaged or forged: do not use it; ask the patient to check in again",
             ScanError::AlreadyUsed { .. } => "ask the patient to check in again",
-            ScanError::Fetch(_) | ScanError::Index(_) => "the record store does not hold the record the code names intact: report it to IT",
+            ScanError::Fetch(_) | ScanError::Index(_) | ScanError::IndexMismatch { .. } => "the record store does not hold the record the code names intact: report it to IT",
             ScanError::Db(_) => "the device database failed: report it to IT",
             ScanError::TooLong { .. } => "not a QR code of ours",
         }
@@ -178,7 +181,7 @@ pub fn scan(
         let row = fetch::fetch_into_cache(db, store, &verified, now)?;
         return Ok(Scanned { verified, rows: vec![row], index: false });
     }
-    let entries = checkin::decode_index(opened.document()).map_err(|e| ScanError::Index(e.to_string()))?;
+    let entries = record_index::decode_index(opened.document())?;
     let categories: Vec<Category> = p
         .categories
         .iter()
@@ -215,10 +218,13 @@ fn open_entry(
     let bytes = store.get(&locator).map_err(|x| ScanError::Fetch(FetchError::Store(x)))?;
     let opened = records::open(bytes, &p.patient_id, &e.key, &e.locator).map_err(|x| ScanError::Fetch(FetchError::Record(x)))?;
     if opened.meta.category != e.category || opened.meta.record_id != e.record_id {
-        return Err(ScanError::Index(format!(
-            "record {}: it is {} in {}, but the index names {} in {}",
-            e.locator, opened.meta.record_id, opened.meta.category, e.record_id, e.category
-        )));
+        return Err(ScanError::IndexMismatch {
+            locator: e.locator.clone(),
+            record_id: opened.meta.record_id.clone(),
+            category: opened.meta.category,
+            index_record_id: e.record_id.clone(),
+            index_category: e.category,
+        });
     }
     Ok(CacheRow {
         qr_id: format!("{}.{}", hex::encode(&claims.cti), e.record_id),
@@ -272,7 +278,7 @@ pub fn qr_text_from_image(bytes: &[u8]) -> Result<String, ImageError> {
 #[allow(clippy::indexing_slicing, clippy::panic, clippy::expect_used)]
 mod tests {
     use super::*;
-    use crate::checkin::encode_index;
+    use crate::record_index::encode_index;
     use crate::records::RecordMeta;
     use crate::store::DirStore;
     use qr::Signer;
@@ -392,7 +398,7 @@ mod tests {
         l.record_id = "l2".into();
         let text = code(&e, &[a, l], &["allergies", "labs"]);
         let err = scan(&e.db, &e.store, &e.trust, &text, NOW, false).expect_err("refused");
-        assert!(matches!(err, ScanError::Index(_)), "{err}");
+        assert!(matches!(err, ScanError::IndexMismatch { .. }), "{err}");
         assert_eq!(e.db.cache_count().expect("count"), 0);
     }
 

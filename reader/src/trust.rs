@@ -16,7 +16,7 @@
 //! Every change (added, removed, imported, exported) and every refusal (`trust.refused`) is
 //! audited; a refusal writes no trust file. Trust files are named after the clinic id
 //! (`trust/<clinic-id>.pem`, `.cose` for a COSE_Key), `trust/` is 0700 and each file 0600
-//! ([`crate::clinic::ClinicState::trust_files`] refuses anything more open when loading).
+//! ([`crate::clinic_state::ClinicState::trust_files`] refuses anything more open when loading).
 
 use std::fmt;
 
@@ -26,7 +26,9 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::audit::{Event, EventKind};
-use crate::clinic::{ClinicError, ClinicState};
+use crate::clinic_state::{ClinicError, ClinicState};
+use crate::cose_util::SignError;
+use crate::export::ExportError;
 use crate::cose_util::{self, ObjectError};
 use crate::keystore::Keystore;
 use crate::x509;
@@ -272,12 +274,29 @@ pub enum TrustError {
     /// The trust directory, a file, the database or the audit log.
     #[error(transparent)]
     Clinic(#[from] ClinicError),
+    /// A bundle whose clinic id is not one we accept.
+    #[error("trust bundle refused: {0}")]
+    BundleClinicId(#[source] Box<TrustError>),
+    /// A partner entry in a bundle that is not a usable trust entry.
+    #[error("trust bundle refused: {what}: {source}")]
+    BundleEntry {
+        what: String,
+        #[source]
+        source: Box<TrustError>,
+    },
+    /// A trust file of ours that cannot go into a bundle.
+    #[error("trust bundle refused: trust/{name} cannot be exported ({source}): remove it (`medcard trust remove {name}`)")]
+    Unexportable {
+        name: String,
+        #[source]
+        source: Box<TrustError>,
+    },
     /// Signing the bundle failed.
     #[error("could not sign the trust bundle: {0}")]
-    Sign(String),
+    Sign(#[from] SignError<p256::ecdsa::Error>),
     /// The export could not be written (nothing audited as exported).
-    #[error("{0}")]
-    Deliver(String),
+    #[error(transparent)]
+    Deliver(#[from] ExportError),
 }
 
 impl TrustError {
@@ -291,7 +310,11 @@ impl TrustError {
             TrustError::FingerprintMismatch { .. } => "fingerprint-mismatch",
             TrustError::BadFingerprint { .. } => "bad-fingerprint",
             TrustError::NotABundle { .. } => "not-a-bundle",
-            TrustError::Bundle(_) | TrustError::BundleContent(_) => "bad-bundle",
+            TrustError::Bundle(_)
+            | TrustError::BundleContent(_)
+            | TrustError::BundleClinicId(_)
+            | TrustError::BundleEntry { .. }
+            | TrustError::Unexportable { .. } => "bad-bundle",
             TrustError::Own(_) => "own-clinic",
             TrustError::Conflict { .. } => "conflict",
             TrustError::Clinic(_) | TrustError::Sign(_) | TrustError::Deliver(_) => "failed",
@@ -497,7 +520,7 @@ pub fn export_certificate(
     ks: &Keystore,
     state: &ClinicState,
     now: i64,
-    deliver: impl FnOnce(&[u8]) -> Result<(), String>,
+    deliver: impl FnOnce(&[u8]) -> Result<(), ExportError>,
 ) -> Result<Fingerprint, TrustError> {
     let own = own_entry(ks)?;
     state.ensure_open()?;
@@ -516,7 +539,7 @@ pub fn export_bundle(
     state: &ClinicState,
     include_partners: bool,
     now: i64,
-    deliver: impl FnOnce(&[u8]) -> Result<(), String>,
+    deliver: impl FnOnce(&[u8]) -> Result<(), ExportError>,
 ) -> Result<(Fingerprint, Vec<String>), TrustError> {
     let pem = bundle_pem(ks, state, include_partners, now)?;
     let own = own_entry(ks)?;
@@ -539,9 +562,10 @@ fn bundle_pem(ks: &Keystore, state: &ClinicState, include_partners: bool, now: i
         for (name, bytes) in state.trust_files()? {
             let stem = name.rsplit_once('.').map_or(name.as_str(), |(s, _)| s);
             // A certificate names its clinic; a bare key is the clinic its file is named after.
-            let e = entry_from_file(&bytes, None, &name).or_else(|_| entry_from_file(&bytes, Some(stem), &name)).map_err(|e| {
-                TrustError::BundleContent(format!("trust/{name} cannot be exported ({e}): remove it (`medcard trust remove {name}`)"))
-            })?;
+            let e = match entry_from_file(&bytes, None, &name).or_else(|_| entry_from_file(&bytes, Some(stem), &name)) {
+                Ok(e) => e,
+                Err(source) => return Err(TrustError::Unexportable { name, source: Box::new(source) }),
+            };
             partners.push(e);
         }
     }
@@ -569,9 +593,8 @@ fn bundle_pem(ks: &Keystore, state: &ClinicState, include_partners: bool, now: i
     let issuer = ks.issuer_key();
     let signed = cose_util::sign(&payload, &ks.issuer_public(), BUNDLE_CONTENT_TYPE, |d| {
         use p256::ecdsa::signature::hazmat::PrehashSigner;
-        issuer.sign_prehash(d).map_err(|e| crate::Error::InvalidInput(format!("issuer key: {e}")))
-    })
-    .map_err(|e| TrustError::Sign(e.to_string()))?;
+        issuer.sign_prehash(d)
+    })?;
     let ids: Vec<String> = partners.iter().map(|e| e.clinic_id.clone()).collect();
     Ok((x509::to_pem(BUNDLE_PEM_LABEL, &signed), ids))
 }
@@ -667,7 +690,7 @@ pub fn open_bundle(file: &[u8]) -> Result<Bundle, TrustError> {
         other => return Err(TrustError::BundleContent(format!("partners: expected an array, got {}", qr::claims::type_name(&other)))),
     };
     m.finish("payload")?;
-    check_clinic_id(&clinic_id).map_err(|e| TrustError::BundleContent(e.to_string()))?;
+    check_clinic_id(&clinic_id).map_err(|e| TrustError::BundleClinicId(Box::new(e)))?;
     let exporter = entry(EntryKind::Certificate, &ca, None, "the bundle's CA certificate").map_err(|e| match e {
         TrustError::NeedsClinicId { .. } => TrustError::BundleContent("the CA certificate names no MedCard clinic".into()),
         other => other,
@@ -703,7 +726,7 @@ pub fn open_bundle(file: &[u8]) -> Result<Bundle, TrustError> {
         pm.finish(&what)?;
         let kind = EntryKind::from_code(code).ok_or_else(|| TrustError::BundleContent(format!("{what}: unknown kind {code}")))?;
         let e =
-            entry(kind, &data, Some(&pid), &format!("{what} ({pid})")).map_err(|e| TrustError::BundleContent(format!("{what}: {e}")))?;
+            entry(kind, &data, Some(&pid), &format!("{what} ({pid})")).map_err(|e| TrustError::BundleEntry { what: what.clone(), source: Box::new(e) })?;
         if e.clinic_id == clinic_id || partners.iter().any(|p| p.clinic_id == e.clinic_id) {
             return Err(TrustError::BundleContent(format!("clinic {} is listed twice", e.clinic_id)));
         }
@@ -860,7 +883,7 @@ mod tests {
         let key = m.issuer_key();
         let signed = cose_util::sign(&payload, &m.issuer_public(), BUNDLE_CONTENT_TYPE, |d| {
             use p256::ecdsa::signature::hazmat::PrehashSigner;
-            key.sign_prehash(d).map_err(|e| crate::Error::InvalidInput(e.to_string()))
+            key.sign_prehash(d)
         })?;
         let err = open_bundle(&signed).err().map(|e| e.to_string()).unwrap_or_default();
         assert!(err.contains("kid is not the CA certificate's key"), "{err}");

@@ -15,7 +15,7 @@ use reader::credential::CredentialError;
 use reader::db::ClinicDb;
 use reader::issue::{IssueRequest, IssueStep};
 use reader::piv::tags;
-use reader::{CardError, Error, Keystore, PinBlock, Piv, SimTransport, Transport};
+use reader::{CardError, Error, PivError, Keystore, PinBlock, Piv, SimTransport, Transport};
 
 const SERIAL: u32 = 7_300_001;
 const NOW: i64 = 1_795_000_000;
@@ -103,7 +103,7 @@ fn failed_issuance_is_logged_and_records_no_card_then_reissue_is_logged_once() {
     let mut card = blank(SERIAL);
     let pulled = card.transport_mut().remove_card().unwrap();
     let err = clinic::issue_card(&mut card, &ks, &state, &request(PATIENT), &mut no_progress);
-    assert!(matches!(err, Err(Error::Transport(reader::TransportError::CardRemoved { .. }))), "{err:?}");
+    assert!(matches!(err, Err(Error::Card(PivError::Transport(reader::TransportError::CardRemoved { .. })))), "{err:?}");
     assert!(state.cards().unwrap().is_empty(), "a failed issuance records no card");
     card.transport_mut().insert_card(pulled);
     clinic::issue_card(&mut card, &ks, &state, &request(PATIENT), &mut no_progress).unwrap();
@@ -136,11 +136,11 @@ fn wrong_pins_log_tries_left_then_blocked_and_unblock_is_logged() {
     for tries_left in [2u8, 1, 0] {
         card.transport_mut().reset().unwrap();
         let err = clinic::verify_card(&mut card, &state, &trust, NOW + 10, Some(&wrong));
-        assert!(matches!(err, Err(Error::Card(CardError::WrongSecret { tries_left: t, .. })) if t == tries_left), "{err:?}");
+        assert!(matches!(err, Err(Error::Card(PivError::Card(CardError::WrongSecret { tries_left: t, .. }))) if t == tries_left), "{err:?}");
     }
     card.transport_mut().reset().unwrap();
     let err = clinic::verify_card(&mut card, &state, &trust, NOW + 10, Some(&PinBlock::pin(PIN).unwrap()));
-    assert!(matches!(err, Err(Error::Card(CardError::PinBlocked))), "{err:?}");
+    assert!(matches!(err, Err(Error::Card(PivError::Card(CardError::PinBlocked)))), "{err:?}");
     let entries = log(&state);
     let failed: Vec<&str> = entries.iter().filter(|x| x.0 == "card.pin_failed").map(|x| x.3.as_str()).collect();
     assert_eq!(failed, ["operation=verify tries_left=2", "operation=verify tries_left=1", "operation=verify tries_left=0"]);
@@ -150,7 +150,7 @@ fn wrong_pins_log_tries_left_then_blocked_and_unblock_is_logged() {
     let n = entries.len();
     let new_pin = PinBlock::pin("222333").unwrap();
     let err = clinic::unblock_pin(&mut card, &state, &PinBlock::puk("11111111").unwrap(), &new_pin, NOW + 20);
-    assert!(matches!(err, Err(Error::Card(CardError::WrongSecret { tries_left: 2, .. }))), "{err:?}");
+    assert!(matches!(err, Err(Error::Card(PivError::Card(CardError::WrongSecret { tries_left: 2, .. })))), "{err:?}");
     clinic::unblock_pin(&mut card, &state, &PinBlock::puk(PUK).unwrap(), &new_pin, NOW + 21).unwrap();
     assert_eq!(since(&state, n), [e("card.unblocked", SERIAL, "wrong-puk"), e("card.unblocked", SERIAL, "ok")]);
     assert_log_verifies(&ks, &state);
@@ -162,7 +162,7 @@ fn pin_change_is_logged_and_a_wrong_old_pin_is_a_failed_try() {
     let mut card = issued(&ks, &state, SERIAL, PATIENT);
     let new_pin = PinBlock::pin("654321").unwrap();
     let err = clinic::change_pin(&mut card, &state, &PinBlock::pin("999999").unwrap(), &new_pin, NOW + 5);
-    assert!(matches!(err, Err(Error::Card(CardError::WrongSecret { tries_left: 2, .. }))), "{err:?}");
+    assert!(matches!(err, Err(Error::Card(PivError::Card(CardError::WrongSecret { tries_left: 2, .. })))), "{err:?}");
     clinic::change_pin(&mut card, &state, &PinBlock::pin(PIN).unwrap(), &new_pin, NOW + 6).unwrap();
     assert_eq!(since(&state, 1), [e("card.pin_failed", SERIAL, "wrong-pin"), e("card.pin_changed", SERIAL, "ok")]);
     assert_log_verifies(&ks, &state);
@@ -271,7 +271,7 @@ fn consent_set_with_a_wrong_pin_logs_the_failed_try_and_no_consent() {
     let mut req = consent_req(vec![Category::Labs], NOW + 100);
     req.pin = PinBlock::pin("000000").unwrap();
     let err = consent::set_in(&mut card, &ks, &state, &req, &mut |_| Ok(()));
-    assert!(matches!(err, Err(Error::Card(CardError::WrongSecret { tries_left: 2, .. }))), "{err:?}");
+    assert!(matches!(err, Err(Error::Card(PivError::Card(CardError::WrongSecret { tries_left: 2, .. })))), "{err:?}");
     assert_eq!(since(&state, 1), [e("card.verified", SERIAL, "ok"), e("card.pin_failed", SERIAL, "wrong-pin")]);
     assert_eq!(state.highest_consent_version(PATIENT).unwrap(), None);
     assert_log_verifies(&ks, &state);

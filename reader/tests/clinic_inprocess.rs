@@ -8,7 +8,7 @@ use reader::clinic::{ClinicFiles, trust_list};
 use reader::credential::CredentialError;
 use reader::issue::{self, Counting, IssueRequest, IssueStep};
 use reader::piv::tags;
-use reader::{CardError, Error, Keystore, ManagementKey, PinBlock, Piv, SimTransport, Slot, Transport};
+use reader::{CardError, Error, PivError, Keystore, ManagementKey, PinBlock, Piv, SimTransport, Slot, Transport};
 
 const SERIAL: u32 = 7_100_001;
 const NOW: i64 = 1_795_000_000;
@@ -68,7 +68,7 @@ fn issuance_replaces_the_default_management_key_with_the_derived_one() {
     let mut card = blank(SERIAL);
     issue::issue(&mut card, &ks, &request("482913"), &mut no_progress).unwrap();
     let err = card.authenticate_management(&ManagementKey::default_blank());
-    assert!(matches!(err, Err(Error::Card(CardError::ManagementKeyRejected))), "{err:?}");
+    assert!(matches!(err, Err(PivError::Card(CardError::ManagementKeyRejected))), "{err:?}");
     card.authenticate_management(&ks.card_management_key(SERIAL).unwrap()).unwrap();
 }
 
@@ -78,7 +78,7 @@ fn issuance_sets_the_patient_pin_and_puk() {
     let mut card = blank(SERIAL);
     issue::issue(&mut card, &ks, &request("482913"), &mut no_progress).unwrap();
     let wrong = card.verify_pin(&PinBlock::pin("123456").unwrap());
-    assert!(matches!(wrong, Err(Error::Card(CardError::WrongSecret { tries_left: 2, .. }))), "{wrong:?}");
+    assert!(matches!(wrong, Err(PivError::Card(CardError::WrongSecret { tries_left: 2, .. }))), "{wrong:?}");
     card.verify_pin(&PinBlock::pin("482913").unwrap()).unwrap();
     card.unblock_pin(&PinBlock::puk("77120934").unwrap(), &PinBlock::pin("111222").unwrap()).unwrap();
 }
@@ -178,7 +178,7 @@ fn card_pulled_mid_issuance_gives_a_transport_error_and_the_card_can_be_issued_a
     assert!(issue::issue(&mut card, &ks, &request("482913"), &mut stop).is_err());
     let pulled = card.transport_mut().remove_card().unwrap();
     let err = issue::issue(&mut card, &ks, &request("482913"), &mut no_progress);
-    assert!(matches!(err, Err(Error::Transport(reader::TransportError::CardRemoved { .. }))), "{err:?}");
+    assert!(matches!(err, Err(Error::Card(PivError::Transport(reader::TransportError::CardRemoved { .. })))), "{err:?}");
     card.transport_mut().insert_card(pulled);
     let issued = issue::issue(&mut card, &ks, &request("482913"), &mut no_progress).unwrap();
     assert!(issued.reissue);
@@ -197,7 +197,7 @@ fn blank_card_has_no_credential_and_is_refused() {
 }
 
 fn card_pulled() -> Result<(), Error> {
-    Err(Error::Transport(reader::TransportError::CardRemoved { reader: "test".into() }))
+    Err(Error::Card(PivError::Transport(reader::TransportError::CardRemoved { reader: "test".into() })))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -244,7 +244,7 @@ fn consent_set_with_a_wrong_pin_spends_a_try_and_writes_nothing() {
     let (_d, ks) = clinic();
     let mut card = issued(&ks, SERIAL, "P-1001");
     let err = consent::set(&mut card, &ks, &consent_req(vec![Category::Labs], "000000"));
-    assert!(matches!(err, Err(Error::Card(CardError::WrongSecret { tries_left: 2, .. }))), "{err:?}");
+    assert!(matches!(err, Err(Error::Card(PivError::Card(CardError::WrongSecret { tries_left: 2, .. })))), "{err:?}");
     assert_eq!(card.consent_token().unwrap(), None);
 }
 
@@ -314,7 +314,7 @@ fn card_pulled_mid_consent_signature_is_a_transport_error_and_records_nothing() 
     let card = issued(&ks, SERIAL, "P-1001");
     let mut pulling = Piv::new(PullOnSign(card.into_inner(), None));
     let err = consent::set(&mut pulling, &ks, &consent_req(vec![Category::Labs], "482913"));
-    assert!(matches!(err, Err(Error::Transport(reader::TransportError::CardRemoved { .. }))), "{err:?}");
+    assert!(matches!(err, Err(Error::Card(PivError::Transport(reader::TransportError::CardRemoved { .. })))), "{err:?}");
     assert_eq!(ClinicFiles::at(d.path()).highest_consent_version("P-1001").unwrap(), None);
     let PullOnSign(mut t, pulled) = pulling.into_inner();
     t.insert_card(pulled.unwrap());

@@ -240,3 +240,39 @@ fn photographed_code_opens_only_its_disclosure_copy_and_nothing_after_the_purge(
     assert!(!store.contains(&copy).unwrap(), "the expired code's copy is gone from the store");
     assert!(store.contains(&labs.locator).unwrap(), "the record itself stays");
 }
+
+/// Issue 14: an audit log that cannot be written stops the check-in (fail closed), and is reported
+/// as what it is. It used to come back as a card refusal (outcome `card-refused`), sending reception
+/// to look at a card that was fine.
+#[test]
+fn check_in_whose_audit_log_cannot_be_written_is_an_audit_failure_not_a_card_refusal() {
+    use reader::checkin::CheckinError;
+    use reader::records::{self, NewRecord};
+    use reader::store::DirStore;
+    let (dir, ks, state) = clinic("clinic-a");
+    let store = DirStore::open(&dir.path().join("records")).unwrap();
+    let db = state.db().unwrap();
+    let new = NewRecord { patient_id: PATIENT.into(), category: Category::Labs, media_type: "text/plain".into(), author: "dr".into() };
+    records::add_record(&ks, &db, &store, &new, b"HbA1c 5.4 %", NOW - 10, "admin").unwrap();
+    let mut card = issued(&ks, &state, 7_400_020);
+    let req = ConsentRequest { scope: vec![Category::Labs], days: 30, pin: PinBlock::pin(PIN).unwrap(), now: NOW };
+    consent::set_in(&mut card, &ks, &state, &req, &mut |_| Ok(())).unwrap();
+    card.transport_mut().reset().unwrap();
+    let out = checkin::card_step(&mut card, &ks, &state, &PinBlock::pin(PIN).unwrap(), NOW + 60).unwrap();
+    card.transport_mut().reset().unwrap();
+
+    // The disk under the audit log fails from here on.
+    db.conn()
+        .execute_batch("CREATE TRIGGER audit_disk_full BEFORE INSERT ON audit_entries BEGIN SELECT RAISE(ABORT, 'disk full'); END;")
+        .unwrap();
+
+    let err = checkin::issue_qr(&ks, &state, &store, &out, None, 600, NOW + 61).expect_err("no code without its audit entry");
+    assert_eq!(err.outcome(), "audit-failed", "{err}");
+    assert!(err.to_string().starts_with("could not write the audit log: "), "{err}");
+
+    // The card step audits the card and PIN checks: the same failure there is not the card's either.
+    let err = checkin::card_step(&mut card, &ks, &state, &PinBlock::pin(PIN).unwrap(), NOW + 62).expect_err("unaudited");
+    let err = CheckinError::from(err);
+    assert_eq!(err.outcome(), "audit-failed", "{err}");
+    assert!(err.to_string().starts_with("could not write the audit log: "), "{err}");
+}

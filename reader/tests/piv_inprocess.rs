@@ -10,7 +10,7 @@ use p256::elliptic_curve::Generate;
 use proptest::prelude::*;
 use reader::piv::tags;
 use reader::sw::Secret;
-use reader::{CardError, Error, Transport, ManagementKey, MgmtAlgorithm, PinBlock, PinStatus, Piv, SimTransport, Slot};
+use reader::{CardError, PivError as Error, Transport, ManagementKey, MgmtAlgorithm, PinBlock, PinStatus, Piv, SimTransport, Slot};
 use sha2::{Digest, Sha256};
 
 const SERIAL: u32 = 4_242_001;

@@ -10,7 +10,7 @@ use egui::{RichText, Ui};
 use reader::clinic::{self, IssuedCard, Revocation};
 use reader::issue::{IssueRequest, IssueStep};
 use reader::sw::Secret;
-use reader::{CardError, PinBlock, TransportError};
+use reader::{CardError, PinBlock, PivError, TransportError};
 use zeroize::Zeroizing;
 
 use super::{Note, field, note_ui, secret_buffer, spawn, working};
@@ -408,16 +408,16 @@ pub fn step_text(s: IssueStep) -> String {
 pub fn describe(e: &reader::Error) -> String {
     use reader::Error as E;
     match e {
-        E::Card(CardError::WrongSecret { secret: Secret::Puk, tries_left }) => {
+        E::Card(PivError::Card(CardError::WrongSecret { secret: Secret::Puk, tries_left })) => {
             format!("The current PUK is wrong ({tries_left} tries left). Nothing was issued; check the PUK of this card.")
         }
-        E::Card(CardError::PukBlocked) => "The card's PUK is blocked: this card cannot be issued again.".into(),
-        E::Transport(TransportError::NoCard { .. }) => "There is no card in the reader: insert a blank card and try again.".into(),
-        E::Transport(TransportError::CardRemoved { .. } | TransportError::CardReset { .. }) => {
+        E::Card(PivError::Card(CardError::PukBlocked)) => "The card's PUK is blocked: this card cannot be issued again.".into(),
+        E::Card(PivError::Transport(TransportError::NoCard { .. })) => "There is no card in the reader: insert a blank card and try again.".into(),
+        E::Card(PivError::Transport(TransportError::CardRemoved { .. } | TransportError::CardReset { .. })) => {
             "The card was taken out during issuance: insert it and issue it again.".into()
         }
-        E::Transport(TransportError::NoService(_)) => "The smart-card service is not running: ask IT to start pcscd.".into(),
-        E::Transport(TransportError::NoSuchReader { reader, .. } | TransportError::ReaderUnavailable { reader }) => {
+        E::Card(PivError::Transport(TransportError::NoService(_))) => "The smart-card service is not running: ask IT to start pcscd.".into(),
+        E::Card(PivError::Transport(TransportError::NoSuchReader { reader, .. } | TransportError::ReaderUnavailable { reader })) => {
             format!("The card reader {reader:?} is not connected: plug it in and press Find readers.")
         }
         other => format!("The card could not be issued: {other}."),
@@ -490,15 +490,15 @@ mod tests {
 
     #[test]
     fn a_wrong_current_puk_says_how_many_tries_are_left_and_what_to_check() {
-        let m = describe(&reader::Error::Card(CardError::WrongSecret { secret: Secret::Puk, tries_left: 2 }));
+        let m = describe(&reader::Error::Card(PivError::Card(CardError::WrongSecret { secret: Secret::Puk, tries_left: 2 })));
         assert!(m.contains("current PUK is wrong (2 tries left)") && m.contains("Nothing was issued"), "{m}");
     }
 
     #[test]
     fn no_card_and_a_pulled_card_say_what_to_do() {
-        let m = describe(&reader::Error::Transport(TransportError::NoCard { reader: "r".into() }));
+        let m = describe(&reader::Error::Card(PivError::Transport(TransportError::NoCard { reader: "r".into() })));
         assert!(m.contains("insert a blank card"), "{m}");
-        let m = describe(&reader::Error::Transport(TransportError::CardRemoved { reader: "r".into() }));
+        let m = describe(&reader::Error::Card(PivError::Transport(TransportError::CardRemoved { reader: "r".into() })));
         assert!(m.contains("taken out during issuance"), "{m}");
     }
 

@@ -294,16 +294,15 @@ fn export(env: &AppContext, path: &Path, bundle: Option<bool>) -> Result<String,
     if !env.export_dir.as_os_str().is_empty() && path.parent() == Some(env.export_dir.as_path()) {
         reader::export::prepare_dir(&data_dir, &env.export_dir).map_err(|e| format!("Could not save the {what}: {e}."))?;
     }
-    let deliver = |bytes: &[u8]| -> Result<(), String> {
-        reader::export::write_new_export(&data_dir, path, bytes)
-            .map(|_| ())
-            .map_err(|e| format!("Could not save the {what}: {e}. Choose another file name or folder."))
-    };
+    let deliver = |bytes: &[u8]| reader::export::write_new_export(&data_dir, path, bytes).map(|_| ());
     let fingerprint = match bundle {
         None => reader::trust::export_certificate(&o.ks, &o.state, env.now(), deliver),
         Some(partners) => reader::trust::export_bundle(&o.ks, &o.state, partners, env.now(), deliver).map(|(fp, _)| fp),
     }
-    .map_err(|e| e.to_string())?;
+    .map_err(|e| match e {
+        reader::trust::TrustError::Deliver(e) => format!("Could not save the {what}: {e}. Choose another file name or folder."),
+        other => other.to_string(),
+    })?;
     Ok(format!(
         "This clinic's {what} was saved to {}. Read the other clinic this fingerprint over the phone: {fingerprint}",
         path.display()

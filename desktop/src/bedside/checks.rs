@@ -114,7 +114,7 @@ pub fn from_error(e: &ScanError) -> Vec<CheckLine> {
         ScanError::Fetch(FetchError::Db(_)) => (&Check::ALL, None, None),
         ScanError::Fetch(FetchError::Store(_)) => (FRESH, Some(Digest), Some("the stored record is missing or altered")),
         ScanError::Fetch(_) => (FRESH, Some(Digest), Some("the record is not the one the code names")),
-        ScanError::Index(_) => (FRESH, Some(Digest), Some("the record list does not match the code")),
+        ScanError::Index(_) | ScanError::IndexMismatch { .. } => (FRESH, Some(Digest), Some("the record list does not match the code")),
         // The one-time lookup or the cache write: which one is not known.
         ScanError::Db(_) => (CURRENT, None, None),
         _ => (NONE, None, None),
@@ -268,7 +268,13 @@ mod tests {
     fn a_missing_or_altered_stored_record_fails_the_digest_line() {
         let e = ScanError::Fetch(FetchError::DigestClaim { locator: "sha256:00".into(), claimed: "11".into() });
         assert_eq!(failed(&from_error(&e)), Some(Check::Digest));
-        let e = ScanError::Index("record x: it is a in labs, but the index names b in labs".into());
+        let e = ScanError::IndexMismatch {
+            locator: "x".into(),
+            record_id: "a".into(),
+            category: reader::category::Category::Labs,
+            index_record_id: "b".into(),
+            index_category: reader::category::Category::Labs,
+        };
         assert_eq!(failed(&from_error(&e)), Some(Check::Digest));
         let e = ScanError::Fetch(FetchError::NoKey { locator: "sha256:00".into() });
         assert_eq!(failed(&from_error(&e)), Some(Check::Digest));

@@ -18,7 +18,7 @@ use p256::ecdsa::VerifyingKey;
 use rusqlite::{OptionalExtension, params};
 
 use crate::db::{ClinicDb, DbError};
-use crate::records::cbor::{self, Cursor};
+use crate::cbor::{self, Cursor};
 use merkle::{Frontier, Hash};
 
 /// Checkpoint payload map keys.

@@ -12,10 +12,9 @@ use rusqlite::{Connection, OptionalExtension, params};
 use zeroize::Zeroizing;
 
 use crate::category::{self, Category};
-use crate::records::{RecordMeta, keywrap};
+use crate::sealed::{RecordMeta, keywrap};
 use crate::store::Locator;
 
-pub mod clinic_state;
 
 /// Busy timeout: how long a writer waits for another process's transaction.
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -314,7 +313,7 @@ impl ClinicDb {
         meta: &RecordMeta,
         locator: &Locator,
         size: u64,
-        key: &crate::records::ContentKey,
+        key: &crate::sealed::ContentKey,
         wrap_key: &Zeroizing<[u8; 32]>,
     ) -> Result<(), DbError> {
         let wrapped = keywrap::wrap(wrap_key, &meta.record_id, key)?;

@@ -1,5 +1,5 @@
 use super::*;
-use crate::records::ContentKey;
+use crate::sealed::ContentKey;
 
 fn key(b: u8) -> Zeroizing<[u8; 32]> {
     Zeroizing::new([b; 32])

@@ -10,7 +10,7 @@ use crate::audit::{self, AuditError, Event, EventKind};
 use crate::category::Category;
 use crate::db::{ClinicDb, DbError};
 use crate::keystore::{KeyPurpose, Keystore};
-use crate::records::{self, ContentKey, RecordError, RecordMeta};
+use crate::sealed::{self as records, ContentKey, RecordError, RecordMeta};
 use crate::store::{Locator, RecordStore, StoreError};
 
 /// What the caller says about a new record (the record id and time are chosen here).

@@ -4,7 +4,7 @@
 
 use crate::category::Category;
 use crate::db::{CacheRow, ClinicDb, DbError};
-use crate::records::{self, RecordError};
+use crate::sealed::{self as records, RecordError};
 use crate::store::{Locator, RecordStore, StoreError};
 
 /// Why a pointed-to record was not cached.

@@ -19,7 +19,7 @@ use sha2::{Digest, Sha256};
 /// The locator scheme and algorithm prefix.
 pub const LOCATOR_PREFIX: &str = "medcard-store:sha256/";
 /// Largest blob a store reads back.
-pub const MAX_BLOB: u64 = crate::records::MAX_RECORD;
+pub const MAX_BLOB: u64 = crate::sealed::MAX_RECORD;
 
 /// A content address: SHA-256 of the blob.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

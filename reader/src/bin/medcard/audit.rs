@@ -1,12 +1,11 @@
 //! `medcard audit show|alerts|verify|checkpoint|prove|consistency` (docs/audit-log.md).
 
 use std::path::PathBuf;
-use std::process::ExitCode;
 
 use clap::Subcommand;
 use reader::audit;
 
-use crate::record::{Clinic, DataArg, fail, finish, now};
+use crate::cli::{self, CliError, DataArg, Output};
 
 #[derive(Subcommand)]
 pub enum AuditCommand {
@@ -15,8 +14,8 @@ pub enum AuditCommand {
         /// Only entries at or after this Unix time.
         #[arg(long, value_name = "UNIX_SECONDS")]
         since: Option<i64>,
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        format: Output,
         #[command(flatten)]
         data: DataArg,
     },
@@ -28,16 +27,15 @@ pub enum AuditCommand {
         /// Only entries at or after this Unix time.
         #[arg(long, value_name = "UNIX_SECONDS")]
         since: Option<i64>,
-        /// Print JSON (rule, subject, message, entries) instead of text.
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        format: Output,
         #[command(flatten)]
         data: DataArg,
     },
     /// Recompute the tree from the rows and check every row and stored checkpoint (exit 1 naming the first bad entry).
     Verify {
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        format: Output,
         #[command(flatten)]
         data: DataArg,
     },
@@ -47,8 +45,8 @@ pub enum AuditCommand {
         /// never over an existing file, never inside the data directory.
         #[arg(long, value_name = "FILE")]
         out: Option<PathBuf>,
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        format: Output,
         #[command(flatten)]
         data: DataArg,
     },
@@ -56,8 +54,8 @@ pub enum AuditCommand {
     Prove {
         #[arg(long, value_name = "N")]
         entry: u64,
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        format: Output,
         #[command(flatten)]
         data: DataArg,
     },
@@ -66,21 +64,21 @@ pub enum AuditCommand {
         /// A checkpoint file written by `medcard audit checkpoint --out`.
         #[arg(long, value_name = "CHECKPOINT")]
         old: PathBuf,
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        format: Output,
         #[command(flatten)]
         data: DataArg,
     },
 }
 
-pub fn run(cmd: AuditCommand) -> ExitCode {
+pub fn run(cmd: AuditCommand) -> Result<(), CliError> {
     match cmd {
-        AuditCommand::Show { since, json, data } => finish(show(data, since, json)),
-        AuditCommand::Alerts { since, json, data } => finish(alerts(data, since, json)),
-        AuditCommand::Verify { json, data } => verify(data, json),
-        AuditCommand::Checkpoint { out, json, data } => finish(checkpoint(data, out, json)),
-        AuditCommand::Prove { entry, json, data } => finish(prove(data, entry, json)),
-        AuditCommand::Consistency { old, json, data } => finish(consistency(data, &old, json)),
+        AuditCommand::Show { since, format, data } => show(&data, since, format),
+        AuditCommand::Alerts { since, format, data } => alerts(&data, since, format),
+        AuditCommand::Verify { format, data } => verify(&data, format),
+        AuditCommand::Checkpoint { out, format, data } => checkpoint(&data, out, format),
+        AuditCommand::Prove { entry, format, data } => prove(&data, entry, format),
+        AuditCommand::Consistency { old, format, data } => consistency(&data, &old, format),
     }
 }
 
@@ -88,12 +86,12 @@ fn hexes(v: &[[u8; 32]]) -> Vec<String> {
     v.iter().map(hex::encode).collect()
 }
 
-fn alerts(data: DataArg, since: Option<i64>, json: bool) -> Result<(), String> {
-    let c = Clinic::open(data.data.as_deref())?;
-    let entries = audit::entries(&c.db, 0, since).map_err(|e| e.to_string())?;
+fn alerts(data: &DataArg, since: Option<i64>, format: Output) -> Result<(), CliError> {
+    let c = data.clinic()?;
+    let entries = audit::entries(&c.db, 0, since)?;
     let found = audit::alerts::alerts(&entries, &audit::alerts::Rules::default());
-    if json {
-        println!("{}", serde_json::to_string_pretty(&found).map_err(|e| e.to_string())?);
+    if format.json {
+        println!("{}", serde_json::to_string_pretty(&found).unwrap_or_default());
     } else if found.is_empty() {
         println!("no alerts in {} audit entries", entries.len());
     } else {
@@ -106,10 +104,10 @@ fn alerts(data: DataArg, since: Option<i64>, json: bool) -> Result<(), String> {
     Ok(())
 }
 
-fn show(data: DataArg, since: Option<i64>, json: bool) -> Result<(), String> {
-    let c = Clinic::open(data.data.as_deref())?;
-    let entries = audit::entries(&c.db, 0, since).map_err(|e| e.to_string())?;
-    if json {
+fn show(data: &DataArg, since: Option<i64>, format: Output) -> Result<(), CliError> {
+    let c = data.clinic()?;
+    let entries = audit::entries(&c.db, 0, since)?;
+    if format.json {
         let v: Vec<_> = entries
             .iter()
             .map(|e| {
@@ -127,42 +125,38 @@ fn show(data: DataArg, since: Option<i64>, json: bool) -> Result<(), String> {
     Ok(())
 }
 
-fn verify(data: DataArg, json: bool) -> ExitCode {
-    let c = match Clinic::open(data.data.as_deref()) {
-        Ok(c) => c,
-        Err(e) => return fail(e),
-    };
-    match audit::verify(&c.db, &c.ks.issuer_public()) {
-        Err(e) => fail(e),
-        Ok(Ok(r)) => {
-            if json {
+fn verify(data: &DataArg, format: Output) -> Result<(), CliError> {
+    let c = data.clinic()?;
+    match audit::verify(&c.db, &c.ks.issuer_public())? {
+        Ok(r) => {
+            if format.json {
                 println!("{}", serde_json::json!({"ok": true, "entries": r.entries, "checkpoints": r.checkpoints, "root": hex::encode(r.root)}));
             } else {
                 println!("audit log OK: {} entries, {} signed checkpoint(s) verified, root {}", r.entries, r.checkpoints, hex::encode(r.root));
             }
-            ExitCode::SUCCESS
+            Ok(())
         }
-        Ok(Err(finding)) => {
-            if json {
+        Err(finding) => {
+            if format.json {
                 println!("{}", serde_json::json!({"ok": false, "finding": finding.to_string()}));
             }
-            fail(format!("audit log verification FAILED: {finding}"))
+            Err(CliError::AuditFinding(finding))
         }
     }
 }
 
-fn checkpoint(data: DataArg, out: Option<PathBuf>, json: bool) -> Result<(), String> {
-    let mut c = Clinic::open(data.data.as_deref())?;
+fn checkpoint(data: &DataArg, out: Option<PathBuf>, format: Output) -> Result<(), CliError> {
+    let mut c = data.clinic()?;
     if let Some(out) = &out {
-        reader::export::check_new(c.ks.data_dir(), out).map_err(|e| e.to_string())?;
+        reader::export::check_new(c.ks.data_dir(), out)?;
     }
     let signer = c.ks.issuer_signer();
     let origin = c.ks.clinic_id().to_owned();
-    let (cp, signed) = audit::checkpoint(&mut c.db, &origin, now(), &signer).map_err(|e| e.to_string())?;
+    let (cp, signed) = audit::checkpoint(&mut c.db, &origin, cli::now()?, &signer)?;
     if let Some(out) = &out {
-        reader::export::write_new_export(c.ks.data_dir(), out, &signed).map_err(|e| e.to_string())?;
+        reader::export::write_new_export(c.ks.data_dir(), out, &signed)?;
     }
-    if json {
+    if format.json {
         println!("{}", serde_json::json!({"origin": cp.origin, "tree_size": cp.tree_size, "root": hex::encode(cp.root), "time": cp.time,
             "signed": hex::encode(&signed)}));
     } else {
@@ -174,10 +168,10 @@ fn checkpoint(data: DataArg, out: Option<PathBuf>, json: bool) -> Result<(), Str
     Ok(())
 }
 
-fn prove(data: DataArg, entry: u64, json: bool) -> Result<(), String> {
-    let c = Clinic::open(data.data.as_deref())?;
-    let p = audit::prove(&c.db, &c.ks.issuer_public(), entry).map_err(|e| e.to_string())?;
-    if json {
+fn prove(data: &DataArg, entry: u64, format: Output) -> Result<(), CliError> {
+    let c = data.clinic()?;
+    let p = audit::prove(&c.db, &c.ks.issuer_public(), entry)?;
+    if format.json {
         println!("{}", serde_json::json!({"entry": p.seq, "tree_size": p.tree_size, "leaf_hash": hex::encode(p.leaf_hash),
             "root": hex::encode(p.root), "path": hexes(&p.path), "verified": true}));
     } else {
@@ -191,11 +185,11 @@ fn prove(data: DataArg, entry: u64, json: bool) -> Result<(), String> {
     Ok(())
 }
 
-fn consistency(data: DataArg, old: &std::path::Path, json: bool) -> Result<(), String> {
-    let c = Clinic::open(data.data.as_deref())?;
-    let bytes = std::fs::read(old).map_err(|e| format!("reading {}: {e}", old.display()))?;
-    let p = audit::consistency(&c.db, &c.ks.issuer_public(), &bytes).map_err(|e| e.to_string())?;
-    if json {
+fn consistency(data: &DataArg, old: &std::path::Path, format: Output) -> Result<(), CliError> {
+    let c = data.clinic()?;
+    let bytes = cli::read_file(old)?;
+    let p = audit::consistency(&c.db, &c.ks.issuer_public(), &bytes)?;
+    if format.json {
         println!("{}", serde_json::json!({"old_size": p.old.tree_size, "old_root": hex::encode(p.old.root),
             "new_size": p.new.tree_size, "new_root": hex::encode(p.new.root), "path": hexes(&p.path), "verified": true}));
     } else {

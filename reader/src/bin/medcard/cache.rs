@@ -1,43 +1,41 @@
 //! `medcard cache list|purge`: the bedside cache of verified records (docs/database.md).
 
-use std::process::ExitCode;
-
 use clap::Subcommand;
 use reader::audit::EventKind;
 use reader::category;
 
-use crate::record::{Clinic, DataArg, finish, now};
+use crate::cli::{self, CliError, DataArg, Output, print_json};
 
 #[derive(Subcommand)]
 pub enum CacheCommand {
     /// List cached records with their provenance (never their contents).
     List {
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        format: Output,
         #[command(flatten)]
         data: DataArg,
     },
     /// Remove everything expired, revoked or no longer covered by consent.
     Purge {
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        format: Output,
         #[command(flatten)]
         data: DataArg,
     },
 }
 
-pub fn run(cmd: CacheCommand) -> ExitCode {
+pub fn run(cmd: CacheCommand) -> Result<(), CliError> {
     match cmd {
-        CacheCommand::List { json, data } => finish(list(data, json)),
-        CacheCommand::Purge { json, data } => finish(purge(data, json)),
+        CacheCommand::List { format, data } => list(&data, format),
+        CacheCommand::Purge { format, data } => purge(&data, format),
     }
 }
 
-fn list(data: DataArg, json: bool) -> Result<(), String> {
-    let c = Clinic::open(data.data.as_deref())?;
-    let rows = c.db.cache_list().map_err(|e| e.to_string())?;
-    let t = now();
-    if json {
+fn list(data: &DataArg, format: Output) -> Result<(), CliError> {
+    let c = data.clinic()?;
+    let rows = c.db.cache_list()?;
+    let t = cli::now()?;
+    if format.json {
         let v: Vec<_> = rows
             .iter()
             .map(|r| {
@@ -47,7 +45,7 @@ fn list(data: DataArg, json: bool) -> Result<(), String> {
                     "media_type": r.media_type, "bytes": r.document.len()})
             })
             .collect();
-        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+        print_json(&serde_json::Value::Array(v));
     } else {
         println!("{:<32}  {:<12}  {:<20}  {:<16}  {:>10}  {:>10}  state", "qr id", "patient", "categories", "issuer kid", "verified", "expires");
         for r in &rows {
@@ -67,11 +65,11 @@ fn list(data: DataArg, json: bool) -> Result<(), String> {
     Ok(())
 }
 
-fn purge(data: DataArg, json: bool) -> Result<(), String> {
-    let mut c = Clinic::open(data.data.as_deref())?;
-    let n = c.db.cache_purge(now()).map_err(|e| e.to_string())?;
+fn purge(data: &DataArg, format: Output) -> Result<(), CliError> {
+    let mut c = data.clinic()?;
+    let n = c.db.cache_purge(cli::now()?)?;
     c.audit(EventKind::CachePurge, "cache", "ok", format!("removed={n}"))?;
-    if json {
+    if format.json {
         println!("{}", serde_json::json!({ "removed": n }));
     } else {
         println!("removed {n} cached record(s)");

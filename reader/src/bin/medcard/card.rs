@@ -6,7 +6,7 @@ use reader::clinic;
 use reader::issue::{self, Counting, IssueRequest, IssueStep};
 use reader::{CardInfo, PcscContext, PinBlock, PinStatus, Piv};
 
-use crate::clinic_cli::{self, DataArg, print_json};
+use crate::cli::{self, CliError, DataArg, Output, ReaderArg, print_json};
 
 /// Environment variable (tests only): stop at this issuance step (`IssueStep::name`, e.g.
 /// `certificate-9A`), say so on stderr and wait for a line on stdin before going on.
@@ -18,12 +18,10 @@ pub enum CardCommand {
     /// objects. Needs no PIN and spends no try.
     #[command(after_help = "Examples:\n  medcard card info --reader 'Virtual PCD 00 00'\n  medcard card info --reader R --json")]
     Info {
-        /// The reader's name, as `medcard readers` prints it.
-        #[arg(long, value_name = "READER")]
-        reader: String,
-        /// Print JSON instead of text.
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        reader: ReaderArg,
+        #[command(flatten)]
+        format: Output,
     },
     /// Issue a patient card: per-card management key, 9A/9C/9E keys with certificates signed by
     /// the clinic CA, the patient's PIN and PUK, and the card credential (written last).
@@ -32,9 +30,8 @@ pub enum CardCommand {
         Without --pin/--puk they are asked on the terminal (not echoed) or read from stdin, one per line.\n\
         Re-issuing a card of this clinic works; pass --current-puk if the patient's PUK is not the blank default.")]
     Issue {
-        /// The reader's name, as `medcard readers` prints it.
-        #[arg(long, value_name = "READER")]
-        reader: String,
+        #[command(flatten)]
+        reader: ReaderArg,
         /// The patient id (1-64 characters).
         #[arg(long, value_name = "ID")]
         patient_id: String,
@@ -55,9 +52,8 @@ pub enum CardCommand {
         days: u32,
         #[command(flatten)]
         data: DataArg,
-        /// Print JSON instead of text.
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        format: Output,
     },
     /// Prove the card genuine: credential against the trust list and revocation list, then a
     /// 9E signature over a fresh challenge. With --pin, also verify the PIN (patient present).
@@ -66,24 +62,21 @@ pub enum CardCommand {
         medcard card verify --reader R --pin 482913\n\n\
         Exit status 0 only for a genuine, trusted, unrevoked card (and the right PIN with --pin).")]
     Verify {
-        /// The reader's name, as `medcard readers` prints it.
-        #[arg(long, value_name = "READER")]
-        reader: String,
+        #[command(flatten)]
+        reader: ReaderArg,
         /// Also verify the PIN; without a value it is asked for.
         #[arg(long, value_name = "PIN", num_args = 0..=1, default_missing_value = "")]
         pin: Option<String>,
         #[command(flatten)]
         data: DataArg,
-        /// Print JSON (includes the APDU count).
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        format: Output,
     },
     /// Change the PIN (needs the current PIN).
     #[command(after_help = "Examples:\n  medcard card change-pin --reader R\n  medcard card change-pin --reader R --old-pin 123456 --new-pin 654321")]
     ChangePin {
-        /// The reader's name, as `medcard readers` prints it.
-        #[arg(long, value_name = "READER")]
-        reader: String,
+        #[command(flatten)]
+        reader: ReaderArg,
         /// The current PIN (asked for when absent).
         #[arg(long, value_name = "PIN")]
         old_pin: Option<String>,
@@ -92,16 +85,14 @@ pub enum CardCommand {
         new_pin: Option<String>,
         #[command(flatten)]
         data: DataArg,
-        /// Print JSON instead of text.
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        format: Output,
     },
     /// Unblock the PIN (or set a forgotten one) with the PUK.
     #[command(after_help = "Examples:\n  medcard card unblock --reader R\n  medcard card unblock --reader R --puk 77120934 --new-pin 111222")]
     Unblock {
-        /// The reader's name, as `medcard readers` prints it.
-        #[arg(long, value_name = "READER")]
-        reader: String,
+        #[command(flatten)]
+        reader: ReaderArg,
         /// The PUK (asked for when absent).
         #[arg(long, value_name = "PUK")]
         puk: Option<String>,
@@ -110,9 +101,8 @@ pub enum CardCommand {
         new_pin: Option<String>,
         #[command(flatten)]
         data: DataArg,
-        /// Print JSON instead of text.
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        format: Output,
     },
     /// Revoke a card by serial: `card verify` refuses it from then on.
     #[command(after_help = "Examples:\n  medcard card revoke --serial 4242001 --reason lost")]
@@ -125,58 +115,57 @@ pub enum CardCommand {
         reason: String,
         #[command(flatten)]
         data: DataArg,
-        /// Print JSON instead of text.
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        format: Output,
     },
     /// List the cards this clinic issued, with revocation status.
     #[command(after_help = "Examples:\n  medcard card list --json")]
     List {
         #[command(flatten)]
         data: DataArg,
-        /// Print JSON instead of text.
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        format: Output,
     },
 }
 
-pub fn run(command: CardCommand) -> Result<(), reader::Error> {
+pub fn run(command: CardCommand) -> Result<(), CliError> {
     match command {
-        CardCommand::Info { reader, json } => card_info(&reader, json),
-        CardCommand::Issue { reader, patient_id, name, pin, puk, current_puk, days, data, json } => {
-            card_issue(&reader, patient_id, name, pin, puk, &current_puk, days, &data, json)
+        CardCommand::Info { reader, format } => card_info(&reader, format),
+        CardCommand::Issue { reader, patient_id, name, pin, puk, current_puk, days, data, format } => {
+            card_issue(&reader, patient_id, name, pin, puk, &current_puk, days, &data, format)
         }
-        CardCommand::Verify { reader, pin, data, json } => card_verify(&reader, pin.as_deref(), &data, json),
-        CardCommand::ChangePin { reader, old_pin, new_pin, data, json } => {
-            let state = clinic_cli::state(&data.keystore()?)?;
-            let old = clinic_cli::pin(old_pin.as_deref(), "current PIN")?;
-            let new = clinic_cli::pin(new_pin.as_deref(), "new PIN")?;
-            clinic_cli::with_card(&reader, |piv| clinic::change_pin(piv, &state, &old, &new, clinic_cli::now()))?;
-            done(json, "PIN changed")
+        CardCommand::Verify { reader, pin, data, format } => card_verify(&reader, pin.as_deref(), &data, format),
+        CardCommand::ChangePin { reader, old_pin, new_pin, data, format } => {
+            let (_, state) = data.state()?;
+            let old = cli::pin(old_pin.as_deref(), "current PIN")?;
+            let new = cli::pin(new_pin.as_deref(), "new PIN")?;
+            let now = cli::now()?;
+            cli::with_card(&reader, |piv| clinic::change_pin(piv, &state, &old, &new, now))?;
+            done(format, "PIN changed")
         }
-        CardCommand::Unblock { reader, puk, new_pin, data, json } => {
-            let state = clinic_cli::state(&data.keystore()?)?;
-            let puk = clinic_cli::puk(puk.as_deref(), "PUK")?;
-            let new = clinic_cli::pin(new_pin.as_deref(), "new PIN")?;
-            clinic_cli::with_card(&reader, |piv| clinic::unblock_pin(piv, &state, &puk, &new, clinic_cli::now()))?;
-            done(json, "PIN unblocked and replaced; 3 tries")
+        CardCommand::Unblock { reader, puk, new_pin, data, format } => {
+            let (_, state) = data.state()?;
+            let puk = cli::puk(puk.as_deref(), "PUK")?;
+            let new = cli::pin(new_pin.as_deref(), "new PIN")?;
+            let now = cli::now()?;
+            cli::with_card(&reader, |piv| clinic::unblock_pin(piv, &state, &puk, &new, now))?;
+            done(format, "PIN unblocked and replaced; 3 tries")
         }
-        CardCommand::Revoke { serial, reason, data, json } => {
-            let ks = data.keystore()?;
-            let r = clinic_cli::state(&ks)?.revoke(serial, clinic_cli::now(), &reason)?;
-            if json {
+        CardCommand::Revoke { serial, reason, data, format } => {
+            let (_, state) = data.state()?;
+            let r = state.revoke(serial, cli::now()?, &reason)?;
+            if format.json {
                 print_json(&serde_json::to_value(&r).unwrap_or_default());
             } else {
                 println!("card {} revoked at {} ({})", r.serial, r.revoked_at, r.reason);
             }
             Ok(())
         }
-        CardCommand::List { data, json } => {
-            let ks = data.keystore()?;
-            let files = clinic_cli::state(&ks)?;
-            let revoked = files.revocations()?;
-            let cards = files.cards()?;
-            if json {
+        CardCommand::List { data, format } => {
+            let (_, state) = data.state()?;
+            let revoked = state.revocations()?;
+            let cards = state.cards()?;
+            if format.json {
                 let list: Vec<_> = cards
                     .iter()
                     .map(|c| {
@@ -199,8 +188,8 @@ pub fn run(command: CardCommand) -> Result<(), reader::Error> {
     }
 }
 
-fn done(json: bool, text: &str) -> Result<(), reader::Error> {
-    if json {
+fn done(format: Output, text: &str) -> Result<(), CliError> {
+    if format.json {
         print_json(&serde_json::json!({ "ok": true, "message": text }));
     } else {
         println!("{text}");
@@ -210,7 +199,7 @@ fn done(json: bool, text: &str) -> Result<(), reader::Error> {
 
 #[allow(clippy::too_many_arguments)]
 fn card_issue(
-    reader_name: &str,
+    reader: &ReaderArg,
     patient_id: String,
     name: String,
     pin: Option<String>,
@@ -218,23 +207,22 @@ fn card_issue(
     current_puk: &str,
     days: u32,
     data: &DataArg,
-    json: bool,
-) -> Result<(), reader::Error> {
+    format: Output,
+) -> Result<(), CliError> {
     issue::check_patient_id(&patient_id)?;
-    let ks = data.keystore()?;
-    let state = clinic_cli::state(&ks)?;
+    let (ks, state) = data.state()?;
     let req = IssueRequest {
         patient_id,
         name,
-        pin: clinic_cli::pin(pin.as_deref(), "new PIN for the patient")?,
-        puk: clinic_cli::puk(puk.as_deref(), "new PUK for the patient")?,
+        pin: cli::pin(pin.as_deref(), "new PIN for the patient")?,
+        puk: cli::puk(puk.as_deref(), "new PUK for the patient")?,
         current_puk: PinBlock::puk(current_puk)?,
         validity_days: days,
-        now: clinic_cli::now(),
+        now: cli::now()?,
     };
     let pause_at = std::env::var(PAUSE_ENV).ok();
     let mut progress = |step: IssueStep| -> Result<(), reader::Error> {
-        if !json {
+        if !format.json {
             eprintln!("issuing: {}", step.name());
         }
         if pause_at.as_deref() == Some(step.name().as_str()) {
@@ -244,9 +232,9 @@ fn card_issue(
         }
         Ok(())
     };
-    let issued = clinic_cli::with_card(reader_name, |piv| clinic::issue_card(piv, &ks, &state, &req, &mut progress))?;
+    let issued = cli::with_card(reader, |piv| clinic::issue_card(piv, &ks, &state, &req, &mut progress))?;
     let c = &issued.credential;
-    if json {
+    if format.json {
         print_json(&serde_json::json!({
             "serial": c.card_serial,
             "patient_id": c.patient_id,
@@ -262,25 +250,25 @@ fn card_issue(
     Ok(())
 }
 
-fn card_verify(reader_name: &str, pin: Option<&str>, data: &DataArg, json: bool) -> Result<(), reader::Error> {
-    let ks = data.keystore()?;
+fn card_verify(reader: &ReaderArg, pin: Option<&str>, data: &DataArg, format: Output) -> Result<(), CliError> {
+    let (ks, state) = data.state()?;
     let trust = reader::clinic::trust_list(&ks)?;
-    let state = clinic_cli::state(&ks)?;
     let pin = match pin {
         None => None,
-        Some("") => Some(clinic_cli::pin(None, "PIN")?),
+        Some("") => Some(cli::pin(None, "PIN")?),
         Some(p) => Some(PinBlock::pin(p)?),
     };
+    let now = cli::now()?;
     let started = std::time::Instant::now();
-    let (genuine, apdus) = clinic_cli::with_card(reader_name, |piv| {
+    let (genuine, apdus) = cli::with_card(reader, |piv| {
         let mut counting = Piv::new(Counting::new(piv.transport_mut()));
-        let r = clinic::verify_card(&mut counting, &state, &trust, clinic_cli::now(), pin.as_ref());
+        let r = clinic::verify_card(&mut counting, &state, &trust, now, pin.as_ref());
         let n = counting.into_inner().count();
         r.map(|g| (g, n))
     })?;
     let elapsed = started.elapsed();
     let c = genuine.credential.credential();
-    if json {
+    if format.json {
         print_json(&serde_json::json!({
             "genuine": true,
             "serial": c.card_serial,
@@ -301,15 +289,15 @@ fn card_verify(reader_name: &str, pin: Option<&str>, data: &DataArg, json: bool)
     Ok(())
 }
 
-pub fn card_info(reader_name: &str, json: bool) -> Result<(), reader::Error> {
+pub fn card_info(reader: &ReaderArg, format: Output) -> Result<(), CliError> {
     let ctx = PcscContext::establish()?;
-    let mut transport = ctx.connect(reader_name)?;
+    let mut transport = ctx.connect(&reader.name)?;
     let info = transport.transaction(|tx| Piv::new(tx).info())??;
     // Leave no security status behind for the next application; a failure here changes nothing
     // for the user (the information was read).
     let _ = transport.disconnect();
-    if json {
-        println!("{}", serde_json::to_string_pretty(&info).unwrap_or_default());
+    if format.json {
+        print_json(&serde_json::to_value(&info).unwrap_or_default());
     } else {
         print_info(&info);
     }

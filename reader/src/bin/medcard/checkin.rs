@@ -11,7 +11,7 @@ use reader::issue::Counting;
 use reader::store::DirStore;
 use reader::Piv;
 
-use crate::clinic_cli::{self, DataArg, print_json};
+use crate::cli::{self, CliError, DataArg, Output, ReaderArg, print_json};
 
 #[derive(Args)]
 #[command(after_help = "Examples:\n  medcard checkin --reader 'Virtual PCD 00 00' --out qr.png\n  \
@@ -20,9 +20,8 @@ use crate::clinic_cli::{self, DataArg, print_json};
     (narrowed by --categories; asking for a category outside the consent is refused).\n\
     Test hook: MEDCARD_NOW=<Unix seconds> replaces the clock (docs/checkin-scan.md).")]
 pub struct CheckinArgs {
-    /// The reader's name, as `medcard readers` prints it.
-    #[arg(long, value_name = "READER")]
-    reader: String,
+    #[command(flatten)]
+    reader: ReaderArg,
     /// Comma-separated categories to share (default: everything the consent covers).
     #[arg(long, value_name = "LIST")]
     categories: Option<String>,
@@ -40,19 +39,12 @@ pub struct CheckinArgs {
     pin: Option<String>,
     #[command(flatten)]
     data: DataArg,
-    /// Print JSON (QR id, records, APDU count, timings) instead of text.
-    #[arg(long)]
-    json: bool,
-}
-
-/// The clock of the kiosk and bedside flows: [`reader::clock::now`] (`MEDCARD_NOW` in test
-/// builds only, else the system clock).
-pub fn now() -> Result<i64, reader::Error> {
-    reader::clock::now().map_err(|e| reader::Error::InvalidInput(e.to_string()))
+    #[command(flatten)]
+    format: Output,
 }
 
 /// Parses `90s`, `10m`, `2h` or a bare number of minutes into seconds.
-pub fn parse_duration(s: &str) -> Result<i64, reader::Error> {
+pub fn parse_duration(s: &str) -> Result<i64, CliError> {
     let s = s.trim();
     let (num, mult) = match s.char_indices().last() {
         Some((i, 's')) => (s.get(..i), 1),
@@ -62,13 +54,13 @@ pub fn parse_duration(s: &str) -> Result<i64, reader::Error> {
     };
     num.and_then(|n| n.parse::<i64>().ok())
         .and_then(|n| n.checked_mul(mult))
-        .ok_or_else(|| reader::Error::InvalidInput(format!("--valid-for {s:?}: expected e.g. 90s, 10m or 2h")))
+        .ok_or_else(|| CliError::Invalid(format!("--valid-for {s:?}: expected e.g. 90s, 10m or 2h")))
 }
 
 /// Writes the PNG to `out` (a new private file outside the data directory) or, without
 /// `--out`, into the export folder `export_dir` under the QR id; returns where it went.
-fn write_png(data_dir: &Path, out: Option<&Path>, export_dir: Option<&Path>, qr_id: &str, text: &str) -> Result<PathBuf, reader::Error> {
-    let png = qr::render::render_png(text, 4).map_err(|e| reader::Error::InvalidInput(format!("rendering the QR code: {e}")))?;
+fn write_png(data_dir: &Path, out: Option<&Path>, export_dir: Option<&Path>, qr_id: &str, text: &str) -> Result<PathBuf, CliError> {
+    let png = qr::render::render_png(text, 4)?;
     match (out, export_dir) {
         (Some(p), _) => {
             reader::export::write_new_export(data_dir, p, &png)?;
@@ -85,15 +77,14 @@ fn write_png(data_dir: &Path, out: Option<&Path>, export_dir: Option<&Path>, qr_
     }
 }
 
-pub fn run(args: &CheckinArgs) -> Result<(), reader::Error> {
-    let now = now()?;
+pub fn run(args: &CheckinArgs) -> Result<(), CliError> {
+    let now = cli::now()?;
     let valid_for = parse_duration(&args.valid_for)?;
     let asked = args
         .categories
         .as_deref()
         .map(category::parse_list)
-        .transpose()
-        .map_err(|e| reader::Error::InvalidInput(e.to_string()))?;
+        .transpose()?;
     let ks = args.data.keystore()?;
     // A refused --out (or export folder) must not cost the patient a card session.
     let export_dir = match &args.out {
@@ -103,22 +94,21 @@ pub fn run(args: &CheckinArgs) -> Result<(), reader::Error> {
         }
         None => Some(reader::export::prepare_dir(ks.data_dir(), &reader::export::resolve_dir(None)?)?),
     };
-    let state = clinic_cli::state(&ks)?;
-    let store = DirStore::open(&ks.data_dir().join("records")).map_err(|e| reader::Error::InvalidInput(e.to_string()))?;
-    let pin = clinic_cli::pin(args.pin.as_deref(), "patient PIN")?;
+    let (_, state) = args.data.state()?;
+    let store = DirStore::open(&ks.data_dir().join(cli::RECORDS_DIR))?;
+    let pin = cli::pin(args.pin.as_deref(), "patient PIN")?;
     let started = Instant::now();
-    let (card, apdus) = clinic_cli::with_card(&args.reader, |piv| {
+    let (card, apdus) = cli::with_card(&args.reader, |piv| {
         let mut counting = Piv::new(Counting::new(piv.transport_mut()));
         let r = checkin::card_step(&mut counting, &ks, &state, &pin, now);
         let n = counting.into_inner().count();
         r.map(|c| (c, n))
     })?;
     let card_ms = started.elapsed().as_secs_f64() * 1000.0;
-    let issued = checkin::issue_qr(&ks, &state, &store, &card, asked.as_deref(), valid_for, now)
-        .map_err(|e| reader::Error::InvalidInput(format!("check-in refused: {e}")))?;
+    let issued = checkin::issue_qr(&ks, &state, &store, &card, asked.as_deref(), valid_for, now)?;
     let png_path = write_png(ks.data_dir(), args.out.as_deref(), export_dir.as_deref(), &issued.qr_id, &issued.text)?;
     let total_ms = started.elapsed().as_secs_f64() * 1000.0;
-    if args.json {
+    if args.format.json {
         print_json(&serde_json::json!({
             "qr_id": issued.qr_id,
             "patient_id": issued.patient_id,

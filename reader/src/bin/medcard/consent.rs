@@ -4,7 +4,7 @@ use clap::Subcommand;
 use reader::category;
 use reader::consent::{self, ConsentRequest, ConsentToken};
 
-use crate::clinic_cli::{self, DataArg, print_json};
+use crate::cli::{self, CliError, DataArg, Output, ReaderArg, print_json};
 
 #[derive(Subcommand)]
 pub enum ConsentCommand {
@@ -13,9 +13,8 @@ pub enum ConsentCommand {
         medcard consent set --reader R --scope labs --days 7 --pin 482913 --json\n\n\
         Categories: summary, allergies, medications, labs, imaging, notes.")]
     Set {
-        /// The reader's name, as `medcard readers` prints it.
-        #[arg(long, value_name = "READER")]
-        reader: String,
+        #[command(flatten)]
+        reader: ReaderArg,
         /// Comma-separated record categories.
         #[arg(long, value_name = "LIST")]
         scope: String,
@@ -27,28 +26,24 @@ pub enum ConsentCommand {
         pin: Option<String>,
         #[command(flatten)]
         data: DataArg,
-        /// Print JSON instead of text.
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        format: Output,
     },
     /// Show and verify the consent token on the card (no PIN).
     #[command(after_help = "Examples:\n  medcard consent show --reader R\n  medcard consent show --reader R --json")]
     Show {
-        /// The reader's name, as `medcard readers` prints it.
-        #[arg(long, value_name = "READER")]
-        reader: String,
+        #[command(flatten)]
+        reader: ReaderArg,
         #[command(flatten)]
         data: DataArg,
-        /// Print JSON instead of text.
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        format: Output,
     },
     /// Revoke consent: a new token version with an empty scope (needs the PIN).
     #[command(after_help = "Examples:\n  medcard consent revoke --reader R\n  medcard consent revoke --reader R --pin 482913 --json")]
     Revoke {
-        /// The reader's name, as `medcard readers` prints it.
-        #[arg(long, value_name = "READER")]
-        reader: String,
+        #[command(flatten)]
+        reader: ReaderArg,
         /// The patient's PIN (asked for when absent).
         #[arg(long, value_name = "PIN")]
         pin: Option<String>,
@@ -57,27 +52,26 @@ pub enum ConsentCommand {
         days: u32,
         #[command(flatten)]
         data: DataArg,
-        /// Print JSON instead of text.
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        format: Output,
     },
 }
 
-pub fn run(command: ConsentCommand) -> Result<(), reader::Error> {
+pub fn run(command: ConsentCommand) -> Result<(), CliError> {
     match command {
-        ConsentCommand::Set { reader, scope, days, pin, data, json } => {
-            let scope = category::parse_list(&scope).map_err(|e| reader::Error::InvalidInput(e.to_string()))?;
+        ConsentCommand::Set { reader, scope, days, pin, data, format } => {
+            let scope = category::parse_list(&scope)?;
             if scope.is_empty() {
-                return Err(reader::Error::InvalidInput("empty scope: to withdraw consent use `medcard consent revoke`".into()));
+                return Err(CliError::Invalid("empty scope: to withdraw consent use `medcard consent revoke`".into()));
             }
-            set(&reader, scope, days, pin.as_deref(), &data, json)
+            set(&reader, scope, days, pin.as_deref(), &data, format)
         }
-        ConsentCommand::Revoke { reader, pin, days, data, json } => set(&reader, Vec::new(), days, pin.as_deref(), &data, json),
-        ConsentCommand::Show { reader, data, json } => {
-            let ks = data.keystore()?;
-            let state = clinic_cli::state(&ks)?;
-            let shown = clinic_cli::with_card(&reader, |piv| consent::show_in(piv, &ks, &state, clinic_cli::now()))?;
-            if json {
+        ConsentCommand::Revoke { reader, pin, days, data, format } => set(&reader, Vec::new(), days, pin.as_deref(), &data, format),
+        ConsentCommand::Show { reader, data, format } => {
+            let (ks, state) = data.state()?;
+            let now = cli::now()?;
+            let shown = cli::with_card(&reader, |piv| consent::show_in(piv, &ks, &state, now))?;
+            if format.json {
                 let mut v = serde_json::to_value(&shown.token).unwrap_or_default();
                 if let Some(o) = v.as_object_mut() {
                     o.insert("valid".into(), true.into());
@@ -92,10 +86,9 @@ pub fn run(command: ConsentCommand) -> Result<(), reader::Error> {
     }
 }
 
-fn set(reader_name: &str, scope: Vec<category::Category>, days: u32, pin: Option<&str>, data: &DataArg, json: bool) -> Result<(), reader::Error> {
-    let ks = data.keystore()?;
-    let state = clinic_cli::state(&ks)?;
-    let req = ConsentRequest { scope, days, pin: clinic_cli::pin(pin, "patient PIN")?, now: clinic_cli::now() };
+fn set(reader: &ReaderArg, scope: Vec<category::Category>, days: u32, pin: Option<&str>, data: &DataArg, format: Output) -> Result<(), CliError> {
+    let (ks, state) = data.state()?;
+    let req = ConsentRequest { scope, days, pin: cli::pin(pin, "patient PIN")?, now: cli::now()? };
     // Tests only: stop at a step (see reader::consent::set_with_progress), wait for a stdin line.
     let pause_at = std::env::var("MEDCARD_TEST_PAUSE_AT").ok();
     let mut progress = |step: &'static str| -> Result<(), reader::Error> {
@@ -106,8 +99,8 @@ fn set(reader_name: &str, scope: Vec<category::Category>, days: u32, pin: Option
         }
         Ok(())
     };
-    let token = clinic_cli::with_card(reader_name, |piv| consent::set_in(piv, &ks, &state, &req, &mut progress))?;
-    if json {
+    let token = cli::with_card(reader, |piv| consent::set_in(piv, &ks, &state, &req, &mut progress))?;
+    if format.json {
         print_json(&serde_json::to_value(&token).unwrap_or_default());
     } else {
         print_token(if token.scope.is_empty() { "consent revoked" } else { "consent set" }, &token);

@@ -1,10 +1,9 @@
 //! `medcard init`: create a clinic (keystore) in the data directory.
 
-use std::path::PathBuf;
-
 use clap::Args;
 use reader::Keystore;
-use reader::keystore;
+
+use crate::cli::{self, CliError, DataArg, Output, print_json};
 
 #[derive(Args)]
 #[command(after_help = "Examples:\n  medcard init --clinic-id st-mary --data /var/lib/medcard\n  \
@@ -16,31 +15,23 @@ pub struct InitArgs {
     /// and the audience of consent tokens.
     #[arg(long, value_name = "ID")]
     pub clinic_id: String,
-    /// The data directory (default: $MEDCARD_HOME, else $XDG_DATA_HOME/medcard, else
-    /// ~/.local/share/medcard).
-    #[arg(long, value_name = "DIR")]
-    pub data: Option<PathBuf>,
-    /// Print JSON instead of text.
-    #[arg(long)]
-    pub json: bool,
+    #[command(flatten)]
+    pub data: DataArg,
+    #[command(flatten)]
+    pub format: Output,
 }
 
-/// Unix time now.
-pub fn now() -> i64 {
-    reader::clock::system_now()
-}
-
-pub fn run(args: &InitArgs) -> Result<(), reader::Error> {
-    let dir = keystore::data_dir(args.data.as_deref())?;
-    let ks = Keystore::init(&dir, &args.clinic_id, now())?;
+pub fn run(args: &InitArgs) -> Result<(), CliError> {
+    let dir = args.data.dir()?;
+    let ks = Keystore::init(&dir, &args.clinic_id, cli::now()?)?;
     let kid = hex::encode(ks.issuer_kid());
-    if args.json {
+    if args.format.json {
         let v = serde_json::json!({
             "clinic_id": ks.clinic_id(),
             "data_dir": dir.display().to_string(),
             "issuer_kid": kid,
         });
-        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+        print_json(&v);
     } else {
         println!("clinic {} created in {}", ks.clinic_id(), dir.display());
         println!("issuer kid: {kid}");

@@ -1,5 +1,6 @@
 //! `medcard`: the MedCard command line. One module per command group (`readers`, `card`, ...);
-//! each returns `Result<(), reader::Error>` and `main` turns an error into a message and exit 1.
+//! each returns `Result<_, CliError>` ([`cli`]: the shared arguments, the clock, the one error
+//! type) and `main` turns an error into its message and documented exit code.
 
 use std::process::ExitCode;
 
@@ -9,15 +10,14 @@ mod audit;
 mod cache;
 mod card;
 mod checkin;
-mod clinic_cli;
+mod cli;
 mod consent;
 mod init;
 mod qr;
 mod readers;
+mod record;
 mod scan;
 mod trust;
-mod record;
-
 
 #[derive(Parser)]
 #[command(
@@ -25,7 +25,10 @@ mod record;
     version,
     about = "MedCard patient cards: readers, cards and QR pointers",
     after_help = "Examples:\n  medcard readers\n  medcard card info --reader 'Virtual PCD 00 00' --json\n  medcard qr inspect --trust clinic.pem code.png\n\n\
-                  Exit status: 0 on success, 1 on any error (message on stderr); `medcard qr` has its own (see its --help)."
+                  Exit status: 0 done; 1 the command failed or was refused (message on stderr: what happened, what to do);\n\
+                  2 usage (arguments, or `medcard qr` input that cannot be used); 3 a QR code is INVALID (scan, qr inspect);\n\
+                  4 a QR code is NOT VERIFIED: its issuer is in no trust list (scan).\n\
+                  Every command that reads the time uses one clock: the system clock (MEDCARD_NOW=<Unix seconds> in test builds)."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -63,9 +66,8 @@ enum Command {
     },
     /// List the smart-card readers and whether each holds a card.
     Readers {
-        /// Print JSON instead of text.
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        format: cli::Output,
     },
     /// Work with the card in a reader.
     Card {
@@ -85,24 +87,31 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let done = |r: Result<(), cli::CliError>| r.map(|()| ExitCode::SUCCESS);
     let result = match cli.command {
-        Command::Record { command } => return record::run(command),
-        Command::Cache { command } => return cache::run(command),
-        Command::Audit { command } => return audit::run(command),
-        Command::Qr { command } => return qr::run(command),
-        Command::Scan(args) => return scan::run(&args),
-        Command::Checkin(args) => checkin::run(&args),
-        Command::Readers { json } => readers::readers(json),
-        Command::Card { command } => card::run(command),
-        Command::Init(args) => init::run(&args),
-        Command::Consent { command } => consent::run(command),
-        Command::Trust { command } => trust::run(command),
+        Command::Record { command } => done(record::run(command)),
+        Command::Cache { command } => done(cache::run(command)),
+        Command::Audit { command } => done(audit::run(command)),
+        Command::Qr { command } => qr::run(command),
+        Command::Scan(args) => done(scan::run(&args)),
+        Command::Checkin(args) => done(checkin::run(&args)),
+        Command::Readers { format } => done(readers::readers(format)),
+        Command::Card { command } => done(card::run(command)),
+        Command::Init(args) => done(init::run(&args)),
+        Command::Consent { command } => done(consent::run(command)),
+        Command::Trust { command } => done(trust::run(command)),
     };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("medcard: error: {e}");
-            ExitCode::FAILURE
-        }
+    result.unwrap_or_else(|e| e.report())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// clap checks its own rules (unique argument ids, ...) only when a command is parsed in a
+    /// debug build: check every subcommand here so a clash fails the unit tests, not a user.
+    #[test]
+    fn every_command_line_definition_is_well_formed() {
+        super::Cli::command().debug_assert();
     }
 }

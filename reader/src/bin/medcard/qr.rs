@@ -11,6 +11,8 @@ use qr::claims::{Claims, ContentKey, Pointer};
 use qr::verify::{Profile, Verifier};
 use qr::{Clock, Signer, SoftwareSigner, TrustList};
 
+use crate::cli::{self, CliError};
+
 #[derive(Subcommand)]
 pub enum QrCommand {
     /// Print the raw text of every QR code in each image (one per line; "FILE: TEXT" when several files).
@@ -91,23 +93,19 @@ pub enum QrCommand {
     },
 }
 
-fn now() -> i64 {
-    reader::clock::system_now()
+fn read(path: &Path) -> Result<Vec<u8>, CliError> {
+    std::fs::read(path).map_err(|e| CliError::Usage(format!("cannot read {}: {e}", path.display())))
 }
 
-fn read(path: &Path) -> Result<Vec<u8>, String> {
-    std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
+fn hex32(s: &str, what: &str) -> Result<[u8; 32], CliError> {
+    let b = hex::decode(s.trim()).map_err(|e| CliError::Usage(format!("{what}: not hex: {e}")))?;
+    <[u8; 32]>::try_from(b).map_err(|b| CliError::Usage(format!("{what}: {} bytes, expected 32", b.len())))
 }
 
-fn hex32(s: &str, what: &str) -> Result<[u8; 32], String> {
-    let b = hex::decode(s.trim()).map_err(|e| format!("{what}: not hex: {e}"))?;
-    <[u8; 32]>::try_from(b).map_err(|b| format!("{what}: {} bytes, expected 32", b.len()))
-}
-
-fn decode(images: &[PathBuf]) -> Result<ExitCode, String> {
+fn decode(images: &[PathBuf]) -> Result<ExitCode, CliError> {
     let mut found = 0;
     for path in images {
-        let texts = qr::scan::scan_bytes(&read(path)?).map_err(|e| format!("{}: {e}", path.display()))?;
+        let texts = qr::scan::scan_bytes(&read(path)?).map_err(|e| CliError::Usage(format!("{}: {e}", path.display())))?;
         found += texts.len();
         for t in texts {
             if images.len() > 1 {
@@ -120,7 +118,7 @@ fn decode(images: &[PathBuf]) -> Result<ExitCode, String> {
     Ok(if found > 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
-fn inspect(prefix: &str, trust_files: &[PathBuf], at: Option<&str>, skew: u32, foreign: bool, input: &str) -> Result<ExitCode, String> {
+fn inspect(prefix: &str, trust_files: &[PathBuf], at: Option<&str>, skew: u32, foreign: bool, input: &str) -> Result<ExitCode, CliError> {
     let mut trust = TrustList::new();
     for arg in trust_files {
         // `CLINIC=FILE` binds a bare key to a clinic id; else the file's name is its label (a
@@ -133,17 +131,17 @@ fn inspect(prefix: &str, trust_files: &[PathBuf], at: Option<&str>, skew: u32, f
                 (f.file_name().map_or_else(|| arg.to_string(), |n| n.to_string_lossy().into_owned()), f)
             }
         };
-        trust.add_file(&read(&f)?, &label).map_err(|e| e.to_string())?;
+        trust.add_file(&read(&f)?, &label).map_err(usage)?;
     }
-    let clock = Clock::new(at.map(qr::time::parse_rfc3339).transpose().map_err(|e| e.to_string())?.unwrap_or_else(now), skew);
+    let clock = Clock::new(at.map(qr::time::parse_rfc3339).transpose().map_err(usage)?.map_or_else(cli::now, Ok)?, skew);
     let profile = if prefix == qr::text::HC1_PREFIX { Profile::dgc() } else { Profile::medcard().with_prefix(prefix) };
     let foreign = foreign || prefix == qr::text::HC1_PREFIX;
     let verifier = Verifier::new(profile, &trust);
     let path = Path::new(input);
     let (texts, source) = if path.is_file() {
-        let texts = qr::scan::scan_bytes(&read(path)?).map_err(|e| format!("{input}: {e}"))?;
+        let texts = qr::scan::scan_bytes(&read(path)?).map_err(|e| CliError::Usage(format!("{input}: {e}")))?;
         if texts.is_empty() {
-            return Err(format!("{input}: no QR code found"));
+            return Err(CliError::Usage(format!("{input}: no QR code found")));
         }
         (texts, Some(input))
     } else {
@@ -170,32 +168,32 @@ fn inspect(prefix: &str, trust_files: &[PathBuf], at: Option<&str>, skew: u32, f
         .collect();
     let all_ok = reports.iter().all(|r| r.get("verified") == Some(&serde_json::Value::Bool(true)));
     let out = if reports.len() == 1 { reports.into_iter().next().unwrap_or_default() } else { serde_json::Value::Array(reports) };
-    println!("{}", serde_json::to_string_pretty(&out).map_err(|e| e.to_string())?);
+    println!("{}", serde_json::to_string_pretty(&out).map_err(usage)?);
     Ok(if all_ok { ExitCode::SUCCESS } else { ExitCode::from(3) })
 }
 
-fn keygen(key: &Path) -> Result<ExitCode, String> {
-    let signer = SoftwareSigner::generate().map_err(|e| e.to_string())?;
+fn keygen(key: &Path) -> Result<ExitCode, CliError> {
+    let signer = SoftwareSigner::generate().map_err(usage)?;
     let secret = zeroize::Zeroizing::new(hex::encode(signer.signing_key().to_bytes()));
     write_private(key, secret.as_bytes())?;
-    let pem = signer.public_key().to_public_key_pem(p256::pkcs8::LineEnding::LF).map_err(|e| e.to_string())?;
+    let pem = signer.public_key().to_public_key_pem(p256::pkcs8::LineEnding::LF).map_err(usage)?;
     let pub_path = PathBuf::from(format!("{}.pub.pem", key.display()));
-    std::fs::write(&pub_path, pem).map_err(|e| format!("cannot write {}: {e}", pub_path.display()))?;
+    std::fs::write(&pub_path, pem).map_err(|e| CliError::Usage(format!("cannot write {}: {e}", pub_path.display())))?;
     println!("kid {}", hex::encode(qr::kid_for(&signer.public_key())));
     Ok(ExitCode::SUCCESS)
 }
 
-fn write_private(path: &Path, bytes: &[u8]) -> Result<(), String> {
+fn write_private(path: &Path, bytes: &[u8]) -> Result<(), CliError> {
     use std::io::Write;
     let mut opts = std::fs::OpenOptions::new();
     opts.write(true).create_new(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
-    let mut f = opts.open(path).map_err(|e| format!("cannot create {}: {e}", path.display()))?;
-    f.write_all(bytes).map_err(|e| format!("cannot write {}: {e}", path.display()))
+    let mut f = opts.open(path).map_err(|e| CliError::Usage(format!("cannot create {}: {e}", path.display())))?;
+    f.write_all(bytes).map_err(|e| CliError::Usage(format!("cannot write {}: {e}", path.display())))
 }
 
-fn dispatch(cmd: QrCommand) -> Result<ExitCode, String> {
+fn dispatch(cmd: QrCommand) -> Result<ExitCode, CliError> {
     match cmd {
         QrCommand::Decode { images } => decode(&images),
         QrCommand::Inspect { prefix, trust, at, skew, foreign, input } => inspect(&prefix, &trust, at.as_deref(), skew, foreign, &input),
@@ -203,14 +201,14 @@ fn dispatch(cmd: QrCommand) -> Result<ExitCode, String> {
         QrCommand::Sign { key, iss, patient, locator, record_sha256, consent_sha256, categories, content_key, minutes, at, png } => {
             let secret = zeroize::Zeroizing::new(read(&key)?);
             let scalar = zeroize::Zeroizing::new(hex32(&String::from_utf8_lossy(&secret), "key file")?);
-            let signer = SoftwareSigner::from_scalar(scalar.as_slice()).map_err(|e| e.to_string())?;
-            let iat = at.as_deref().map(qr::time::parse_rfc3339).transpose().map_err(|e| e.to_string())?.unwrap_or_else(now);
+            let signer = SoftwareSigner::from_scalar(scalar.as_slice()).map_err(usage)?;
+            let iat = at.as_deref().map(qr::time::parse_rfc3339).transpose().map_err(usage)?.map_or_else(cli::now, Ok)?;
             let claims = Claims {
                 iss,
                 iat,
                 exp: iat.saturating_add(minutes.saturating_mul(60)),
                 nbf: None,
-                cti: qr::claims::random_cti().map_err(|e| e.to_string())?,
+                cti: qr::claims::random_cti().map_err(usage)?,
                 pointer: Pointer {
                     patient_id: patient,
                     locator,
@@ -220,10 +218,10 @@ fn dispatch(cmd: QrCommand) -> Result<ExitCode, String> {
                     consent_sha256: hex32(&consent_sha256, "--consent-sha256")?,
                 },
             };
-            let enc = qr::encode(&claims, &signer).map_err(|e| e.to_string())?;
+            let enc = qr::encode(&claims, &signer).map_err(usage)?;
             if let Some(p) = png {
-                let bytes = qr::render::render_png(&enc.text, 4).map_err(|e| e.to_string())?;
-                std::fs::write(&p, bytes).map_err(|e| format!("cannot write {}: {e}", p.display()))?;
+                let bytes = qr::render::render_png(&enc.text, 4).map_err(usage)?;
+                std::fs::write(&p, bytes).map_err(|e| CliError::Usage(format!("cannot write {}: {e}", p.display())))?;
             }
             println!("{}", enc.text);
             Ok(ExitCode::SUCCESS)
@@ -231,14 +229,13 @@ fn dispatch(cmd: QrCommand) -> Result<ExitCode, String> {
     }
 }
 
-/// Runs one `medcard qr` command; errors are printed here because their exit code (2) differs
-/// from the other command groups'.
-pub fn run(cmd: QrCommand) -> ExitCode {
-    match dispatch(cmd) {
-        Ok(code) => code,
-        Err(e) => {
-            eprintln!("medcard: error: {e}");
-            ExitCode::from(2)
-        }
-    }
+/// Runs one `medcard qr` command: its answer is the exit code (a found or verified code or
+/// not); its errors are [`CliError::Usage`] (exit 2).
+pub fn run(cmd: QrCommand) -> Result<ExitCode, CliError> {
+    dispatch(cmd)
+}
+
+/// A `medcard qr` input that cannot be used (exit 2).
+fn usage(e: impl std::fmt::Display) -> CliError {
+    CliError::Usage(e.to_string())
 }

@@ -2,11 +2,13 @@
 
 use reader::{PcscContext, ReaderInfo};
 
-pub fn readers(json: bool) -> Result<(), reader::Error> {
+use crate::cli::{CliError, Output, print_json};
+
+pub fn readers(format: Output) -> Result<(), CliError> {
     let ctx = PcscContext::establish()?;
     let list: Vec<ReaderInfo> = ctx.readers()?;
-    if json {
-        println!("{}", serde_json::to_string_pretty(&list).unwrap_or_default());
+    if format.json {
+        print_json(&serde_json::to_value(&list).unwrap_or_default());
     } else if list.is_empty() {
         println!("no smart-card readers found");
     } else {

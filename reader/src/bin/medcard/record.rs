@@ -1,71 +1,52 @@
 //! `medcard record add|list|get`: encrypted records in the clinic store (docs/records.md).
-//! Also the shared opening of the clinic (keystore, database, store) for `cache` and `audit`.
 
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 
-use clap::{Args, Subcommand};
-use reader::audit::{self, Event, EventKind};
+use clap::Subcommand;
+use reader::audit::EventKind;
 use reader::category::Category;
-use reader::db::ClinicDb;
-use reader::keystore::{self, KeyPurpose, Keystore};
-use reader::records::{self, AddedRecord, NewRecord};
-use reader::store::{DirStore, RecordStore};
+use reader::db::DbError;
+use reader::export::ExportError;
+use reader::keystore::KeyPurpose;
+use reader::records::keywrap::KeyWrapError;
+use reader::records::{self, AddedRecord, NewRecord, RecordError};
+use reader::store::{RecordStore, StoreError};
 
-/// The data directory option shared by the record, cache and audit commands.
-#[derive(Args, Clone)]
-pub struct DataArg {
-    /// The data directory (default: $MEDCARD_HOME, else $XDG_DATA_HOME/medcard, else ~/.local/share/medcard).
-    #[arg(long, value_name = "DIR", global = true)]
-    pub data: Option<PathBuf>,
+use crate::cli::{self, CliError, DataArg, Output, actor, print_json};
+
+/// Why `record get` did not write the record (audited as `record.read` with [`ReadError::outcome`]).
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    /// No such record, or the index could not be read.
+    #[error(transparent)]
+    Db(#[from] DbError),
+    /// The wrapped content key does not unwrap.
+    #[error(transparent)]
+    KeyWrap(#[from] KeyWrapError),
+    /// The store does not hold the record intact.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The record does not open.
+    #[error(transparent)]
+    Record(#[from] RecordError),
+    /// The sealed metadata contradicts the index.
+    #[error("record {0}: the sealed metadata does not match the index row; not writing it")]
+    MetadataMismatch(String),
+    /// The `--out` file was refused or not written.
+    #[error(transparent)]
+    Export(#[from] ExportError),
 }
 
-/// An opened clinic.
-pub struct Clinic {
-    pub ks: Keystore,
-    pub db: ClinicDb,
-    pub store: DirStore,
-}
-
-/// The records directory inside the data directory.
-pub const RECORDS_DIR: &str = reader::bedside::RECORDS_DIR;
-
-impl Clinic {
-    pub fn open(data: Option<&Path>) -> Result<Clinic, String> {
-        let dir = keystore::data_dir(data).map_err(|e| e.to_string())?;
-        let ks = Keystore::open(&dir).map_err(|e| e.to_string())?;
-        let db = ClinicDb::open_clinic(&ks).map_err(|e| e.to_string())?;
-        let store = DirStore::open(&dir.join(RECORDS_DIR)).map_err(|e| e.to_string())?;
-        Ok(Clinic { ks, db, store })
-    }
-
-    /// Appends an audit event; a failure to audit is an error of the command (fail closed).
-    pub fn audit(&mut self, kind: EventKind, subject: &str, outcome: &str, detail: String) -> Result<u64, String> {
-        let ev = Event { time: now(), kind, actor: actor(), subject: subject.to_owned(), outcome: outcome.to_owned(), detail };
-        audit::append(&mut self.db, &ev).map_err(|e| format!("could not write the audit log: {e}"))
-    }
-}
-
-/// Who runs the command, for audit entries: `cli:<login name>`.
-pub fn actor() -> String {
-    format!("cli:{}", audit::os_user())
-}
-
-/// Unix time now.
-pub fn now() -> i64 {
-    reader::clock::system_now()
-}
-
-/// Prints the error and returns exit status 1.
-pub fn fail(msg: impl std::fmt::Display) -> ExitCode {
-    eprintln!("medcard: error: {msg}");
-    ExitCode::FAILURE
-}
-
-pub fn finish(r: Result<(), String>) -> ExitCode {
-    match r {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => fail(e),
+impl ReadError {
+    /// The audit outcome: `integrity-failed` when the stored bytes or key were altered.
+    #[must_use]
+    pub fn outcome(&self) -> &'static str {
+        match self {
+            ReadError::KeyWrap(KeyWrapError::Integrity { .. })
+            | ReadError::Store(StoreError::DigestMismatch { .. })
+            | ReadError::Record(RecordError::Integrity { .. }) => "integrity-failed",
+            _ => "failed",
+        }
     }
 }
 
@@ -86,9 +67,8 @@ pub enum RecordCommand {
         /// Author (default: the user running the command).
         #[arg(long)]
         author: Option<String>,
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        format: Output,
         /// The document.
         file: PathBuf,
         #[command(flatten)]
@@ -98,8 +78,8 @@ pub enum RecordCommand {
     List {
         #[arg(long, value_name = "ID")]
         patient_id: Option<String>,
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        format: Output,
         #[command(flatten)]
         data: DataArg,
     },
@@ -116,38 +96,37 @@ pub enum RecordCommand {
     },
 }
 
-pub fn run(cmd: RecordCommand) -> ExitCode {
+pub fn run(cmd: RecordCommand) -> Result<(), CliError> {
     match cmd {
-        RecordCommand::Add { patient_id, category, media_type, author, json, file, data } => {
-            finish(add(data.data.as_deref(), patient_id, category, media_type, author, json, &file))
+        RecordCommand::Add { patient_id, category, media_type, author, format, file, data } => {
+            add(&data, patient_id, category, media_type, author, format, &file)
         }
-        RecordCommand::List { patient_id, json, data } => finish(list(data.data.as_deref(), patient_id.as_deref(), json)),
-        RecordCommand::Get { id, out, data } => finish(get(data.data.as_deref(), &id, &out)),
+        RecordCommand::List { patient_id, format, data } => list(&data, patient_id.as_deref(), format),
+        RecordCommand::Get { id, out, data } => get(&data, &id, &out),
     }
 }
 
 fn add(
-    data: Option<&Path>,
+    data: &DataArg,
     patient_id: String,
     category: Category,
     media_type: Option<String>,
     author: Option<String>,
-    json: bool,
+    format: Output,
     file: &Path,
-) -> Result<(), String> {
-    let c = Clinic::open(data)?;
+) -> Result<(), CliError> {
+    let c = data.clinic()?;
     let new = NewRecord {
         patient_id,
         category,
         media_type: media_type.unwrap_or_else(|| records::media_type_for(file).to_owned()),
         author: author.unwrap_or_else(actor),
     };
-    let added = records::add_record_file(&c.ks, &c.db, &c.store, &new, file, now(), &actor()).map_err(|e| e.to_string())?;
+    let added = records::add_record_file(&c.ks, &c.db, &c.store, &new, file, cli::now()?, &actor())?;
     let AddedRecord { meta, locator, size } = added;
-    if json {
-        let v = serde_json::json!({"record_id": meta.record_id, "locator": locator.to_string(), "size": size,
-            "patient_id": meta.patient_id, "category": meta.category.as_str(), "media_type": meta.media_type});
-        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+    if format.json {
+        print_json(&serde_json::json!({"record_id": meta.record_id, "locator": locator.to_string(), "size": size,
+            "patient_id": meta.patient_id, "category": meta.category.as_str(), "media_type": meta.media_type}));
     } else {
         println!("record {} added ({} bytes sealed)", meta.record_id, size);
         println!("locator: {locator}");
@@ -155,10 +134,10 @@ fn add(
     Ok(())
 }
 
-fn list(data: Option<&Path>, patient_id: Option<&str>, json: bool) -> Result<(), String> {
-    let c = Clinic::open(data)?;
-    let rows = c.db.records(patient_id).map_err(|e| e.to_string())?;
-    if json {
+fn list(data: &DataArg, patient_id: Option<&str>, format: Output) -> Result<(), CliError> {
+    let c = data.clinic()?;
+    let rows = c.db.records(patient_id)?;
+    if format.json {
         let v: Vec<_> = rows
             .iter()
             .map(|r| {
@@ -167,7 +146,7 @@ fn list(data: Option<&Path>, patient_id: Option<&str>, json: bool) -> Result<(),
                 "author": r.meta.author, "locator": r.locator.to_string(), "size": r.size})
             })
             .collect();
-        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+        print_json(&serde_json::Value::Array(v));
     } else {
         println!("{:<32}  {:<12}  {:<11}  {:>10}  {:<24}  created", "record", "patient", "category", "bytes", "media type");
         for r in &rows {
@@ -186,20 +165,20 @@ fn list(data: Option<&Path>, patient_id: Option<&str>, json: bool) -> Result<(),
     Ok(())
 }
 
-fn get(data: Option<&Path>, id: &str, out: &Path) -> Result<(), String> {
-    let mut c = Clinic::open(data)?;
-    let result = (|| {
+fn get(data: &DataArg, id: &str, out: &Path) -> Result<(), CliError> {
+    let mut c = data.clinic()?;
+    let result = (|| -> Result<String, ReadError> {
         let data_dir = c.ks.data_dir().to_path_buf();
-        reader::export::check_new(&data_dir, out).map_err(|e| e.to_string())?;
-        let row = c.db.record(id).map_err(|e| e.to_string())?;
+        reader::export::check_new(&data_dir, out)?;
+        let row = c.db.record(id)?;
         let wrap = c.ks.derive_key(KeyPurpose::RecordKeyWrap);
-        let key = records::keywrap::unwrap(&wrap, id, &row.wrapped_key).map_err(|e| e.to_string())?;
-        let bytes = c.store.get(&row.locator).map_err(|e| e.to_string())?;
-        let opened = records::open(bytes, &row.meta.patient_id, &key, &row.locator.to_string()).map_err(|e| e.to_string())?;
+        let key = records::keywrap::unwrap(&wrap, id, &row.wrapped_key)?;
+        let bytes = c.store.get(&row.locator)?;
+        let opened = records::open(bytes, &row.meta.patient_id, &key, &row.locator.to_string())?;
         if opened.meta != row.meta {
-            return Err(format!("record {id}: the sealed metadata does not match the index row; not writing it"));
+            return Err(ReadError::MetadataMismatch(id.to_owned()));
         }
-        reader::export::write_new_export(&data_dir, out, opened.document()).map_err(|e| e.to_string())?;
+        reader::export::write_new_export(&data_dir, out, opened.document())?;
         Ok(row.meta.patient_id)
     })();
     match result {
@@ -210,9 +189,8 @@ fn get(data: Option<&Path>, id: &str, out: &Path) -> Result<(), String> {
         }
         Err(e) => {
             // Record the refusal (ids and the error class only), then report it.
-            let class = if e.contains("integrity") { "integrity-failed" } else { "failed" };
-            let _ = c.audit(EventKind::RecordRead, id, class, String::new());
-            Err(e)
+            let _ = c.audit(EventKind::RecordRead, id, e.outcome(), String::new());
+            Err(e.into())
         }
     }
 }

@@ -4,16 +4,18 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 
 use clap::Args;
 use reader::bedside::{Bedside, BedsideError};
 use reader::db::CacheRow;
-use reader::scan_flow::{self, ScanError, Verdict};
+use reader::scan_flow;
+
+use crate::cli::{self, CliError, DataArg, Output, print_json};
 
 #[derive(Args)]
 #[command(after_help = "Examples:\n  medcard scan qr.png\n  medcard scan --text 'MC1:...' --json\n  \
     medcard scan qr.png --out record.json\n  medcard scan --cached <ID> --out record.json\n\n\
+    --json prints the metadata instead of the document (use --out for the document).\n\
     Exit status: 0 verified, 3 refused (invalid), 4 issuer unknown (not in the trust list), 1 other errors.\n\
     Test hook: MEDCARD_NOW=<Unix seconds> replaces the clock (docs/checkin-scan.md).")]
 pub struct ScanArgs {
@@ -31,38 +33,33 @@ pub struct ScanArgs {
     /// existing file or directory, never inside the data directory (checked before the scan).
     #[arg(long, value_name = "PATH")]
     out: Option<PathBuf>,
-    /// Print metadata as JSON instead of the document (use --out for the document).
-    #[arg(long)]
-    json: bool,
+    #[command(flatten)]
+    format: Output,
     /// The record store (default: <data>/records).
     #[arg(long, value_name = "DIR")]
     store: Option<PathBuf>,
     /// Accept a code already used here (reusable until it expires) instead of one-time use.
     #[arg(long)]
     reusable: bool,
-    /// The data directory (default: $MEDCARD_HOME, else $XDG_DATA_HOME/medcard, else ~/.local/share/medcard).
-    #[arg(long, value_name = "DIR")]
-    data: Option<PathBuf>,
+    #[command(flatten)]
+    data: DataArg,
 }
 
-fn open(args: &ScanArgs) -> Result<Bedside, String> {
-    Bedside::open(args.data.as_deref(), args.store.as_deref()).map_err(|e| e.to_string())
+fn open(args: &ScanArgs) -> Result<Bedside, CliError> {
+    Ok(Bedside::open(args.data.data.as_deref(), args.store.as_deref())?)
 }
 
-/// The bedside's data directory (exports never go into it).
-fn data_dir(args: &ScanArgs) -> Result<PathBuf, String> {
-    reader::keystore::data_dir(args.data.as_deref()).map_err(|e| e.to_string())
-}
-
-fn output(args: &ScanArgs, rows: &[CacheRow]) -> Result<(), String> {
-    let (out, json) = (args.out.as_deref(), args.json);
-    let write = |p: &Path, bytes: &[u8]| -> Result<(), String> {
-        reader::export::write_new_export(&data_dir(args)?, p, bytes).map(|_| ()).map_err(|e| e.to_string())
+fn output(args: &ScanArgs, rows: &[CacheRow]) -> Result<(), CliError> {
+    let (out, json) = (args.out.as_deref(), args.format.json);
+    let data_dir = args.data.dir()?;
+    let write = |p: &Path, bytes: &[u8]| -> Result<(), CliError> {
+        reader::export::write_new_export(&data_dir, p, bytes)?;
+        Ok(())
     };
     match (out, rows) {
         (Some(p), [one]) => write(p, &one.document)?,
         (Some(p), many) => {
-            let dir = reader::export::create_new_dir(&data_dir(args)?, p).map_err(|e| e.to_string())?;
+            let dir = reader::export::create_new_dir(&data_dir, p)?;
             for r in many {
                 write(&dir.join(&r.qr_id), &r.document)?;
             }
@@ -74,9 +71,9 @@ fn output(args: &ScanArgs, rows: &[CacheRow]) -> Result<(), String> {
                 if rows.len() > 1 {
                     eprintln!("== record {} ({}, {} bytes) ==", r.qr_id, r.media_type, r.document.len());
                 }
-                so.write_all(&r.document).map_err(|e| format!("writing to stdout: {e}"))?;
+                so.write_all(&r.document).map_err(CliError::Stdout)?;
             }
-            so.flush().map_err(|e| format!("writing to stdout: {e}"))?;
+            so.flush().map_err(CliError::Stdout)?;
         }
     }
     Ok(())
@@ -94,32 +91,30 @@ fn row_json(r: &CacheRow) -> serde_json::Value {
     })
 }
 
-fn read_text(args: &ScanArgs) -> Result<String, String> {
+fn read_text(args: &ScanArgs) -> Result<String, CliError> {
     if let Some(t) = &args.text {
         return Ok(t.clone());
     }
-    let Some(path) = &args.image else { return Err("give a QR image, --text TEXT or --cached ID".into()) };
-    let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    scan_flow::qr_text_from_image(&bytes).map_err(|e| format!("{}: {e}", path.display()))
+    let Some(path) = &args.image else { return Err(CliError::Invalid("give a QR image, --text TEXT or --cached ID".into())) };
+    let bytes = cli::read_file(path)?;
+    scan_flow::qr_text_from_image(&bytes).map_err(|source| CliError::Image { path: path.clone(), source })
 }
 
-fn cached(b: &mut Bedside, id: &str, args: &ScanArgs, now: i64) -> Result<(), String> {
-    match b.open_cached(id, now, &crate::record::actor()).map_err(|e| e.to_string())? {
+fn cached(b: &mut Bedside, id: &str, args: &ScanArgs, now: i64) -> Result<(), CliError> {
+    match b.open_cached(id, now, &cli::actor())? {
         Some(row) => {
-            if args.json {
-                crate::clinic_cli::print_json(&row_json(&row));
+            if args.format.json {
+                print_json(&row_json(&row));
             }
             output(args, std::slice::from_ref(&row))
         }
-        None => Err(format!(
-            "cached record {id} is not available: it expired, the consent was revoked, or it was never cached here; scan a fresh QR code"
-        )),
+        None => Err(CliError::NotCached { id: id.to_owned() }),
     }
 }
 
-fn scan(b: &mut Bedside, args: &ScanArgs, now: i64) -> Result<ExitCode, String> {
+fn scan(b: &mut Bedside, args: &ScanArgs, now: i64) -> Result<(), CliError> {
     let text = read_text(args)?;
-    match b.scan_text(&text, now, args.reusable, &crate::record::actor()) {
+    match b.scan_text(&text, now, args.reusable, &cli::actor()) {
         Ok(s) => {
             let c = s.verified.claims();
             let qr_id = hex::encode(&c.cti);
@@ -131,8 +126,8 @@ fn scan(b: &mut Bedside, args: &ScanArgs, now: i64) -> Result<ExitCode, String> 
                 s.rows.len(),
                 qr::time::format_rfc3339(c.exp)
             );
-            if args.json {
-                crate::clinic_cli::print_json(&serde_json::json!({
+            if args.format.json {
+                print_json(&serde_json::json!({
                     "verdict": "verified",
                     "issuer": c.iss,
                     "kid": hex::encode(&s.verified.by().kid),
@@ -144,40 +139,23 @@ fn scan(b: &mut Bedside, args: &ScanArgs, now: i64) -> Result<ExitCode, String> 
                     "records": s.rows.iter().map(row_json).collect::<Vec<_>>(),
                 }));
             }
-            output(args, &s.rows)?;
-            Ok(ExitCode::SUCCESS)
+            output(args, &s.rows)
         }
-        Err(BedsideError::Refused(e)) => Ok(refuse(&e)),
-        Err(e) => Err(e.to_string()),
+        // Already audited; `main` prints the verdict and what to do, and exits 3 or 4.
+        Err(BedsideError::Refused(e)) => Err(CliError::CodeRefused(e)),
+        Err(e) => Err(e.into()),
     }
 }
 
-/// Prints a refusal (already audited) and returns its exit status.
-fn refuse(e: &ScanError) -> ExitCode {
-    let (label, code) = match e.verdict() {
-        Verdict::IssuerUnknown => ("NOT VERIFIED: issuer unknown", 4),
-        Verdict::Invalid | Verdict::Verified => ("INVALID", 3),
-    };
-    eprintln!("{label}: {e}");
-    eprintln!("what to do: {}", e.advice());
-    ExitCode::from(code)
-}
-
-pub fn run(args: &ScanArgs) -> ExitCode {
-    let r = (|| {
-        let now = crate::checkin::now().map_err(|e| e.to_string())?;
-        // A refused --out must not spend the one-time code.
-        if let Some(out) = &args.out {
-            reader::export::check_new(&data_dir(args)?, out).map_err(|e| e.to_string())?;
-        }
-        let mut b = open(args)?;
-        match &args.cached {
-            Some(id) => cached(&mut b, id, args, now).map(|()| ExitCode::SUCCESS),
-            None => scan(&mut b, args, now),
-        }
-    })();
-    match r {
-        Ok(c) => c,
-        Err(e) => crate::record::fail(e),
+pub fn run(args: &ScanArgs) -> Result<(), CliError> {
+    let now = cli::now()?;
+    // A refused --out must not spend the one-time code.
+    if let Some(out) = &args.out {
+        reader::export::check_new(&args.data.dir()?, out)?;
+    }
+    let mut b = open(args)?;
+    match &args.cached {
+        Some(id) => cached(&mut b, id, args, now),
+        None => scan(&mut b, args, now),
     }
 }

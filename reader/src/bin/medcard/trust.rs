@@ -8,7 +8,9 @@ use std::path::{Path, PathBuf};
 use clap::Subcommand;
 use reader::trust::{self, Trusted};
 
-use crate::clinic_cli::{DataArg, now, print_json, state};
+use reader::export::ExportError;
+
+use crate::cli::{self, CliError, DataArg, Output, print_json};
 
 #[derive(Subcommand)]
 pub enum TrustCommand {
@@ -17,9 +19,8 @@ pub enum TrustCommand {
     List {
         #[command(flatten)]
         data: DataArg,
-        /// Print JSON instead of text.
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        format: Output,
     },
     /// Show the clinic id and SHA-256 fingerprint to read over the phone: this clinic's CA
     /// certificate, or the certificate, key or trust bundle in FILE.
@@ -32,9 +33,8 @@ pub enum TrustCommand {
         file: Option<PathBuf>,
         #[command(flatten)]
         data: DataArg,
-        /// Print JSON instead of text.
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        format: Output,
     },
     /// Trust another clinic: a CA certificate (PEM/DER), a public key (SPKI PEM/DER) or a
     /// COSE_Key. Shows the clinic id and fingerprint, and stores the entry (as
@@ -57,9 +57,8 @@ pub enum TrustCommand {
         clinic_id: Option<String>,
         #[command(flatten)]
         data: DataArg,
-        /// Print JSON instead of text.
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        format: Output,
     },
     /// Stop trusting an entry (by the name `trust list` shows).
     #[command(after_help = "Examples:\n  medcard trust remove clinic-b.pem")]
@@ -68,9 +67,8 @@ pub enum TrustCommand {
         name: String,
         #[command(flatten)]
         data: DataArg,
-        /// Print JSON instead of text.
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        format: Output,
     },
     /// Write this clinic's CA certificate (PEM), or a signed trust bundle, for other clinics to
     /// `trust add`/`import`. Prints the fingerprint to read to them over the phone.
@@ -113,13 +111,12 @@ pub enum TrustCommand {
         include_partners: bool,
         #[command(flatten)]
         data: DataArg,
-        /// Print JSON instead of text.
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        format: Output,
     },
 }
 
-fn read(file: &Path) -> Result<Vec<u8>, reader::Error> {
+fn read(file: &Path) -> Result<Vec<u8>, CliError> {
     Ok(reader::fsutil::read_limited(file, 1024 * 1024)?)
 }
 
@@ -140,9 +137,9 @@ fn trusted_line(t: &Trusted) -> String {
     format!("{how} {} as {}{via}: fingerprint {}, kid {}", t.clinic_id, t.name, t.fingerprint, t.kid)
 }
 
-pub fn run(command: TrustCommand) -> Result<(), reader::Error> {
+pub fn run(command: TrustCommand) -> Result<(), CliError> {
     match command {
-        TrustCommand::List { data, json } => {
+        TrustCommand::List { data, format } => {
             let ks = data.keystore()?;
             let own = trust::own_entry(&ks)?;
             let mut rows = vec![serde_json::json!({
@@ -152,7 +149,7 @@ pub fn run(command: TrustCommand) -> Result<(), reader::Error> {
                 "kid": hex::encode(ks.issuer_kid()),
                 "fingerprint": own.fingerprint.to_string(),
             })];
-            for (name, bytes) in state(&ks)?.trust_files()? {
+            for (name, bytes) in data.state()?.1.trust_files()? {
                 let stem = name.rsplit_once('.').map_or(name.as_str(), |(s, _)| s);
                 let issuer = qr::trust::parse_trust_file(&bytes, &name).ok().and_then(|k| k.first().map(|e| e.issuer.clone()));
                 match trust::entry_from_file(&bytes, None, &name).or_else(|_| trust::entry_from_file(&bytes, Some(stem), &name)) {
@@ -163,7 +160,7 @@ pub fn run(command: TrustCommand) -> Result<(), reader::Error> {
                     Err(e) => rows.push(serde_json::json!({ "name": name, "error": e.to_string() })),
                 }
             }
-            if json {
+            if format.json {
                 print_json(&serde_json::Value::Array(rows));
             } else {
                 for r in &rows {
@@ -177,7 +174,7 @@ pub fn run(command: TrustCommand) -> Result<(), reader::Error> {
             }
             Ok(())
         }
-        TrustCommand::Fingerprint { file, data, json } => {
+        TrustCommand::Fingerprint { file, data, format } => {
             let (clinic_id, what, fp, partners) = match file {
                 None => {
                     let ks = data.keystore()?;
@@ -199,7 +196,7 @@ pub fn run(command: TrustCommand) -> Result<(), reader::Error> {
                     }
                 }
             };
-            if json {
+            if format.json {
                 let partners: Vec<_> = partners.iter().map(|(c, f)| serde_json::json!({"clinic_id": c, "fingerprint": f})).collect();
                 print_json(
                     &serde_json::json!({ "clinic_id": clinic_id, "what": what, "fingerprint": fp.to_string(), "partners": partners }),
@@ -213,22 +210,21 @@ pub fn run(command: TrustCommand) -> Result<(), reader::Error> {
             }
             Ok(())
         }
-        TrustCommand::Add { file, fingerprint, clinic_id, data, json } => {
-            let ks = data.keystore()?;
-            let st = state(&ks)?;
+        TrustCommand::Add { file, fingerprint, clinic_id, data, format } => {
+            let (ks, st) = data.state()?;
             let bytes = read(&file)?;
-            let t = trust::add_file(&ks, &st, &bytes, clinic_id.as_deref(), fingerprint.as_deref(), &label(&file), now())?;
-            if json {
+            let t = trust::add_file(&ks, &st, &bytes, clinic_id.as_deref(), fingerprint.as_deref(), &label(&file), cli::now()?)?;
+            if format.json {
                 print_json(&trusted_json(&t));
             } else {
                 println!("{}", trusted_line(&t));
             }
             Ok(())
         }
-        TrustCommand::Remove { name, data, json } => {
-            let ks = data.keystore()?;
-            trust::remove(&state(&ks)?, &name, now())?;
-            if json {
+        TrustCommand::Remove { name, data, format } => {
+            let (_, st) = data.state()?;
+            trust::remove(&st, &name, cli::now()?)?;
+            if format.json {
                 print_json(&serde_json::json!({ "removed": name }));
             } else {
                 println!("removed {name}");
@@ -236,20 +232,19 @@ pub fn run(command: TrustCommand) -> Result<(), reader::Error> {
             Ok(())
         }
         TrustCommand::Export { out, bundle, all, data } => {
-            let ks = data.keystore()?;
-            let st = state(&ks)?;
-            let deliver = |bytes: &[u8]| -> Result<(), String> {
+            let (ks, st) = data.state()?;
+            let deliver = |bytes: &[u8]| -> Result<(), ExportError> {
                 match &out {
                     // A new file outside the data directory, as every export (docs/checkin-scan.md, "Exports").
-                    Some(p) => reader::export::write_new_export(ks.data_dir(), p, bytes).map(|_| ()).map_err(|e| e.to_string()),
+                    Some(p) => reader::export::write_new_export(ks.data_dir(), p, bytes).map(|_| ()),
                     None => {
                         use std::io::Write;
-                        std::io::stdout().write_all(bytes).map_err(|e| format!("could not write the export to standard output: {e}"))
+                        std::io::stdout().write_all(bytes).map_err(ExportError::Stdout)
                     }
                 }
             };
             let (fingerprint, what) = if bundle || all {
-                let (fp, partners) = trust::export_bundle(&ks, &st, all, now(), deliver)?;
+                let (fp, partners) = trust::export_bundle(&ks, &st, all, cli::now()?, deliver)?;
                 let what = if partners.is_empty() {
                     "signed trust bundle".to_owned()
                 } else {
@@ -257,7 +252,7 @@ pub fn run(command: TrustCommand) -> Result<(), reader::Error> {
                 };
                 (fp, what)
             } else {
-                (trust::export_certificate(&ks, &st, now(), deliver)?, "CA certificate".to_owned())
+                (trust::export_certificate(&ks, &st, cli::now()?, deliver)?, "CA certificate".to_owned())
             };
             eprintln!(
                 "medcard: clinic {}: {what}{}. Read the receiving clinic this SHA-256 fingerprint over the phone:\n  {fingerprint}",
@@ -266,12 +261,11 @@ pub fn run(command: TrustCommand) -> Result<(), reader::Error> {
             );
             Ok(())
         }
-        TrustCommand::Import { file, fingerprint, include_partners, data, json } => {
-            let ks = data.keystore()?;
-            let st = state(&ks)?;
+        TrustCommand::Import { file, fingerprint, include_partners, data, format } => {
+            let (ks, st) = data.state()?;
             let bytes = read(&file)?;
-            let r = trust::import_bundle(&ks, &st, &bytes, fingerprint.as_deref(), include_partners, &label(&file), now())?;
-            if json {
+            let r = trust::import_bundle(&ks, &st, &bytes, fingerprint.as_deref(), include_partners, &label(&file), cli::now()?)?;
+            if format.json {
                 let left: Vec<_> = r
                     .partners_not_imported
                     .iter()

@@ -43,10 +43,10 @@ pub const KU_KEY_AGREEMENT: u8 = 0x08;
 pub enum CertError {
     /// Signing failed.
     #[error("signing the certificate failed: {0}")]
-    Sign(String),
+    Sign(#[source] p256::ecdsa::Error),
     /// The random source failed.
     #[error("the random number source failed: {0}")]
-    Random(String),
+    Random(#[from] crate::random::RandomError),
     /// A time outside what X.509 can express here.
     #[error("certificate time {0} is out of range")]
     Time(i64),
@@ -98,21 +98,17 @@ fn name(rdns: &[(&[u8], &str)]) -> Vec<u8> {
     tlv(0x30, &content)
 }
 
-/// `(year, month, day, hour, minute, second)` of a Unix time (proleptic Gregorian, UTC).
-fn civil(unix: i64) -> (i64, u32, u32, u32, u32, u32) {
-    let days = unix.div_euclid(86_400);
-    let secs = unix.rem_euclid(86_400);
-    let (y, m, d) = qr::time::civil_from_days(days);
-    let (m, d) = (m as u32, d as u32);
-    (y, m, d, (secs / 3600) as u32, ((secs % 3600) / 60) as u32, (secs % 60) as u32)
+/// `(year, month, day, hour, minute, second)` of a Unix time (proleptic Gregorian, UTC), for
+/// 1970 to 9999 (the `der` crate's calendar); `None` outside.
+fn civil(unix: i64) -> Option<(i64, u32, u32, u32, u32, u32)> {
+    let secs = u64::try_from(unix).ok()?;
+    let t = x509_cert::der::DateTime::from_unix_duration(std::time::Duration::from_secs(secs)).ok()?;
+    Some((i64::from(t.year()), t.month().into(), t.day().into(), t.hour().into(), t.minutes().into(), t.seconds().into()))
 }
 
 /// RFC 5280 §4.1.2.5: UTCTime through 2049, GeneralizedTime from 2050.
 fn time(unix: i64) -> Result<Vec<u8>, CertError> {
-    let (y, mo, d, h, mi, s) = civil(unix);
-    if !(1950..=9999).contains(&y) {
-        return Err(CertError::Time(unix));
-    }
+    let (y, mo, d, h, mi, s) = civil(unix).ok_or(CertError::Time(unix))?;
     Ok(if y < 2050 {
         tlv(0x17, format!("{:02}{mo:02}{d:02}{h:02}{mi:02}{s:02}Z", y % 100).as_bytes())
     } else {
@@ -181,7 +177,7 @@ pub fn subject_card(clinic_id: &str, patient_id: &str, card_serial: u32, slot: &
 
 fn random_serial() -> Result<[u8; 16], CertError> {
     let mut s = [0u8; 16];
-    getrandom::fill(&mut s).map_err(|e| CertError::Random(e.to_string()))?;
+    crate::random::fill(&mut s)?;
     // Positive and exactly 16 bytes (RFC 5280 §4.1.2.2: at most 20 octets).
     if let Some(b) = s.first_mut() {
         *b = (*b & 0x7F) | 0x01;
@@ -223,7 +219,7 @@ pub fn build(
         &tlv(0xA3, &seq(&ext_refs)),
     ]);
     let digest = Sha256::digest(&tbs);
-    let sig: Signature = issuer_key.sign_prehash(&digest).map_err(|e| CertError::Sign(e.to_string()))?;
+    let sig: Signature = issuer_key.sign_prehash(&digest).map_err(CertError::Sign)?;
     let mut bits = vec![0u8];
     bits.extend_from_slice(sig.to_der().as_bytes());
     Ok(seq(&[&tbs, &alg, &tlv(0x03, &bits)]))
@@ -275,10 +271,10 @@ mod tests {
 
     #[test]
     fn civil_time_matches_known_dates() {
-        assert_eq!(civil(0), (1970, 1, 1, 0, 0, 0));
-        assert_eq!(civil(951_782_400), (2000, 2, 29, 0, 0, 0));
-        assert_eq!(civil(2_524_608_000), (2050, 1, 1, 0, 0, 0));
-        assert_eq!(civil(1_795_000_000), (2026, 11, 18, 11, 6, 40));
+        assert_eq!(civil(0), Some((1970, 1, 1, 0, 0, 0)));
+        assert_eq!(civil(951_782_400), Some((2000, 2, 29, 0, 0, 0)));
+        assert_eq!(civil(2_524_608_000), Some((2050, 1, 1, 0, 0, 0)));
+        assert_eq!(civil(1_795_000_000), Some((2026, 11, 18, 11, 6, 40)));
     }
 
     #[test]

@@ -14,7 +14,10 @@ use p256::ecdsa::{Signature, VerifyingKey};
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
-use crate::error::Error;
+mod error;
+
+pub use error::PivError;
+
 use crate::sig;
 use crate::sw::{self, CardError, Secret, StatusWord};
 use crate::tlv::{self, TlvReader};
@@ -152,25 +155,25 @@ impl fmt::Debug for PinBlock {
 
 impl PinBlock {
     /// A PIN: 6–8 digits (SP 800-73-4 Part 2 §2.4.3).
-    pub fn pin(text: &str) -> Result<Self, Error> {
+    pub fn pin(text: &str) -> Result<Self, PivError> {
         if !text.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(Error::InvalidInput("the PIN must be digits only".into()));
+            return Err(PivError::NotDigits { what: "PIN" });
         }
         Self::block(text, "PIN")
     }
 
     /// A PUK: 6–8 digits, like the PIN (docs/card.md, CHANGE REFERENCE DATA).
-    pub fn puk(text: &str) -> Result<Self, Error> {
+    pub fn puk(text: &str) -> Result<Self, PivError> {
         if !text.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(Error::InvalidInput("the PUK must be digits only".into()));
+            return Err(PivError::NotDigits { what: "PUK" });
         }
         Self::block(text, "PUK")
     }
 
-    fn block(text: &str, what: &str) -> Result<Self, Error> {
+    fn block(text: &str, what: &'static str) -> Result<Self, PivError> {
         let bytes = text.as_bytes();
         if !(6..=8).contains(&bytes.len()) {
-            return Err(Error::InvalidInput(format!("the {what} must be 6 to 8 characters long")));
+            return Err(PivError::SecretLength { what });
         }
         let mut block = Zeroizing::new([0xFFu8; 8]);
         for (dst, src) in block.iter_mut().zip(bytes) {
@@ -246,13 +249,9 @@ const DEFAULT_3DES: [u8; 24] = [
 
 impl ManagementKey {
     /// A key of `algorithm`; the length must match.
-    pub fn new(algorithm: MgmtAlgorithm, key: &[u8]) -> Result<Self, Error> {
+    pub fn new(algorithm: MgmtAlgorithm, key: &[u8]) -> Result<Self, PivError> {
         if key.len() != algorithm.key_len() {
-            return Err(Error::InvalidInput(format!(
-                "a {algorithm:?} management key is {} bytes, got {}",
-                algorithm.key_len(),
-                key.len()
-            )));
+            return Err(PivError::ManagementKeyLength { algorithm, expected: algorithm.key_len(), got: key.len() });
         }
         Ok(Self { algorithm, key: Zeroizing::new(key.to_vec()) })
     }
@@ -268,7 +267,7 @@ impl ManagementKey {
     }
 
     /// One ECB block, encrypt or decrypt.
-    fn ecb(&self, block: &[u8], encrypt: bool) -> Result<Zeroizing<Vec<u8>>, Error> {
+    fn ecb(&self, block: &[u8], encrypt: bool) -> Result<Zeroizing<Vec<u8>>, PivError> {
         match self.algorithm {
             MgmtAlgorithm::Tdes => ecb::<des::TdesEde3>(&self.key, block, encrypt),
             MgmtAlgorithm::Aes128 => ecb::<aes::Aes128>(&self.key, block, encrypt),
@@ -282,11 +281,15 @@ fn ecb<C: KeyInit + BlockCipherEncrypt + BlockCipherDecrypt>(
     key: &[u8],
     block: &[u8],
     encrypt: bool,
-) -> Result<Zeroizing<Vec<u8>>, Error> {
-    let cipher = C::new_from_slice(key).map_err(|_| Error::InvalidInput("management key length".into()))?;
+) -> Result<Zeroizing<Vec<u8>>, PivError> {
+    let cipher = C::new_from_slice(key).map_err(|_| PivError::Unexpected {
+        operation: "management key authentication",
+        expected: "a key of the cipher's length",
+        got: format!("{} bytes", key.len()),
+    })?;
     let mut b = cipher::Block::<C>::default();
     if block.len() != b.len() {
-        return Err(Error::Unexpected {
+        return Err(PivError::Unexpected {
             operation: "management key authentication",
             expected: "one cipher block",
             got: format!("{} bytes", block.len()),
@@ -360,11 +363,11 @@ impl<T: Transport> Piv<T> {
     }
 
     /// Send one short APDU: `CLA INS P1 P2 [Lc data] [Le=00]`.
-    fn send_one(&mut self, cla: u8, ins: u8, p1: u8, p2: u8, data: &[u8], le: bool) -> Result<Response, Error> {
+    fn send_one(&mut self, cla: u8, ins: u8, p1: u8, p2: u8, data: &[u8], le: bool) -> Result<Response, PivError> {
         let mut apdu = Vec::with_capacity(6 + data.len());
         apdu.extend_from_slice(&[cla, ins, p1, p2]);
         if !data.is_empty() {
-            let lc = u8::try_from(data.len()).map_err(|_| Error::CommandTooLong {
+            let lc = u8::try_from(data.len()).map_err(|_| PivError::CommandTooLong {
                 operation: "APDU",
                 len: data.len(),
                 limit: BLOCK,
@@ -387,9 +390,9 @@ impl<T: Transport> Piv<T> {
 
     /// Send a command: chained if `data` is over 255 bytes, then the GET RESPONSE loop while
     /// the card answers `61xx`. Returns the assembled data and the last status word.
-    fn command(&mut self, operation: &'static str, ins: u8, p1: u8, p2: u8, data: &[u8], le: bool) -> Result<Response, Error> {
+    fn command(&mut self, operation: &'static str, ins: u8, p1: u8, p2: u8, data: &[u8], le: bool) -> Result<Response, PivError> {
         if data.len() > MAX_COMMAND_DATA {
-            return Err(Error::CommandTooLong { operation, len: data.len(), limit: MAX_COMMAND_DATA });
+            return Err(PivError::CommandTooLong { operation, len: data.len(), limit: MAX_COMMAND_DATA });
         }
         let mut blocks = data.chunks(BLOCK).peekable();
         let mut resp = if data.is_empty() {
@@ -398,7 +401,7 @@ impl<T: Transport> Piv<T> {
             loop {
                 let Some(block) = blocks.next() else {
                     // Unreachable for non-empty data; fail closed.
-                    return Err(Error::CommandTooLong { operation, len: data.len(), limit: MAX_COMMAND_DATA });
+                    return Err(PivError::CommandTooLong { operation, len: data.len(), limit: MAX_COMMAND_DATA });
                 };
                 if blocks.peek().is_some() {
                     let r = self.send_one(0x10, ins, p1, p2, block, false)?;
@@ -417,7 +420,7 @@ impl<T: Transport> Piv<T> {
         while let StatusWord::BytesRemaining(_) = sw {
             let part = self.send_one(0x00, INS_GET_RESPONSE, 0x00, 0x00, &[], true)?;
             if part.data.is_empty() && matches!(part.sw, StatusWord::BytesRemaining(_)) {
-                return Err(Error::Unexpected {
+                return Err(PivError::Unexpected {
                     operation,
                     expected: "data in a GET RESPONSE part",
                     got: format!("no data with status {}", part.sw),
@@ -425,7 +428,7 @@ impl<T: Transport> Piv<T> {
             }
             data_out.extend_from_slice(&part.data);
             if data_out.len() > MAX_RESPONSE {
-                return Err(Error::ResponseTooLong { operation, limit: MAX_RESPONSE });
+                return Err(PivError::ResponseTooLong { operation, limit: MAX_RESPONSE });
             }
             sw = part.sw;
         }
@@ -441,7 +444,7 @@ impl<T: Transport> Piv<T> {
         le: bool,
         secret: Option<Secret>,
         needs: &'static str,
-    ) -> Result<Vec<u8>, Error> {
+    ) -> Result<Vec<u8>, PivError> {
         let r = self.command(operation, ins, p1, p2, data, le)?;
         if r.sw == StatusWord::Success {
             Ok(r.data)
@@ -451,25 +454,25 @@ impl<T: Transport> Piv<T> {
     }
 
     /// SELECT the PIV application and parse its application property template.
-    pub fn select(&mut self) -> Result<AppInfo, Error> {
+    pub fn select(&mut self) -> Result<AppInfo, PivError> {
         const OP: &str = "SELECT PIV";
         let data = self.checked(OP, (INS_SELECT, 0x04, 0x00), &PIV_AID, true, None, NEEDS_NOTHING)?;
-        let apt = tlv::single(&data, 0x61).map_err(Error::tlv(OP))?;
-        let items = tlv::parse_all(apt).map_err(Error::tlv(OP))?;
-        let pix = tlv::find_unique(&items, 0x4F).map_err(Error::tlv(OP))?.to_vec();
+        let apt = tlv::single(&data, 0x61).map_err(PivError::tlv(OP))?;
+        let items = tlv::parse_all(apt).map_err(PivError::tlv(OP))?;
+        let pix = tlv::find_unique(&items, 0x4F).map_err(PivError::tlv(OP))?.to_vec();
         let label = match tlv::find_unique(&items, 0x50) {
             Ok(l) => Some(String::from_utf8_lossy(l).into_owned()),
             Err(tlv::TlvError::Missing { .. }) => None,
-            Err(e) => return Err(Error::tlv(OP)(e)),
+            Err(e) => return Err(PivError::tlv(OP)(e)),
         };
         let mut algorithms = Vec::new();
         if let Ok(ac) = tlv::find_unique(&items, 0xAC) {
-            for t in tlv::parse_all(ac).map_err(Error::tlv(OP))? {
+            for t in tlv::parse_all(ac).map_err(PivError::tlv(OP))? {
                 if t.tag == 0x80 {
                     match t.value {
                         [alg] => algorithms.push(*alg),
                         other => {
-                            return Err(Error::Unexpected {
+                            return Err(PivError::Unexpected {
                                 operation: OP,
                                 expected: "1-byte algorithm identifiers",
                                 got: format!("{} bytes", other.len()),
@@ -484,7 +487,7 @@ impl<T: Transport> Piv<T> {
 
     /// GET DATA: the content of object `tag` (inside its `53`, or the `7E` discovery object's
     /// value), or `None` if the card does not hold it (`6A82`).
-    pub fn get_data(&mut self, tag: u32) -> Result<Option<Vec<u8>>, Error> {
+    pub fn get_data(&mut self, tag: u32) -> Result<Option<Vec<u8>>, PivError> {
         const OP: &str = "GET DATA";
         let req = tlv::encode(0x5C, &tlv::tag_bytes(tag)).unwrap_or_default();
         let r = self.command(OP, INS_GET_DATA, 0x3F, 0xFF, &req, true)?;
@@ -494,16 +497,16 @@ impl<T: Transport> Piv<T> {
             sw => return Err(sw::to_error(OP, sw, None, NEEDS_NOTHING).into()),
         }
         let outer = if tag == tags::DISCOVERY { tags::DISCOVERY } else { 0x53 };
-        Ok(Some(tlv::single(&r.data, outer).map_err(Error::tlv(OP))?.to_vec()))
+        Ok(Some(tlv::single(&r.data, outer).map_err(PivError::tlv(OP))?.to_vec()))
     }
 
     /// PUT DATA: replace object `tag` with `content` (management key required); empty
     /// `content` deletes the object (docs/card.md, PUT DATA). Long objects are sent by command
     /// chaining.
-    pub fn put_data(&mut self, tag: u32, content: &[u8]) -> Result<(), Error> {
+    pub fn put_data(&mut self, tag: u32, content: &[u8]) -> Result<(), PivError> {
         const OP: &str = "PUT DATA";
         let mut data = tlv::encode(0x5C, &tlv::tag_bytes(tag)).unwrap_or_default();
-        let obj = tlv::encode(0x53, content).ok_or(Error::CommandTooLong {
+        let obj = tlv::encode(0x53, content).ok_or(PivError::CommandTooLong {
             operation: OP,
             len: content.len(),
             limit: MAX_COMMAND_DATA,
@@ -515,13 +518,13 @@ impl<T: Transport> Piv<T> {
 
     /// VERIFY the PIN. Wrong: [`CardError::WrongSecret`] with the tries left; blocked:
     /// [`CardError::PinBlocked`].
-    pub fn verify_pin(&mut self, pin: &PinBlock) -> Result<(), Error> {
+    pub fn verify_pin(&mut self, pin: &PinBlock) -> Result<(), PivError> {
         self.checked("VERIFY PIN", (INS_VERIFY, 0x00, REF_PIN), pin.bytes(), false, Some(Secret::Pin), NEEDS_NOTHING)?;
         Ok(())
     }
 
     /// The PIN status without spending a try (empty VERIFY).
-    pub fn pin_status(&mut self) -> Result<PinStatus, Error> {
+    pub fn pin_status(&mut self) -> Result<PinStatus, PivError> {
         const OP: &str = "PIN status";
         let r = self.command(OP, INS_VERIFY, 0x00, REF_PIN, &[], false)?;
         match r.sw {
@@ -533,7 +536,7 @@ impl<T: Transport> Piv<T> {
     }
 
     /// Forget the PIN verification (VERIFY P1 = `FF`).
-    pub fn logout(&mut self) -> Result<(), Error> {
+    pub fn logout(&mut self) -> Result<(), PivError> {
         self.checked("PIN logout", (INS_VERIFY, 0xFF, REF_PIN), &[], false, None, NEEDS_NOTHING)?;
         Ok(())
     }
@@ -546,21 +549,21 @@ impl<T: Transport> Piv<T> {
     }
 
     /// CHANGE REFERENCE DATA for the PIN.
-    pub fn change_pin(&mut self, old: &PinBlock, new: &PinBlock) -> Result<(), Error> {
+    pub fn change_pin(&mut self, old: &PinBlock, new: &PinBlock) -> Result<(), PivError> {
         let data = Self::two_blocks(old, new);
         self.checked("CHANGE PIN", (INS_CHANGE_REFERENCE, 0x00, REF_PIN), &data, false, Some(Secret::Pin), NEEDS_NOTHING)?;
         Ok(())
     }
 
     /// CHANGE REFERENCE DATA for the PUK.
-    pub fn change_puk(&mut self, old: &PinBlock, new: &PinBlock) -> Result<(), Error> {
+    pub fn change_puk(&mut self, old: &PinBlock, new: &PinBlock) -> Result<(), PivError> {
         let data = Self::two_blocks(old, new);
         self.checked("CHANGE PUK", (INS_CHANGE_REFERENCE, 0x00, REF_PUK), &data, false, Some(Secret::Puk), NEEDS_NOTHING)?;
         Ok(())
     }
 
     /// RESET RETRY COUNTER: set a new PIN with the PUK (unblocks the PIN).
-    pub fn unblock_pin(&mut self, puk: &PinBlock, new_pin: &PinBlock) -> Result<(), Error> {
+    pub fn unblock_pin(&mut self, puk: &PinBlock, new_pin: &PinBlock) -> Result<(), PivError> {
         let data = Self::two_blocks(puk, new_pin);
         self.checked("UNBLOCK PIN", (INS_RESET_RETRY, 0x00, REF_PIN), &data, false, Some(Secret::Puk), NEEDS_NOTHING)?;
         Ok(())
@@ -568,10 +571,10 @@ impl<T: Transport> Piv<T> {
 
     /// Mutual authentication with the management key (SP 800-73-4 Part 2 Appendix A.1): the
     /// card proves it knows the key too, so a card that answers anything is not trusted.
-    pub fn authenticate_management(&mut self, key: &ManagementKey) -> Result<(), Error> {
+    pub fn authenticate_management(&mut self, key: &ManagementKey) -> Result<(), PivError> {
         const OP: &str = "management key authentication";
         let alg = key.algorithm.id();
-        let step1 = |this: &mut Self| -> Result<Vec<u8>, Error> {
+        let step1 = |this: &mut Self| -> Result<Vec<u8>, PivError> {
             let r = this.command(OP, INS_GENERAL_AUTHENTICATE, alg, REF_MANAGEMENT, &[0x7C, 0x02, 0x80, 0x00], true)?;
             match r.sw {
                 StatusWord::Success => Ok(r.data),
@@ -580,11 +583,11 @@ impl<T: Transport> Piv<T> {
             }
         };
         let data = step1(self)?;
-        let inner = tlv::single(&data, 0x7C).map_err(Error::tlv(OP))?;
-        let witness_enc = tlv::single(inner, 0x80).map_err(Error::tlv(OP))?;
+        let inner = tlv::single(&data, 0x7C).map_err(PivError::tlv(OP))?;
+        let witness_enc = tlv::single(inner, 0x80).map_err(PivError::tlv(OP))?;
         let witness = key.ecb(witness_enc, false)?;
         let mut challenge = Zeroizing::new(vec![0u8; key.algorithm.block_len()]);
-        getrandom::fill(&mut challenge).map_err(|e| Error::Random(e.to_string()))?;
+        crate::random::fill(&mut challenge)?;
         let mut body = Zeroizing::new(Vec::new());
         body.extend(tlv::encode(0x80, &witness).unwrap_or_default());
         body.extend(tlv::encode(0x81, &challenge).unwrap_or_default());
@@ -595,19 +598,19 @@ impl<T: Transport> Piv<T> {
             StatusWord::SecurityStatusNotSatisfied => return Err(CardError::ManagementKeyRejected.into()),
             sw => return Err(sw::to_error(OP, sw, None, NEEDS_NOTHING).into()),
         }
-        let inner = tlv::single(&r.data, 0x7C).map_err(Error::tlv(OP))?;
-        let proof = tlv::single(inner, 0x82).map_err(Error::tlv(OP))?;
+        let inner = tlv::single(&r.data, 0x7C).map_err(PivError::tlv(OP))?;
+        let proof = tlv::single(inner, 0x82).map_err(PivError::tlv(OP))?;
         let expected = key.ecb(&challenge, true)?;
         if bool::from(expected.as_slice().ct_eq(proof)) {
             Ok(())
         } else {
-            Err(Error::CardFailedManagementProof)
+            Err(PivError::CardFailedManagementProof)
         }
     }
 
     /// Replace the management key (Yubico SET MANAGEMENT KEY, `00 FF FF FF`; management key
     /// required).
-    pub fn set_management_key(&mut self, new: &ManagementKey) -> Result<(), Error> {
+    pub fn set_management_key(&mut self, new: &ManagementKey) -> Result<(), PivError> {
         let mut data = Zeroizing::new(vec![new.algorithm.id()]);
         data.extend(tlv::encode(u32::from(REF_MANAGEMENT), &new.key).unwrap_or_default());
         self.checked("SET MANAGEMENT KEY", (INS_SET_MANAGEMENT_KEY, 0xFF, 0xFF), &data, false, None, NEEDS_MGMT)?;
@@ -616,23 +619,23 @@ impl<T: Transport> Piv<T> {
 
     /// GENERATE ASYMMETRIC KEY PAIR (P-256) in `slot`; returns the new public key
     /// (management key required).
-    pub fn generate(&mut self, slot: Slot) -> Result<VerifyingKey, Error> {
+    pub fn generate(&mut self, slot: Slot) -> Result<VerifyingKey, PivError> {
         const OP: &str = "GENERATE KEY";
         let req = [0xAC, 0x03, 0x80, 0x01, ALG_P256];
         let data = self.checked(OP, (INS_GENERATE, 0x00, slot.key_ref()), &req, true, None, NEEDS_MGMT)?;
-        let inner = tlv::single(&data, 0x7F49).map_err(Error::tlv(OP))?;
-        let point = tlv::single(inner, 0x86).map_err(Error::tlv(OP))?;
+        let inner = tlv::single(&data, 0x7F49).map_err(PivError::tlv(OP))?;
+        let point = tlv::single(inner, 0x86).map_err(PivError::tlv(OP))?;
         match point {
             [0x04, rest @ ..] if rest.len() == 64 => {}
             other => {
-                return Err(Error::Unexpected {
+                return Err(PivError::Unexpected {
                     operation: OP,
                     expected: "a 65-byte uncompressed P-256 point",
                     got: format!("{} bytes", other.len()),
                 });
             }
         }
-        VerifyingKey::from_sec1_bytes(point).map_err(|_| Error::Unexpected {
+        VerifyingKey::from_sec1_bytes(point).map_err(|_| PivError::Unexpected {
             operation: OP,
             expected: "a point on P-256",
             got: "a point not on the curve".into(),
@@ -641,20 +644,20 @@ impl<T: Transport> Piv<T> {
 
     /// ECDSA-sign a host-computed SHA-256 digest with the key in `slot` (9A, 9C, 9E). The card
     /// answers DER; this returns the checked signature (use `to_bytes()` for COSE's r ‖ s).
-    pub fn sign_digest(&mut self, slot: Slot, digest: &[u8; 32]) -> Result<Signature, Error> {
+    pub fn sign_digest(&mut self, slot: Slot, digest: &[u8; 32]) -> Result<Signature, PivError> {
         const OP: &str = "SIGN";
         let mut body = vec![0x82, 0x00];
         body.extend(tlv::encode(0x81, digest).unwrap_or_default());
         let req = tlv::encode(0x7C, &body).unwrap_or_default();
         let data =
             self.checked(OP, (INS_GENERAL_AUTHENTICATE, ALG_P256, slot.key_ref()), &req, true, None, slot.needs())?;
-        let inner = tlv::single(&data, 0x7C).map_err(Error::tlv(OP))?;
-        let der = tlv::single(inner, 0x82).map_err(Error::tlv(OP))?;
+        let inner = tlv::single(&data, 0x7C).map_err(PivError::tlv(OP))?;
+        let der = tlv::single(inner, 0x82).map_err(PivError::tlv(OP))?;
         Ok(sig::from_der(der)?)
     }
 
     /// ECDH with the 9D key and `peer`; returns the shared secret Z (the x coordinate).
-    pub fn ecdh(&mut self, peer: &p256::PublicKey) -> Result<Zeroizing<[u8; 32]>, Error> {
+    pub fn ecdh(&mut self, peer: &p256::PublicKey) -> Result<Zeroizing<[u8; 32]>, PivError> {
         const OP: &str = "ECDH";
         let point = p256::elliptic_curve::sec1::ToSec1Point::to_sec1_point(peer, false);
         let mut body = vec![0x82, 0x00];
@@ -669,21 +672,21 @@ impl<T: Transport> Piv<T> {
             Slot::KeyManagement.needs(),
         )?;
         let data = Zeroizing::new(data);
-        let inner = tlv::single(&data, 0x7C).map_err(Error::tlv(OP))?;
-        let z = tlv::single(inner, 0x82).map_err(Error::tlv(OP))?;
+        let inner = tlv::single(&data, 0x7C).map_err(PivError::tlv(OP))?;
+        let z = tlv::single(inner, 0x82).map_err(PivError::tlv(OP))?;
         let mut out = Zeroizing::new([0u8; 32]);
         if z.len() != 32 {
-            return Err(Error::Unexpected { operation: OP, expected: "32 bytes", got: format!("{} bytes", z.len()) });
+            return Err(PivError::Unexpected { operation: OP, expected: "32 bytes", got: format!("{} bytes", z.len()) });
         }
         out.copy_from_slice(z);
         Ok(out)
     }
 
     /// The card serial (Yubico GET SERIAL).
-    pub fn serial(&mut self) -> Result<u32, Error> {
+    pub fn serial(&mut self) -> Result<u32, PivError> {
         const OP: &str = "GET SERIAL";
         let data = self.checked(OP, (INS_GET_SERIAL, 0x00, 0x00), &[], true, None, NEEDS_NOTHING)?;
-        let bytes: [u8; 4] = data.as_slice().try_into().map_err(|_| Error::Unexpected {
+        let bytes: [u8; 4] = data.as_slice().try_into().map_err(|_| PivError::Unexpected {
             operation: OP,
             expected: "4 bytes",
             got: format!("{} bytes", data.len()),
@@ -692,22 +695,22 @@ impl<T: Transport> Piv<T> {
     }
 
     /// The firmware version (Yubico GET VERSION), e.g. `(5, 4, 3)`.
-    pub fn version(&mut self) -> Result<(u8, u8, u8), Error> {
+    pub fn version(&mut self) -> Result<(u8, u8, u8), PivError> {
         const OP: &str = "GET VERSION";
         let data = self.checked(OP, (INS_GET_VERSION, 0x00, 0x00), &[], true, None, NEEDS_NOTHING)?;
         match data.as_slice() {
             [a, b, c] => Ok((*a, *b, *c)),
-            other => Err(Error::Unexpected { operation: OP, expected: "3 bytes", got: format!("{} bytes", other.len()) }),
+            other => Err(PivError::Unexpected { operation: OP, expected: "3 bytes", got: format!("{} bytes", other.len()) }),
         }
     }
 
     /// The CHUID's GUID (tag `34`, 16 bytes), if the card has a CHUID.
-    pub fn chuid_guid(&mut self) -> Result<Option<[u8; 16]>, Error> {
+    pub fn chuid_guid(&mut self) -> Result<Option<[u8; 16]>, PivError> {
         const OP: &str = "read CHUID";
         let Some(chuid) = self.get_data(tags::CHUID)? else { return Ok(None) };
-        let items = tlv::parse_all(&chuid).map_err(Error::tlv(OP))?;
-        let guid = tlv::find_unique(&items, 0x34).map_err(Error::tlv(OP))?;
-        let guid: [u8; 16] = guid.try_into().map_err(|_| Error::Unexpected {
+        let items = tlv::parse_all(&chuid).map_err(PivError::tlv(OP))?;
+        let guid = tlv::find_unique(&items, 0x34).map_err(PivError::tlv(OP))?;
+        let guid: [u8; 16] = guid.try_into().map_err(|_| PivError::Unexpected {
             operation: OP,
             expected: "a 16-byte GUID",
             got: format!("{} bytes", guid.len()),
@@ -717,17 +720,17 @@ impl<T: Transport> Piv<T> {
 
     /// The X.509 certificate (DER) in `slot`'s certificate object (`70` of SP 800-73-4 Part 1
     /// Table 10), or `None` if the object is absent.
-    pub fn certificate(&mut self, slot: Slot) -> Result<Option<Vec<u8>>, Error> {
+    pub fn certificate(&mut self, slot: Slot) -> Result<Option<Vec<u8>>, PivError> {
         const OP: &str = "read certificate";
         let Some(obj) = self.get_data(slot.certificate_tag())? else { return Ok(None) };
         let mut r = TlvReader::new(&obj);
-        let cert = r.expect(0x70).map_err(Error::tlv(OP))?;
+        let cert = r.expect(0x70).map_err(PivError::tlv(OP))?;
         Ok(Some(cert.to_vec()))
     }
 
     /// Write `cert` (DER) as `slot`'s certificate object: `70 cert 71 00 FE 00`.
-    pub fn put_certificate(&mut self, slot: Slot, cert: &[u8]) -> Result<(), Error> {
-        let mut obj = tlv::encode(0x70, cert).ok_or(Error::CommandTooLong {
+    pub fn put_certificate(&mut self, slot: Slot, cert: &[u8]) -> Result<(), PivError> {
+        let mut obj = tlv::encode(0x70, cert).ok_or(PivError::CommandTooLong {
             operation: "write certificate",
             len: cert.len(),
             limit: MAX_COMMAND_DATA,
@@ -737,12 +740,12 @@ impl<T: Transport> Piv<T> {
     }
 
     /// The MedCard card credential object (`5FFFC0`), raw, if present.
-    pub fn card_credential(&mut self) -> Result<Option<Vec<u8>>, Error> {
+    pub fn card_credential(&mut self) -> Result<Option<Vec<u8>>, PivError> {
         self.get_data(tags::CARD_CREDENTIAL)
     }
 
     /// The MedCard consent token object (`5FFFC1`), raw, if present.
-    pub fn consent_token(&mut self) -> Result<Option<Vec<u8>>, Error> {
+    pub fn consent_token(&mut self) -> Result<Option<Vec<u8>>, PivError> {
         self.get_data(tags::CONSENT_TOKEN)
     }
 }
@@ -778,7 +781,7 @@ fn guid_text(g: &[u8; 16]) -> String {
 
 impl<T: Transport> Piv<T> {
     /// Read everything `card info` shows (no PIN needed, no try spent).
-    pub fn info(&mut self) -> Result<CardInfo, Error> {
+    pub fn info(&mut self) -> Result<CardInfo, PivError> {
         let app = self.select()?;
         let serial = self.serial()?;
         let (a, b, c) = self.version()?;

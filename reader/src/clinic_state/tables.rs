@@ -7,10 +7,10 @@
 use rusqlite::{OptionalExtension, Transaction, TransactionBehavior, params};
 use sha2::{Digest, Sha256};
 
-use super::{ClinicDb, DbError};
+use crate::db::{ClinicDb, DbError};
 use crate::audit::{self, AuditError, Event, EventKind};
 use crate::category::{self, Category};
-use crate::clinic::{IssuedCard, Revocation};
+use super::{IssuedCard, Revocation};
 
 /// A consent token to remember (the bytes as written to / read from the card).
 #[derive(Debug, Clone, Copy)]

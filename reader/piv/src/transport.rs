@@ -3,9 +3,8 @@
 //! - [`PcscTransport`]: a card in a PC/SC reader (pcsc-lite / WinSCard), connected shared, with
 //!   [`PcscTransport::transaction`] for exclusive access over several commands, plus
 //!   [`PcscContext`] to list readers with card presence and to wait for insert/remove events.
-//! - [`SimTransport`]: the card simulator in the same process (`card_applet_sim::Card::process`),
-//!   for tests and the demo mode. Only `Card::process`, `reset` and `power_off` are used: the APDU
-//!   and TLV code of the client is independent of the simulator's.
+//! - `SimTransport` (cargo feature `sim`): the card simulator in the same process
+//!   (`card_applet_sim::Card::process`), for tests and the demo mode.
 //!
 //! All types are `Send`, so a GUI can run card work on a worker thread.
 
@@ -102,62 +101,10 @@ fn check_response(resp: Vec<u8>) -> Result<Vec<u8>, TransportError> {
     Ok(resp)
 }
 
-// ---------------------------------------------------------------------------------------------
-// In-process simulator.
-
-/// The name [`SimTransport`] reports as its reader.
-pub const SIM_READER: &str = "MedCard simulator (in-process)";
-
-/// The card simulator in this process. [`SimTransport::remove_card`] simulates pulling the card.
-pub struct SimTransport {
-    card: Option<card_applet_sim::Card>,
-}
-
-impl SimTransport {
-    /// A transport to `card` (already "inserted" and powered).
-    pub fn new(card: card_applet_sim::Card) -> Self {
-        Self { card: Some(card) }
-    }
-
-    /// Pull the card: later commands fail with [`TransportError::CardRemoved`]. Returns the card.
-    pub fn remove_card(&mut self) -> Option<card_applet_sim::Card> {
-        self.card.take().map(|mut c| {
-            c.power_off();
-            c
-        })
-    }
-
-    /// Insert (another) card, powered up with a clear security status.
-    pub fn insert_card(&mut self, mut card: card_applet_sim::Card) {
-        card.power_off();
-        self.card = Some(card);
-    }
-
-    /// The card, for tests that inspect its persistent state.
-    pub fn card(&self) -> Option<&card_applet_sim::Card> {
-        self.card.as_ref()
-    }
-
-    fn removed() -> TransportError {
-        TransportError::CardRemoved { reader: SIM_READER.to_owned() }
-    }
-}
-
-impl Transport for SimTransport {
-    fn transmit(&mut self, apdu: &[u8]) -> Result<Vec<u8>, TransportError> {
-        let card = self.card.as_mut().ok_or_else(Self::removed)?;
-        check_response(card.process(apdu))
-    }
-
-    fn reset(&mut self) -> Result<(), TransportError> {
-        self.card.as_mut().ok_or_else(Self::removed)?.reset();
-        Ok(())
-    }
-
-    fn reader_name(&self) -> &str {
-        SIM_READER
-    }
-}
+#[cfg(feature = "sim")]
+mod sim;
+#[cfg(feature = "sim")]
+pub use sim::{SIM_READER, SimTransport};
 
 // ---------------------------------------------------------------------------------------------
 // PC/SC.

@@ -33,7 +33,7 @@ pub enum KeyWrapError {
     Integrity { record: String },
     /// The random source failed.
     #[error("the random number source failed: {0}")]
-    Random(String),
+    Random(#[from] crate::random::RandomError),
 }
 
 fn aad(record_id: &str) -> Vec<u8> {
@@ -43,7 +43,7 @@ fn aad(record_id: &str) -> Vec<u8> {
 /// Wraps `key` for `record_id` under `wrap_key`.
 pub fn wrap(wrap_key: &Zeroizing<[u8; 32]>, record_id: &str, key: &ContentKey) -> Result<Vec<u8>, KeyWrapError> {
     let mut nonce = [0u8; 12];
-    getrandom::fill(&mut nonce).map_err(|e| KeyWrapError::Random(e.to_string()))?;
+    crate::random::fill(&mut nonce)?;
     let mut buf = Zeroizing::new(*key.as_bytes());
     let cipher = Aes256Gcm::new((&**wrap_key).into());
     let tag = cipher
