@@ -48,8 +48,6 @@ pub struct MedcardApp {
     pub admin: AdminView,
     /// A line under the title in demo mode (PIN of the demo card, ...).
     pub banner: Option<String>,
-    /// The scripted tour (`--tour`), when running.
-    pub tour: Option<crate::tour::Tour>,
     started: Instant,
     first_frame: Option<f64>,
 }
@@ -60,7 +58,7 @@ impl MedcardApp {
         let kiosk = KioskView::new(env.source.clone(), wake.clone());
         let bedside = BedsideView::new(&env);
         let admin = AdminView::new(&env);
-        MedcardApp { env, view, locked: false, kiosk, bedside, admin, banner: None, tour: None, started: Instant::now(), first_frame: None }
+        MedcardApp { env, view, locked: false, kiosk, bedside, admin, banner: None, started: Instant::now(), first_frame: None }
     }
 
     /// Counts start-up from `t` (process start) instead of construction.
@@ -80,10 +78,6 @@ impl MedcardApp {
             let ms = self.started.elapsed().as_secs_f64() * 1000.0;
             self.first_frame = Some(ms);
             eprintln!("medcard-desktop: first frame after {ms:.0} ms");
-        }
-        if let Some(mut tour) = self.tour.take() {
-            tour.drive(self, ui);
-            self.tour = Some(tour);
         }
         egui::Panel::top("top-bar").show(ui, |ui| {
             ui.horizontal(|ui| {
