@@ -72,7 +72,14 @@ impl MedcardApp {
         self.first_frame
     }
 
-    /// One frame.
+    /// Every view's background work (card watching, finished jobs, timers), whichever view is
+    /// shown: a view behind another keeps following its card and its clock. Draws nothing; run
+    /// it before [`Self::ui`] every frame (eframe does, through [`eframe::App::logic`]).
+    pub fn logic(&mut self, ctx: &egui::Context) {
+        self.kiosk.logic(ctx, &self.env);
+    }
+
+    /// Draws the top bar and the view shown.
     pub fn ui(&mut self, ui: &mut Ui) {
         if self.first_frame.is_none() {
             let ms = self.started.elapsed().as_secs_f64() * 1000.0;
@@ -109,6 +116,10 @@ impl MedcardApp {
 }
 
 impl eframe::App for MedcardApp {
+    fn logic(&mut self, ctx: &egui::Context, _frame: &mut eframe::Frame) {
+        MedcardApp::logic(self, ctx);
+    }
+
     fn ui(&mut self, ui: &mut Ui, _frame: &mut eframe::Frame) {
         MedcardApp::ui(self, ui);
     }

@@ -24,8 +24,12 @@ pub struct Toured {
 }
 
 impl eframe::App for Toured {
+    fn logic(&mut self, ctx: &egui::Context, _frame: &mut eframe::Frame) {
+        self.tour.drive(&mut self.app, ctx);
+        self.app.logic(ctx);
+    }
+
     fn ui(&mut self, ui: &mut Ui, _frame: &mut eframe::Frame) {
-        self.tour.drive(&mut self.app, ui.ctx());
         self.app.ui(ui);
     }
 }
