@@ -77,6 +77,7 @@ impl MedcardApp {
     /// it before [`Self::ui`] every frame (eframe does, through [`eframe::App::logic`]).
     pub fn logic(&mut self, ctx: &egui::Context) {
         self.kiosk.logic(ctx, &self.env);
+        self.bedside.logic(ctx, &self.env);
     }
 
     /// Draws the top bar and the view shown.
