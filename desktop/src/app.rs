@@ -78,6 +78,7 @@ impl MedcardApp {
     pub fn logic(&mut self, ctx: &egui::Context) {
         self.kiosk.logic(ctx, &self.env);
         self.bedside.logic(ctx, &self.env);
+        self.admin.logic(ctx);
     }
 
     /// Draws the top bar and the view shown.

@@ -157,9 +157,8 @@ impl AuditTab {
         }
     }
 
-    /// One frame.
+    /// Draws the tab (the one shown); its finished work is collected by `poll`, every frame.
     pub fn ui(&mut self, ui: &mut Ui, env: &AppContext) {
-        self.poll();
         if (self.reload || self.loaded.is_none()) && self.loading.is_none() {
             self.reload = false;
             let env2 = env.clone();
