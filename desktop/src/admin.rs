@@ -10,6 +10,7 @@
 
 pub mod audit;
 pub mod cards;
+mod listing;
 pub mod records;
 pub mod trust;
 
