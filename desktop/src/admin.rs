@@ -10,6 +10,7 @@
 
 pub mod audit;
 pub mod cards;
+mod listing;
 pub mod records;
 pub mod trust;
 
@@ -222,9 +223,11 @@ impl AdminView {
         self.audit.forget();
     }
 
-    /// One frame.
-    pub fn ui(&mut self, ui: &mut Ui, env: &AppContext) {
-        let now = ui.input(|i| i.time);
+    /// Every frame, shown or not: collects the unlock check and every sub-tab's finished work,
+    /// and runs the idle lock, so an unlocked admin view left behind another view locks itself
+    /// (and forgets the typed PINs) on time instead of when it is next shown.
+    pub fn logic(&mut self, ctx: &egui::Context) {
+        let now = ctx.input(|i| i.time);
         self.clock = now;
         self.poll_unlock(now);
         self.cards.poll();
@@ -240,17 +243,22 @@ impl AdminView {
                 self.lock();
                 self.lock_note = Some("Locked after a few idle minutes. Enter the admin PIN to continue.".into());
             } else {
-                ui.ctx().request_repaint_after(Duration::from_secs(5));
+                ctx.request_repaint_after(Duration::from_secs(5));
             }
         }
-        // Input counts from here on: checked after the idle lock, so the click that brings the
-        // admin view back after a long time elsewhere does not keep it unlocked.
+    }
+
+    /// Draws the admin view (only when it is the view shown); [`Self::logic`] has run this frame.
+    pub fn ui(&mut self, ui: &mut Ui, env: &AppContext) {
+        // Input counts from here on: after the idle lock in `logic`, so the click that brings the
+        // admin view back after a long time elsewhere does not keep it unlocked; and only input
+        // on the admin's own screen is the admin at work.
         if ui.input(|i| !i.events.is_empty() || i.pointer.any_down()) {
-            self.last_touch = now;
+            self.last_touch = self.clock;
         }
         match self.lock {
             Lock::Unlocked => self.unlocked_ui(ui, env),
-            _ => self.locked_ui(ui, env, now),
+            _ => self.locked_ui(ui, env, self.clock),
         }
     }
 

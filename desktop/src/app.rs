@@ -48,8 +48,6 @@ pub struct MedcardApp {
     pub admin: AdminView,
     /// A line under the title in demo mode (PIN of the demo card, ...).
     pub banner: Option<String>,
-    /// The scripted tour (`--tour`), when running.
-    pub tour: Option<crate::tour::Tour>,
     started: Instant,
     first_frame: Option<f64>,
 }
@@ -60,7 +58,7 @@ impl MedcardApp {
         let kiosk = KioskView::new(env.source.clone(), wake.clone());
         let bedside = BedsideView::new(&env);
         let admin = AdminView::new(&env);
-        MedcardApp { env, view, locked: false, kiosk, bedside, admin, banner: None, tour: None, started: Instant::now(), first_frame: None }
+        MedcardApp { env, view, locked: false, kiosk, bedside, admin, banner: None, started: Instant::now(), first_frame: None }
     }
 
     /// Counts start-up from `t` (process start) instead of construction.
@@ -74,16 +72,21 @@ impl MedcardApp {
         self.first_frame
     }
 
-    /// One frame.
+    /// Every view's background work (card watching, finished jobs, timers), whichever view is
+    /// shown: a view behind another keeps following its card and its clock. Draws nothing; run
+    /// it before [`Self::ui`] every frame (eframe does, through [`eframe::App::logic`]).
+    pub fn logic(&mut self, ctx: &egui::Context) {
+        self.kiosk.logic(ctx, &self.env);
+        self.bedside.logic(ctx, &self.env);
+        self.admin.logic(ctx);
+    }
+
+    /// Draws the top bar and the view shown.
     pub fn ui(&mut self, ui: &mut Ui) {
         if self.first_frame.is_none() {
             let ms = self.started.elapsed().as_secs_f64() * 1000.0;
             self.first_frame = Some(ms);
             eprintln!("medcard-desktop: first frame after {ms:.0} ms");
-        }
-        if let Some(mut tour) = self.tour.take() {
-            tour.drive(self, ui);
-            self.tour = Some(tour);
         }
         egui::Panel::top("top-bar").show(ui, |ui| {
             ui.horizontal(|ui| {
@@ -115,6 +118,10 @@ impl MedcardApp {
 }
 
 impl eframe::App for MedcardApp {
+    fn logic(&mut self, ctx: &egui::Context, _frame: &mut eframe::Frame) {
+        MedcardApp::logic(self, ctx);
+    }
+
     fn ui(&mut self, ui: &mut Ui, _frame: &mut eframe::Frame) {
         MedcardApp::ui(self, ui);
     }

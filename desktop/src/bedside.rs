@@ -158,7 +158,7 @@ impl BedsideView {
         self.screen = None;
     }
 
-    fn poll(&mut self, ctx: &egui::Context, env: &AppContext) {
+    fn poll(&mut self, env: &AppContext) {
         if let Some((job, source)) = &mut self.job {
             let done = match job.poll() {
                 Poll::Pending => None,
@@ -212,9 +212,6 @@ impl BedsideView {
                 }
             }
         }
-        if self.cached_stale && self.job.is_none() {
-            self.refresh_cached(ctx, env);
-        }
         // Records whose code expired leave the list (the next open would be refused anyway).
         let now = env.now();
         let before = self.cached.len();
@@ -236,19 +233,29 @@ impl BedsideView {
         }
     }
 
-    /// One frame.
-    pub fn ui(&mut self, ui: &mut Ui, env: &AppContext) {
-        let ctx = ui.ctx().clone();
-        self.poll(&ctx, env);
-        self.take_dropped(&ctx, env);
+    /// Every frame, shown or not: collects finished scans and cache reads, hides a shown record
+    /// when its time is up and drops expired codes from the Cached list, so a record left on
+    /// screen behind another view still hides itself on time.
+    pub fn logic(&mut self, ctx: &egui::Context, env: &AppContext) {
+        self.poll(env);
         #[cfg(feature = "camera")]
-        if let Some(text) = self.camera.poll(&ctx) {
-            self.start(Input::Text(text), &ctx, env);
+        if let Some(text) = self.camera.poll(ctx) {
+            self.start(Input::Text(text), ctx, env);
         }
         if self.screen.as_ref().is_some_and(|s| matches!(s.outcome, Outcome::Shown(_))) || !self.cached.is_empty() {
-            // Countdowns tick without input.
+            // Countdowns and the hide timer tick without input.
             ctx.request_repaint_after(std::time::Duration::from_millis(500));
         }
+    }
+
+    /// Draws the bedside view (only when it is the view shown); [`Self::logic`] has run this frame.
+    pub fn ui(&mut self, ui: &mut Ui, env: &AppContext) {
+        let ctx = ui.ctx().clone();
+        // The Cached list is read when it is to be seen, not behind a kiosk that never shows it.
+        if self.cached_stale && self.job.is_none() {
+            self.refresh_cached(&ctx, env);
+        }
+        self.take_dropped(&ctx, env);
 
         egui::Panel::right("bedside-cached").default_size(320.0).min_size(260.0).show(ui, |ui| self.cached_ui(ui, env));
         egui::ScrollArea::vertical().id_salt("bedside-main").auto_shrink([false, false]).show(ui, |ui| {

@@ -212,24 +212,35 @@ impl KioskView {
         self.reset(Step::TakeCard { title: title.to_owned(), message: message.to_owned(), alarm });
     }
 
-    /// One frame.
-    pub fn ui(&mut self, ui: &mut Ui, env: &AppContext) {
-        let now_t = ui.input(|i| i.time);
-        if ui.input(|i| !i.events.is_empty() || i.pointer.any_down()) {
-            self.last_touch = now_t;
-        }
+    /// Every frame, shown or not: follows the card, collects finished card work, runs the idle
+    /// timer and the QR's expiry, so a session left behind another view still ends (a card pulled
+    /// meanwhile drops the PIN and the QR at once, not when the kiosk is next shown).
+    pub fn logic(&mut self, ctx: &egui::Context, env: &AppContext) {
+        let now_t = ctx.input(|i| i.time);
         self.presence = self.watch.poll();
-        self.follow_card(now_t);
-        self.poll_jobs(ui.ctx());
+        self.follow_card();
+        self.poll_jobs(ctx);
         let busy = matches!(self.step, Step::Checking(_) | Step::Issuing(_));
         if !busy && !matches!(self.step, Step::Insert | Step::TakeCard { .. }) && now_t - self.last_touch > env.settings.kiosk_idle.as_secs_f64() {
             self.take_card("Session ended", "The screen was left alone, so your session was closed for your privacy. Please take your card.", false);
         }
+        if let Step::Qr(q) = &self.step
+            && q.exp - env.now() <= 0
+        {
+            self.take_card("This code has expired", "Please take your card and check in again.", false);
+        }
         if matches!(self.step, Step::Qr(_) | Step::Welcome(_) | Step::Pin) {
             // Countdowns and the idle timer need a tick even without input.
-            ui.ctx().request_repaint_after(std::time::Duration::from_millis(500));
+            ctx.request_repaint_after(std::time::Duration::from_millis(500));
         }
+    }
 
+    /// Draws the kiosk (only when it is the view shown); [`Self::logic`] has run this frame.
+    pub fn ui(&mut self, ui: &mut Ui, env: &AppContext) {
+        // Only input on the kiosk's own screen is a patient touching it.
+        if ui.input(|i| !i.events.is_empty() || i.pointer.any_down()) {
+            self.last_touch = ui.input(|i| i.time);
+        }
         if let CardSource::Sim(slot) = self.watch.source().clone() {
             egui::Panel::bottom("demo-reader").show(ui, |ui| {
                 ui.horizontal(|ui| {
@@ -268,7 +279,7 @@ impl KioskView {
         });
     }
 
-    fn follow_card(&mut self, _now: f64) {
+    fn follow_card(&mut self) {
         match (&self.presence, &self.step) {
             (Presence::Card, Step::Insert) => {
                 self.notice = None;
@@ -473,11 +484,8 @@ impl KioskView {
 
     fn qr_ui(&mut self, ui: &mut Ui, env: &AppContext) {
         let Step::Qr(q) = &self.step else { return };
+        // An expired code left the screen in `logic`; a second that ticked since reads 0:00.
         let left = q.exp - env.now();
-        if left <= 0 {
-            self.take_card("This code has expired", "Please take your card and check in again.", false);
-            return;
-        }
         style::heading(ui, "You are checked in", style::GOOD);
         ui.label(RichText::new("Show this code to the nurse or doctor.").size(22.0));
         ui.add_space(6.0);

@@ -2,6 +2,18 @@
 //! view on the `reader` and `qr` libraries. It adds no security logic of its own: every check
 //! (card proof, PIN, consent, QR signature, one-time use, record digest, audit) is a library call;
 //! this crate decides what to show and keeps long work off the UI thread.
+//!
+//! Layers, bottom up (a module uses only modules of lower layers):
+//! 1. [`style`], [`jobs`], [`admin_pin`], [`camera`]
+//! 2. [`card_source`], [`document`]
+//! 3. [`context`], [`demo`]
+//! 4. [`kiosk`], [`bedside`], [`admin`]
+//! 5. [`app`]
+//! 6. [`tour`]
+//!
+//! Each view (kiosk, bedside, admin) has `logic()`, its background work, which the app runs for
+//! every view every frame, and `ui()`, its drawing, run for the view shown. The tour wraps the
+//! app ([`tour::Toured`]) rather than living inside it.
 
 pub mod admin;
 pub mod admin_pin;

@@ -168,8 +168,11 @@ fn run(args: Args, t0: Instant) -> Result<(), String> {
             app.locked = lock;
             app.banner = banner;
             app.started_at(t0);
-            app.tour = tour;
-            Ok(Box::new(app))
+            let app: Box<dyn eframe::App> = match tour {
+                Some(tour) => Box::new(medcard_desktop::tour::Toured { app, tour }),
+                None => Box::new(app),
+            };
+            Ok(app)
         }),
     )
     .map_err(|e| format!("cannot open the window: {e} (is a display available? on a server run it under xvfb-run)"))?;

@@ -3,6 +3,9 @@
 //! prints the start-up time and memory figures, and closes the window. `scripts/screenshots.sh`
 //! runs it under Xvfb to refresh docs/screenshots/; CI runs it to prove the window works on a
 //! machine without a display.
+//!
+//! [`Toured`] wraps the app and plays the tour on it from outside, so the app knows nothing of
+//! the tour (it owned one before, and the two modules needed each other).
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
@@ -10,6 +13,26 @@ use std::path::{Path, PathBuf};
 use egui::Ui;
 
 use crate::app::{MedcardApp, View};
+
+/// The app with a tour playing on it (`--tour`): each frame the tour acts first, then the app
+/// runs as it would without it.
+pub struct Toured {
+    /// The app the tour drives.
+    pub app: MedcardApp,
+    /// The tour.
+    pub tour: Tour,
+}
+
+impl eframe::App for Toured {
+    fn logic(&mut self, ctx: &egui::Context, _frame: &mut eframe::Frame) {
+        self.tour.drive(&mut self.app, ctx);
+        self.app.logic(ctx);
+    }
+
+    fn ui(&mut self, ui: &mut Ui, _frame: &mut eframe::Frame) {
+        self.app.ui(ui);
+    }
+}
 
 /// One thing the tour does.
 #[derive(Debug, Clone)]
@@ -115,8 +138,8 @@ impl Tour {
     }
 
     /// Advances the tour by at most one act; call at the start of every frame.
-    pub fn drive(&mut self, app: &mut MedcardApp, ui: &mut Ui) {
-        let ctx = ui.ctx().clone();
+    pub fn drive(&mut self, app: &mut MedcardApp, ctx: &egui::Context) {
+        let ctx = ctx.clone();
         ctx.request_repaint();
         self.peak_rss_kb = self.peak_rss_kb.max(rss_kb("VmRSS:"));
         // A requested screenshot arrives as an event a frame or two later.

@@ -127,7 +127,7 @@ fn admin_left_for_another_view_is_locked_when_it_comes_back_after_the_idle_time(
     for _ in 0..20 {
         h.step();
     }
-    assert!(h.state().admin.is_unlocked(), "not drawn, not checked yet");
+    assert!(!h.state().admin.is_unlocked(), "the idle lock runs while another view is shown (issue 14)");
     click(&mut h, "Admin");
     wait_for(&mut h, "Locked after a few idle minutes");
     assert!(!h.state().admin.is_unlocked());

@@ -7,6 +7,7 @@ use egui::{RichText, Ui};
 use reader::audit::alerts::{self, Alert, Rules};
 use reader::audit::{self, Entry, Finding};
 
+use super::listing::Listing;
 use super::{Note, inline_field, note_ui, spawn, working};
 use crate::context::AppContext;
 use crate::jobs::{Job, finished};
@@ -91,11 +92,8 @@ pub struct Loaded {
 }
 
 /// The Audit log sub-tab.
-#[derive(Default)]
 pub struct AuditTab {
-    loaded: Option<Result<Loaded, String>>,
-    loading: Option<Job<Result<Loaded, String>>>,
-    reload: bool,
+    loaded: Listing<Loaded>,
     /// The filters.
     pub filter: Filter,
     verifying: Option<Job<Result<String, String>>>,
@@ -104,23 +102,28 @@ pub struct AuditTab {
     shown: Option<(Filter, i64, usize, Vec<usize>)>,
 }
 
+impl Default for AuditTab {
+    fn default() -> Self {
+        AuditTab { loaded: Listing::new("Reading the audit log", load), filter: Filter::default(), verifying: None, verdict: None, shown: None }
+    }
+}
+
 impl AuditTab {
     /// The alerts as last loaded.
     #[must_use]
     pub fn alerts(&self) -> Option<&[Alert]> {
-        self.loaded.as_ref().and_then(|r| r.as_ref().ok()).map(|l| l.alerts.as_slice())
+        self.loaded.ok().map(|l| l.alerts.as_slice())
     }
 
     /// Whether work is running (loading, verifying).
     #[must_use]
     pub fn busy(&self) -> bool {
-        self.loading.is_some() || self.verifying.is_some()
+        self.loaded.loading() || self.verifying.is_some()
     }
 
     /// Forgets what was loaded (locking): read again when shown.
     pub fn forget(&mut self) {
-        self.loaded = None;
-        self.reload = true;
+        self.loaded.forget();
         self.verdict = None;
     }
 
@@ -147,8 +150,7 @@ impl AuditTab {
 
     /// Collects finished work (every frame, whichever tab is shown).
     pub fn poll(&mut self) {
-        if let Some(r) = finished(&mut self.loading) {
-            self.loaded = Some(r.and_then(|l| l));
+        if self.loaded.poll() {
             self.shown = None;
         }
         // Verifying and signing a checkpoint add no entry: the list stays as loaded.
@@ -157,14 +159,9 @@ impl AuditTab {
         }
     }
 
-    /// One frame.
+    /// Draws the tab (the one shown); its finished work is collected by `poll`, every frame.
     pub fn ui(&mut self, ui: &mut Ui, env: &AppContext) {
-        self.poll();
-        if (self.reload || self.loaded.is_none()) && self.loading.is_none() {
-            self.reload = false;
-            let env2 = env.clone();
-            self.loading = Some(spawn(ui.ctx(), "Reading the audit log", move || load(&env2)));
-        }
+        self.loaded.load_if_needed(ui.ctx(), env);
         ui.horizontal(|ui| {
             ui.heading("Audit log");
             if ui.add_enabled(self.verifying.is_none(), egui::Button::new("Verify log")).clicked() {
@@ -177,18 +174,13 @@ impl AuditTab {
             {
                 self.checkpoint(ui.ctx(), env);
             }
-            if ui.add_enabled(self.loading.is_none(), egui::Button::new("Refresh")).clicked() {
-                self.reload = true;
-            }
-            if self.loading.is_some() {
-                ui.spinner();
-            }
+            self.loaded.refresh_ui(ui);
         });
         if let Some(j) = &self.verifying {
             working(ui, j.what());
         }
         note_ui(ui, &self.verdict);
-        let loaded = match &self.loaded {
+        let loaded = match self.loaded.get() {
             None => return,
             Some(Err(m)) => {
                 ui.label(RichText::new(m).color(style::BAD));

@@ -13,6 +13,7 @@ use reader::sw::Secret;
 use reader::{CardError, PinBlock, PivError, TransportError};
 use zeroize::Zeroizing;
 
+use super::listing::Listing;
 use super::{Note, field, note_ui, secret_buffer, spawn, working};
 use crate::card_source::CardSource;
 use crate::context::AppContext;
@@ -46,9 +47,7 @@ pub struct CardsTab {
     blanks: u32,
     /// Cards taken out of the demo reader for blank ones (the last one can be put back).
     set_aside: Vec<Card>,
-    cards: Option<Result<Vec<CardRow>, String>>,
-    loading: Option<Job<Result<Vec<CardRow>, String>>>,
-    reload: bool,
+    cards: Listing<Vec<CardRow>>,
     revoke: Option<(u32, String)>,
     revoking: Option<Job<Result<String, String>>>,
     list_note: Note,
@@ -82,9 +81,7 @@ impl CardsTab {
             listing_readers: None,
             blanks: 0,
             set_aside: Vec::new(),
-            cards: None,
-            loading: None,
-            reload: false,
+            cards: Listing::new("Loading the issued cards", load_cards),
             revoke: None,
             revoking: None,
             list_note: None,
@@ -109,19 +106,18 @@ impl CardsTab {
     /// Whether work is running (issuance, revocation, loading).
     #[must_use]
     pub fn busy(&self) -> bool {
-        self.issuing.is_some() || self.revoking.is_some() || self.loading.is_some() || self.listing_readers.is_some()
+        self.issuing.is_some() || self.revoking.is_some() || self.cards.loading() || self.listing_readers.is_some()
     }
 
     /// The issued cards as last loaded.
     #[must_use]
     pub fn listed(&self) -> Option<&[CardRow]> {
-        self.cards.as_ref().and_then(|r| r.as_ref().ok()).map(Vec::as_slice)
+        self.cards.ok().map(Vec::as_slice)
     }
 
     /// Forgets what was loaded and shown (locking): read again when shown.
     pub fn forget(&mut self) {
-        self.cards = None;
-        self.reload = true;
+        self.cards.forget();
         self.revoke = None;
         self.note = None;
         self.list_note = None;
@@ -133,18 +129,16 @@ impl CardsTab {
         match finished(&mut self.issuing) {
             Some(Ok(r)) => {
                 self.note = Some(r);
-                self.reload = true;
+                self.cards.reload();
             }
             Some(Err(lost)) => self.note = Some(Err(lost)),
             None => {}
         }
-        if let Some(r) = finished(&mut self.loading) {
-            self.cards = Some(r.and_then(|cards| cards));
-        }
+        self.cards.poll();
         match finished(&mut self.revoking) {
             Some(Ok(r)) => {
                 self.list_note = Some(r);
-                self.reload = true;
+                self.cards.reload();
             }
             Some(Err(lost)) => self.list_note = Some(Err(lost)),
             None => {}
@@ -161,14 +155,9 @@ impl CardsTab {
         }
     }
 
-    /// One frame.
+    /// Draws the tab (the one shown); its finished work is collected by `poll`, every frame.
     pub fn ui(&mut self, ui: &mut Ui, env: &AppContext) {
-        self.poll();
-        if (self.reload || self.cards.is_none()) && self.loading.is_none() {
-            self.reload = false;
-            let env2 = env.clone();
-            self.loading = Some(spawn(ui.ctx(), "Loading the issued cards", move || load_cards(&env2)));
-        }
+        self.cards.load_if_needed(ui.ctx(), env);
         ui.heading("Issue a card");
         self.reader_ui(ui, env);
         let editable = self.issuing.is_none();
@@ -299,12 +288,7 @@ impl CardsTab {
     fn list_ui(&mut self, ui: &mut Ui, env: &AppContext) {
         ui.horizontal(|ui| {
             ui.heading("Issued cards");
-            if ui.add_enabled(self.loading.is_none(), egui::Button::new("Refresh")).clicked() {
-                self.reload = true;
-            }
-            if self.loading.is_some() {
-                ui.spinner();
-            }
+            self.cards.refresh_ui(ui);
         });
         if let Some((serial, reason)) = &mut self.revoke {
             let serial = *serial;
@@ -331,7 +315,7 @@ impl CardsTab {
             working(ui, j.what());
         }
         note_ui(ui, &self.list_note);
-        match &self.cards {
+        match self.cards.get() {
             None => {}
             Some(Err(m)) => {
                 ui.label(RichText::new(m).color(style::BAD));

@@ -10,6 +10,7 @@ use reader::category::Category;
 use reader::db::RecordRow;
 use reader::records::{NewRecord, add_record_file, media_type_for};
 
+use super::listing::Listing;
 use super::{Note, field, note_ui, spawn, working};
 use crate::context::AppContext;
 use crate::jobs::{Job, finished};
@@ -25,9 +26,7 @@ pub struct RecordsTab {
     file: String,
     adding: Option<Job<Result<String, String>>>,
     note: Note,
-    rows: Option<Result<Vec<RecordRow>, String>>,
-    loading: Option<Job<Result<Vec<RecordRow>, String>>>,
-    reload: bool,
+    rows: Listing<Vec<RecordRow>>,
 }
 
 impl Default for RecordsTab {
@@ -38,9 +37,7 @@ impl Default for RecordsTab {
             file: String::new(),
             adding: None,
             note: None,
-            rows: None,
-            loading: None,
-            reload: false,
+            rows: Listing::new("Loading the records", load),
         }
     }
 }
@@ -49,19 +46,18 @@ impl RecordsTab {
     /// The records as last loaded.
     #[must_use]
     pub fn listed(&self) -> Option<&[RecordRow]> {
-        self.rows.as_ref().and_then(|r| r.as_ref().ok()).map(Vec::as_slice)
+        self.rows.ok().map(Vec::as_slice)
     }
 
     /// Whether work is running (adding, loading).
     #[must_use]
     pub fn busy(&self) -> bool {
-        self.adding.is_some() || self.loading.is_some()
+        self.adding.is_some() || self.rows.loading()
     }
 
     /// Forgets what was loaded and shown (locking): read again when shown.
     pub fn forget(&mut self) {
-        self.rows = None;
-        self.reload = true;
+        self.rows.forget();
         self.note = None;
     }
 
@@ -70,24 +66,17 @@ impl RecordsTab {
         match finished(&mut self.adding) {
             Some(Ok(r)) => {
                 self.note = Some(r);
-                self.reload = true;
+                self.rows.reload();
             }
             Some(Err(lost)) => self.note = Some(Err(lost)),
             None => {}
         }
-        if let Some(r) = finished(&mut self.loading) {
-            self.rows = Some(r.and_then(|rows| rows));
-        }
+        self.rows.poll();
     }
 
-    /// One frame.
+    /// Draws the tab (the one shown); its finished work is collected by `poll`, every frame.
     pub fn ui(&mut self, ui: &mut Ui, env: &AppContext) {
-        self.poll();
-        if (self.reload || self.rows.is_none()) && self.loading.is_none() {
-            self.reload = false;
-            let env2 = env.clone();
-            self.loading = Some(spawn(ui.ctx(), "Loading the records", move || load(&env2)));
-        }
+        self.rows.load_if_needed(ui.ctx(), env);
         ui.heading("Add a record");
         field(ui, "Patient id", &mut self.patient_id, false, 220.0);
         ui.horizontal(|ui| {
@@ -123,14 +112,9 @@ impl RecordsTab {
         ui.separator();
         ui.horizontal(|ui| {
             ui.heading("Records");
-            if ui.add_enabled(self.loading.is_none(), egui::Button::new("Refresh")).clicked() {
-                self.reload = true;
-            }
-            if self.loading.is_some() {
-                ui.spinner();
-            }
+            self.rows.refresh_ui(ui);
         });
-        match &self.rows {
+        match self.rows.get() {
             None => {}
             Some(Err(m)) => {
                 ui.label(RichText::new(m).color(style::BAD));

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 
 use egui::{RichText, Ui};
 
+use super::listing::Listing;
 use super::{Note, field, note_ui, spawn, working};
 use crate::context::AppContext;
 use crate::jobs::{Job, finished};
@@ -30,11 +31,8 @@ pub struct TrustRow {
 }
 
 /// The Trust list sub-tab.
-#[derive(Default)]
 pub struct TrustTab {
-    rows: Option<Result<Vec<TrustRow>, String>>,
-    loading: Option<Job<Result<Vec<TrustRow>, String>>>,
-    reload: bool,
+    rows: Listing<Vec<TrustRow>>,
     import_path: String,
     import_fingerprint: String,
     import_clinic_id: String,
@@ -46,50 +44,59 @@ pub struct TrustTab {
     remove: Option<String>,
 }
 
+impl Default for TrustTab {
+    fn default() -> Self {
+        TrustTab {
+            rows: Listing::new("Loading the trust list", load),
+            import_path: String::new(),
+            import_fingerprint: String::new(),
+            import_clinic_id: String::new(),
+            include_partners: false,
+            export_path: String::new(),
+            export_partners: false,
+            work: None,
+            note: None,
+            remove: None,
+        }
+    }
+}
+
 impl TrustTab {
     /// The entries as last loaded (this clinic first).
     #[must_use]
     pub fn listed(&self) -> Option<&[TrustRow]> {
-        self.rows.as_ref().and_then(|r| r.as_ref().ok()).map(Vec::as_slice)
+        self.rows.ok().map(Vec::as_slice)
     }
 
     /// Whether work is running (import, remove, export, loading).
     #[must_use]
     pub fn busy(&self) -> bool {
-        self.work.is_some() || self.loading.is_some()
+        self.work.is_some() || self.rows.loading()
     }
 
     /// Forgets what was loaded and shown (locking): read again when shown.
     pub fn forget(&mut self) {
-        self.rows = None;
-        self.reload = true;
+        self.rows.forget();
         self.note = None;
         self.remove = None;
     }
 
     /// Collects finished work (every frame, whichever tab is shown).
     pub fn poll(&mut self) {
-        if let Some(r) = finished(&mut self.loading) {
-            self.rows = Some(r.and_then(|rows| rows));
-        }
+        self.rows.poll();
         match finished(&mut self.work) {
             Some(Ok(r)) => {
                 self.note = Some(r);
-                self.reload = true;
+                self.rows.reload();
             }
             Some(Err(lost)) => self.note = Some(Err(lost)),
             None => {}
         }
     }
 
-    /// One frame.
+    /// Draws the tab (the one shown); its finished work is collected by `poll`, every frame.
     pub fn ui(&mut self, ui: &mut Ui, env: &AppContext) {
-        self.poll();
-        if (self.reload || self.rows.is_none()) && self.loading.is_none() {
-            self.reload = false;
-            let env2 = env.clone();
-            self.loading = Some(spawn(ui.ctx(), "Loading the trust list", move || load(&env2)));
-        }
+        self.rows.load_if_needed(ui.ctx(), env);
         if self.export_path.is_empty() {
             self.export_path = env.export_dir.join("clinic-ca.pem").display().to_string();
         }
@@ -154,15 +161,10 @@ impl TrustTab {
         ui.separator();
         ui.horizontal(|ui| {
             ui.heading("Trusted issuers");
-            if ui.add_enabled(self.loading.is_none(), egui::Button::new("Refresh")).clicked() {
-                self.reload = true;
-            }
-            if self.loading.is_some() {
-                ui.spinner();
-            }
+            self.rows.refresh_ui(ui);
         });
         let mut ask = None;
-        match &self.rows {
+        match self.rows.get() {
             None => {}
             Some(Err(m)) => {
                 ui.label(RichText::new(m).color(style::BAD));

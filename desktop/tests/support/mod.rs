@@ -21,14 +21,20 @@ pub fn app_on(view: View, source: Option<CardSource>) -> (Harness<'static, Medca
     let d = demo::create(None, medcard_desktop::context::system_now()).unwrap();
     let env = AppContext::new(&d.data_dir, source.unwrap_or_else(|| CardSource::Sim(d.slot.clone())));
     let app = MedcardApp::new(env, view, || {});
-    let harness = Harness::builder().with_size(egui::vec2(1100.0, 860.0)).build_ui_state(|ui, app: &mut MedcardApp| app.ui(ui), app);
+    let harness = Harness::builder().with_size(egui::vec2(1100.0, 860.0)).build_ui_state(frame, app);
     (harness, d)
+}
+
+/// One frame as eframe runs it: every view's logic, then the view shown.
+fn frame(ui: &mut egui::Ui, app: &mut MedcardApp) {
+    app.logic(ui.ctx());
+    app.ui(ui);
 }
 
 /// The app on `env` in a harness.
 pub fn harness(env: AppContext, view: View) -> Harness<'static, MedcardApp> {
     let app = MedcardApp::new(env, view, || {});
-    Harness::builder().with_size(egui::vec2(1100.0, 860.0)).build_ui_state(|ui, app: &mut MedcardApp| app.ui(ui), app)
+    Harness::builder().with_size(egui::vec2(1100.0, 860.0)).build_ui_state(frame, app)
 }
 
 /// Steps the UI until a node whose label contains `label` shows up (work runs on threads: a
