@@ -3,8 +3,6 @@
 //! file lock for the whole test (one pcscd per machine).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
-#[path = "../../reader/tests/pcscd_support/mod.rs"]
-mod pcscd_support;
 mod support;
 
 use std::process::Command;
@@ -12,7 +10,7 @@ use std::process::Command;
 use egui::accesskit::Role;
 use egui_kittest::kittest::Queryable;
 use medcard_desktop::{AppContext, CardSource, View, demo};
-use pcscd_support::{READER_00, ServedCard, card_sim, context_for, lock_reader};
+use support::pcscd_support::{READER_00, ServedCard, card_sim, context_for, lock_reader};
 use support::{click, harness, type_into, wait_for, wait_until};
 
 #[test]

@@ -23,44 +23,16 @@ use reader::PcscContext;
 
 #[path = "../../reader/tests/pcscd_support/mod.rs"]
 mod pcscd_support;
-use pcscd_support::{Lock, READER_00, ServedCard, context_for, lock_reader};
+use pcscd_support::{Lock, READER_00, ServedCard, card_sim, context_for, lock_reader, medcard_bin};
 
 const READER: &str = READER_00.name;
 const PIN: &str = "482913";
 const PUK: &str = "77120934";
 const PATIENT: &str = "P-1001";
 
-fn bin(name: &str, env: &str) -> PathBuf {
-    if let Some(p) = std::env::var_os(env) {
-        return PathBuf::from(p);
-    }
-    let exe = std::env::current_exe().unwrap();
-    let profile_dir = exe.parent().and_then(|d| d.parent()).unwrap().to_path_buf();
-    let sibling = profile_dir.join(name);
-    if sibling.is_file() {
-        return sibling;
-    }
-    let own_target = profile_dir.parent().unwrap().join("medcard-e2e-bins");
-    let pkg = if name == "medcard" { "reader" } else { "card-applet-sim" };
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let status = Command::new(cargo)
-        .args(["build", "-p", pkg, "--bin", name, "--target-dir"])
-        .arg(&own_target)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .status()
-        .expect("cannot run cargo");
-    assert!(status.success(), "building {name} failed; set {env}");
-    own_target.join("debug").join(name)
-}
-
-fn medcard_bin() -> &'static Path {
-    static P: OnceLock<PathBuf> = OnceLock::new();
-    P.get_or_init(|| bin("medcard", "MEDCARD"))
-}
-
 fn card_sim_bin() -> &'static Path {
     static P: OnceLock<PathBuf> = OnceLock::new();
-    P.get_or_init(|| bin("card-sim", "CARD_SIM"))
+    P.get_or_init(card_sim)
 }
 
 /// `medcard ARGS --data DIR`, optionally at a given clock.

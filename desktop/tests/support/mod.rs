@@ -2,9 +2,8 @@
 //! that runs on worker threads, and the `medcard` binary for cross-checks.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
-use std::sync::OnceLock;
 
 use egui_kittest::Harness;
 use egui_kittest::kittest::{NodeT, Queryable};
@@ -85,31 +84,10 @@ pub fn pin_pad(h: &mut Harness<'_, MedcardApp>, digits: &str) {
     }
 }
 
-/// The `medcard` CLI (next to this test binary, else built into a target dir of our own).
-pub fn medcard_bin() -> &'static Path {
-    static P: OnceLock<PathBuf> = OnceLock::new();
-    P.get_or_init(|| {
-        if let Some(p) = std::env::var_os("MEDCARD") {
-            return PathBuf::from(p);
-        }
-        let exe = std::env::current_exe().unwrap();
-        let profile_dir = exe.parent().and_then(|d| d.parent()).unwrap().to_path_buf();
-        let sibling = profile_dir.join("medcard");
-        if sibling.is_file() {
-            return sibling;
-        }
-        let own = profile_dir.parent().unwrap().join("medcard-desktop-bins");
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let st = Command::new(cargo)
-            .args(["build", "-p", "reader", "--bin", "medcard", "--target-dir"])
-            .arg(&own)
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .status()
-            .unwrap();
-        assert!(st.success(), "building medcard failed; set MEDCARD=path");
-        own.join("debug").join("medcard")
-    })
-}
+#[path = "../../../reader/tests/pcscd_support/mod.rs"]
+pub mod pcscd_support;
+/// The `medcard` CLI, found as every test crate finds it.
+pub use pcscd_support::medcard_bin;
 
 /// Runs `medcard ARGS --data DIR`.
 pub fn medcard(data: &Path, args: &[&str]) -> Output {

@@ -2,7 +2,7 @@
 //! 35963, used by the simulator's and the end-to-end tests; [`READER_01`], port 35964, used by
 //! the reader's tests), the lock that serializes each reader's users (a mutex inside the test
 //! binary plus an exclusive lock on `$TMPDIR/medcard-pcscd-vpcd<N>.lock` against other
-//! processes), finding `card-sim`, serving a card ([`ServedCard`]: stopping it waits until
+//! processes), finding the workspace's binaries (`card-sim`, `medcard`), serving a card ([`ServedCard`]: stopping it waits until
 //! pcscd has seen the card go), and waiting for pcscd to see a card come or go.
 //!
 //! The reader's tests include it as `mod pcscd_support;`, the end-to-end tests (`medcard-e2e`) as
@@ -69,33 +69,43 @@ pub fn lock() -> Lock {
     lock_reader(&READER_01)
 }
 
-/// `$CARD_SIM`, else `card-sim` beside this test binary's profile directory, else built into a
-/// target directory of its own.
+/// A workspace binary for tests of another package (where `CARGO_BIN_EXE_<name>` does not
+/// exist): `$<env>`, else `name` beside this test binary's profile directory (`cargo test
+/// --workspace` built it), else built into a target directory of its own. The one place every
+/// test crate finds `medcard` and `card-sim`.
+pub fn workspace_binary(name: &'static str, env: &'static str, package: &'static str) -> PathBuf {
+    if let Some(p) = std::env::var_os(env) {
+        return PathBuf::from(p);
+    }
+    // target/<profile>/deps/<test>-HASH → target/<profile>
+    let exe = std::env::current_exe().unwrap();
+    let profile_dir = exe.parent().and_then(|d| d.parent()).unwrap().to_path_buf();
+    let sibling = profile_dir.join(name);
+    if sibling.is_file() {
+        return sibling;
+    }
+    let own_target = profile_dir.parent().unwrap().join(format!("{name}-for-tests"));
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let status = Command::new(cargo)
+        .args(["build", "-p", package, "--bin", name, "--target-dir"])
+        .arg(&own_target)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .status()
+        .unwrap_or_else(|e| panic!("cannot run cargo to build {name}: {e}"));
+    assert!(status.success(), "building {name} failed; set {env} to a built {name}");
+    own_target.join("debug").join(name)
+}
+
+/// `card-sim` ([`workspace_binary`], `$CARD_SIM`).
 pub fn card_sim() -> PathBuf {
     static PATH: OnceLock<PathBuf> = OnceLock::new();
-    PATH.get_or_init(|| {
-        if let Some(p) = std::env::var_os("CARD_SIM") {
-            return PathBuf::from(p);
-        }
-        // target/<profile>/deps/<test>-HASH → target/<profile>
-        let exe = std::env::current_exe().unwrap();
-        let profile_dir = exe.parent().and_then(|d| d.parent()).unwrap().to_path_buf();
-        let sibling = profile_dir.join("card-sim");
-        if sibling.is_file() {
-            return sibling;
-        }
-        let own_target = profile_dir.parent().unwrap().join("card-sim-for-reader-tests");
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let status = Command::new(cargo)
-            .args(["build", "-p", "card-applet-sim", "--bin", "card-sim", "--target-dir"])
-            .arg(&own_target)
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .status()
-            .expect("cannot run cargo to build card-sim");
-        assert!(status.success(), "building card-sim failed; set CARD_SIM to a built card-sim");
-        own_target.join("debug").join("card-sim")
-    })
-    .clone()
+    PATH.get_or_init(|| workspace_binary("card-sim", "CARD_SIM", "card-applet-sim")).clone()
+}
+
+/// `medcard` for tests outside the `reader` package ([`workspace_binary`], `$MEDCARD`).
+pub fn medcard_bin() -> &'static Path {
+    static PATH: OnceLock<PathBuf> = OnceLock::new();
+    PATH.get_or_init(|| workspace_binary("medcard", "MEDCARD", "reader"))
 }
 
 /// A PC/SC context on a pcscd that has reader `r`.
