@@ -80,7 +80,7 @@ enum CliError {
     #[error("could not create the card file: {0}")]
     Create(#[source] PersistError),
     #[error("could not read a random serial from the OS: {0}")]
-    Random(String),
+    Random(#[source] getrandom::Error),
     #[error(transparent)]
     Load(#[from] persist::LoadError),
     #[error("card file {path} is in use by another card-sim (lock {lock} is held)")]
@@ -148,7 +148,7 @@ fn new_card(out: &Path, serial: Option<u32>) -> Result<(), CliError> {
         Some(s) => s,
         None => {
             let mut b = [0u8; 4];
-            getrandom::fill(&mut b).map_err(|e| CliError::Random(e.to_string()))?;
+            getrandom::fill(&mut b).map_err(CliError::Random)?;
             // Keep it positive and 8 digits or fewer when printed, like YubiKey serials.
             u32::from_be_bytes(b) % 100_000_000
         }

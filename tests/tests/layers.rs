@@ -164,10 +164,10 @@ fn violations(src: &Path) -> Result<Vec<String>, String> {
                 if target == m {
                     continue;
                 }
-                if let Some(&t) = layers.get(target) {
-                    if t >= layer {
-                        out.push(format!("{m} (layer {layer}) uses {target} (layer {t}) in {}", file.display()));
-                    }
+                if let Some(&t) = layers.get(target)
+                    && t >= layer
+                {
+                    out.push(format!("{m} (layer {layer}) uses {target} (layer {t}) in {}", file.display()));
                 }
             }
         }

@@ -162,12 +162,12 @@ fn protected_header(record_id: &str, category: Category) -> Result<Vec<u8>, Reco
         .value(LABEL_RECORD_ID, ciborium::Value::Text(record_id.to_owned()))
         .value(LABEL_CATEGORY, ciborium::Value::Text(category.as_str().to_owned()))
         .build();
-    header.to_vec().map_err(|source| RecordError::HeaderEncode(source))
+    header.to_vec().map_err(RecordError::HeaderEncode)
 }
 
 fn enc_structure(protected: &[u8], aad: &[u8]) -> Result<Vec<u8>, RecordError> {
     let header = Header::from_slice(protected)
-        .map_err(|source| RecordError::HeaderReparse(source))?;
+        .map_err(RecordError::HeaderReparse)?;
     let protected = ProtectedHeader { original_data: Some(protected.to_vec()), header };
     Ok(coset::enc_structure_data(EncryptionContext::CoseEncrypt0, protected, aad))
 }
