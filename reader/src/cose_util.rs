@@ -16,11 +16,19 @@ use sha2::{Digest, Sha256};
 #[non_exhaustive]
 pub enum ObjectError {
     /// Not a well-formed COSE_Sign1 (tag, array, headers, trailing bytes).
-    #[error("{what} is not a valid COSE_Sign1: {why}")]
-    Structure { what: &'static str, why: String },
+    #[error("{what} is not a valid COSE_Sign1: {source}")]
+    Structure {
+        what: &'static str,
+        #[source]
+        source: qr::cose::CoseError,
+    },
     /// Not ES256 with a protected alg.
-    #[error("{what}: {why}")]
-    Algorithm { what: &'static str, why: String },
+    #[error("{what}: {source}")]
+    Algorithm {
+        what: &'static str,
+        #[source]
+        source: qr::cose::AlgorithmError,
+    },
     /// The protected content type is not the one this object must carry.
     #[error("{what}: content type {got:?}, expected {expected:?}")]
     ContentType { what: &'static str, expected: &'static str, got: String },
@@ -30,7 +38,15 @@ pub enum ObjectError {
     /// The signature does not verify with the key it must verify with.
     #[error("{what}: the signature does not verify with {key}")]
     BadSignature { what: &'static str, key: String },
-    /// The payload is not the CBOR map this object must carry.
+    /// The payload is not a well-formed CBOR map.
+    #[error("{what}: payload {source}")]
+    Claims {
+        what: &'static str,
+        #[source]
+        source: qr::claims::ClaimsError,
+    },
+    /// The payload is a CBOR map, but not with the claims this object must carry (the text says
+    /// which claim and why).
     #[error("{what}: payload {why}")]
     Payload { what: &'static str, why: String },
 }
@@ -86,8 +102,8 @@ pub struct Parsed {
 /// Parses strictly (via `qr::cose`), requires ES256 in the protected header, the given content
 /// type and a protected kid.
 pub fn parse(bytes: &[u8], what: &'static str, content_type: &'static str) -> Result<Parsed, ObjectError> {
-    let (msg, _tagging) = qr::cose::parse(bytes).map_err(|e| ObjectError::Structure { what, why: e.to_string() })?;
-    qr::cose::check_algorithm(&msg, true).map_err(|e| ObjectError::Algorithm { what, why: e.to_string() })?;
+    let (msg, _tagging) = qr::cose::parse(bytes).map_err(|source| ObjectError::Structure { what, source })?;
+    qr::cose::check_algorithm(&msg, true).map_err(|source| ObjectError::Algorithm { what, source })?;
     match &msg.protected.header.content_type {
         Some(coset::RegisteredLabel::Text(t)) if t == content_type => {}
         Some(other) => {
@@ -126,7 +142,7 @@ impl Fields {
     /// Decodes `bytes` as exactly one CBOR map without duplicate keys or trailing data.
     pub fn decode(bytes: &[u8], what: &'static str) -> Result<Fields, ObjectError> {
         let entries =
-            qr::claims::decode_claims_map(bytes).map_err(|e| ObjectError::Payload { what, why: e.to_string() })?;
+            qr::claims::decode_claims_map(bytes).map_err(|source| ObjectError::Claims { what, source })?;
         Ok(Fields { what, entries })
     }
     fn take(&mut self, key: i64) -> Result<Value, ObjectError> {

@@ -34,9 +34,11 @@ pub enum Error {
     /// The clinic state: database, audit log, a replayed consent version, a trust file.
     #[error(transparent)]
     Clinic(#[from] ClinicError),
-    /// The card's signature over a consent token could not be made.
+    /// The card's signature over a consent token is not one (the card answered garbage), or the
+    /// signed object could not be encoded. The card's own failure (pulled, refused) is
+    /// [`Error::Card`].
     #[error(transparent)]
-    CardSignature(#[from] SignError<PivError>),
+    CardSignature(SignError<PivError>),
     /// The clinic's issuer key could not sign (a credential).
     #[error("issuer key: {0}")]
     IssuerSignature(#[from] SignError<p256::ecdsa::Error>),
@@ -64,4 +66,15 @@ pub enum Error {
     /// The operating system's random source failed.
     #[error("the random number source failed: {0}")]
     Random(#[from] RandomError),
+}
+
+/// A failure of the card while signing is a card failure, as for any other command; only a
+/// signature that does not verify (or an encoding failure) is a signing error of its own.
+impl From<SignError<PivError>> for Error {
+    fn from(e: SignError<PivError>) -> Self {
+        match e {
+            SignError::Signer(card) => Error::Card(card),
+            other => Error::CardSignature(other),
+        }
+    }
 }

@@ -675,7 +675,7 @@ pub fn open_bundle(file: &[u8]) -> Result<Bundle, TrustError> {
     }
     let parsed = cose_util::parse(&raw, "trust bundle", BUNDLE_CONTENT_TYPE).map_err(TrustError::Bundle)?;
     let entries = qr::claims::decode_claims_map(parsed.payload())
-        .map_err(|e| TrustError::Bundle(ObjectError::Payload { what: "trust bundle", why: e.to_string() }))?;
+        .map_err(|source| TrustError::Bundle(ObjectError::Claims { what: "trust bundle", source }))?;
     let mut m = Map { entries };
     let format = uint(&m.take(P_FORMAT, "payload")?, "format")?;
     if format != BUNDLE_FORMAT {
