@@ -473,6 +473,7 @@ impl FromStr for Outcome {
 }
 
 #[cfg(test)]
+#[allow(clippy::panic)]
 mod tests {
     use super::*;
 
@@ -509,6 +510,58 @@ mod tests {
         for layer in Layer::ALL {
             assert_eq!(Outcome::Invalid(layer).as_str(), format!("invalid-{}", layer.name()));
             assert!(Outcome::ALL.contains(&Outcome::Invalid(layer)), "{layer:?} missing from Outcome::ALL");
+        }
+    }
+
+    /// The cells of each row of the markdown table under `heading` (header and rule left out).
+    fn table<'a>(doc: &'a str, heading: &str) -> Vec<Vec<&'a str>> {
+        doc.lines()
+            .skip_while(|l| l.trim() != heading)
+            .skip(1)
+            .skip_while(|l| !l.starts_with('|'))
+            .take_while(|l| l.starts_with('|'))
+            .skip(2)
+            .map(|l| l.trim().trim_matches('|').split('|').map(str::trim).collect())
+            .collect()
+    }
+
+    /// The `code` spans of a cell.
+    fn codes(cell: &str) -> Vec<&str> {
+        cell.split('`').skip(1).step_by(2).collect()
+    }
+
+    #[test]
+    fn the_audit_log_doc_lists_every_kind_and_outcome_and_only_real_ones() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/audit-log.md");
+        let doc = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path}: {e}"));
+
+        let kinds = table(&doc, "### Kinds");
+        let listed: Vec<&str> = kinds.iter().filter_map(|row| row.first()).flat_map(|c| codes(c)).collect();
+        for k in EventKind::ALL {
+            assert!(listed.contains(&k.as_str()), "docs/audit-log.md, Kinds: no row for `{k}`");
+        }
+        for text in &listed {
+            assert!(text.parse::<EventKind>().is_ok(), "docs/audit-log.md, Kinds: `{text}` is not a kind");
+        }
+        // Each kind's outcomes column names outcomes that exist.
+        for row in &kinds {
+            for text in row.get(3).map(|c| codes(c)).unwrap_or_default() {
+                assert!(text.parse::<Outcome>().is_ok(), "docs/audit-log.md, Kinds, {row:?}: `{text}` is not an outcome");
+            }
+        }
+
+        let outcomes = table(&doc, "### Outcomes");
+        let listed: Vec<&str> = outcomes.iter().filter_map(|row| row.first()).flat_map(|c| codes(c)).collect();
+        for o in Outcome::ALL {
+            assert!(listed.contains(&o.as_str()), "docs/audit-log.md, Outcomes: no row for `{o}`");
+        }
+        for text in &listed {
+            assert!(text.parse::<Outcome>().is_ok(), "docs/audit-log.md, Outcomes: `{text}` is not an outcome");
+        }
+        for row in &outcomes {
+            for text in row.get(1).map(|c| codes(c)).unwrap_or_default() {
+                assert!(text.parse::<EventKind>().is_ok(), "docs/audit-log.md, Outcomes, {row:?}: `{text}` is not a kind");
+            }
         }
     }
 
