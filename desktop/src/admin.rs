@@ -17,7 +17,7 @@ pub mod trust;
 use std::time::Duration;
 
 use egui::{RichText, Ui};
-use reader::audit::EventKind;
+use reader::audit::{EventKind, Outcome};
 use zeroize::Zeroizing;
 
 use crate::admin_pin::{self, AdminPinError, Throttle};
@@ -381,7 +381,7 @@ impl AdminView {
 fn unlock_attempts(o: &Opened, now: i64) -> Result<Vec<(i64, bool)>, String> {
     let db = o.state.db().map_err(|e| e.to_string())?;
     let entries = reader::audit::entries(&db, 0, Some(now.saturating_sub(3600))).map_err(|e| e.to_string())?;
-    Ok(entries.into_iter().filter(|e| e.kind == EventKind::AdminUnlock.as_str()).map(|e| (e.time, e.outcome == "ok")).collect())
+    Ok(entries.into_iter().filter(|e| e.kind() == Some(EventKind::AdminUnlock)).map(|e| (e.time, e.outcome() == Some(Outcome::Ok))).collect())
 }
 
 fn check_admin_pin(env: &AppContext, pin: &str) -> Attempt {
@@ -400,7 +400,7 @@ fn check_admin_pin(env: &AppContext, pin: &str) -> Attempt {
         Err(e @ AdminPinError::NotSet { .. }) => return Attempt::Refused(e.to_string()),
         Err(e) => return Attempt::Refused(format!("The admin PIN cannot be checked: {e}")),
     };
-    let outcome = if right { "ok" } else { "wrong-pin" };
+    let outcome = if right { Outcome::Ok } else { Outcome::WrongPin };
     let audited = opened.and_then(|o| {
         let ev = o.state.event(now, EventKind::AdminUnlock, "admin-view", outcome, String::new());
         o.state.audit(&[ev]).map_err(|e| e.to_string())

@@ -16,6 +16,7 @@
 use std::path::{Path, PathBuf};
 
 use argon2::{Algorithm, Argon2, Params, Version};
+use reader::audit::{EventKind, Outcome};
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
@@ -91,10 +92,10 @@ pub enum PinChange {
 /// [`AdminPinError::WrongOldPin`], a new PIN that breaks the rules, no clinic, a file others can
 /// read (fix its mode first), [`AdminPinError::Audit`], or I/O.
 pub fn change(data_dir: &Path, old: Option<&str>, new: &str, actor: &str, now: i64) -> Result<PinChange, AdminPinError> {
-    let audit = |outcome: &str, detail: &str| -> Result<(), AdminPinError> {
+    let audit = |outcome: Outcome, detail: &str| -> Result<(), AdminPinError> {
         let ks = reader::Keystore::open(data_dir).map_err(|e| AdminPinError::Audit(e.into()))?;
         let state = reader::clinic::ClinicState::open(&ks).map_err(|e| AdminPinError::Audit(e.into()))?.with_actor(actor);
-        let ev = state.event(now, reader::audit::EventKind::AdminPinSet, "admin-pin", outcome, detail.to_owned());
+        let ev = state.event(now, EventKind::AdminPinSet, "admin-pin", outcome, detail.to_owned());
         state.audit(&[ev]).map_err(|e| AdminPinError::Audit(e.into()))
     };
     let file = path(data_dir);
@@ -104,7 +105,7 @@ pub fn change(data_dir: &Path, old: Option<&str>, new: &str, actor: &str, now: i
         match verify(data_dir, old.unwrap_or_default()) {
             Ok(true) => PinChange::Changed,
             Ok(false) => {
-                audit("wrong-old-pin", "")?;
+                audit(Outcome::WrongOldPin, "")?;
                 return Err(AdminPinError::WrongOldPin);
             }
             Err(AdminPinError::Corrupt { .. }) => PinChange::ReplacedDamaged,
@@ -121,7 +122,7 @@ pub fn change(data_dir: &Path, old: Option<&str>, new: &str, actor: &str, now: i
         PinChange::Changed => "changed",
         PinChange::ReplacedDamaged => "replaced-damaged",
     };
-    if let Err(e) = audit("ok", detail) {
+    if let Err(e) = audit(Outcome::Ok, detail) {
         // Undo: the change must not stand without its entry.
         let _ = match &previous {
             Some(bytes) => reader::fsutil::write_atomic(&file, bytes),

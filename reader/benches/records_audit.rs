@@ -13,7 +13,7 @@ use std::io::Write;
 use std::time::{Duration, Instant};
 
 use criterion::Criterion;
-use reader::audit::{self, Event, EventKind, merkle};
+use reader::audit::{self, Event, EventKind, Outcome, merkle};
 use reader::category::Category;
 use reader::db::ClinicDb;
 use zeroize::Zeroizing;
@@ -109,7 +109,7 @@ fn main() {
         kind: EventKind::RecordRead,
         actor: "bench".into(),
         subject: "0123456789abcdef0123456789abcdef".into(),
-        outcome: "ok".into(),
+        outcome: Outcome::Ok,
         detail: "patient=P-1".into(),
     };
     let n = 500;

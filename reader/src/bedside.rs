@@ -18,7 +18,7 @@
 
 use std::path::Path;
 
-use crate::audit::{self, AuditError, Event, EventKind};
+use crate::audit::{self, AuditError, Event, EventKind, Outcome};
 use crate::db::{CacheRow, ClinicDb, DbError};
 use crate::keystore::{self, Keystore, KeystoreError};
 use crate::scan_flow::{self, ScanError, Scanned};
@@ -106,7 +106,7 @@ impl Bedside {
                     actor,
                     EventKind::QrScanned,
                     &c.pointer.patient_id,
-                    "ok",
+                    Outcome::Ok,
                     format!("qr={qr_id} iss={} kid={kid} records={}", c.iss, s.rows.len()),
                 ));
                 for r in &s.rows {
@@ -115,7 +115,7 @@ impl Bedside {
                         actor,
                         EventKind::RecordRead,
                         &r.locator,
-                        "ok",
+                        Outcome::Ok,
                         format!("qr={qr_id} cache={} patient={}", r.qr_id, r.patient_id),
                     ));
                 }
@@ -123,7 +123,7 @@ impl Bedside {
                 Ok(s)
             }
             Err(e) => {
-                let ev = event(now, actor, EventKind::QrRefused, "-", &e.outcome(), refusal_detail(e.to_string()));
+                let ev = event(now, actor, EventKind::QrRefused, "-", e.outcome(), refusal_detail(e.to_string()));
                 append_all(&mut self.db, std::slice::from_ref(&ev))?;
                 Err(BedsideError::Refused(e))
             }
@@ -136,16 +136,16 @@ impl Bedside {
     pub fn open_cached(&mut self, id: &str, now: i64, actor: &str) -> Result<Option<CacheRow>, BedsideError> {
         let row = scan_flow::open_cached(&mut self.db, id, now)?;
         let ev = match &row {
-            Some(r) => event(now, actor, EventKind::RecordRead, &r.locator, "ok", format!("cached={id} patient={}", r.patient_id)),
-            None => event(now, actor, EventKind::RecordRead, id, "cache-refused", "not in the cache or no longer valid".into()),
+            Some(r) => event(now, actor, EventKind::RecordRead, &r.locator, Outcome::Ok, format!("cached={id} patient={}", r.patient_id)),
+            None => event(now, actor, EventKind::RecordRead, id, Outcome::CacheRefused, "not in the cache or no longer valid".into()),
         };
         append_all(&mut self.db, std::slice::from_ref(&ev))?;
         Ok(row)
     }
 }
 
-fn event(time: i64, actor: &str, kind: EventKind, subject: &str, outcome: &str, detail: String) -> Event {
-    Event { time, kind, actor: actor.to_owned(), subject: subject.to_owned(), outcome: outcome.to_owned(), detail }
+fn event(time: i64, actor: &str, kind: EventKind, subject: &str, outcome: Outcome, detail: String) -> Event {
+    Event { time, kind, actor: actor.to_owned(), subject: subject.to_owned(), outcome, detail }
 }
 
 /// The `qr.refused` detail: the refusal's message, cut after [`MAX_REFUSAL_DETAIL`] characters

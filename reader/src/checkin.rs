@@ -16,7 +16,7 @@ use sha2::{Digest, Sha256};
 pub use crate::record_index::{INDEX_MEDIA_TYPE, IndexEntry, IndexError, MAX_INDEX_ENTRIES, decode_index, encode_index};
 
 use crate::Error;
-use crate::audit::{AuditError, EventKind};
+use crate::audit::{AuditError, EventKind, Outcome};
 use crate::clinic_state::ClinicError;
 use crate::db::DbError;
 use crate::random::RandomError;
@@ -110,17 +110,17 @@ impl From<Error> for CheckinError {
 }
 
 impl CheckinError {
-    /// The audit outcome of a refusal.
+    /// The `qr.issued` outcome of a refusal.
     #[must_use]
-    pub fn outcome(&self) -> &'static str {
+    pub fn outcome(&self) -> Outcome {
         match self {
-            CheckinError::Card(_) => "card-refused",
-            CheckinError::ConsentRevoked { .. } => "consent-revoked",
-            CheckinError::NotCovered { .. } => "not-covered",
-            CheckinError::NoRecords { .. } => "no-records",
-            CheckinError::TooMany { .. } => "too-many",
-            CheckinError::Validity { .. } => "invalid-request",
-            CheckinError::Audit(_) => "audit-failed",
+            CheckinError::Card(_) => Outcome::CardRefused,
+            CheckinError::ConsentRevoked { .. } => Outcome::ConsentRevoked,
+            CheckinError::NotCovered { .. } => Outcome::NotCovered,
+            CheckinError::NoRecords { .. } => Outcome::NoRecords,
+            CheckinError::TooMany { .. } => Outcome::TooMany,
+            CheckinError::Validity { .. } => Outcome::InvalidRequest,
+            CheckinError::Audit(_) => Outcome::AuditFailed,
             CheckinError::Clinic(_)
             | CheckinError::Db(_)
             | CheckinError::KeyWrap(_)
@@ -128,7 +128,7 @@ impl CheckinError {
             | CheckinError::Record(_)
             | CheckinError::Store(_)
             | CheckinError::Qr(_)
-            | CheckinError::Random(_) => "failed",
+            | CheckinError::Random(_) => Outcome::Failed,
         }
     }
 }
@@ -178,7 +178,7 @@ pub fn card_step<T: Transport>(
         iat: token.issued_at,
         exp: token.expires_at,
     };
-    state.note_consent(&version, (kind, "seen"), now)?;
+    state.note_consent(&version, (kind, Outcome::Seen), now)?;
     let consent_sha256: [u8; 32] = Sha256::digest(&bytes).into();
     Ok(CardOutcome { credential: genuine.credential, consent: token, consent_sha256 })
 }
@@ -263,7 +263,7 @@ pub fn issue_qr(
             now,
             EventKind::QrIssued,
             &patient,
-            "ok",
+            Outcome::Ok,
             format!("qr={} exp={} records={} index={} categories={}", i.qr_id, i.exp, i.records.len(), i.index, category::join(&i.categories)),
         ),
         Err(e) => state.event(now, EventKind::QrIssued, &patient, e.outcome(), e.to_string()),

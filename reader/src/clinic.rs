@@ -8,7 +8,7 @@ pub use crate::clinic_state::{
     trust_list,
 };
 
-use crate::audit::{Event, EventKind};
+use crate::audit::{Event, EventKind, Outcome};
 use crate::credential::CredentialError;
 use crate::issue::{self, GenuineCard, IssueRequest, IssueStep, Issued};
 use crate::keystore::Keystore;
@@ -19,24 +19,24 @@ use crate::Error;
 
 /// The audit outcome of a failed card authentication, and the card serial when the error names it.
 #[must_use]
-pub fn verification_outcome(e: &Error) -> (&'static str, Option<u32>) {
+pub fn verification_outcome(e: &Error) -> (Outcome, Option<u32>) {
     match e {
         Error::Credential(c) => match c {
-            CredentialError::Missing => ("no-credential", None),
-            CredentialError::UnknownIssuer { .. } | CredentialError::IssuerMismatch { .. } => ("untrusted", None),
-            CredentialError::BadSignature { .. } => ("bad-signature", None),
-            CredentialError::OutsideValidity { .. } => ("expired", None),
-            CredentialError::SerialMismatch { card, .. } => ("serial-mismatch", Some(*card)),
-            CredentialError::NotGenuine { serial } => ("not-genuine", Some(*serial)),
-            CredentialError::Revoked { serial } => ("revoked", Some(*serial)),
-            CredentialError::ForeignIssuer { serial, .. } => ("foreign-issuer", Some(*serial)),
-            CredentialError::PinNotProven { serial } => ("pin-not-proven", Some(*serial)),
-            _ => ("malformed-credential", None),
+            CredentialError::Missing => (Outcome::NoCredential, None),
+            CredentialError::UnknownIssuer { .. } | CredentialError::IssuerMismatch { .. } => (Outcome::Untrusted, None),
+            CredentialError::BadSignature { .. } => (Outcome::BadSignature, None),
+            CredentialError::OutsideValidity { .. } => (Outcome::Expired, None),
+            CredentialError::SerialMismatch { card, .. } => (Outcome::SerialMismatch, Some(*card)),
+            CredentialError::NotGenuine { serial } => (Outcome::NotGenuine, Some(*serial)),
+            CredentialError::Revoked { serial } => (Outcome::Revoked, Some(*serial)),
+            CredentialError::ForeignIssuer { serial, .. } => (Outcome::ForeignIssuer, Some(*serial)),
+            CredentialError::PinNotProven { serial } => (Outcome::PinNotProven, Some(*serial)),
+            _ => (Outcome::MalformedCredential, None),
         },
-        Error::Card(PivError::Transport(_)) => ("transport-error", None),
-        Error::Card(_) => ("card-error", None),
-        Error::Clinic(_) => ("clinic-state-error", None),
-        _ => ("failed", None),
+        Error::Card(PivError::Transport(_)) => (Outcome::TransportError, None),
+        Error::Card(_) => (Outcome::CardError, None),
+        Error::Clinic(_) => (Outcome::ClinicStateError, None),
+        _ => (Outcome::Failed, None),
     }
 }
 
@@ -106,7 +106,7 @@ fn verify_card_from<T: Transport>(
         return Err(e);
     }
     let mut events =
-        vec![state.event(now, EventKind::CardVerified, &serial, "ok", format!("patient={} issuer={}", c.patient_id, c.issuer))];
+        vec![state.event(now, EventKind::CardVerified, &serial, Outcome::Ok, format!("patient={} issuer={}", c.patient_id, c.issuer))];
     let pin_result = match pin {
         None => Ok(()),
         Some(p) => {
@@ -124,25 +124,25 @@ fn verify_card_from<T: Transport>(
 /// The audit events of a PIN operation's result: `ok_kind` on success; a wrong PIN is
 /// `card.pin_failed` (tries left; `card.blocked` too at 0), a blocked PIN `card.blocked`.
 fn pin_events(state: &ClinicState, now: i64, subject: &str, operation: &str, r: &Result<(), Error>, ok_kind: EventKind) -> Vec<Event> {
-    let ev = |kind, outcome: &str, detail: String| state.event(now, kind, subject, outcome, detail);
+    let ev = |kind, outcome, detail: String| state.event(now, kind, subject, outcome, detail);
     match r {
-        Ok(()) => vec![ev(ok_kind, "ok", format!("operation={operation}"))],
+        Ok(()) => vec![ev(ok_kind, Outcome::Ok, format!("operation={operation}"))],
         Err(Error::Card(PivError::Card(CardError::WrongSecret { secret: Secret::Pin, tries_left }))) => {
-            let mut v = vec![ev(EventKind::PinFailed, "wrong-pin", format!("operation={operation} tries_left={tries_left}"))];
+            let mut v = vec![ev(EventKind::PinFailed, Outcome::WrongPin, format!("operation={operation} tries_left={tries_left}"))];
             if *tries_left == 0 {
-                v.push(ev(EventKind::CardBlocked, "blocked", format!("operation={operation} secret=pin")));
+                v.push(ev(EventKind::CardBlocked, Outcome::Blocked, format!("operation={operation} secret=pin")));
             }
             v
         }
-        Err(Error::Card(PivError::Card(CardError::PinBlocked))) => vec![ev(EventKind::CardBlocked, "blocked", format!("operation={operation} secret=pin"))],
+        Err(Error::Card(PivError::Card(CardError::PinBlocked))) => vec![ev(EventKind::CardBlocked, Outcome::Blocked, format!("operation={operation} secret=pin"))],
         Err(Error::Card(PivError::Card(CardError::WrongSecret { secret: Secret::Puk, tries_left }))) => {
-            let mut v = vec![ev(ok_kind, "wrong-puk", format!("operation={operation} tries_left={tries_left}"))];
+            let mut v = vec![ev(ok_kind, Outcome::WrongPuk, format!("operation={operation} tries_left={tries_left}"))];
             if *tries_left == 0 {
-                v.push(ev(EventKind::CardBlocked, "blocked", format!("operation={operation} secret=puk")));
+                v.push(ev(EventKind::CardBlocked, Outcome::Blocked, format!("operation={operation} secret=puk")));
             }
             v
         }
-        Err(Error::Card(PivError::Card(CardError::PukBlocked))) => vec![ev(EventKind::CardBlocked, "blocked", format!("operation={operation} secret=puk"))],
+        Err(Error::Card(PivError::Card(CardError::PukBlocked))) => vec![ev(EventKind::CardBlocked, Outcome::Blocked, format!("operation={operation} secret=puk"))],
         Err(e) => vec![ev(ok_kind, verification_outcome(e).0, format!("operation={operation}"))],
     }
 }
@@ -216,9 +216,9 @@ pub fn issue_card<T: Transport>(
         Err(e) => {
             let subject = reader_subject(piv);
             let outcome = match &e {
-                Error::Card(PivError::Transport(_)) => "transport-error",
-                Error::Card(_) => "card-error",
-                _ => "failed",
+                Error::Card(PivError::Transport(_)) => Outcome::TransportError,
+                Error::Card(_) => Outcome::CardError,
+                _ => Outcome::Failed,
             };
             state.audit(&[state.event(req.now, EventKind::CardIssued, &subject, outcome, format!("patient={}", req.patient_id))])?;
             Err(e)

@@ -18,7 +18,7 @@ pub mod tables;
 
 pub use tables::{ConsentNote, ConsentVersion};
 
-use crate::audit::{AuditError, Event, EventKind};
+use crate::audit::{AuditError, Event, EventKind, Outcome};
 use crate::db::{ClinicDb, DbError};
 use crate::fsutil::{self, FsError};
 use crate::keystore::{KeyPurpose, Keystore, KeystoreError};
@@ -239,7 +239,7 @@ impl ClinicState {
     /// version is the same token read again), remembers it and appends `event` (kind, outcome)
     /// in the same transaction; an older version is audited as refused and is
     /// [`ClinicError::ConsentReplay`]. Returns the highest version seen before.
-    pub fn note_consent(&self, c: &ConsentVersion<'_>, event: (EventKind, &str), now: i64) -> Result<Option<u64>, ClinicError> {
+    pub fn note_consent(&self, c: &ConsentVersion<'_>, event: (EventKind, Outcome), now: i64) -> Result<Option<u64>, ClinicError> {
         match self.with_db(|db| Ok(db.note_consent_version(c, event, &self.actor, now)?))? {
             ConsentNote::Accepted { highest_before } => Ok(highest_before),
             ConsentNote::Refused { highest } => {
@@ -268,8 +268,8 @@ impl ClinicState {
 
     /// An event by this state's actor.
     #[must_use]
-    pub fn event(&self, now: i64, kind: EventKind, subject: &str, outcome: &str, detail: String) -> Event {
-        Event { time: now, kind, actor: self.actor.clone(), subject: subject.to_owned(), outcome: outcome.to_owned(), detail }
+    pub fn event(&self, now: i64, kind: EventKind, subject: &str, outcome: Outcome, detail: String) -> Event {
+        Event { time: now, kind, actor: self.actor.clone(), subject: subject.to_owned(), outcome, detail }
     }
 
 /// The directory of other clinics' trust files.
@@ -385,11 +385,11 @@ mod tests {
     fn older_consent_version_is_refused_and_audited_and_equal_is_accepted() -> R {
         let (_d, c) = clinic()?;
         let scope = [crate::category::Category::Labs];
-        c.note_consent(&token("P-1", 3, &scope), (EventKind::ConsentSet, "ok"), 10)?;
-        c.note_consent(&token("P-1", 3, &scope), (EventKind::ConsentSet, "ok"), 11)?;
-        let err = c.note_consent(&token("P-1", 2, &scope), (EventKind::ConsentSet, "ok"), 12);
+        c.note_consent(&token("P-1", 3, &scope), (EventKind::ConsentSet, Outcome::Ok), 10)?;
+        c.note_consent(&token("P-1", 3, &scope), (EventKind::ConsentSet, Outcome::Ok), 11)?;
+        let err = c.note_consent(&token("P-1", 2, &scope), (EventKind::ConsentSet, Outcome::Ok), 12);
         assert!(matches!(err, Err(ClinicError::ConsentReplay { got: 2, highest: 3, .. })), "{err:?}");
-        c.note_consent(&token("P-2", 1, &scope), (EventKind::ConsentSet, "ok"), 13)?;
+        c.note_consent(&token("P-2", 1, &scope), (EventKind::ConsentSet, Outcome::Ok), 13)?;
         assert_eq!(c.highest_consent_version("P-1")?, Some(3));
         let k = kinds(&c)?;
         let k: Vec<_> = k.iter().map(|(k, s, o)| (k.as_str(), s.as_str(), o.as_str())).collect();
@@ -402,9 +402,9 @@ mod tests {
     fn equal_consent_version_with_another_token_is_refused_and_audited() -> R {
         let (_d, c) = clinic()?;
         let scope = [crate::category::Category::Labs];
-        c.note_consent(&token("P-1", 3, &scope), (EventKind::ConsentSet, "ok"), 10)?;
+        c.note_consent(&token("P-1", 3, &scope), (EventKind::ConsentSet, Outcome::Ok), 10)?;
         let forged = ConsentVersion { token: b"another token", ..token("P-1", 3, &scope) };
-        let err = c.note_consent(&forged, (EventKind::ConsentSet, "ok"), 11);
+        let err = c.note_consent(&forged, (EventKind::ConsentSet, Outcome::Ok), 11);
         assert!(matches!(err, Err(ClinicError::ConsentConflict { version: 3, .. })), "{err:?}");
         let k = kinds(&c)?;
         assert_eq!(k.last().map(|(k, s, o)| (k.as_str(), s.as_str(), o.as_str())), Some(("consent.refused", "P-1", "conflicting-token")));
@@ -414,8 +414,8 @@ mod tests {
     #[test]
     fn revoking_consent_marks_the_earlier_versions_revoked() -> R {
         let (_d, c) = clinic()?;
-        c.note_consent(&token("P-1", 1, &[crate::category::Category::Labs]), (EventKind::ConsentSet, "ok"), 10)?;
-        c.note_consent(&token("P-1", 2, &[]), (EventKind::ConsentRevoked, "ok"), 20)?;
+        c.note_consent(&token("P-1", 1, &[crate::category::Category::Labs]), (EventKind::ConsentSet, Outcome::Ok), 10)?;
+        c.note_consent(&token("P-1", 2, &[]), (EventKind::ConsentRevoked, Outcome::Ok), 20)?;
         let db = c.db()?;
         let revoked: Vec<(i64, Option<i64>)> = db
             .conn()

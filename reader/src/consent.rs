@@ -9,7 +9,7 @@ pub use crate::consent_token::{CONTENT_TYPE, CTI_LEN, ConsentError, ConsentToken
 
 use p256::ecdsa::VerifyingKey;
 
-use crate::audit::EventKind;
+use crate::audit::{EventKind, Outcome};
 use crate::category::Category;
 use crate::clinic::{self, ClinicState};
 use crate::clinic_state::ConsentVersion;
@@ -19,6 +19,26 @@ use crate::keystore::Keystore;
 use crate::piv::{PinBlock, Piv, Slot, tags};
 use crate::transport::Transport;
 use crate::Error;
+
+// Here rather than beside `ConsentError` in `consent_token`: the token format sits below the
+// audit log in the layer order (`lib.rs`), and only the audited flows need the outcome.
+impl ConsentError {
+    /// The `consent.refused` outcome of a refused token.
+    #[must_use]
+    pub fn outcome(&self) -> Outcome {
+        match self {
+            ConsentError::Missing => Outcome::NoToken,
+            ConsentError::Object(_) => Outcome::Malformed,
+            ConsentError::OtherSigner { .. } => Outcome::OtherCard,
+            ConsentError::BadSignature => Outcome::BadSignature,
+            ConsentError::Mismatch { .. } => Outcome::WrongCard,
+            ConsentError::Audience { .. } => Outcome::OtherClinic,
+            ConsentError::Expired { .. } => Outcome::Expired,
+            ConsentError::Scope(_) | ConsentError::ScopeRepeated(_) => Outcome::BadScope,
+            ConsentError::Validity | ConsentError::VersionsExhausted => Outcome::InvalidRequest,
+        }
+    }
+}
 
 /// What to consent to.
 #[derive(Debug, Clone)]
@@ -108,7 +128,7 @@ pub fn set_in<T: Transport>(
     piv.authenticate_management(&ks.card_management_key(c.card_serial)?)?;
     piv.put_data(tags::CONSENT_TOKEN, &bytes)?;
     let kind = if token.scope.is_empty() { EventKind::ConsentRevoked } else { EventKind::ConsentSet };
-    state.note_consent(&stored(&token, &bytes), (kind, "ok"), req.now)?;
+    state.note_consent(&stored(&token, &bytes), (kind, Outcome::Ok), req.now)?;
     progress("written")?;
     Ok(token)
 }
@@ -140,7 +160,7 @@ pub fn show_in<T: Transport>(piv: &mut Piv<T>, ks: &Keystore, state: &ClinicStat
         }
     };
     let kind = if token.scope.is_empty() { EventKind::ConsentRevoked } else { EventKind::ConsentSet };
-    let highest_seen = state.note_consent(&stored(&token, &bytes), (kind, "seen"), now)?;
+    let highest_seen = state.note_consent(&stored(&token, &bytes), (kind, Outcome::Seen), now)?;
     Ok(ShownConsent { credential: genuine.credential, token, highest_seen })
 }
 

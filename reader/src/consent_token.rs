@@ -204,24 +204,6 @@ pub fn verify_token(bytes: &[u8], cred: &VerifiedCredential, clinic_id: &str, no
     Ok(t)
 }
 
-impl ConsentError {
-    /// The audit outcome of a refusal.
-    #[must_use]
-    pub fn outcome(&self) -> &'static str {
-        match self {
-            ConsentError::Missing => "no-token",
-            ConsentError::Object(_) => "malformed",
-            ConsentError::OtherSigner { .. } => "other-card",
-            ConsentError::BadSignature => "bad-signature",
-            ConsentError::Mismatch { .. } => "wrong-card",
-            ConsentError::Audience { .. } => "other-clinic",
-            ConsentError::Expired { .. } => "expired",
-            ConsentError::Scope(_) | ConsentError::ScopeRepeated(_) => "bad-scope",
-            ConsentError::Validity | ConsentError::VersionsExhausted => "invalid-request",
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,6 +8,7 @@
 
 use rusqlite::{OptionalExtension, params};
 
+use crate::audit::Outcome;
 use crate::category::{self, Category};
 use crate::record_index::{self, INDEX_MEDIA_TYPE, IndexEntry, IndexError};
 use crate::db::{CacheRow, ClinicDb, DbError};
@@ -68,22 +69,22 @@ impl ScanError {
 
     /// The audit outcome (`qr.refused` entries).
     #[must_use]
-    pub fn outcome(&self) -> String {
+    pub fn outcome(&self) -> Outcome {
         match self {
             ScanError::Qr(e) => match e {
-                qr::VerifyError::UnknownKid { .. } => "issuer-unknown".into(),
-                qr::VerifyError::Time(_) => "expired-or-not-yet-valid".into(),
-                qr::VerifyError::IssuerMismatch { .. } => "issuer-mismatch".into(),
-                qr::VerifyError::Lifetime { .. } => "too-long-lived".into(),
-                e => format!("invalid-{}", e.layer().name()),
+                qr::VerifyError::UnknownKid { .. } => Outcome::IssuerUnknown,
+                qr::VerifyError::Time(_) => Outcome::ExpiredOrNotYetValid,
+                qr::VerifyError::IssuerMismatch { .. } => Outcome::IssuerMismatch,
+                qr::VerifyError::Lifetime { .. } => Outcome::TooLongLived,
+                e => Outcome::Invalid(e.layer()),
             },
-            ScanError::AlreadyUsed { .. } => "already-used".into(),
-            ScanError::Fetch(FetchError::Store(StoreError::DigestMismatch { .. })) => "store-integrity".into(),
-            ScanError::Fetch(FetchError::Record(_)) => "record-integrity".into(),
-            ScanError::Fetch(_) => "fetch-failed".into(),
-            ScanError::Index(_) | ScanError::IndexMismatch { .. } => "bad-index".into(),
-            ScanError::Db(_) => "db-failed".into(),
-            ScanError::TooLong { .. } => "too-long".into(),
+            ScanError::AlreadyUsed { .. } => Outcome::AlreadyUsed,
+            ScanError::Fetch(FetchError::Store(StoreError::DigestMismatch { .. })) => Outcome::StoreIntegrity,
+            ScanError::Fetch(FetchError::Record(_)) => Outcome::RecordIntegrity,
+            ScanError::Fetch(_) => Outcome::FetchFailed,
+            ScanError::Index(_) | ScanError::IndexMismatch { .. } => Outcome::BadIndex,
+            ScanError::Db(_) => Outcome::DbFailed,
+            ScanError::TooLong { .. } => Outcome::TooLong,
         }
     }
 
@@ -386,7 +387,7 @@ mod tests {
         std::fs::write(&path, &bytes).expect("write");
         let text = code(&e, &[a, l], &["allergies", "labs"]);
         let err = scan(&e.db, &e.store, &e.trust, &text, NOW, false).expect_err("refused");
-        assert_eq!(err.outcome(), "store-integrity", "{err}");
+        assert_eq!(err.outcome().as_str(), "store-integrity", "{err}");
         assert_eq!(e.db.cache_count().expect("count"), 0);
     }
 

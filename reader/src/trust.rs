@@ -25,7 +25,7 @@ use p256::ecdsa::VerifyingKey;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use crate::audit::{Event, EventKind};
+use crate::audit::{Event, EventKind, Outcome};
 use crate::clinic_state::{ClinicError, ClinicState};
 use crate::cose_util::SignError;
 use crate::export::ExportError;
@@ -302,22 +302,22 @@ pub enum TrustError {
 impl TrustError {
     /// The `trust.refused` outcome for this error.
     #[must_use]
-    pub fn outcome(&self) -> &'static str {
+    pub fn outcome(&self) -> Outcome {
         match self {
-            TrustError::Unusable(_) => "unusable",
-            TrustError::NeedsClinicId { .. } | TrustError::BadClinicId(_) | TrustError::ClinicIdMismatch { .. } => "clinic-id",
-            TrustError::NeedsFingerprint { .. } => "no-fingerprint",
-            TrustError::FingerprintMismatch { .. } => "fingerprint-mismatch",
-            TrustError::BadFingerprint { .. } => "bad-fingerprint",
-            TrustError::NotABundle { .. } => "not-a-bundle",
+            TrustError::Unusable(_) => Outcome::Unusable,
+            TrustError::NeedsClinicId { .. } | TrustError::BadClinicId(_) | TrustError::ClinicIdMismatch { .. } => Outcome::ClinicId,
+            TrustError::NeedsFingerprint { .. } => Outcome::NoFingerprint,
+            TrustError::FingerprintMismatch { .. } => Outcome::FingerprintMismatch,
+            TrustError::BadFingerprint { .. } => Outcome::BadFingerprint,
+            TrustError::NotABundle { .. } => Outcome::NotABundle,
             TrustError::Bundle(_)
             | TrustError::BundleContent(_)
             | TrustError::BundleClinicId(_)
             | TrustError::BundleEntry { .. }
-            | TrustError::Unexportable { .. } => "bad-bundle",
-            TrustError::Own(_) => "own-clinic",
-            TrustError::Conflict { .. } => "conflict",
-            TrustError::Clinic(_) | TrustError::Sign(_) | TrustError::Deliver(_) => "failed",
+            | TrustError::Unexportable { .. } => Outcome::BadBundle,
+            TrustError::Own(_) => Outcome::OwnClinic,
+            TrustError::Conflict { .. } => Outcome::Conflict,
+            TrustError::Clinic(_) | TrustError::Sign(_) | TrustError::Deliver(_) => Outcome::Failed,
         }
     }
 }
@@ -488,7 +488,7 @@ pub fn add_file(
         e.fingerprint,
         if unchanged { " (already trusted)" } else { "" }
     );
-    let ev = state.event(now, EventKind::TrustAdded, &e.clinic_id, if unchanged { "unchanged" } else { "ok" }, detail);
+    let ev = state.event(now, EventKind::TrustAdded, &e.clinic_id, if unchanged { Outcome::Unchanged } else { Outcome::Ok }, detail);
     let writes = if unchanged { Vec::new() } else { vec![(name.clone(), e.file_bytes())] };
     write_then_audit(state, &writes, &[ev])?;
     Ok(Trusted { name, clinic_id: e.clinic_id, fingerprint: e.fingerprint, kid: e.kid, partner_of: None, unchanged })
@@ -503,7 +503,7 @@ pub fn remove(state: &ClinicState, name: &str, now: i64) -> Result<(), TrustErro
     if let Err(e) = state.remove_trust_file(name) {
         return Err(refused(state, now, "remove", &clinic, name, e.into()));
     }
-    let ev = state.event(now, EventKind::TrustRemoved, &clinic, "ok", format!("trust/{name}"));
+    let ev = state.event(now, EventKind::TrustRemoved, &clinic, Outcome::Ok, format!("trust/{name}"));
     if let Err(e) = state.audit(&[ev]) {
         if let Some(b) = before {
             let _ = state.add_trust_file(name, &b);
@@ -525,7 +525,7 @@ pub fn export_certificate(
     let own = own_entry(ks)?;
     state.ensure_open()?;
     deliver(x509::to_pem("CERTIFICATE", ks.ca_certificate_der()).as_bytes()).map_err(TrustError::Deliver)?;
-    let ev = state.event(now, EventKind::TrustExported, ks.clinic_id(), "ok", format!("CA certificate, fingerprint {}", own.fingerprint));
+    let ev = state.event(now, EventKind::TrustExported, ks.clinic_id(), Outcome::Ok, format!("CA certificate, fingerprint {}", own.fingerprint));
     state.audit(&[ev])?;
     Ok(own.fingerprint)
 }
@@ -551,7 +551,7 @@ pub fn export_bundle(
         own.fingerprint,
         if ids.is_empty() { "none".to_owned() } else { ids.join(" ") }
     );
-    state.audit(&[state.event(now, EventKind::TrustExported, ks.clinic_id(), "ok", detail)])?;
+    state.audit(&[state.event(now, EventKind::TrustExported, ks.clinic_id(), Outcome::Ok, detail)])?;
     Ok((own.fingerprint, ids))
 }
 
@@ -782,7 +782,7 @@ pub fn import_bundle(
         }
         let via = partner_of.as_ref().map(|x| format!(", partner of {x}")).unwrap_or_default();
         let detail = format!("{} trust/{name} fingerprint {} from {source}{via}", e.kind.describe(), e.fingerprint);
-        events.push(state.event(now, EventKind::TrustImported, &e.clinic_id, if unchanged { "unchanged" } else { "ok" }, detail));
+        events.push(state.event(now, EventKind::TrustImported, &e.clinic_id, if unchanged { Outcome::Unchanged } else { Outcome::Ok }, detail));
         trusted.push(Trusted { name, clinic_id: e.clinic_id, fingerprint: e.fingerprint, kid: e.kid, partner_of, unchanged });
     }
     write_then_audit(state, &writes, &events)?;

@@ -15,7 +15,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use reader::audit::{self, Event, EventKind};
+use reader::audit::{self, Event, EventKind, Outcome};
 use reader::category::Category;
 use reader::db::{CacheRow, ClinicDb};
 use zeroize::Zeroizing;
@@ -57,7 +57,7 @@ fn writer_process() {
             kind: EventKind::QrScanned,
             actor: role.clone(),
             subject: subject.clone(),
-            outcome: "ok".into(),
+            outcome: Outcome::Ok,
             detail: String::new(),
         };
         let r = if role == "bedside" && i % 2 == 1 {

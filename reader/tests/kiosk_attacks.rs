@@ -267,12 +267,12 @@ fn check_in_whose_audit_log_cannot_be_written_is_an_audit_failure_not_a_card_ref
         .unwrap();
 
     let err = checkin::issue_qr(&ks, &state, &store, &out, None, 600, NOW + 61).expect_err("no code without its audit entry");
-    assert_eq!(err.outcome(), "audit-failed", "{err}");
+    assert_eq!(err.outcome().as_str(), "audit-failed", "{err}");
     assert!(err.to_string().starts_with("could not write the audit log: "), "{err}");
 
     // The card step audits the card and PIN checks: the same failure there is not the card's either.
     let err = checkin::card_step(&mut card, &ks, &state, &PinBlock::pin(PIN).unwrap(), NOW + 62).expect_err("unaudited");
     let err = CheckinError::from(err);
-    assert_eq!(err.outcome(), "audit-failed", "{err}");
+    assert_eq!(err.outcome().as_str(), "audit-failed", "{err}");
     assert!(err.to_string().starts_with("could not write the audit log: "), "{err}");
 }

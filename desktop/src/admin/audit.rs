@@ -5,7 +5,7 @@
 
 use egui::{RichText, Ui};
 use reader::audit::alerts::{self, Alert, Rules};
-use reader::audit::{self, Entry, Finding};
+use reader::audit::{self, Entry, EventKind, Finding, Outcome};
 
 use super::listing::Listing;
 use super::{Note, inline_field, note_ui, spawn, working};
@@ -22,17 +22,44 @@ pub enum OutcomeFilter {
     /// Every outcome.
     #[default]
     All,
-    /// Only `ok`.
+    /// Only [`Outcome::Ok`].
     Ok,
-    /// Everything but `ok` (refusals, failures).
+    /// Everything but [`Outcome::Ok`] (refusals, failures, and outcomes this version does not
+    /// know: an unknown outcome is never shown as a success).
     NotOk,
+}
+
+impl OutcomeFilter {
+    /// Every choice, in the order the menu lists them.
+    pub const ALL: [OutcomeFilter; 3] = [OutcomeFilter::All, OutcomeFilter::Ok, OutcomeFilter::NotOk];
+
+    /// The menu label.
+    #[must_use]
+    pub fn label(self) -> &'static str {
+        match self {
+            OutcomeFilter::All => "all outcomes",
+            OutcomeFilter::Ok => "ok only",
+            OutcomeFilter::NotOk => "refused or failed",
+        }
+    }
+
+    /// Whether an entry with this stored outcome (`None`: unknown text) passes.
+    #[must_use]
+    pub fn passes(self, outcome: Option<Outcome>) -> bool {
+        match self {
+            OutcomeFilter::All => true,
+            OutcomeFilter::Ok => outcome == Some(Outcome::Ok),
+            OutcomeFilter::NotOk => outcome != Some(Outcome::Ok),
+        }
+    }
 }
 
 /// The table's filters.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Filter {
-    /// Only this kind (`card.pin_failed`, ...).
-    pub kind: Option<String>,
+    /// Only this kind (rows whose stored kind this version does not know pass only with no
+    /// kind chosen).
+    pub kind: Option<EventKind>,
     /// Only entries whose actor, subject, outcome or detail contains this (any case).
     pub text: String,
     /// Outcome class.
@@ -50,12 +77,8 @@ pub fn filter(entries: &[Entry], f: &Filter, now: i64) -> Vec<usize> {
         .iter()
         .enumerate()
         .rev()
-        .filter(|(_, e)| f.kind.as_deref().is_none_or(|k| e.kind == k))
-        .filter(|(_, e)| match f.outcome {
-            OutcomeFilter::All => true,
-            OutcomeFilter::Ok => e.outcome == "ok",
-            OutcomeFilter::NotOk => e.outcome != "ok",
-        })
+        .filter(|(_, e)| f.kind.is_none_or(|k| e.kind() == Some(k)))
+        .filter(|(_, e)| f.outcome.passes(e.outcome()))
         .filter(|(_, e)| since.is_none_or(|s| e.time >= s))
         .filter(|(_, e)| {
             needle.is_empty()
@@ -217,28 +240,20 @@ impl AuditTab {
         }
         ui.add_space(6.0);
         ui.label(RichText::new("Entries").strong().size(20.0));
-        let mut kinds: Vec<&str> = loaded.entries.iter().map(|e| e.kind.as_str()).collect();
-        kinds.sort_unstable();
-        kinds.dedup();
         ui.horizontal_wrapped(|ui| {
             ui.label("Kind");
-            let shown = self.filter.kind.clone().unwrap_or_else(|| "all kinds".into());
+            let shown = self.filter.kind.map_or("all kinds", EventKind::as_str);
             egui::ComboBox::from_id_salt("admin-audit-kind").selected_text(shown).show_ui(ui, |ui| {
                 ui.selectable_value(&mut self.filter.kind, None, "all kinds");
-                for k in &kinds {
-                    ui.selectable_value(&mut self.filter.kind, Some((*k).to_owned()), *k);
+                for k in EventKind::ALL {
+                    ui.selectable_value(&mut self.filter.kind, Some(k), k.as_str());
                 }
             });
             ui.label("Outcome");
-            let o = match self.filter.outcome {
-                OutcomeFilter::All => "all outcomes",
-                OutcomeFilter::Ok => "ok only",
-                OutcomeFilter::NotOk => "refused or failed",
-            };
-            egui::ComboBox::from_id_salt("admin-audit-outcome").selected_text(o).show_ui(ui, |ui| {
-                ui.selectable_value(&mut self.filter.outcome, OutcomeFilter::All, "all outcomes");
-                ui.selectable_value(&mut self.filter.outcome, OutcomeFilter::Ok, "ok only");
-                ui.selectable_value(&mut self.filter.outcome, OutcomeFilter::NotOk, "refused or failed");
+            egui::ComboBox::from_id_salt("admin-audit-outcome").selected_text(self.filter.outcome.label()).show_ui(ui, |ui| {
+                for o in OutcomeFilter::ALL {
+                    ui.selectable_value(&mut self.filter.outcome, o, o.label());
+                }
             });
         });
         ui.horizontal(|ui| {
@@ -264,7 +279,7 @@ impl AuditTab {
                 ui.label(&e.kind);
                 ui.label(&e.actor);
                 ui.label(&e.subject);
-                let c = if e.outcome == "ok" { style::INK } else { style::BAD };
+                let c = if e.outcome() == Some(Outcome::Ok) { style::INK } else { style::BAD };
                 ui.label(RichText::new(&e.outcome).color(c));
                 ui.label(RichText::new(&e.detail).small());
                 ui.end_row();
@@ -335,12 +350,28 @@ mod tests {
         ];
         let seqs = |f: &Filter| filter(&all, f, 10_000).iter().map(|i| all[*i].seq).collect::<Vec<_>>();
         assert_eq!(seqs(&Filter::default()), [3, 2, 1, 0]);
-        assert_eq!(seqs(&Filter { kind: Some("card.pin_failed".into()), ..Filter::default() }), [2, 1]);
+        assert_eq!(seqs(&Filter { kind: Some(EventKind::PinFailed), ..Filter::default() }), [2, 1]);
         assert_eq!(seqs(&Filter { outcome: OutcomeFilter::NotOk, text: "72000".into(), ..Filter::default() }), [2]);
         assert_eq!(seqs(&Filter { outcome: OutcomeFilter::Ok, ..Filter::default() }), [3, 0]);
         assert_eq!(seqs(&Filter { hours: "1".into(), ..Filter::default() }), [3, 2]);
         assert_eq!(seqs(&Filter { hours: "soon".into(), ..Filter::default() }), [3, 2, 1, 0]);
         assert_eq!(seqs(&Filter { text: "P-1".into(), ..Filter::default() }).len(), 4);
+    }
+
+    #[test]
+    fn rows_of_unknown_kind_or_outcome_match_no_kind_and_never_count_as_ok() {
+        let all = vec![
+            e(0, 1000, "card.pin_failed", "wrong-pin", "7100001"),
+            e(1, 1000, "card.pin_failed.v2", "ok", "7100001"),
+            e(2, 1000, "card.issued", "OK", "7100001"),
+        ];
+        let seqs = |f: &Filter| filter(&all, f, 10_000).iter().map(|i| all[*i].seq).collect::<Vec<_>>();
+        assert_eq!(seqs(&Filter { kind: Some(EventKind::PinFailed), ..Filter::default() }), [0]);
+        assert_eq!(seqs(&Filter { outcome: OutcomeFilter::Ok, ..Filter::default() }), [1]);
+        assert_eq!(seqs(&Filter { outcome: OutcomeFilter::NotOk, ..Filter::default() }), [2, 0]);
+        // Still listed, and found by their stored text.
+        assert_eq!(seqs(&Filter::default()), [2, 1, 0]);
+        assert_eq!(seqs(&Filter { text: "pin_failed.v2".into(), ..Filter::default() }), [1]);
     }
 
     #[test]

@@ -17,7 +17,7 @@ use std::path::PathBuf;
 
 use libfuzzer_sys::fuzz_target;
 use p256::ecdsa::VerifyingKey;
-use reader::audit::{self, Event, EventKind};
+use reader::audit::{self, Event, EventKind, Outcome};
 use reader::db::ClinicDb;
 use rusqlite::types::Value;
 use zeroize::Zeroizing;
@@ -47,7 +47,7 @@ fn build() -> Fixture {
                 kind: EventKind::ALL[(i as usize) % EventKind::ALL.len()],
                 actor: "kiosk-1".into(),
                 subject: format!("P-{}", 1000 + i),
-                outcome: if i % 3 == 0 { "wrong-pin".into() } else { "ok".into() },
+                outcome: if i % 3 == 0 { Outcome::WrongPin } else { Outcome::Ok },
                 detail: format!("card=71000{i} tries_left=2"),
             };
             audit::append(&mut db, &ev).expect("append");

@@ -2,12 +2,15 @@
 //!
 //! Each rule looks at entries of one kind family grouped by a key (card serial, actor, patient)
 //! and reports every non-overlapping burst that reaches its threshold within its window, naming
-//! the entries behind it. Rows are read as stored text: an unknown kind or a detail without the
-//! expected field is skipped, never a panic.
+//! the entries behind it. One function per rule; [`alerts`] runs them all.
+//!
+//! Rows are stored text, read through the vocabulary ([`Entry::kind`], [`Entry::outcome`]): a
+//! kind or outcome this version does not know, or a detail without the expected field, is
+//! skipped by the rule that needs it, never a panic and never taken for another value.
 
 use std::collections::{BTreeMap, HashMap};
 
-use super::Entry;
+use super::{Entry, EventKind, Outcome};
 
 /// Thresholds; [`Rules::default`] holds the documented ones.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,10 +54,25 @@ pub struct Alert {
     pub entries: Vec<u64>,
 }
 
-/// Entries that mean "an attempt outside the patient's consent": every `consent.refused`, and a
-/// refused check-in (`qr.issued`) or scan (`qr.refused`) whose outcome names the consent.
+/// Outcomes of a refused check-in (`qr.issued`) or scan (`qr.refused`) that mean the patient's
+/// consent did not allow it. Listed, not matched by name, so that a new outcome is an attempt
+/// outside consent only when someone decides it is.
+const OUTSIDE_CONSENT: [Outcome; 2] = [
+    // The consent is revoked: nothing may be shared.
+    Outcome::ConsentRevoked,
+    // Categories were asked for that the consent does not cover.
+    Outcome::NotCovered,
+];
+
+/// Entries that mean "an attempt outside the patient's consent": every `consent.refused`
+/// (the kind is the refusal; its outcome only says why, so any outcome counts), and a refused
+/// check-in or scan whose outcome is one of [`OUTSIDE_CONSENT`].
 fn is_consent_refusal(e: &Entry) -> bool {
-    e.kind == "consent.refused" || ((e.kind == "qr.refused" || e.kind == "qr.issued") && e.outcome != "ok" && e.outcome.contains("consent"))
+    match e.kind() {
+        Some(EventKind::ConsentRefused) => true,
+        Some(EventKind::QrIssued | EventKind::QrRefused) => e.outcome().is_some_and(|o| OUTSIDE_CONSENT.contains(&o)),
+        _ => false,
+    }
 }
 
 /// `key=value` from an entry's detail text.
@@ -62,14 +80,23 @@ fn field<'a>(detail: &'a str, key: &str) -> Option<&'a str> {
     detail.split_whitespace().find_map(|kv| kv.strip_prefix(key).and_then(|r| r.strip_prefix('=')))
 }
 
-/// Runs every rule over `entries` (in log order).
+/// Runs every rule over `entries` (in log order), in the order of [`Rule`].
 #[must_use]
 pub fn alerts(entries: &[Entry], rules: &Rules) -> Vec<Alert> {
-    let mut out = Vec::new();
+    let mut out = pin_failures(entries, rules);
+    out.extend(scan_burst(entries, rules));
+    out.extend(outside_consent(entries));
+    out.extend(refused_in_a_row(entries, rules));
+    out
+}
 
-    // PIN failures per card, counted in a sliding window; each burst reported once.
+/// [`Rule::PinFailures`]: `card.pin_failed` and `card.blocked` per card (subject), counted in a
+/// sliding window of `pin_window_secs`; each burst of `pin_failures` reported once.
+#[must_use]
+pub fn pin_failures(entries: &[Entry], rules: &Rules) -> Vec<Alert> {
+    let mut out = Vec::new();
     let mut per_card: BTreeMap<&str, Vec<&Entry>> = BTreeMap::new();
-    for e in entries.iter().filter(|e| e.kind == "card.pin_failed" || e.kind == "card.blocked") {
+    for e in entries.iter().filter(|e| matches!(e.kind(), Some(EventKind::PinFailed | EventKind::CardBlocked))) {
         per_card.entry(e.subject.as_str()).or_default().push(e);
     }
     for (card, list) in per_card {
@@ -96,10 +123,16 @@ pub fn alerts(entries: &[Entry], rules: &Rules) -> Vec<Alert> {
             i += 1;
         }
     }
+    out
+}
 
-    // Distinct patients read by one actor within the window.
+/// [`Rule::ScanBurst`]: distinct patients (`patient=` in the detail) of `record.read` `ok`
+/// entries per actor within `burst_window_secs`; each burst of `burst_patients` reported once.
+#[must_use]
+pub fn scan_burst(entries: &[Entry], rules: &Rules) -> Vec<Alert> {
+    let mut out = Vec::new();
     let mut per_actor: BTreeMap<&str, Vec<(&Entry, &str)>> = BTreeMap::new();
-    for e in entries.iter().filter(|e| e.kind == "record.read" && e.outcome == "ok") {
+    for e in entries.iter().filter(|e| e.kind() == Some(EventKind::RecordRead) && e.outcome() == Some(Outcome::Ok)) {
         if let Some(p) = field(&e.detail, "patient") {
             per_actor.entry(e.actor.as_str()).or_default().push((e, p));
         }
@@ -138,22 +171,33 @@ pub fn alerts(entries: &[Entry], rules: &Rules) -> Vec<Alert> {
             }
         }
     }
+    out
+}
 
-    // Every refusal for lack of consent, grouped per subject (patient).
+/// [`Rule::OutsideConsent`]: every refusal for lack of consent ([`is_consent_refusal`]), one
+/// alert per subject (patient) naming all of them.
+#[must_use]
+pub fn outside_consent(entries: &[Entry]) -> Vec<Alert> {
     let mut per_subject: BTreeMap<&str, Vec<u64>> = BTreeMap::new();
     for e in entries.iter().filter(|e| is_consent_refusal(e)) {
         per_subject.entry(e.subject.as_str()).or_default().push(e.seq);
     }
-    for (subject, seqs) in per_subject {
-        out.push(Alert {
+    per_subject
+        .into_iter()
+        .map(|(subject, seqs)| Alert {
             rule: Rule::OutsideConsent,
             subject: subject.to_owned(),
             message: format!("{} attempt(s) to read or share outside the consent of {subject}", seqs.len()),
             entries: seqs,
-        });
-    }
+        })
+        .collect()
+}
 
-    // Refused QR codes in a row per actor; a scanned (verified) code ends the run.
+/// [`Rule::RefusedInARow`]: `qr.refused` entries in a row per actor; a `qr.scanned` (a verified
+/// code) by the same actor ends the run. A run of `refused_in_a_row` or more is one alert.
+#[must_use]
+pub fn refused_in_a_row(entries: &[Entry], rules: &Rules) -> Vec<Alert> {
+    let mut out = Vec::new();
     let mut runs: BTreeMap<&str, Vec<u64>> = BTreeMap::new();
     let report = |actor: &str, run: &mut Vec<u64>, out: &mut Vec<Alert>| {
         if rules.refused_in_a_row > 0 && run.len() >= rules.refused_in_a_row {
@@ -167,9 +211,9 @@ pub fn alerts(entries: &[Entry], rules: &Rules) -> Vec<Alert> {
         run.clear();
     };
     for e in entries {
-        match e.kind.as_str() {
-            "qr.refused" => runs.entry(e.actor.as_str()).or_default().push(e.seq),
-            "qr.scanned" => {
+        match e.kind() {
+            Some(EventKind::QrRefused) => runs.entry(e.actor.as_str()).or_default().push(e.seq),
+            Some(EventKind::QrScanned) => {
                 if let Some(run) = runs.get_mut(e.actor.as_str()) {
                     report(&e.actor, run, &mut out);
                 }
@@ -264,6 +308,33 @@ mod tests {
         e.extend((6..10).map(|i| entry(i, i as i64, "qr.refused", "cli:ward", "-", "expired", "")));
         let a = alerts(&e, &r);
         assert_eq!(a.iter().map(|a| (a.rule, a.entries.clone())).collect::<Vec<_>>(), vec![(Rule::RefusedInARow, vec![5, 6, 7, 8, 9])]);
+    }
+
+    #[test]
+    fn a_check_in_asking_outside_the_consent_is_an_outside_consent_alert() {
+        let e = [entry(0, 0, "qr.issued", "k", "P-4", "not-covered", ""), entry(1, 1, "qr.issued", "k", "P-5", "no-records", "")];
+        let a = outside_consent(&e);
+        assert_eq!(a.iter().map(|a| (a.subject.as_str(), a.entries.clone())).collect::<Vec<_>>(), vec![("P-4", vec![0])]);
+    }
+
+    #[test]
+    fn unknown_kinds_and_outcomes_are_skipped_not_taken_for_known_ones() {
+        let r = Rules { pin_failures: 1, burst_patients: 1, refused_in_a_row: 1, ..Rules::default() };
+        let e = [
+            // Near misses of known kinds: not PIN failures, refusals or reads.
+            entry(0, 0, "card.pin_failed ", "k", "42", "wrong-pin", ""),
+            entry(1, 0, "CARD.BLOCKED", "k", "42", "blocked", ""),
+            entry(2, 0, "qr.refused.v2", "k", "-", "signature", ""),
+            // A known kind whose outcome is unknown: a read not known to be `ok` is no read.
+            entry(3, 0, "record.read", "k", "loc", "OK", "patient=P-1"),
+            // An outcome that names the consent but is not one of the listed ones.
+            entry(4, 0, "qr.issued", "k", "P-2", "consent-expired", ""),
+            entry(5, 0, "qr.refused", "k", "P-3", "consent-revoked ", ""),
+        ];
+        // Only the refused-in-a-row rule fires, over entry 5 alone: it reads the kind, which is
+        // known there, and not the outcome; entry 2's kind is unknown.
+        let a = alerts(&e, &r);
+        assert_eq!(a.iter().map(|a| (a.rule, a.entries.clone())).collect::<Vec<_>>(), vec![(Rule::RefusedInARow, vec![5])]);
     }
 
     proptest! {

@@ -10,9 +10,11 @@
 
 pub mod alerts;
 pub mod merkle;
+mod vocab;
 
 use std::fmt;
-use std::str::FromStr;
+
+pub use vocab::{EventKind, Outcome, UnknownKind, UnknownOutcome};
 
 use p256::ecdsa::VerifyingKey;
 use rusqlite::{OptionalExtension, params};
@@ -26,113 +28,6 @@ const CP_ORIGIN: i64 = 1;
 const CP_SIZE: i64 = 2;
 const CP_ROOT: i64 = 3;
 const CP_TIME: i64 = 4;
-
-/// What happened.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum EventKind {
-    CardIssued,
-    CardVerified,
-    PinFailed,
-    CardBlocked,
-    CardRevoked,
-    PinVerified,
-    PinChanged,
-    CardUnblocked,
-    ConsentSet,
-    ConsentRevoked,
-    ConsentRefused,
-    RecordAdded,
-    RecordRead,
-    QrIssued,
-    QrScanned,
-    QrRefused,
-    CachePurge,
-    AdminUnlock,
-    /// Another clinic's certificate or key trusted (`medcard trust add`, desktop import).
-    TrustAdded,
-    /// A trust entry removed.
-    TrustRemoved,
-    /// An entry trusted from a signed trust bundle (`medcard trust import`).
-    TrustImported,
-    /// A trust add, import or remove refused (no or wrong fingerprint, bad bundle, ...).
-    TrustRefused,
-    /// This clinic's certificate or a signed trust bundle exported.
-    TrustExported,
-    AdminPinSet,
-}
-
-impl EventKind {
-    /// Every kind.
-    pub const ALL: [EventKind; 24] = [
-        EventKind::CardIssued,
-        EventKind::CardVerified,
-        EventKind::PinFailed,
-        EventKind::CardBlocked,
-        EventKind::CardRevoked,
-        EventKind::PinVerified,
-        EventKind::PinChanged,
-        EventKind::CardUnblocked,
-        EventKind::ConsentSet,
-        EventKind::ConsentRevoked,
-        EventKind::ConsentRefused,
-        EventKind::RecordAdded,
-        EventKind::RecordRead,
-        EventKind::QrIssued,
-        EventKind::QrScanned,
-        EventKind::QrRefused,
-        EventKind::CachePurge,
-        EventKind::AdminUnlock,
-        EventKind::TrustAdded,
-        EventKind::TrustRemoved,
-        EventKind::TrustImported,
-        EventKind::TrustRefused,
-        EventKind::TrustExported,
-        EventKind::AdminPinSet,
-    ];
-    /// The stored name.
-    #[must_use]
-    pub fn as_str(self) -> &'static str {
-        match self {
-            EventKind::CardIssued => "card.issued",
-            EventKind::CardVerified => "card.verified",
-            EventKind::PinFailed => "card.pin_failed",
-            EventKind::CardBlocked => "card.blocked",
-            EventKind::CardRevoked => "card.revoked",
-            EventKind::PinVerified => "card.pin_verified",
-            EventKind::PinChanged => "card.pin_changed",
-            EventKind::CardUnblocked => "card.unblocked",
-            EventKind::ConsentSet => "consent.set",
-            EventKind::ConsentRevoked => "consent.revoked",
-            EventKind::ConsentRefused => "consent.refused",
-            EventKind::RecordAdded => "record.added",
-            EventKind::RecordRead => "record.read",
-            EventKind::QrIssued => "qr.issued",
-            EventKind::QrScanned => "qr.scanned",
-            EventKind::QrRefused => "qr.refused",
-            EventKind::CachePurge => "cache.purge",
-            EventKind::AdminUnlock => "admin.unlock",
-            EventKind::TrustAdded => "trust.added",
-            EventKind::TrustRemoved => "trust.removed",
-            EventKind::TrustImported => "trust.imported",
-            EventKind::TrustRefused => "trust.refused",
-            EventKind::TrustExported => "trust.exported",
-            EventKind::AdminPinSet => "admin.pin_set",
-        }
-    }
-}
-
-impl fmt::Display for EventKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for EventKind {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        EventKind::ALL.into_iter().find(|k| k.as_str() == s).ok_or_else(|| format!("unknown audit event kind {s:?}"))
-    }
-}
 
 /// The login name of the user running this process, for the actor of audit entries (the CLI
 /// writes `cli:<name>`): the process's user id looked up in `/etc/passwd`, else `$USER` or
@@ -170,8 +65,8 @@ pub struct Event {
     pub actor: String,
     /// What it concerns (card serial, patient id, record id, QR id).
     pub subject: String,
-    /// `ok`, `refused`, `failed`, …
-    pub outcome: String,
+    /// How it ended.
+    pub outcome: Outcome,
     /// Ids and counts only: never PINs, keys or record contents.
     pub detail: String,
 }
@@ -181,7 +76,9 @@ pub struct Event {
 pub struct Entry {
     /// Position in the log (leaf index), from 0.
     pub seq: u64,
-    /// The event; `kind` kept as stored text so a verifier can show an altered row.
+    /// The event, as stored text: verification is over these bytes, and a verifier must be able
+    /// to show an altered row or a kind or outcome this version does not know. [`Entry::kind`]
+    /// and [`Entry::outcome`] read them as the vocabulary.
     pub time: i64,
     pub kind: String,
     pub actor: String,
@@ -206,6 +103,20 @@ pub fn encode_entry(seq: u64, time: i64, kind: &str, actor: &str, subject: &str,
 }
 
 impl Entry {
+    /// The stored kind, if this version knows it (`None`: a newer writer's or an edited row;
+    /// the text stays in the `kind` field).
+    #[must_use]
+    pub fn kind(&self) -> Option<EventKind> {
+        self.kind.parse().ok()
+    }
+
+    /// The stored outcome, if this version knows it (`None`: a newer writer's or an edited row;
+    /// the text stays in the `outcome` field).
+    #[must_use]
+    pub fn outcome(&self) -> Option<Outcome> {
+        self.outcome.parse().ok()
+    }
+
     /// The canonical bytes of this row.
     #[must_use]
     pub fn encode(&self) -> Vec<u8> {
@@ -309,11 +220,11 @@ pub fn append_in(tx: &rusqlite::Connection, path: &std::path::Path, event: &Even
         .query_row("SELECT COALESCE(MAX(seq) + 1, 0) FROM audit_entries", [], |r| r.get(0))
         .map_err(e("append audit entry"))?;
     let seq = u64::try_from(next).unwrap_or(0);
-    let entry = encode_entry(seq, event.time, event.kind.as_str(), &event.actor, &event.subject, &event.outcome, &event.detail);
+    let entry = encode_entry(seq, event.time, event.kind.as_str(), &event.actor, &event.subject, event.outcome.as_str(), &event.detail);
     let leaf = merkle::leaf_hash(&entry);
     tx.execute(
         "INSERT INTO audit_entries (seq, time, kind, actor, subject, outcome, detail, leaf_hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-        params![next, event.time, event.kind.as_str(), event.actor, event.subject, event.outcome, event.detail, leaf.as_slice()],
+        params![next, event.time, event.kind.as_str(), event.actor, event.subject, event.outcome.as_str(), event.detail, leaf.as_slice()],
     )
     .map_err(e("append audit entry"))?;
     Ok(seq)

@@ -44,7 +44,7 @@ fn add(f: &mut Fixture, i: u64) -> u64 {
         kind: EventKind::ALL[(i as usize) % EventKind::ALL.len()],
         actor: "kiosk-1".into(),
         subject: format!("P-{i}"),
-        outcome: "ok".into(),
+        outcome: Outcome::Ok,
         detail: format!("n={i}"),
     };
     append(&mut f.db, &ev).unwrap_or(u64::MAX)

@@ -8,7 +8,7 @@ use rusqlite::{OptionalExtension, Transaction, TransactionBehavior, params};
 use sha2::{Digest, Sha256};
 
 use crate::db::{ClinicDb, DbError};
-use crate::audit::{self, AuditError, Event, EventKind};
+use crate::audit::{self, AuditError, Event, EventKind, Outcome};
 use crate::category::{self, Category};
 use super::{IssuedCard, Revocation};
 
@@ -136,7 +136,7 @@ impl ClinicDb {
             kind: EventKind::CardIssued,
             actor: actor.to_owned(),
             subject: card.serial.to_string(),
-            outcome: "ok".into(),
+            outcome: Outcome::Ok,
             detail: format!("patient={} reissue={reissue} expires_at={}", card.patient_id, card.expires_at),
         };
         let seq = audit::append_in(&tx, &path, &event)?;
@@ -191,13 +191,13 @@ impl ClinicDb {
         };
         let existing = Self::revocation_in(&tx, serial).map_err(e("revoke card"))?;
         let (revocation, outcome) = match existing {
-            Some(r) => (r, "already-revoked"),
+            Some(r) => (r, Outcome::AlreadyRevoked),
             None => {
                 tx.execute("INSERT INTO card_revocations (serial, revoked_at, reason) VALUES (?1, ?2, ?3)", params![serial, now, reason])
                     .map_err(e("revoke card"))?;
                 tx.execute("UPDATE cards SET status = 'revoked', updated_at = ?2 WHERE serial = ?1", params![serial, now])
                     .map_err(e("revoke card"))?;
-                (Revocation { serial, revoked_at: now, reason: reason.to_owned() }, "ok")
+                (Revocation { serial, revoked_at: now, reason: reason.to_owned() }, Outcome::Ok)
             }
         };
         // The reason is free text from clinic staff: not copied into the log (ids and outcomes only).
@@ -206,7 +206,7 @@ impl ClinicDb {
             kind: EventKind::CardRevoked,
             actor: actor.to_owned(),
             subject: serial.to_string(),
-            outcome: outcome.into(),
+            outcome,
             detail: format!("revoked_at={}", revocation.revoked_at),
         };
         audit::append_in(&tx, &path, &event)?;
@@ -231,7 +231,7 @@ impl ClinicDb {
     pub fn note_consent_version(
         &mut self,
         c: &ConsentVersion<'_>,
-        event: (EventKind, &str),
+        event: (EventKind, Outcome),
         actor: &str,
         now: i64,
     ) -> Result<ConsentNote, AuditError> {
@@ -247,18 +247,17 @@ impl ClinicDb {
             .map_err(e("query consent version"))?;
         let highest = highest.map(|v| u64::try_from(v).unwrap_or(0));
         let version = to_i64(c.version);
-        let mut event = Event {
+        let entry = |kind: EventKind, outcome: Outcome, detail: String| Event {
             time: now,
-            kind: EventKind::ConsentRefused,
+            kind,
             actor: actor.to_owned(),
             subject: c.patient_id.to_owned(),
-            outcome: String::new(),
-            detail: String::new(),
+            outcome,
+            detail,
         };
         if let Some(h) = highest.filter(|h| c.version < *h) {
-            event.outcome = "older-version".into();
-            event.detail = format!("version={} highest={h}", c.version);
-            audit::append_in(&tx, &path, &event)?;
+            let refusal = entry(EventKind::ConsentRefused, Outcome::OlderVersion, format!("version={} highest={h}", c.version));
+            audit::append_in(&tx, &path, &refusal)?;
             tx.commit().map_err(e("commit consent refusal"))?;
             return Ok(ConsentNote::Refused { highest: h });
         }
@@ -279,9 +278,8 @@ impl ClinicDb {
                 )
                 .map_err(e("query consent token digest"))?;
             if !bool::from(subtle::ConstantTimeEq::ct_eq(known.as_slice(), digest.as_slice())) {
-                event.outcome = "conflicting-token".into();
-                event.detail = format!("version={} token_sha256={} known_sha256={}", c.version, hex::encode(digest), hex::encode(&known));
-                audit::append_in(&tx, &path, &event)?;
+                let detail = format!("version={} token_sha256={} known_sha256={}", c.version, hex::encode(digest), hex::encode(&known));
+                audit::append_in(&tx, &path, &entry(EventKind::ConsentRefused, Outcome::ConflictingToken, detail))?;
                 tx.commit().map_err(e("commit consent refusal"))?;
                 return Ok(ConsentNote::Conflict { version: c.version });
             }
@@ -293,11 +291,9 @@ impl ClinicDb {
                 )
                 .map_err(e("revoke earlier consent versions"))?;
             }
-            event.kind = kind;
-            event.outcome = outcome.to_owned();
-            event.detail =
+            let detail =
                 format!("version={} scope={} exp={} token_sha256={}", c.version, category::join(c.scope), c.exp, hex::encode(digest));
-            audit::append_in(&tx, &path, &event)?;
+            audit::append_in(&tx, &path, &entry(kind, outcome, detail))?;
         }
         tx.commit().map_err(e("commit consent version"))?;
         Ok(ConsentNote::Accepted { highest_before: highest })

@@ -6,7 +6,7 @@
 
 use std::path::Path;
 
-use crate::audit::{self, AuditError, Event, EventKind};
+use crate::audit::{self, AuditError, Event, EventKind, Outcome};
 use crate::category::Category;
 use crate::db::{ClinicDb, DbError};
 use crate::keystore::{KeyPurpose, Keystore};
@@ -125,7 +125,7 @@ fn add_with(
         kind: EventKind::RecordAdded,
         actor: actor.to_owned(),
         subject: meta.record_id.clone(),
-        outcome: "ok".into(),
+        outcome: Outcome::Ok,
         detail: format!("patient={} category={} locator={locator}", meta.patient_id, meta.category),
     };
     let path = db.path().to_path_buf();

@@ -1,7 +1,7 @@
 //! `medcard cache list|purge`: the bedside cache of verified records (docs/database.md).
 
 use clap::Subcommand;
-use reader::audit::EventKind;
+use reader::audit::{EventKind, Outcome};
 use reader::category;
 
 use crate::cli::{self, CliError, DataArg, Output, print_json};
@@ -68,7 +68,7 @@ fn list(data: &DataArg, format: Output) -> Result<(), CliError> {
 fn purge(data: &DataArg, format: Output) -> Result<(), CliError> {
     let mut c = data.clinic()?;
     let n = c.db.cache_purge(cli::now()?)?;
-    c.audit(EventKind::CachePurge, "cache", "ok", format!("removed={n}"))?;
+    c.audit(EventKind::CachePurge, "cache", Outcome::Ok, format!("removed={n}"))?;
     if format.json {
         println!("{}", serde_json::json!({ "removed": n }));
     } else {

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::Args;
-use reader::audit::{self, AuditError, Event, EventKind};
+use reader::audit::{self, AuditError, Event, EventKind, Outcome};
 use reader::bedside::BedsideError;
 use reader::checkin::CheckinError;
 use reader::clinic::{ClinicError, ClinicState};
@@ -225,8 +225,8 @@ pub struct Clinic {
 
 impl Clinic {
     /// Appends an audit event; a failure to audit is an error of the command (fail closed).
-    pub fn audit(&mut self, kind: EventKind, subject: &str, outcome: &str, detail: String) -> Result<u64, CliError> {
-        let ev = Event { time: now()?, kind, actor: actor(), subject: subject.to_owned(), outcome: outcome.to_owned(), detail };
+    pub fn audit(&mut self, kind: EventKind, subject: &str, outcome: Outcome, detail: String) -> Result<u64, CliError> {
+        let ev = Event { time: now()?, kind, actor: actor(), subject: subject.to_owned(), outcome, detail };
         audit::append(&mut self.db, &ev).map_err(CliError::AuditWrite)
     }
 }

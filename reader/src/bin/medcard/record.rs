@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use clap::Subcommand;
-use reader::audit::EventKind;
+use reader::audit::{EventKind, Outcome};
 use reader::category::Category;
 use reader::db::DbError;
 use reader::export::ExportError;
@@ -40,12 +40,12 @@ pub enum ReadError {
 impl ReadError {
     /// The audit outcome: `integrity-failed` when the stored bytes or key were altered.
     #[must_use]
-    pub fn outcome(&self) -> &'static str {
+    pub fn outcome(&self) -> Outcome {
         match self {
             ReadError::KeyWrap(KeyWrapError::Integrity { .. })
             | ReadError::Store(StoreError::DigestMismatch { .. })
-            | ReadError::Record(RecordError::Integrity { .. }) => "integrity-failed",
-            _ => "failed",
+            | ReadError::Record(RecordError::Integrity { .. }) => Outcome::IntegrityFailed,
+            _ => Outcome::Failed,
         }
     }
 }
@@ -183,7 +183,7 @@ fn get(data: &DataArg, id: &str, out: &Path) -> Result<(), CliError> {
     })();
     match result {
         Ok(patient) => {
-            c.audit(EventKind::RecordRead, id, "ok", format!("patient={patient}"))?;
+            c.audit(EventKind::RecordRead, id, Outcome::Ok, format!("patient={patient}"))?;
             println!("record {id} written to {}", out.display());
             Ok(())
         }
