@@ -186,8 +186,17 @@ pub enum AuditError {
     Db(#[from] DbError),
     /// Signing a checkpoint failed.
     #[error("signing the audit checkpoint failed: {0}")]
-    Sign(String),
-    /// A signed checkpoint is not acceptable.
+    Sign(#[source] qr::cose::CoseError),
+    /// A signed checkpoint that is not a well-formed COSE_Sign1.
+    #[error("checkpoint: {0}")]
+    CheckpointStructure(#[source] qr::cose::CoseError),
+    /// A signed checkpoint whose algorithm is not ES256 in the protected header.
+    #[error("checkpoint: {0}")]
+    CheckpointAlgorithm(#[source] qr::cose::AlgorithmError),
+    /// A checkpoint whose signature does not verify with the clinic issuer key.
+    #[error("checkpoint: the signature does not verify with the clinic issuer key")]
+    CheckpointSignature,
+    /// A checkpoint whose signed payload is not a checkpoint (the text says what is wrong).
     #[error("checkpoint: {0}")]
     BadCheckpoint(String),
     /// A proof request is out of range.
@@ -303,7 +312,7 @@ pub fn checkpoint(db: &mut ClinicDb, origin: &str, now: i64, signer: &dyn qr::Si
         let n = size(db)?;
         let leaves = leaf_hashes(db, n)?;
         let cp = Checkpoint { origin: origin.to_owned(), tree_size: n, root: merkle::root(&leaves), time: now };
-        let signed = qr::cose::sign(&cp.payload(), signer).map_err(|e| AuditError::Sign(e.to_string()))?;
+        let signed = qr::cose::sign(&cp.payload(), signer).map_err(AuditError::Sign)?;
         db.conn()
             .execute(
                 "INSERT OR REPLACE INTO audit_checkpoints (tree_size, root, time, signed) VALUES (?1, ?2, ?3, ?4)",
@@ -319,10 +328,10 @@ pub fn checkpoint(db: &mut ClinicDb, origin: &str, now: i64, signer: &dyn qr::Si
 
 /// Parses and verifies a signed checkpoint with the issuer key.
 pub fn open_checkpoint(signed: &[u8], issuer: &VerifyingKey) -> Result<Checkpoint, AuditError> {
-    let (msg, _) = qr::cose::parse(signed).map_err(|e| AuditError::BadCheckpoint(e.to_string()))?;
-    qr::cose::check_algorithm(&msg, true).map_err(|e| AuditError::BadCheckpoint(e.to_string()))?;
+    let (msg, _) = qr::cose::parse(signed).map_err(AuditError::CheckpointStructure)?;
+    qr::cose::check_algorithm(&msg, true).map_err(AuditError::CheckpointAlgorithm)?;
     if !qr::cose::signature_verifies(&msg, b"", issuer) {
-        return Err(AuditError::BadCheckpoint("the signature does not verify with the clinic issuer key".into()));
+        return Err(AuditError::CheckpointSignature);
     }
     Checkpoint::from_payload(msg.payload.as_deref().unwrap_or_default()).map_err(AuditError::BadCheckpoint)
 }
