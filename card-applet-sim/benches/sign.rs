@@ -25,9 +25,7 @@ use card_applet_sim::{Card, DEFAULT_MANAGEMENT_KEY, MemoryStore, PersistentState
 use cipher::{Array, BlockCipherEncrypt, KeyInit};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 
-const SELECT_PIV: [u8; 15] = [
-    0x00, 0xA4, 0x04, 0x00, 0x09, 0xA0, 0x00, 0x00, 0x03, 0x08, 0x00, 0x00, 0x10, 0x00, 0x00,
-];
+const SELECT_PIV: [u8; 15] = [0x00, 0xA4, 0x04, 0x00, 0x09, 0xA0, 0x00, 0x00, 0x03, 0x08, 0x00, 0x00, 0x10, 0x00, 0x00];
 /// GENERATE ASYMMETRIC KEY PAIR, slot 9E, algorithm 11 (P-256).
 const GENERATE_9E: [u8; 10] = [0x00, 0x47, 0x00, 0x9E, 0x05, 0xAC, 0x03, 0x80, 0x01, 0x11];
 /// GENERAL AUTHENTICATE external step 1: ask the card for a 3DES challenge (9B).
@@ -44,8 +42,7 @@ fn sign_apdu(digest: &[u8; 32]) -> Vec<u8> {
 }
 
 fn sw(resp: &[u8]) -> u16 {
-    resp.split_last_chunk::<2>()
-        .map_or(0, |(_, sw)| u16::from_be_bytes(*sw))
+    resp.split_last_chunk::<2>().map_or(0, |(_, sw)| u16::from_be_bytes(*sw))
 }
 
 /// Management-key authentication with the default 3DES key (external authenticate: the card
@@ -55,10 +52,7 @@ fn prepare(mut transmit: impl FnMut(&[u8]) -> Vec<u8>) {
     let resp = transmit(&MGMT_CHALLENGE);
     assert_eq!(sw(&resp), 0x9000, "management challenge");
     // 7C 0A 81 08 <challenge>
-    let challenge: [u8; 8] = resp
-        .get(4..12)
-        .and_then(|c| c.try_into().ok())
-        .expect("8-byte challenge");
+    let challenge: [u8; 8] = resp.get(4..12).and_then(|c| c.try_into().ok()).expect("8-byte challenge");
     let tdes = des::TdesEde3::new_from_slice(&DEFAULT_MANAGEMENT_KEY).expect("24-byte key");
     let mut block = Array::from(challenge);
     tdes.encrypt_block(&mut block);
@@ -79,15 +73,10 @@ fn in_process(c: &mut Criterion) {
 
     let mut group = c.benchmark_group("in_process");
     group.throughput(Throughput::Elements(1));
-    group.bench_function("general_authenticate_9e", |b| {
-        b.iter(|| black_box(card.process(black_box(&apdu))))
-    });
+    group.bench_function("general_authenticate_9e", |b| b.iter(|| black_box(card.process(black_box(&apdu)))));
     group.finish();
     let last = card.process(&apdu);
-    assert!(
-        sw(&last) == 0x9000 && last.len() > 70,
-        "sign after the bench: {last:02X?}"
-    );
+    assert!(sw(&last) == 0x9000 && last.len() > 70, "sign after the bench: {last:02X?}");
 }
 
 /// `card-sim serve` for the pcscd bench; stopped with SIGTERM on drop.
@@ -99,9 +88,7 @@ struct Served {
 
 impl Drop for Served {
     fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-s", "TERM", &self.child.id().to_string()])
-            .status();
+        let _ = Command::new("kill").args(["-s", "TERM", &self.child.id().to_string()]).status();
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
             if let Ok(Some(_)) = self.child.try_wait() {
@@ -134,14 +121,11 @@ fn serve_card(ctx: &pcsc::Context, reader: &CString) -> Result<Served, String> {
         .write(true)
         .open(&lock_path)
         .map_err(|e| format!("cannot open {}: {e}", lock_path.display()))?;
-    lock.lock()
-        .map_err(|e| format!("cannot lock {}: {e}", lock_path.display()))?;
+    lock.lock().map_err(|e| format!("cannot lock {}: {e}", lock_path.display()))?;
     match card_present(ctx, reader) {
         None => return Err(format!("pcscd has no reader '{READER}' (run scripts/setup.sh)")),
         Some(true) => {
-            return Err(format!(
-                "'{READER}' already holds a card (another card-sim serving {VPCD}?)"
-            ));
+            return Err(format!("'{READER}' already holds a card (another card-sim serving {VPCD}?)"));
         }
         Some(false) => {}
     }
@@ -165,11 +149,7 @@ fn serve_card(ctx: &pcsc::Context, reader: &CString) -> Result<Served, String> {
         .stdin(Stdio::null())
         .spawn()
         .map_err(|e| e.to_string())?;
-    let served = Served {
-        child,
-        _dir: dir,
-        _lock: lock,
-    };
+    let served = Served { child, _dir: dir, _lock: lock };
     let deadline = Instant::now() + Duration::from_secs(20);
     while card_present(ctx, reader) != Some(true) {
         if Instant::now() > deadline {
@@ -207,35 +187,24 @@ fn through_pcscd(c: &mut Criterion) {
         }
     };
     let mut buf = vec![0u8; pcsc::MAX_BUFFER_SIZE_EXTENDED];
-    let mut transmit = |apdu: &[u8]| -> Vec<u8> {
-        card.transmit(apdu, &mut buf)
-            .unwrap_or_else(|e| panic!("transmit {apdu:02X?}: {e}"))
-            .to_vec()
-    };
+    let mut transmit =
+        |apdu: &[u8]| -> Vec<u8> { card.transmit(apdu, &mut buf).unwrap_or_else(|e| panic!("transmit {apdu:02X?}: {e}")).to_vec() };
     prepare(&mut transmit);
     let apdu = sign_apdu(&[0x42; 32]);
     assert_eq!(sw(&transmit(&apdu)), 0x9000, "sign with 9E through pcscd");
 
     let mut group = c.benchmark_group("pcscd_vpcd");
     group.throughput(Throughput::Elements(1));
-    group.bench_function("general_authenticate_9e", |b| {
-        b.iter(|| black_box(transmit(black_box(&apdu))))
-    });
+    group.bench_function("general_authenticate_9e", |b| b.iter(|| black_box(transmit(black_box(&apdu)))));
     group.finish();
     // Every measured round trip was a real signature: the card still signs afterwards.
     let last = transmit(&apdu);
-    assert!(
-        sw(&last) == 0x9000 && last.len() > 70,
-        "sign after the bench: {last:02X?}"
-    );
+    assert!(sw(&last) == 0x9000 && last.len() > 70, "sign after the bench: {last:02X?}");
 }
 
 /// The reference: OpenSSL's ECDSA P-256 sign rate on this machine, printed with the results.
 fn openssl_reference(_: &mut Criterion) {
-    let out = Command::new("openssl")
-        .args(["speed", "-seconds", "3", "ecdsap256"])
-        .stderr(Stdio::null())
-        .output();
+    let out = Command::new("openssl").args(["speed", "-seconds", "3", "ecdsap256"]).stderr(Stdio::null()).output();
     let Ok(out) = out else {
         println!("reference: openssl not found (run scripts/setup.sh)");
         return;

@@ -20,8 +20,8 @@ use crate::tlv;
 /// The Answer-To-Reset: T=1 only (TD1 = 81, TD2 = 31: IFSC FE, BWI/CWI 15), historical bytes
 /// `80 73 C0 21 C0 57 "MedCard"` (category 80, card capabilities, issuer data), then TCK.
 pub const ATR: [u8; 23] = atr_with_tck([
-    0x3B, 0xFD, 0x13, 0x00, 0x00, 0x81, 0x31, 0xFE, 0x15, 0x80, 0x73, 0xC0, 0x21, 0xC0, 0x57, b'M', b'e', b'd',
-    b'C', b'a', b'r', b'd', 0x00,
+    0x3B, 0xFD, 0x13, 0x00, 0x00, 0x81, 0x31, 0xFE, 0x15, 0x80, 0x73, 0xC0, 0x21, 0xC0, 0x57, b'M', b'e', b'd', b'C', b'a', b'r', b'd',
+    0x00,
 ]);
 
 /// Fill in TCK: the XOR of all bytes from T0 to the last historical byte (ISO/IEC 7816-3 §8.2.5).
@@ -120,8 +120,7 @@ impl Card {
         // Command chaining: non-final blocks are collected (9000 each); a block with another
         // header discards the chain in progress.
         let chain = self.volatile.chain.take();
-        let chain =
-            chain.filter(|c| c.ins == apdu.ins && c.p1 == apdu.p1 && c.p2 == apdu.p2).map(|c| c.data);
+        let chain = chain.filter(|c| c.ins == apdu.ins && c.p1 == apdu.p1 && c.p2 == apdu.p2).map(|c| c.data);
         let data_len = chain.as_ref().map_or(0, Vec::len).saturating_add(apdu.data.len());
         if data_len > MAX_CHAIN_LEN {
             return self.fail(StatusWord::NotEnoughMemory);
@@ -228,9 +227,7 @@ impl Card {
             }
             Command::Authenticate(Authenticate::Sign { slot, digest }) => self.sign(slot, &digest),
             Command::Authenticate(Authenticate::Ecdh { slot, peer }) => self.ecdh(slot, &peer),
-            Command::SetManagementKey { algorithm, key, touch_required } => {
-                self.set_management_key(algorithm, key, touch_required)
-            }
+            Command::SetManagementKey { algorithm, key, touch_required } => self.set_management_key(algorithm, key, touch_required),
         }
     }
 

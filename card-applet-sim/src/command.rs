@@ -156,11 +156,20 @@ impl fmt::Debug for MgmtStep {
 /// GENERAL AUTHENTICATE (Part 2 §3.2.4).
 #[derive(Debug)]
 pub enum Authenticate {
-    Management { algorithm: MgmtAlgorithm, step: MgmtStep },
+    Management {
+        algorithm: MgmtAlgorithm,
+        step: MgmtStep,
+    },
     /// ECDSA over a host digest (normalized to 32 bytes): `7C { 82 00, 81 digest }`.
-    Sign { slot: KeySlot, digest: [u8; 32] },
+    Sign {
+        slot: KeySlot,
+        digest: [u8; 32],
+    },
     /// ECDH: `7C { 82 00, 85 04||X||Y }`.
-    Ecdh { slot: KeySlot, peer: Vec<u8> },
+    Ecdh {
+        slot: KeySlot,
+        peer: Vec<u8>,
+    },
 }
 
 /// A parsed PIV (or Yubico-extension) command.
@@ -168,14 +177,34 @@ pub enum Authenticate {
 pub enum Command {
     /// SELECT of the PIV AID (a right-truncated prefix of at least the RID).
     Select,
-    GetData { tag: u32 },
-    PutData { tag: u32, content: Vec<u8> },
+    GetData {
+        tag: u32,
+    },
+    PutData {
+        tag: u32,
+        content: Vec<u8>,
+    },
     Verify(Verify),
-    ChangeReference { which: PinRef, old: PinBlock, new: PinBlock },
-    ResetRetryCounter { puk: PinBlock, new_pin: PinBlock },
-    Generate { slot: KeySlot, pin_policy: Option<u8>, touch_policy: Option<u8> },
+    ChangeReference {
+        which: PinRef,
+        old: PinBlock,
+        new: PinBlock,
+    },
+    ResetRetryCounter {
+        puk: PinBlock,
+        new_pin: PinBlock,
+    },
+    Generate {
+        slot: KeySlot,
+        pin_policy: Option<u8>,
+        touch_policy: Option<u8>,
+    },
     Authenticate(Authenticate),
-    SetManagementKey { algorithm: MgmtAlgorithm, key: Zeroizing<Vec<u8>>, touch_required: bool },
+    SetManagementKey {
+        algorithm: MgmtAlgorithm,
+        key: Zeroizing<Vec<u8>>,
+        touch_required: bool,
+    },
     GetVersion,
     GetSerial,
 }
@@ -385,10 +414,7 @@ mod tests {
         assert!(matches!(parse_apdu(&[0, 0x20, 0, 0x80, 2, 1, 2]), Ok(Apdu { data: [1, 2], ne: 256, .. })));
         assert!(matches!(parse_apdu(&[0, 0x20, 0, 0x80, 2, 1, 2, 0]), Ok(Apdu { data: [1, 2], ne: 256, .. })));
         assert!(matches!(parse_apdu(&[0, 0x20, 0, 0x80, 0, 0, 2, 1, 2]), Ok(Apdu { data: [1, 2], ne: 65536, .. })));
-        assert!(matches!(
-            parse_apdu(&[0, 0x20, 0, 0x80, 0, 0, 2, 1, 2, 1, 0]),
-            Ok(Apdu { data: [1, 2], ne: 256, .. })
-        ));
+        assert!(matches!(parse_apdu(&[0, 0x20, 0, 0x80, 0, 0, 2, 1, 2, 1, 0]), Ok(Apdu { data: [1, 2], ne: 256, .. })));
     }
 
     #[test]

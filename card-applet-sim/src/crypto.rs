@@ -17,11 +17,7 @@ pub fn random(n: usize) -> Result<Zeroizing<Vec<u8>>, StatusWord> {
     Ok(buf)
 }
 
-fn ecb<C: KeyInit + BlockCipherEncrypt + BlockCipherDecrypt>(
-    key: &[u8],
-    block: &[u8],
-    encrypt: bool,
-) -> Option<Zeroizing<Vec<u8>>> {
+fn ecb<C: KeyInit + BlockCipherEncrypt + BlockCipherDecrypt>(key: &[u8], block: &[u8], encrypt: bool) -> Option<Zeroizing<Vec<u8>>> {
     let c = C::new_from_slice(key).ok()?;
     let mut b = cipher::Block::<C>::try_from(block).ok()?;
     if encrypt {
@@ -34,12 +30,7 @@ fn ecb<C: KeyInit + BlockCipherEncrypt + BlockCipherDecrypt>(
 
 /// One ECB block operation with the management key; `6A80` if the block length does not
 /// match the algorithm's block size.
-pub fn mgmt_block(
-    algorithm: MgmtAlgorithm,
-    key: &[u8],
-    block: &[u8],
-    encrypt: bool,
-) -> Result<Zeroizing<Vec<u8>>, StatusWord> {
+pub fn mgmt_block(algorithm: MgmtAlgorithm, key: &[u8], block: &[u8], encrypt: bool) -> Result<Zeroizing<Vec<u8>>, StatusWord> {
     let out = match algorithm {
         MgmtAlgorithm::Tdes => ecb::<des::TdesEde3>(key, block, encrypt),
         MgmtAlgorithm::Aes128 => ecb::<aes::Aes128>(key, block, encrypt),

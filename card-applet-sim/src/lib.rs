@@ -21,6 +21,6 @@ pub use applet::{ATR, Card, MAX_CHAIN_LEN, VERSION};
 pub use key_ref::{KeySlot, MgmtAlgorithm};
 pub use reply::StatusWord;
 pub use state::{
-    Blob, DEFAULT_MANAGEMENT_KEY, DEFAULT_PIN, DEFAULT_PUK, MAX_TRIES, ManagementKey, MemoryStore, Persist,
-    PersistError, PersistentState, PinRecord, Secret, SlotKey,
+    Blob, DEFAULT_MANAGEMENT_KEY, DEFAULT_PIN, DEFAULT_PUK, MAX_TRIES, ManagementKey, MemoryStore, Persist, PersistError, PersistentState,
+    PinRecord, Secret, SlotKey,
 };

@@ -128,11 +128,7 @@ fn init_logging(verbose: u8) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     // Colours only on a terminal: logs redirected to a file stay plain text.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr()) && std::env::var_os("NO_COLOR").is_none();
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(ansi)
-        .init();
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi).init();
 }
 
 fn run(command: Command) -> Result<(), CliError> {
@@ -154,9 +150,7 @@ fn new_card(out: &Path, serial: Option<u32>) -> Result<(), CliError> {
         }
     };
     persist::create_new(out, &PersistentState::blank(serial)).map_err(|e| match e {
-        PersistError::Io { ref source, .. } if source.kind() == std::io::ErrorKind::AlreadyExists => {
-            CliError::Exists(out.to_path_buf())
-        }
+        PersistError::Io { ref source, .. } if source.kind() == std::io::ErrorKind::AlreadyExists => CliError::Exists(out.to_path_buf()),
         other => CliError::Create(other),
     })?;
     println!("card-sim: new card {} (serial {serial})", out.display());
@@ -174,20 +168,11 @@ fn lock_card(card: &Path) -> Result<std::fs::File, CliError> {
         .truncate(false)
         .write(true)
         .open(&lock)
-        .map_err(|source| CliError::Lock {
-            path: card.to_path_buf(),
-            source,
-        })?;
+        .map_err(|source| CliError::Lock { path: card.to_path_buf(), source })?;
     match file.try_lock() {
         Ok(()) => Ok(file),
-        Err(std::fs::TryLockError::WouldBlock) => Err(CliError::InUse {
-            path: card.to_path_buf(),
-            lock,
-        }),
-        Err(std::fs::TryLockError::Error(source)) => Err(CliError::Lock {
-            path: card.to_path_buf(),
-            source,
-        }),
+        Err(std::fs::TryLockError::WouldBlock) => Err(CliError::InUse { path: card.to_path_buf(), lock }),
+        Err(std::fs::TryLockError::Error(source)) => Err(CliError::Lock { path: card.to_path_buf(), source }),
     }
 }
 

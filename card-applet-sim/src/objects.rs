@@ -39,8 +39,7 @@ pub const CONSENT_TOKEN: u32 = 0x5FFFC1;
 pub const MAX_OBJECT_LEN: usize = 4096;
 
 /// The objects GET DATA can read from the store and PUT DATA can write.
-pub const STORED_OBJECTS: [u32; 9] =
-    [CHUID, CCC, KEY_HISTORY, CERT_9A, CERT_9C, CERT_9D, CERT_9E, CARD_CREDENTIAL, CONSENT_TOKEN];
+pub const STORED_OBJECTS: [u32; 9] = [CHUID, CCC, KEY_HISTORY, CERT_9A, CERT_9C, CERT_9D, CERT_9E, CARD_CREDENTIAL, CONSENT_TOKEN];
 
 pub fn is_stored_object(tag: u32) -> bool {
     STORED_OBJECTS.contains(&tag)
@@ -76,8 +75,8 @@ pub fn discovery() -> Vec<u8> {
 /// FASC-N "agency 9999, system 9999, credential 999999" used by test PIV cards (Part 1
 /// §3.1.2; same value yubico-piv-tool writes).
 const TEST_FASCN: [u8; 25] = [
-    0xD4, 0xE7, 0x39, 0xDA, 0x73, 0x9C, 0xED, 0x39, 0xCE, 0x73, 0x9D, 0x83, 0x68, 0x58, 0x21, 0x08, 0x42, 0x10,
-    0x84, 0x21, 0xC8, 0x42, 0x10, 0xC3, 0xEB,
+    0xD4, 0xE7, 0x39, 0xDA, 0x73, 0x9C, 0xED, 0x39, 0xCE, 0x73, 0x9D, 0x83, 0x68, 0x58, 0x21, 0x08, 0x42, 0x10, 0x84, 0x21, 0xC8, 0x42,
+    0x10, 0xC3, 0xEB,
 ];
 
 /// The card's GUID: first 16 bytes of SHA-256("MedCard CHUID GUID v1" || serial big-endian),

@@ -58,32 +58,16 @@ pub enum LoadError {
     },
     /// Shorter than a header plus checksum, or shorter than its declared payload: torn or cut.
     #[error("card file {path} is truncated: {got} bytes, expected {expected}")]
-    Truncated {
-        path: PathBuf,
-        expected: u64,
-        got: u64,
-    },
+    Truncated { path: PathBuf, expected: u64, got: u64 },
     /// Longer than its declared payload plus checksum, or over [`MAX_FILE_LEN`].
     #[error("card file {path} is too long: {got} bytes, expected {expected}")]
-    TooLong {
-        path: PathBuf,
-        expected: u64,
-        got: u64,
-    },
+    TooLong { path: PathBuf, expected: u64, got: u64 },
     /// Not a MedCard card file at all.
     #[error("{path} is not a MedCard card file: magic {got:02x?}, expected {expected:02x?}")]
-    BadMagic {
-        path: PathBuf,
-        expected: [u8; 8],
-        got: Vec<u8>,
-    },
+    BadMagic { path: PathBuf, expected: [u8; 8], got: Vec<u8> },
     /// Written by a newer (or unknown) format.
     #[error("card file {path} has format version {got}; this build reads version {supported}")]
-    UnsupportedVersion {
-        path: PathBuf,
-        supported: u16,
-        got: u16,
-    },
+    UnsupportedVersion { path: PathBuf, supported: u16, got: u16 },
     /// The SHA-256 trailer does not match: the file is corrupt.
     #[error("card file {path} is corrupt: checksum mismatch")]
     Checksum { path: PathBuf },
@@ -110,13 +94,7 @@ pub enum Step {
 
 impl Step {
     /// Every step, in the order a save performs them.
-    pub const ALL: [Step; 5] = [
-        Step::CreateTemp,
-        Step::WriteTemp,
-        Step::SyncTemp,
-        Step::Rename,
-        Step::SyncDir,
-    ];
+    pub const ALL: [Step; 5] = [Step::CreateTemp, Step::WriteTemp, Step::SyncTemp, Step::Rename, Step::SyncDir];
 }
 
 /// Where an injected failure strikes, simulating a crash there: the save stops (nothing is
@@ -217,10 +195,7 @@ pub struct FileStore {
 impl FileStore {
     /// A store that saves to `path` (which should already hold the card: see [`create_new`]).
     pub fn new(path: impl Into<PathBuf>) -> Self {
-        Self {
-            path: path.into(),
-            fail: FailSwitch::default(),
-        }
+        Self { path: path.into(), fail: FailSwitch::default() }
     }
 
     /// The card file.
@@ -252,23 +227,14 @@ pub fn create_new(path: &Path, state: &PersistentState) -> Result<(), PersistErr
 pub fn load(path: &Path) -> Result<PersistentState, LoadError> {
     let io_err = |source: std::io::Error| {
         if source.kind() == std::io::ErrorKind::NotFound {
-            LoadError::Missing {
-                path: path.to_path_buf(),
-            }
+            LoadError::Missing { path: path.to_path_buf() }
         } else {
-            LoadError::Io {
-                path: path.to_path_buf(),
-                source,
-            }
+            LoadError::Io { path: path.to_path_buf(), source }
         }
     };
     let len = std::fs::metadata(path).map_err(io_err)?.len();
     if len > MAX_FILE_LEN {
-        return Err(LoadError::TooLong {
-            path: path.to_path_buf(),
-            expected: MAX_FILE_LEN,
-            got: len,
-        });
+        return Err(LoadError::TooLong { path: path.to_path_buf(), expected: MAX_FILE_LEN, got: len });
     }
     let bytes = Zeroizing::new(std::fs::read(path).map_err(io_err)?);
     decode(&bytes, path)
@@ -277,10 +243,8 @@ pub fn load(path: &Path) -> Result<PersistentState, LoadError> {
 /// Encode `state` in the card file format.
 pub fn encode(state: &PersistentState) -> Result<Zeroizing<Vec<u8>>, PersistError> {
     let mut payload = Zeroizing::new(Vec::new());
-    ciborium::into_writer(state, &mut *payload)
-        .map_err(|_| PersistError::Refused("card state could not be encoded as CBOR"))?;
-    let payload_len = u32::try_from(payload.len())
-        .map_err(|_| PersistError::Refused("card state over 4 GiB"))?;
+    ciborium::into_writer(state, &mut *payload).map_err(|_| PersistError::Refused("card state could not be encoded as CBOR"))?;
+    let payload_len = u32::try_from(payload.len()).map_err(|_| PersistError::Refused("card state over 4 GiB"))?;
     let mut out = Zeroizing::new(Vec::with_capacity(HEADER_LEN + payload.len() + CHECKSUM_LEN));
     out.extend_from_slice(&MAGIC);
     out.extend_from_slice(&FORMAT_VERSION.to_be_bytes());
@@ -300,75 +264,37 @@ pub fn decode(bytes: &[u8], path: &Path) -> Result<PersistentState, LoadError> {
     let magic_len = bytes.len().min(MAGIC.len());
     let magic = bytes.get(..magic_len).unwrap_or_default();
     if magic.is_empty() || Some(magic) != MAGIC.get(..magic_len) {
-        return Err(LoadError::BadMagic {
-            path: path_buf(),
-            expected: MAGIC,
-            got: magic.to_vec(),
-        });
+        return Err(LoadError::BadMagic { path: path_buf(), expected: MAGIC, got: magic.to_vec() });
     }
     let Some((header, _)) = bytes.split_at_checked(HEADER_LEN) else {
-        return Err(LoadError::Truncated {
-            path: path_buf(),
-            expected: min,
-            got,
-        });
+        return Err(LoadError::Truncated { path: path_buf(), expected: min, got });
     };
-    let version = header
-        .get(8..10)
-        .and_then(|b| <[u8; 2]>::try_from(b).ok())
-        .map(u16::from_be_bytes)
-        .unwrap_or_default();
+    let version = header.get(8..10).and_then(|b| <[u8; 2]>::try_from(b).ok()).map(u16::from_be_bytes).unwrap_or_default();
     if version != FORMAT_VERSION {
-        return Err(LoadError::UnsupportedVersion {
-            path: path_buf(),
-            supported: FORMAT_VERSION,
-            got: version,
-        });
+        return Err(LoadError::UnsupportedVersion { path: path_buf(), supported: FORMAT_VERSION, got: version });
     }
-    let payload_len = header
-        .get(10..14)
-        .and_then(|b| <[u8; 4]>::try_from(b).ok())
-        .map(u32::from_be_bytes)
-        .map(u64::from)
-        .unwrap_or_default();
+    let payload_len =
+        header.get(10..14).and_then(|b| <[u8; 4]>::try_from(b).ok()).map(u32::from_be_bytes).map(u64::from).unwrap_or_default();
     let expected = HEADER_LEN as u64 + payload_len + CHECKSUM_LEN as u64;
     if got < expected {
-        return Err(LoadError::Truncated {
-            path: path_buf(),
-            expected,
-            got,
-        });
+        return Err(LoadError::Truncated { path: path_buf(), expected, got });
     }
     if got > expected {
-        return Err(LoadError::TooLong {
-            path: path_buf(),
-            expected,
-            got,
-        });
+        return Err(LoadError::TooLong { path: path_buf(), expected, got });
     }
     // got == expected, so these splits succeed; still, no panicking index on file bytes.
     let (checked, sum) = bytes
         .len()
         .checked_sub(CHECKSUM_LEN)
         .and_then(|checked_len| bytes.split_at_checked(checked_len))
-        .ok_or_else(|| LoadError::Truncated {
-            path: path_buf(),
-            expected,
-            got,
-        })?;
-    if !bool::from(subtle::ConstantTimeEq::ct_eq(
-        Sha256::digest(checked).as_slice(),
-        sum,
-    )) {
+        .ok_or_else(|| LoadError::Truncated { path: path_buf(), expected, got })?;
+    if !bool::from(subtle::ConstantTimeEq::ct_eq(Sha256::digest(checked).as_slice(), sum)) {
         return Err(LoadError::Checksum { path: path_buf() });
     }
     let payload = checked.get(HEADER_LEN..).unwrap_or_default();
     let mut reader = payload;
     let state: PersistentState =
-        ciborium::from_reader(&mut reader).map_err(|e| LoadError::Decode {
-            path: path_buf(),
-            reason: e.to_string(),
-        })?;
+        ciborium::from_reader(&mut reader).map_err(|e| LoadError::Decode { path: path_buf(), reason: e.to_string() })?;
     if !reader.is_empty() {
         return Err(LoadError::Decode {
             path: path_buf(),
@@ -391,10 +317,7 @@ static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 
 /// The temporary file's path: hidden, in the same directory (so rename is atomic), unique.
 fn temp_path(path: &Path) -> PathBuf {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "card".to_owned());
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "card".to_owned());
     let n = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
     path.with_file_name(format!(".{name}.{}.{n}.tmp", std::process::id()))
 }
@@ -407,12 +330,7 @@ fn parent_dir(path: &Path) -> PathBuf {
     }
 }
 
-fn write_atomic(
-    path: &Path,
-    bytes: &[u8],
-    finish: Finish,
-    fail: &FailSwitch,
-) -> Result<(), PersistError> {
+fn write_atomic(path: &Path, bytes: &[u8], finish: Finish, fail: &FailSwitch) -> Result<(), PersistError> {
     let injected = |point: FailPoint| -> Result<(), PersistError> {
         if fail.fires(point) {
             tracing::warn!(?point, file = %path.display(), "injected failure while saving card state");
@@ -423,10 +341,7 @@ fn write_atomic(
     };
     let io = |target: &Path| {
         let target = target.to_path_buf();
-        move |source: std::io::Error| PersistError::Io {
-            path: target,
-            source,
-        }
+        move |source: std::io::Error| PersistError::Io { path: target, source }
     };
 
     fail.begin_save();
@@ -435,12 +350,7 @@ fn write_atomic(
     let mut temp = None;
     for _ in 0..16 {
         let candidate = temp_path(path);
-        match OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&candidate)
-        {
+        match OpenOptions::new().write(true).create_new(true).mode(0o600).open(&candidate) {
             Ok(file) => {
                 temp = Some((candidate, file));
                 break;
@@ -482,13 +392,9 @@ fn write_atomic(
     // 4. Atomically make it the card file.
     injected(FailPoint::Before(Step::Rename)).map_err(cleanup)?;
     match finish {
-        Finish::Replace => std::fs::rename(&temp_path, path)
-            .map_err(io(path))
-            .map_err(cleanup)?,
+        Finish::Replace => std::fs::rename(&temp_path, path).map_err(io(path)).map_err(cleanup)?,
         Finish::NoReplace => {
-            std::fs::hard_link(&temp_path, path)
-                .map_err(io(path))
-                .map_err(cleanup)?;
+            std::fs::hard_link(&temp_path, path).map_err(io(path)).map_err(cleanup)?;
             std::fs::remove_file(&temp_path).map_err(io(&temp_path))?;
         }
     }
@@ -497,9 +403,7 @@ fn write_atomic(
     // 5. fsync the directory, so the rename survives a power cut.
     injected(FailPoint::Before(Step::SyncDir))?;
     let dir = parent_dir(path);
-    File::open(&dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io(&dir))?;
+    File::open(&dir).and_then(|d| d.sync_all()).map_err(io(&dir))?;
     injected(FailPoint::After(Step::SyncDir))?;
     Ok(())
 }
@@ -539,18 +443,10 @@ mod tests {
     fn every_strict_prefix_is_refused_and_names_the_file() {
         let bytes = encoded();
         for cut in 0..bytes.len() {
-            let err = decode(&bytes[..cut], Path::new("/cards/p.card"))
-                .err()
-                .unwrap_or_else(|| panic!("prefix of {cut} bytes accepted"));
-            assert!(
-                err.to_string().contains("/cards/p.card"),
-                "error does not name the file: {err}"
-            );
+            let err = decode(&bytes[..cut], Path::new("/cards/p.card")).err().unwrap_or_else(|| panic!("prefix of {cut} bytes accepted"));
+            assert!(err.to_string().contains("/cards/p.card"), "error does not name the file: {err}");
             if cut >= 8 {
-                assert!(
-                    matches!(err, LoadError::Truncated { .. }),
-                    "prefix {cut}: {err:?}"
-                );
+                assert!(matches!(err, LoadError::Truncated { .. }), "prefix {cut}: {err:?}");
             }
         }
     }
@@ -561,10 +457,7 @@ mod tests {
         for i in 0..bytes.len() * 8 {
             let mut flipped = bytes.clone();
             flipped[i / 8] ^= 1 << (i % 8);
-            assert!(
-                decode(&flipped, Path::new("p.card")).is_err(),
-                "bit {i} flipped was accepted"
-            );
+            assert!(decode(&flipped, Path::new("p.card")).is_err(), "bit {i} flipped was accepted");
         }
     }
 
@@ -573,17 +466,7 @@ mod tests {
         let mut bytes = encoded();
         bytes[9] = 2;
         let err = decode(&bytes, Path::new("p.card")).expect_err("version 2 accepted");
-        assert!(
-            matches!(
-                err,
-                LoadError::UnsupportedVersion {
-                    got: 2,
-                    supported: 1,
-                    ..
-                }
-            ),
-            "{err:?}"
-        );
+        assert!(matches!(err, LoadError::UnsupportedVersion { got: 2, supported: 1, .. }), "{err:?}");
     }
 
     #[test]
@@ -635,10 +518,7 @@ mod tests {
         assert_eq!(mode & 0o777, 0o600);
         assert!(load(&path).expect("load") == sample());
         // No temp file left behind.
-        let names: Vec<_> = std::fs::read_dir(dir.path())
-            .expect("readdir")
-            .map(|e| e.expect("entry").file_name())
-            .collect();
+        let names: Vec<_> = std::fs::read_dir(dir.path()).expect("readdir").map(|e| e.expect("entry").file_name()).collect();
         assert_eq!(names, vec![std::ffi::OsString::from("p.card")]);
     }
 
@@ -649,10 +529,7 @@ mod tests {
         create_new(&path, &sample()).expect("create");
         let before = std::fs::read(&path).expect("read");
         let err = create_new(&path, &PersistentState::blank(9)).expect_err("overwrote");
-        assert!(
-            matches!(&err, PersistError::Io { source, .. } if source.kind() == std::io::ErrorKind::AlreadyExists),
-            "{err:?}"
-        );
+        assert!(matches!(&err, PersistError::Io { source, .. } if source.kind() == std::io::ErrorKind::AlreadyExists), "{err:?}");
         assert_eq!(std::fs::read(&path).expect("read"), before);
     }
 
@@ -681,12 +558,8 @@ mod tests {
             assert!(res.is_err(), "{point:?}: injected failure did not fail the save");
             assert!(store.fail_switch().disarm().is_none(), "{point:?} never fired");
             let on_disk = load(&path).expect("card file unreadable after a crash");
-            let renamed = matches!(
-                point,
-                FailPoint::After(Step::Rename)
-                    | FailPoint::Before(Step::SyncDir)
-                    | FailPoint::After(Step::SyncDir)
-            );
+            let renamed =
+                matches!(point, FailPoint::After(Step::Rename) | FailPoint::Before(Step::SyncDir) | FailPoint::After(Step::SyncDir));
             if renamed {
                 assert!(on_disk == next, "{point:?}: expected the new state");
             } else {

@@ -58,15 +58,8 @@ mod tests {
 
     #[test]
     fn refuses_short_pins_letters_bad_padding_and_wrong_length() {
-        for bad in [
-            &b"12345\xFF\xFF\xFF"[..],
-            b"12345a\xFF\xFF",
-            b"123456\x00\x00",
-            b"123456\xFF1",
-            b"123456",
-            b"123456\xFF\xFF\xFF",
-            b"",
-        ] {
+        for bad in [&b"12345\xFF\xFF\xFF"[..], b"12345a\xFF\xFF", b"123456\x00\x00", b"123456\xFF1", b"123456", b"123456\xFF\xFF\xFF", b""]
+        {
             assert_eq!(PinBlock::parse(bad).err(), Some(StatusWord::IncorrectData), "{bad:?}");
         }
     }

@@ -22,9 +22,7 @@ pub const DEFAULT_PIN: &[u8] = b"123456";
 /// The published default PUK.
 pub const DEFAULT_PUK: &[u8] = b"12345678";
 /// The published default management key (3DES, three times 0102030405060708).
-pub const DEFAULT_MANAGEMENT_KEY: [u8; 24] = [
-    1, 2, 3, 4, 5, 6, 7, 8, 1, 2, 3, 4, 5, 6, 7, 8, 1, 2, 3, 4, 5, 6, 7, 8,
-];
+pub const DEFAULT_MANAGEMENT_KEY: [u8; 24] = [1, 2, 3, 4, 5, 6, 7, 8, 1, 2, 3, 4, 5, 6, 7, 8, 1, 2, 3, 4, 5, 6, 7, 8];
 
 /// Secret bytes: zeroized on drop, never printed. Serialized as a CBOR byte string.
 #[derive(Clone, PartialEq, Eq, Zeroize, ZeroizeOnDrop)]
@@ -165,10 +163,7 @@ impl fmt::Debug for PersistentState {
             .field("puk_tries_left", &self.puk.tries_left)
             .field("management_key", &self.management_key.algorithm)
             .field("keys", &self.keys.keys().collect::<Vec<_>>())
-            .field(
-                "objects",
-                &self.objects.iter().map(|(t, v)| (format!("{t:06X}"), v.0.len())).collect::<Vec<_>>(),
-            )
+            .field("objects", &self.objects.iter().map(|(t, v)| (format!("{t:06X}"), v.0.len())).collect::<Vec<_>>())
             .finish()
     }
 }
@@ -253,10 +248,7 @@ mod tests {
     #[test]
     fn debug_output_redacts_secrets() {
         let mut s = PersistentState::blank(7);
-        s.keys.insert(
-            KeySlot::Signature,
-            SlotKey { private: Secret::new(vec![0xAB; 32]), pin_policy: None, touch_policy: None },
-        );
+        s.keys.insert(KeySlot::Signature, SlotKey { private: Secret::new(vec![0xAB; 32]), pin_policy: None, touch_policy: None });
         let text = format!("{s:?} {:?} {:?}", s.pin, s.keys);
         assert!(!text.contains("123456"), "{text}");
         assert!(!text.to_lowercase().contains("ab, ab") && !text.contains("171"), "{text}");

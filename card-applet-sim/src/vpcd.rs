@@ -167,10 +167,7 @@ pub struct Session<'a> {
 
 impl<'a> Session<'a> {
     pub fn new(card: &'a mut Card) -> Self {
-        Self {
-            card,
-            paging_sensitive: false,
-        }
+        Self { card, paging_sensitive: false }
     }
 
     /// Handle one frame; returns the payload to send back, if any.
@@ -257,11 +254,7 @@ pub struct ServeOptions {
 
 impl Default for ServeOptions {
     fn default() -> Self {
-        Self {
-            backoff_min: Duration::from_millis(100),
-            backoff_max: Duration::from_secs(2),
-            poll: Duration::from_millis(100),
-        }
+        Self { backoff_min: Duration::from_millis(100), backoff_max: Duration::from_secs(2), poll: Duration::from_millis(100) }
     }
 }
 
@@ -291,19 +284,11 @@ enum Ended {
 /// vpcd is unreachable or drops the connection (pcscd restart). On shutdown the socket is
 /// closed, which vpcd reports as "card removed".
 pub fn serve(card: &mut Card, addr: &str, shutdown: &AtomicBool, options: &ServeOptions) -> Result<(), ServeError> {
-    let addrs: Vec<_> = addr
-        .to_socket_addrs()
-        .map_err(|source| ServeError::BadAddress {
-            addr: addr.to_owned(),
-            source,
-        })?
-        .collect();
+    let addrs: Vec<_> = addr.to_socket_addrs().map_err(|source| ServeError::BadAddress { addr: addr.to_owned(), source })?.collect();
     let mut backoff = options.backoff_min;
     let mut warned = false;
     while !shutdown.load(Ordering::SeqCst) {
-        let stream = addrs
-            .iter()
-            .find_map(|a| TcpStream::connect_timeout(a, Duration::from_secs(1)).ok());
+        let stream = addrs.iter().find_map(|a| TcpStream::connect_timeout(a, Duration::from_secs(1)).ok());
         let Some(stream) = stream else {
             if !warned {
                 tracing::warn!(addr, "vpcd not reachable (is pcscd running with vpcd?); retrying");
@@ -519,11 +504,8 @@ mod tests {
     fn traced<R>(f: impl FnOnce() -> R) -> (R, String) {
         let log = LogBuf::default();
         let sink = log.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_max_level(tracing::Level::TRACE)
-            .with_ansi(false)
-            .with_writer(move || sink.clone())
-            .finish();
+        let subscriber =
+            tracing_subscriber::fmt().with_max_level(tracing::Level::TRACE).with_ansi(false).with_writer(move || sink.clone()).finish();
         let r = tracing::subscriber::with_default(subscriber, f);
         let text = String::from_utf8(log.0.lock().expect("log").clone()).expect("utf-8 log");
         (r, text)
@@ -535,32 +517,18 @@ mod tests {
         let (challenge, text) = traced(|| {
             let mut s = Session::new(&mut card);
             let select = vec![0x00, 0xA4, 0x04, 0x00, 0x05, 0xA0, 0x00, 0x00, 0x03, 0x08];
-            assert_eq!(
-                status_word(&s.handle(Frame::Apdu(select)).expect("answer")),
-                Some(0x9000)
-            );
+            assert_eq!(status_word(&s.handle(Frame::Apdu(select)).expect("answer")), Some(0x9000));
             // Management-key challenge (9B) with Le = 4: the card pages the rest with 61xx.
-            let first = s
-                .handle(Frame::Apdu(vec![
-                    0x00, 0x87, 0x03, 0x9B, 0x04, 0x7C, 0x02, 0x81, 0x00, 0x04,
-                ]))
-                .expect("answer");
+            let first = s.handle(Frame::Apdu(vec![0x00, 0x87, 0x03, 0x9B, 0x04, 0x7C, 0x02, 0x81, 0x00, 0x04])).expect("answer");
             assert_eq!(status_word(&first), Some(0x6108), "{first:02X?}");
-            let rest = s
-                .handle(Frame::Apdu(vec![0x00, 0xC0, 0x00, 0x00, 0x08]))
-                .expect("answer");
+            let rest = s.handle(Frame::Apdu(vec![0x00, 0xC0, 0x00, 0x00, 0x08])).expect("answer");
             assert_eq!(status_word(&rest), Some(0x9000), "{rest:02X?}");
             // A later, unrelated GET RESPONSE is logged normally again.
-            let _ = s.handle(Frame::Apdu(vec![
-                0x00, 0xCB, 0x3F, 0xFF, 0x05, 0x5C, 0x03, 0x5F, 0xC1, 0x02, 0x00,
-            ]));
+            let _ = s.handle(Frame::Apdu(vec![0x00, 0xCB, 0x3F, 0xFF, 0x05, 0x5C, 0x03, 0x5F, 0xC1, 0x02, 0x00]));
             let _ = s.handle(Frame::Apdu(vec![0x00, 0xC0, 0x00, 0x00, 0x00]));
             rest[..rest.len() - 2].to_vec()
         });
-        assert!(
-            text.contains("APDU 00 C0 00 00 +1B (redacted) -> SW 9000 +8B"),
-            "{text}"
-        );
+        assert!(text.contains("APDU 00 C0 00 00 +1B (redacted) -> SW 9000 +8B"), "{text}");
         assert!(text.contains("APDU 00 C0 00 00 +1B -> SW"), "{text}");
         let hex: String = challenge.iter().map(|b| format!("{b:02X}")).collect();
         assert!(!text.contains(&hex), "the paged challenge {hex} is in the log:\n{text}");
@@ -574,9 +542,7 @@ mod tests {
         let mut state = PersistentState::blank(42);
         let mut object = vec![0x53, patient.len() as u8];
         object.extend_from_slice(patient);
-        state
-            .objects
-            .insert(0x5F_C1_09, crate::state::Blob(patient.to_vec()));
+        state.objects.insert(0x5F_C1_09, crate::state::Blob(patient.to_vec()));
         let mut card = Card::new(state, Box::new(MemoryStore::default()));
         let ((), text) = traced(|| {
             let mut s = Session::new(&mut card);
@@ -617,9 +583,7 @@ mod tests {
         assert_eq!(s.handle(Frame::Control(Control::PowerOff)), None);
         assert_eq!(s.handle(Frame::Control(Control::Unknown(9))), None);
         assert_eq!(s.handle(Frame::Empty), None);
-        let resp = s
-            .handle(Frame::Apdu(vec![0x00, 0xEE, 0x00, 0x00]))
-            .expect("an APDU is always answered");
+        let resp = s.handle(Frame::Apdu(vec![0x00, 0xEE, 0x00, 0x00])).expect("an APDU is always answered");
         assert!(resp.len() >= 2, "response has a status word: {resp:02X?}");
     }
 

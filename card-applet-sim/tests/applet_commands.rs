@@ -728,9 +728,7 @@ fn change_puk_with_wrong_old_puk_reports_63c2() {
 #[test]
 fn change_reference_with_malformed_data_reports_6a80_and_spends_no_try() {
     let mut card = blank_card();
-    for bad in
-        [PIN.to_vec(), [&PIN[..], b"12"].concat(), [&PIN[..], PIN, b"1"].concat(), [&PIN[..], b"abcdefgh"].concat()]
-    {
+    for bad in [PIN.to_vec(), [&PIN[..], b"12"].concat(), [&PIN[..], PIN, b"1"].concat(), [&PIN[..], b"abcdefgh"].concat()] {
         assert_eq!(sw(&mut card, 0x24, 0x00, 0x80, &bad), 0x6A80, "{bad:02X?}");
     }
     assert_eq!(card.state().pin.tries_left, 3);

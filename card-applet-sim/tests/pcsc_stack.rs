@@ -41,9 +41,7 @@ const VPCD: &str = "127.0.0.1:35963";
 const PIN: &str = "123456";
 const PUK: &str = "12345678";
 /// SP 800-73-4 Part 2 §3.1.1 (full AID, as yubico-piv-tool sends it).
-const SELECT_PIV: [u8; 15] = [
-    0x00, 0xA4, 0x04, 0x00, 0x09, 0xA0, 0x00, 0x00, 0x03, 0x08, 0x00, 0x00, 0x10, 0x00, 0x00,
-];
+const SELECT_PIV: [u8; 15] = [0x00, 0xA4, 0x04, 0x00, 0x09, 0xA0, 0x00, 0x00, 0x03, 0x08, 0x00, 0x00, 0x10, 0x00, 0x00];
 /// How long a card may take to appear in / vanish from the reader (pcscd polls vpcd).
 const CARD_EVENT_TIMEOUT: Duration = Duration::from_secs(20);
 /// How long one external tool may run before the test gives up on it.
@@ -75,12 +73,8 @@ fn pcscd_lock() -> PcscdLock {
         .write(true)
         .open(&path)
         .unwrap_or_else(|e| panic!("cannot open the pcscd lock file {}: {e}", path.display()));
-    file.lock()
-        .unwrap_or_else(|e| panic!("cannot lock {}: {e}", path.display()));
-    PcscdLock {
-        _file: file,
-        _guard: guard,
-    }
+    file.lock().unwrap_or_else(|e| panic!("cannot lock {}: {e}", path.display()));
+    PcscdLock { _file: file, _guard: guard }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -118,10 +112,7 @@ fn pkcs11_engine() -> PathBuf {
     let out = tool("openssl", &["version", "-e"]);
     let text = String::from_utf8_lossy(&out.stdout);
     // ENGINESDIR: "/usr/lib/x86_64-linux-gnu/engines-3"
-    let dir = text
-        .split('"')
-        .nth(1)
-        .unwrap_or_else(|| panic!("cannot read ENGINESDIR from `openssl version -e`: {text}"));
+    let dir = text.split('"').nth(1).unwrap_or_else(|| panic!("cannot read ENGINESDIR from `openssl version -e`: {text}"));
     let engine = Path::new(dir).join("pkcs11.so");
     assert!(
         engine.is_file(),
@@ -160,11 +151,7 @@ fn run(program: &str, args: &[&str], envs: &[(&str, &str)]) -> Output {
         let _ = child.wait();
         panic!("`{program} {}` did not finish within {TOOL_TIMEOUT:?}", args.join(" "))
     });
-    Output {
-        status,
-        stdout: out_thread.join().unwrap_or_default(),
-        stderr: err_thread.join().unwrap_or_default(),
-    }
+    Output { status, stdout: out_thread.join().unwrap_or_default(), stderr: err_thread.join().unwrap_or_default() }
 }
 
 fn show(out: &Output) -> String {
@@ -183,22 +170,13 @@ fn tool(program: &str, args: &[&str]) -> Output {
 
 fn tool_env(program: &str, args: &[&str], envs: &[(&str, &str)]) -> Output {
     let out = run(program, args, envs);
-    assert!(
-        out.status.success(),
-        "`{program} {}` failed: {}",
-        args.join(" "),
-        show(&out)
-    );
+    assert!(out.status.success(), "`{program} {}` failed: {}", args.join(" "), show(&out));
     out
 }
 
 /// stdout and stderr of a run, as one string (the tools print results on either).
 fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
+    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
 }
 
 fn wait_with_deadline(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
@@ -215,10 +193,7 @@ fn wait_with_deadline(child: &mut Child, timeout: Duration) -> Option<ExitStatus
 
 /// Send `signal` ("TERM", "INT", …) to `pid`.
 fn send_signal(pid: u32, signal: &str) {
-    let status = Command::new("kill")
-        .args(["-s", signal, &pid.to_string()])
-        .status()
-        .unwrap_or_else(|e| panic!("cannot run kill: {e}"));
+    let status = Command::new("kill").args(["-s", signal, &pid.to_string()]).status().unwrap_or_else(|e| panic!("cannot run kill: {e}"));
     assert!(status.success(), "kill -s {signal} {pid} failed: {status}");
 }
 
@@ -226,8 +201,7 @@ fn send_signal(pid: u32, signal: &str) {
 // PC/SC.
 
 fn pcsc_context() -> pcsc::Context {
-    pcsc::Context::establish(pcsc::Scope::User)
-        .unwrap_or_else(|e| panic!("cannot reach pcscd ({e}): is pcscd running? {SETUP_HINT}"))
+    pcsc::Context::establish(pcsc::Scope::User).unwrap_or_else(|e| panic!("cannot reach pcscd ({e}): is pcscd running? {SETUP_HINT}"))
 }
 
 fn reader_name() -> CString {
@@ -284,9 +258,7 @@ fn transmit(card: &pcsc::Card, apdu: &[u8]) -> (Vec<u8>, u16) {
     let mut data = Vec::new();
     let mut command = apdu.to_vec();
     loop {
-        let resp = card
-            .transmit(&command, &mut buf)
-            .unwrap_or_else(|e| panic!("transmit {command:02X?} failed: {e}"));
+        let resp = card.transmit(&command, &mut buf).unwrap_or_else(|e| panic!("transmit {command:02X?} failed: {e}"));
         let Some((body, sw)) = resp.split_last_chunk::<2>() else {
             panic!("response without a status word: {resp:02X?}");
         };
@@ -334,12 +306,7 @@ impl Sim {
              connected to 127.0.0.1:35963? stop it)",
         );
         let dir = tempfile::tempdir().expect("temp dir");
-        let mut sim = Sim {
-            dir,
-            child: None,
-            ctx,
-            _lock: lock,
-        };
+        let mut sim = Sim { dir, child: None, ctx, _lock: lock };
         let out = sim_cmd(&["new", "--out", &sim.card_str(), "--serial", &serial.to_string()]);
         assert!(out.status.success(), "card-sim new failed: {}", show(&out));
         sim.serve();
@@ -366,11 +333,7 @@ impl Sim {
     /// [`Sim::log`]) and wait for the card to appear.
     fn serve(&mut self) {
         assert!(self.child.is_none(), "already serving");
-        let log = File::options()
-            .create(true)
-            .append(true)
-            .open(self.log())
-            .expect("open the card-sim log");
+        let log = File::options().create(true).append(true).open(self.log()).expect("open the card-sim log");
         let child = Command::new(SIM)
             .args(["serve", "--card", &self.card_str(), "--vpcd", VPCD])
             .env("RUST_LOG", "debug,card_applet_sim=trace")
@@ -404,11 +367,7 @@ impl Sim {
             let _ = child.wait();
             panic!("card-sim serve did not exit within {EXIT_TIMEOUT:?} of SIG{signal}")
         });
-        assert!(
-            status.success(),
-            "card-sim serve exited with {status} on SIG{signal}; log:\n{}",
-            self.log_text()
-        );
+        assert!(status.success(), "card-sim serve exited with {status} on SIG{signal}; log:\n{}", self.log_text());
         wait_for_card(&self.ctx, false, "card-sim stopped");
     }
 
@@ -428,12 +387,7 @@ impl Sim {
 
     fn yubico_ok(&self, args: &[&str]) -> String {
         let out = self.yubico(args);
-        assert!(
-            out.status.success(),
-            "yubico-piv-tool {} failed: {}",
-            args.join(" "),
-            show(&out)
-        );
+        assert!(out.status.success(), "yubico-piv-tool {} failed: {}", args.join(" "), show(&out));
         text(&out)
     }
 
@@ -451,19 +405,14 @@ impl Sim {
             .lines()
             .find(|l| l.starts_with("PIN tries left:"))
             .unwrap_or_else(|| panic!("no 'PIN tries left' in yubico-piv-tool status:\n{status}"));
-        line.trim_start_matches("PIN tries left:")
-            .trim()
-            .parse()
-            .unwrap_or_else(|e| panic!("bad tries in {line:?}: {e}"))
+        line.trim_start_matches("PIN tries left:").trim().parse().unwrap_or_else(|e| panic!("bad tries in {line:?}: {e}"))
     }
 }
 
 impl Drop for Sim {
     fn drop(&mut self) {
         if let Some(mut child) = self.child.take() {
-            let _ = Command::new("kill")
-                .args(["-s", "TERM", &child.id().to_string()])
-                .status();
+            let _ = Command::new("kill").args(["-s", "TERM", &child.id().to_string()]).status();
             if wait_with_deadline(&mut child, EXIT_TIMEOUT).is_none() {
                 let _ = child.kill();
                 let _ = child.wait();
@@ -474,13 +423,8 @@ impl Drop for Sim {
 
 /// Run `card-sim` with `args` (not serving).
 fn sim_cmd(args: &[&str]) -> Output {
-    let mut child = Command::new(SIM)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start card-sim");
+    let mut child =
+        Command::new(SIM).args(args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("start card-sim");
     let status = wait_with_deadline(&mut child, EXIT_TIMEOUT).unwrap_or_else(|| {
         let _ = child.kill();
         let _ = child.wait();
@@ -506,10 +450,7 @@ fn opensc_names_the_simulated_card_a_piv_card() {
     let _sim = Sim::start(10_000_001);
     let out = tool("opensc-tool", &["-r", READER, "-n"]);
     let name = text(&out);
-    assert!(
-        name.contains("Personal Identity Verification Card"),
-        "opensc-tool -n said: {name}"
-    );
+    assert!(name.contains("Personal Identity Verification Card"), "opensc-tool -n said: {name}");
 }
 
 #[test]
@@ -523,20 +464,13 @@ fn yubico_piv_tool_generates_and_imports_a_certificate_that_opensc_signs_with() 
 
     // -a status on a blank card.
     let status = sim.yubico_ok(&["-a", "status"]);
-    assert!(
-        status.contains("Version:") && status.contains("PIN tries left:\t3"),
-        "status:\n{status}"
-    );
+    assert!(status.contains("Version:") && status.contains("PIN tries left:\t3"), "status:\n{status}");
 
     // GENERATE in 9A with the default management key (yubico-piv-tool's default -k).
     let pub_pem = sim.path("pub.pem");
     sim.yubico_ok(&["-a", "generate", "-s", "9a", "-A", "ECCP256", "-o", &pub_pem]);
     let pub_text = tool("openssl", &["pkey", "-pubin", "-in", &pub_pem, "-noout", "-text"]);
-    assert!(
-        text(&pub_text).contains("prime256v1"),
-        "generated key: {}",
-        text(&pub_text)
-    );
+    assert!(text(&pub_text).contains("prime256v1"), "generated key: {}", text(&pub_text));
 
     // verify-pin + selfsign-certificate, as the acceptance list asks.
     let cert_pem = sim.path("cert.pem");
@@ -559,26 +493,17 @@ fn yubico_piv_tool_generates_and_imports_a_certificate_that_opensc_signs_with() 
         "-o",
         &cert_pem,
     ]);
-    let apdus_during_selfsign: Vec<String> = sim.log_text()[log_before..]
-        .lines()
-        .filter(|l| l.contains("APDU "))
-        .map(str::to_owned)
-        .collect();
+    let apdus_during_selfsign: Vec<String> =
+        sim.log_text()[log_before..].lines().filter(|l| l.contains("APDU ")).map(str::to_owned).collect();
     if selfsign.status.success() {
         eprintln!("yubico-piv-tool selfsign-certificate worked (a build without Yubico/yubico-piv-tool#388)");
     } else {
         // Yubico/yubico-piv-tool#388: 2.2.0 with OpenSSL 3 fails inside OpenSSL's X509_sign
         // before any sign APDU; anything else is a real failure of the card.
         let said = text(&selfsign);
+        assert!(said.contains("Failed signing certificate."), "selfsign-certificate failed in an unexpected way: {}", show(&selfsign));
         assert!(
-            said.contains("Failed signing certificate."),
-            "selfsign-certificate failed in an unexpected way: {}",
-            show(&selfsign)
-        );
-        assert!(
-            apdus_during_selfsign
-                .iter()
-                .any(|l| l.contains("APDU 00 20 00 80") && l.contains("SW 9000")),
+            apdus_during_selfsign.iter().any(|l| l.contains("APDU 00 20 00 80") && l.contains("SW 9000")),
             "verify-pin did not reach the card: {apdus_during_selfsign:#?}"
         );
         assert!(
@@ -592,21 +517,12 @@ fn yubico_piv_tool_generates_and_imports_a_certificate_that_opensc_signs_with() 
         );
         selfsign_via_pkcs11(&sim, &pub_pem, &cert_pem, &engine, &module);
     }
-    let cert_text = text(&tool(
-        "openssl",
-        &["x509", "-in", &cert_pem, "-noout", "-subject", "-issuer"],
-    ));
-    assert!(
-        cert_text.contains("subject=CN = test") && cert_text.contains("issuer=CN = test"),
-        "{cert_text}"
-    );
+    let cert_text = text(&tool("openssl", &["x509", "-in", &cert_pem, "-noout", "-subject", "-issuer"]));
+    assert!(cert_text.contains("subject=CN = test") && cert_text.contains("issuer=CN = test"), "{cert_text}");
     // Self-signed by the card's 9A key: the certificate verifies under its own public key, which
     // is the key GENERATE returned.
     let cert_pub = sim.path("certpub.pem");
-    tool(
-        "openssl",
-        &["x509", "-in", &cert_pem, "-noout", "-pubkey", "-out", &cert_pub],
-    );
+    tool("openssl", &["x509", "-in", &cert_pem, "-noout", "-pubkey", "-out", &cert_pub]);
     assert_eq!(
         std::fs::read_to_string(&cert_pub).expect("cert pubkey"),
         std::fs::read_to_string(&pub_pem).expect("generated pubkey"),
@@ -619,29 +535,19 @@ fn yubico_piv_tool_generates_and_imports_a_certificate_that_opensc_signs_with() 
 
     // OpenSC sees the EC key and the certificate.
     let p15 = text(&tool("pkcs15-tool", &["--reader", READER, "-D"]));
-    for want in [
-        "Private EC Key [PIV AUTH key]",
-        "Public EC Key [PIV AUTH pubkey]",
-        "Certificate for PIV Authentication",
-    ] {
+    for want in ["Private EC Key [PIV AUTH key]", "Public EC Key [PIV AUTH pubkey]", "Certificate for PIV Authentication"] {
         assert!(p15.contains(want), "pkcs15-tool -D lacks {want:?}:\n{p15}");
     }
     let objects = sim.pkcs11(&["--list-objects"]);
     let objects = text(&objects);
-    assert!(
-        objects.contains("Public Key Object; EC"),
-        "pkcs11-tool --list-objects:\n{objects}"
-    );
+    assert!(objects.contains("Public Key Object; EC"), "pkcs11-tool --list-objects:\n{objects}");
     assert!(
         objects.contains("Certificate Object; type = X.509 cert") && objects.contains("subject:    DN: CN=test"),
         "pkcs11-tool --list-objects:\n{objects}"
     );
     // The private key object is listed after login.
     let private = text(&sim.pkcs11(&["--login", "--pin", PIN, "--list-objects", "--type", "privkey"]));
-    assert!(
-        private.contains("Private Key Object; EC") && private.contains("PIV AUTH key"),
-        "{private}"
-    );
+    assert!(private.contains("Private Key Object; EC") && private.contains("PIV AUTH key"), "{private}");
 
     // pkcs11-tool --sign --mechanism ECDSA over a SHA-256 digest; OpenSSL verifies it with the
     // certificate's public key.
@@ -667,34 +573,14 @@ fn yubico_piv_tool_generates_and_imports_a_certificate_that_opensc_signs_with() 
         &sig,
     ]);
     assert!(signed.status.success(), "pkcs11-tool --sign failed: {}", show(&signed));
-    let verified = tool(
-        "openssl",
-        &[
-            "pkeyutl", "-verify", "-pubin", "-inkey", &cert_pub, "-in", &digest, "-sigfile", &sig,
-        ],
-    );
-    assert!(
-        text(&verified).contains("Signature Verified Successfully"),
-        "{}",
-        show(&verified)
-    );
-    let verified = tool(
-        "openssl",
-        &["dgst", "-sha256", "-verify", &cert_pub, "-signature", &sig, &data],
-    );
+    let verified = tool("openssl", &["pkeyutl", "-verify", "-pubin", "-inkey", &cert_pub, "-in", &digest, "-sigfile", &sig]);
+    assert!(text(&verified).contains("Signature Verified Successfully"), "{}", show(&verified));
+    let verified = tool("openssl", &["dgst", "-sha256", "-verify", &cert_pub, "-signature", &sig, &data]);
     assert!(text(&verified).contains("Verified OK"), "{}", show(&verified));
     // And a tampered message does not verify.
     std::fs::write(&data, b"MedCard patient presence check!").expect("write data");
-    let tampered = run(
-        "openssl",
-        &["dgst", "-sha256", "-verify", &cert_pub, "-signature", &sig, &data],
-        &[],
-    );
-    assert!(
-        !tampered.status.success(),
-        "a tampered message verified: {}",
-        show(&tampered)
-    );
+    let tampered = run("openssl", &["dgst", "-sha256", "-verify", &cert_pub, "-signature", &sig, &data], &[]);
+    assert!(!tampered.status.success(), "a tampered message verified: {}", show(&tampered));
 
     assert_log_free_of(&sim, &[PIN.as_bytes(), PUK.as_bytes()], &[]);
 }
@@ -709,35 +595,11 @@ fn yubico_piv_tool_generates_and_imports_a_certificate_that_opensc_signs_with() 
 /// `yubico-piv-tool -a import-certificate`, replacing the placeholder.
 fn selfsign_via_pkcs11(sim: &Sim, pub_pem: &str, cert_pem: &str, engine: &Path, module: &Path) {
     let throwaway = sim.path("throwaway.key");
-    tool(
-        "openssl",
-        &[
-            "ecparam",
-            "-name",
-            "prime256v1",
-            "-genkey",
-            "-noout",
-            "-out",
-            &throwaway,
-        ],
-    );
+    tool("openssl", &["ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", &throwaway]);
     let placeholder = sim.path("placeholder.pem");
     tool(
         "openssl",
-        &[
-            "x509",
-            "-new",
-            "-subj",
-            "/CN=placeholder/",
-            "-force_pubkey",
-            pub_pem,
-            "-key",
-            &throwaway,
-            "-days",
-            "1",
-            "-out",
-            &placeholder,
-        ],
+        &["x509", "-new", "-subj", "/CN=placeholder/", "-force_pubkey", pub_pem, "-key", &throwaway, "-days", "1", "-out", &placeholder],
     );
     sim.yubico_ok(&["-a", "import-certificate", "-s", "9a", "-i", &placeholder]);
 
@@ -781,9 +643,7 @@ fn selfsign_via_pkcs11(sim: &Sim, pub_pem: &str, cert_pem: &str, engine: &Path, 
     );
     let log = sim.log_text();
     assert!(
-        log[log_before..]
-            .lines()
-            .any(|l| l.contains("APDU 00 87 11 9A") && l.contains("SW 9000")),
+        log[log_before..].lines().any(|l| l.contains("APDU 00 87 11 9A") && l.contains("SW 9000")),
         "the certificate was not signed on the card (no GENERAL AUTHENTICATE 9A in its log)"
     );
 }
@@ -797,35 +657,20 @@ fn three_wrong_pins_through_pkcs11_tool_block_the_pin_and_the_puk_unblocks_it() 
     assert_eq!(sim.pin_tries_left(), 3);
     for attempt in 1..=3u8 {
         let out = sim.pkcs11(&["--login", "--pin", "999999", "--list-objects"]);
-        assert!(
-            !out.status.success(),
-            "wrong PIN accepted on attempt {attempt}: {}",
-            show(&out)
-        );
+        assert!(!out.status.success(), "wrong PIN accepted on attempt {attempt}: {}", show(&out));
         let said = text(&out);
         // OpenSC may report the third wrong PIN as incorrect or already as locked.
         let locked_ok = attempt == 3 && said.contains("CKR_PIN_LOCKED");
-        assert!(
-            said.contains("CKR_PIN_INCORRECT") || locked_ok,
-            "attempt {attempt}: {said}"
-        );
+        assert!(said.contains("CKR_PIN_INCORRECT") || locked_ok, "attempt {attempt}: {said}");
         assert_eq!(sim.pin_tries_left(), 3 - attempt, "tries after wrong PIN {attempt}");
     }
     // Blocked: even the right PIN is refused, and the card says 6983 to a VERIFY.
     let out = sim.pkcs11(&["--login", "--pin", PIN, "--list-objects"]);
-    assert!(
-        text(&out).contains("CKR_PIN_LOCKED"),
-        "right PIN on a blocked card: {}",
-        show(&out)
-    );
+    assert!(text(&out).contains("CKR_PIN_LOCKED"), "right PIN on a blocked card: {}", show(&out));
     {
         let card = connect(&sim.ctx);
         assert_eq!(transmit(&card, &SELECT_PIV).1, 0x9000);
-        assert_eq!(
-            transmit(&card, &verify_apdu(PIN)).1,
-            0x6983,
-            "VERIFY with the right PIN when blocked"
-        );
+        assert_eq!(transmit(&card, &verify_apdu(PIN)).1, 0x6983, "VERIFY with the right PIN when blocked");
         assert_eq!(transmit(&card, &verify_apdu("")).1, 0x6983, "empty VERIFY when blocked");
     }
     let refused = sim.yubico(&["-a", "verify-pin", "-P", PIN]);
@@ -856,40 +701,21 @@ fn pcsc_select_and_get_data_chuid_return_the_cards_guid() {
     let pix = [0x00, 0x00, 0x10, 0x00, 0x01, 0x00];
     assert!(fci.windows(pix.len()).any(|w| w == pix), "no PIV AID in {fci:02X?}");
     // Truncated AID works too; other AIDs are not found.
-    assert_eq!(
-        transmit(&card, &[0x00, 0xA4, 0x04, 0x00, 0x05, 0xA0, 0x00, 0x00, 0x03, 0x08]).1,
-        0x9000
-    );
-    assert_eq!(
-        transmit(&card, &[0x00, 0xA4, 0x04, 0x00, 0x05, 0xA0, 0x00, 0x00, 0x03, 0x97]).1,
-        0x6A82
-    );
+    assert_eq!(transmit(&card, &[0x00, 0xA4, 0x04, 0x00, 0x05, 0xA0, 0x00, 0x00, 0x03, 0x08]).1, 0x9000);
+    assert_eq!(transmit(&card, &[0x00, 0xA4, 0x04, 0x00, 0x05, 0xA0, 0x00, 0x00, 0x03, 0x97]).1, 0x6A82);
     assert_eq!(transmit(&card, &SELECT_PIV).1, 0x9000);
 
-    let (chuid, sw) = transmit(
-        &card,
-        &[0x00, 0xCB, 0x3F, 0xFF, 0x05, 0x5C, 0x03, 0x5F, 0xC1, 0x02, 0x00],
-    );
+    let (chuid, sw) = transmit(&card, &[0x00, 0xCB, 0x3F, 0xFF, 0x05, 0x5C, 0x03, 0x5F, 0xC1, 0x02, 0x00]);
     assert_eq!(sw, 0x9000);
     assert_eq!(chuid.first(), Some(&0x53), "CHUID container {chuid:02X?}");
     let mut guid_tlv = vec![0x34, 0x10];
     guid_tlv.extend_from_slice(&card_applet_sim::objects::guid(10_000_004));
-    assert!(
-        chuid.windows(guid_tlv.len()).any(|w| w == guid_tlv),
-        "GUID of serial 10000004 not in {chuid:02X?}"
-    );
+    assert!(chuid.windows(guid_tlv.len()).any(|w| w == guid_tlv), "GUID of serial 10000004 not in {chuid:02X?}");
     // Yubico serial (INS F8) is the card's serial.
     let (serial, sw) = transmit(&card, &[0x00, 0xF8, 0x00, 0x00, 0x00]);
     assert_eq!((serial, sw), (10_000_004u32.to_be_bytes().to_vec(), 0x9000));
     // An empty certificate object is absent.
-    assert_eq!(
-        transmit(
-            &card,
-            &[0x00, 0xCB, 0x3F, 0xFF, 0x05, 0x5C, 0x03, 0x5F, 0xC1, 0x05, 0x00]
-        )
-        .1,
-        0x6A82
-    );
+    assert_eq!(transmit(&card, &[0x00, 0xCB, 0x3F, 0xFF, 0x05, 0x5C, 0x03, 0x5F, 0xC1, 0x05, 0x00]).1, 0x6A82);
 }
 
 #[test]
@@ -909,11 +735,7 @@ fn a_wrong_pin_try_survives_a_card_sim_restart() {
     {
         let card = connect(&sim.ctx);
         assert_eq!(transmit(&card, &SELECT_PIV).1, 0x9000);
-        assert_eq!(
-            transmit(&card, &verify_apdu("")).1,
-            0x63C2,
-            "tries left after the restart"
-        );
+        assert_eq!(transmit(&card, &verify_apdu("")).1, 0x63C2, "tries left after the restart");
         // The right PIN restores the counter, and that survives a restart too.
         assert_eq!(transmit(&card, &verify_apdu(PIN)).1, 0x9000);
         // Security status is per session: verified now...
@@ -924,11 +746,7 @@ fn a_wrong_pin_try_survives_a_card_sim_restart() {
     let card = connect(&sim.ctx);
     assert_eq!(transmit(&card, &SELECT_PIV).1, 0x9000);
     // ...but not after the card was removed and inserted again.
-    assert_eq!(
-        transmit(&card, &verify_apdu("")).1,
-        0x63C3,
-        "tries after a correct PIN and a restart"
-    );
+    assert_eq!(transmit(&card, &verify_apdu("")).1, 0x63C3, "tries after a correct PIN and a restart");
 }
 
 #[test]
@@ -946,16 +764,9 @@ fn sigterm_and_sigint_stop_serve_with_exit_0_and_leave_a_valid_card_file() {
         // Exit 0 within EXIT_TIMEOUT, card removed from the reader (checked in stop_with).
         sim.stop_with(signal);
         let state = persist::load(&sim.card()).unwrap_or_else(|e| panic!("card file invalid after SIG{signal}: {e}"));
-        assert_eq!(
-            (state.serial, state.pin.tries_left),
-            (10_000_006, 3),
-            "after SIG{signal}"
-        );
+        assert_eq!((state.serial, state.pin.tries_left), (10_000_006, 3), "after SIG{signal}");
         let log = sim.log_text();
-        assert!(
-            log.contains("stopped: card removed"),
-            "no clean-stop line in the log after SIG{signal}:\n{log}"
-        );
+        assert!(log.contains("stopped: card removed"), "no clean-stop line in the log after SIG{signal}:\n{log}");
         sim.serve();
     }
 }
@@ -969,10 +780,7 @@ fn sigterm_and_sigint_stop_serve_with_exit_0_and_leave_a_valid_card_file() {
 /// data, and a PIN only ever travels as bytes.)
 fn assert_log_free_of(sim: &Sim, secrets: &[&[u8]], key_bytes: &[&[u8]]) {
     let log = sim.log_text();
-    assert!(
-        log.contains("APDU 00 A4 04 00"),
-        "the debug log has no APDU lines, so it proves nothing:\n{log}"
-    );
+    assert!(log.contains("APDU 00 A4 04 00"), "the debug log has no APDU lines, so it proves nothing:\n{log}");
     let lower = log.to_lowercase();
     let mut forms: Vec<String> = Vec::new();
     for s in secrets.iter().chain(key_bytes) {
@@ -987,10 +795,7 @@ fn assert_log_free_of(sim: &Sim, secrets: &[&[u8]], key_bytes: &[&[u8]]) {
         }
     }
     for form in forms {
-        assert!(
-            !lower.contains(&form),
-            "the card-sim log contains a secret as {form:?}:\n{log}"
-        );
+        assert!(!lower.contains(&form), "the card-sim log contains a secret as {form:?}:\n{log}");
     }
 }
 
@@ -1041,17 +846,10 @@ fn debug_log_never_contains_pins_puks_or_key_material() {
     let mut key_material = key_refs.clone();
     key_material.push(&mgmt);
     key_material.push(&mgmt[..8]);
-    assert_log_free_of(
-        &sim,
-        &[pin.as_bytes(), new_pin.as_bytes(), puk.as_bytes(), PIN.as_bytes()],
-        &key_material,
-    );
+    assert_log_free_of(&sim, &[pin.as_bytes(), new_pin.as_bytes(), puk.as_bytes(), PIN.as_bytes()], &key_material);
     // The redaction is visible: the VERIFY headers are logged, their data is not.
     let log = sim.log_text();
-    assert!(
-        log.contains("APDU 00 20 00 80 +9B (redacted)"),
-        "no redacted VERIFY line:\n{log}"
-    );
+    assert!(log.contains("APDU 00 20 00 80 +9B (redacted)"), "no redacted VERIFY line:\n{log}");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1068,15 +866,8 @@ fn new_refuses_to_overwrite_an_existing_card_file() {
     let out = sim_cmd(&["new", "--out", &card_str, "--serial", "8"]);
     assert!(!out.status.success(), "card-sim new overwrote a card: {}", show(&out));
     let said = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        said.contains("refusing to overwrite") && said.contains(&card_str),
-        "stderr: {said}"
-    );
-    assert_eq!(
-        std::fs::read(&card).expect("card file"),
-        before,
-        "the card file changed"
-    );
+    assert!(said.contains("refusing to overwrite") && said.contains(&card_str), "stderr: {said}");
+    assert_eq!(std::fs::read(&card).expect("card file"), before, "the card file changed");
     assert_eq!(persist::load(&card).expect("still valid").serial, 7);
 }
 
@@ -1100,11 +891,7 @@ fn serve_refuses_a_corrupt_or_truncated_card_file_and_names_it() {
     let cases: Vec<(&str, Vec<u8>, &str)> = vec![
         ("truncated.card", bytes[..bytes.len() / 2].to_vec(), "truncated"),
         ("flipped.card", flipped, "corrupt"),
-        (
-            "garbage.card",
-            b"this is not a card".to_vec(),
-            "not a MedCard card file",
-        ),
+        ("garbage.card", b"this is not a card".to_vec(), "not a MedCard card file"),
         ("empty.card", Vec::new(), "not a MedCard card file"),
     ];
     // An unreachable vpcd: if serve wrongly accepted the file it would keep retrying, and the
@@ -1117,28 +904,14 @@ fn serve_refuses_a_corrupt_or_truncated_card_file_and_names_it() {
         let out = sim_cmd(&["serve", "--card", &path_str, "--vpcd", &vpcd]);
         assert!(!out.status.success(), "{name}: serve accepted it: {}", show(&out));
         let said = String::from_utf8_lossy(&out.stderr);
-        assert!(
-            said.contains(&path_str),
-            "{name}: the error does not name the file: {said}"
-        );
+        assert!(said.contains(&path_str), "{name}: the error does not name the file: {said}");
         assert!(said.contains(why), "{name}: expected {why:?} in: {said}");
-        assert_eq!(
-            std::fs::read(&path).expect("still there"),
-            content,
-            "{name}: the file was replaced"
-        );
+        assert_eq!(std::fs::read(&path).expect("still there"), content, "{name}: the file was replaced");
     }
     let missing = dir.path().join("missing.card").to_string_lossy().into_owned();
     let out = sim_cmd(&["serve", "--card", &missing, "--vpcd", &vpcd]);
-    assert!(
-        !out.status.success() && String::from_utf8_lossy(&out.stderr).contains(&missing),
-        "{}",
-        show(&out)
-    );
-    assert!(
-        !Path::new(&missing).exists(),
-        "serve created a blank card for a missing file"
-    );
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains(&missing), "{}", show(&out));
+    assert!(!Path::new(&missing).exists(), "serve created a blank card for a missing file");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1166,10 +939,7 @@ fn accept_within(listener: &TcpListener, child: &mut Child, timeout: Duration) -
                 if let Ok(Some(status)) = child.try_wait() {
                     panic!("card-sim exited ({status}) instead of (re)connecting");
                 }
-                assert!(
-                    Instant::now() < deadline,
-                    "card-sim did not (re)connect within {timeout:?}"
-                );
+                assert!(Instant::now() < deadline, "card-sim did not (re)connect within {timeout:?}");
                 std::thread::sleep(Duration::from_millis(20));
             }
             Err(e) => panic!("accept: {e}"),
@@ -1211,11 +981,7 @@ fn serve_reconnects_when_vpcd_drops_the_connection_or_restarts() {
     frame.extend_from_slice(&SELECT_PIV);
     s.write_all(&frame).expect("SELECT");
     let resp = read_frame(&mut s);
-    assert_eq!(
-        resp.get(resp.len().saturating_sub(2)..),
-        Some(&[0x90u8, 0x00][..]),
-        "SELECT answer {resp:02X?}"
-    );
+    assert_eq!(resp.get(resp.len().saturating_sub(2)..), Some(&[0x90u8, 0x00][..]), "SELECT answer {resp:02X?}");
 
     // vpcd goes away entirely (pcscd restart): the port is closed for a while.
     drop(s);
@@ -1253,25 +1019,12 @@ fn help_explains_what_serve_needs_how_it_stops_and_what_it_logs() {
     let out = sim_cmd(&["serve", "--help"]);
     assert!(out.status.success(), "{}", show(&out));
     let help = String::from_utf8_lossy(&out.stdout);
-    for want in [
-        "scripts/setup.sh",
-        "Virtual PCD 00 00",
-        "SIGTERM",
-        "exits 0",
-        "never logged",
-        "35963",
-    ] {
-        assert!(
-            help.contains(want),
-            "`card-sim serve --help` does not mention {want:?}:\n{help}"
-        );
+    for want in ["scripts/setup.sh", "Virtual PCD 00 00", "SIGTERM", "exits 0", "never logged", "35963"] {
+        assert!(help.contains(want), "`card-sim serve --help` does not mention {want:?}:\n{help}");
     }
     let out = sim_cmd(&["--help"]);
     let help = String::from_utf8_lossy(&out.stdout);
     for want in ["new", "serve", "show", "PIN 123456"] {
-        assert!(
-            help.contains(want),
-            "`card-sim --help` does not mention {want:?}:\n{help}"
-        );
+        assert!(help.contains(want), "`card-sim --help` does not mention {want:?}:\n{help}");
     }
 }

@@ -272,10 +272,7 @@ fn every_torn_save_of_every_state_changing_command_leaves_the_old_or_the_new_sta
                 for c in [Counter::Pin, Counter::Puk] {
                     // Only the final save of a right value may raise a counter (back to 3).
                     let legit_restore = s.wrong_attempt.is_none() && save + 1 == saves && after_rename(point);
-                    assert!(
-                        tries(&disk, c) <= tries(&s.initial, c) || legit_restore,
-                        "{ctx}: {c:?} try gained on disk"
-                    );
+                    assert!(tries(&disk, c) <= tries(&s.initial, c) || legit_restore, "{ctx}: {c:?} try gained on disk");
                     assert!(tries(r.card.state(), c) <= tries(&disk, c), "{ctx}: {c:?} memory above disk");
                 }
                 if let Some(c) = s.wrong_attempt {

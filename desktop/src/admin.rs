@@ -316,7 +316,9 @@ impl AdminView {
                 style::big_text(ui, "No admin PIN is set for this clinic, so the admin view stays locked.");
                 ui.label("Set one on this computer with:");
                 ui.label(
-                    RichText::new(format!("medcard-desktop --set-admin-pin --data {}", env.data_dir.display())).monospace().color(style::ACCENT),
+                    RichText::new(format!("medcard-desktop --set-admin-pin --data {}", env.data_dir.display()))
+                        .monospace()
+                        .color(style::ACCENT),
                 );
                 return;
             }
@@ -326,7 +328,13 @@ impl AdminView {
             let wait = self.throttle.wait_left(now);
             let l = ui.label(RichText::new("Admin PIN").strong());
             let r = ui
-                .add(egui::TextEdit::singleline(&mut *self.pin).password(true).char_limit(32).desired_width(240.0).align(egui::Align2::CENTER_CENTER))
+                .add(
+                    egui::TextEdit::singleline(&mut *self.pin)
+                        .password(true)
+                        .char_limit(32)
+                        .desired_width(240.0)
+                        .align(egui::Align2::CENTER_CENTER),
+                )
                 .labelled_by(l.id);
             let enter = r.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
             let ready = !checking && wait <= 0.0 && !self.pin.is_empty();
@@ -381,7 +389,11 @@ impl AdminView {
 fn unlock_attempts(o: &Opened, now: i64) -> Result<Vec<(i64, bool)>, String> {
     let db = o.state.db().map_err(|e| e.to_string())?;
     let entries = reader::audit::entries(&db, 0, Some(now.saturating_sub(3600))).map_err(|e| e.to_string())?;
-    Ok(entries.into_iter().filter(|e| e.kind() == Some(EventKind::AdminUnlock)).map(|e| (e.time, e.outcome() == Some(Outcome::Ok))).collect())
+    Ok(entries
+        .into_iter()
+        .filter(|e| e.kind() == Some(EventKind::AdminUnlock))
+        .map(|e| (e.time, e.outcome() == Some(Outcome::Ok)))
+        .collect())
 }
 
 fn check_admin_pin(env: &AppContext, pin: &str) -> Attempt {

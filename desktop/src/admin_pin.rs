@@ -242,10 +242,7 @@ pub fn set(data_dir: &Path, pin: &str) -> Result<(), AdminPinError> {
     check_new(pin)?;
     let keys = reader::Keystore::keys_dir(data_dir);
     if !keys.is_dir() {
-        return Err(AdminPinError::Invalid(format!(
-            "there is no clinic in {}: create one with `medcard init` first",
-            data_dir.display()
-        )));
+        return Err(AdminPinError::Invalid(format!("there is no clinic in {}: create one with `medcard init` first", data_dir.display())));
     }
     let line = Zeroizing::new(encode(pin)?);
     reader::fsutil::write_atomic(&path(data_dir), line.as_bytes())?;

@@ -202,7 +202,10 @@ impl BedsideView {
                 Poll::Ready(Ok((items, purged))) => {
                     self.cached = items;
                     self.cached_note = (purged > 0).then(|| {
-                        format!("{purged} expired or withdrawn record{} removed from this device.", if purged == 1 { " was" } else { "s were" })
+                        format!(
+                            "{purged} expired or withdrawn record{} removed from this device.",
+                            if purged == 1 { " was" } else { "s were" }
+                        )
                     });
                     self.cached_job = None;
                 }
@@ -218,7 +221,8 @@ impl BedsideView {
         self.cached.retain(|c| c.expires_at > now);
         let gone = before - self.cached.len();
         if gone > 0 {
-            self.cached_note = Some(format!("{gone} cached record{} expired and {} removed.", plural(gone), if gone == 1 { "was" } else { "were" }));
+            self.cached_note =
+                Some(format!("{gone} cached record{} expired and {} removed.", plural(gone), if gone == 1 { "was" } else { "were" }));
         }
         // The shown record hides itself.
         if let Some(s) = &self.screen
@@ -304,7 +308,9 @@ impl BedsideView {
         let busy = self.job.is_some();
         ui.horizontal(|ui| {
             let l = ui.label("Image file:");
-            let edit = ui.add(egui::TextEdit::singleline(&mut self.path).desired_width(420.0).hint_text("path to a PNG or JPEG")).labelled_by(l.id);
+            let edit = ui
+                .add(egui::TextEdit::singleline(&mut self.path).desired_width(420.0).hint_text("path to a PNG or JPEG"))
+                .labelled_by(l.id);
             let enter = edit.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
             if (ui.add_enabled(!busy, egui::Button::new("Open")).clicked() || (enter && !busy)) && !self.path.trim().is_empty() {
                 let p = PathBuf::from(self.path.trim());
@@ -429,9 +435,14 @@ impl BedsideView {
                 ui.group(|ui| {
                     ui.label(RichText::new(format!("{} · {}", c.patient_id, c.category.as_deref().unwrap_or("record"))).strong());
                     ui.label(
-                        RichText::new(format!("{} · {} · expires in {}", c.media_type, style::size(c.size as u64), countdown(c.expires_at - now)))
-                            .small()
-                            .color(style::MUTED),
+                        RichText::new(format!(
+                            "{} · {} · expires in {}",
+                            c.media_type,
+                            style::size(c.size as u64),
+                            countdown(c.expires_at - now)
+                        ))
+                        .small()
+                        .color(style::MUTED),
                     );
                     if ui.add_enabled(self.job.is_none(), egui::Button::new("Open record")).on_hover_text(&c.id).clicked() {
                         open = Some(c.id.clone());
@@ -457,7 +468,9 @@ fn shown_ui(ui: &mut Ui, screen: &mut OnScreen, env: &AppContext) -> bool {
     ui.label(format!("Shares: {}", shown.categories.join(", ")));
     ui.label(format!("Valid until {}", style::date_time(shown.valid_until)));
     if let Some(t) = shown.cached_at {
-        ui.label(RichText::new(format!("Verified on this device at {}; every check passed then.", style::date_time(t))).color(style::MUTED));
+        ui.label(
+            RichText::new(format!("Verified on this device at {}; every check passed then.", style::date_time(t))).color(style::MUTED),
+        );
     }
     if !shown.checks.is_empty() {
         checks_ui(ui, &shown.checks);
@@ -521,7 +534,8 @@ fn shown_ui(ui: &mut Ui, screen: &mut OnScreen, env: &AppContext) -> bool {
                                 *result = Some(work::save_record(env, stem, ext, &r.bytes));
                             }
                             ui.label(
-                                RichText::new(format!("a copy in {} until it leaves the cache", env.export_dir.display())).color(style::MUTED),
+                                RichText::new(format!("a copy in {} until it leaves the cache", env.export_dir.display()))
+                                    .color(style::MUTED),
                             );
                         });
                         match result {

@@ -123,8 +123,8 @@ impl AppContext {
     /// # Errors
     /// A message that says what to do.
     pub fn open(&self) -> Result<Opened, OpenError> {
-        let ks = Keystore::open(&self.data_dir)
-            .map_err(|source| OpenError::Keystore { dir: self.data_dir.display().to_string(), source })?;
+        let ks =
+            Keystore::open(&self.data_dir).map_err(|source| OpenError::Keystore { dir: self.data_dir.display().to_string(), source })?;
         let state = ClinicState::open(&ks)?.with_actor(&self.actor);
         let store = DirStore::open(&self.store_dir)
             .map_err(|e| OpenError::Store { dir: self.store_dir.display().to_string(), msg: e.to_string() })?;

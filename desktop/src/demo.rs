@@ -52,12 +52,37 @@ pub struct Sample {
 pub fn samples() -> Vec<Sample> {
     let fhir = "application/fhir+json";
     vec![
-        Sample { category: Category::Summary, media_type: fhir, title: "summary", bytes: include_bytes!("../samples/summary.json").to_vec() },
-        Sample { category: Category::Allergies, media_type: fhir, title: "allergies", bytes: include_bytes!("../samples/allergies.json").to_vec() },
-        Sample { category: Category::Medications, media_type: fhir, title: "medications", bytes: include_bytes!("../samples/medications.json").to_vec() },
+        Sample {
+            category: Category::Summary,
+            media_type: fhir,
+            title: "summary",
+            bytes: include_bytes!("../samples/summary.json").to_vec(),
+        },
+        Sample {
+            category: Category::Allergies,
+            media_type: fhir,
+            title: "allergies",
+            bytes: include_bytes!("../samples/allergies.json").to_vec(),
+        },
+        Sample {
+            category: Category::Medications,
+            media_type: fhir,
+            title: "medications",
+            bytes: include_bytes!("../samples/medications.json").to_vec(),
+        },
         Sample { category: Category::Labs, media_type: fhir, title: "labs", bytes: include_bytes!("../samples/labs.json").to_vec() },
-        Sample { category: Category::Notes, media_type: "text/plain", title: "clinical note", bytes: include_bytes!("../samples/notes.txt").to_vec() },
-        Sample { category: Category::Imaging, media_type: "image/png", title: "x-ray", bytes: include_bytes!("../samples/imaging.png").to_vec() },
+        Sample {
+            category: Category::Notes,
+            media_type: "text/plain",
+            title: "clinical note",
+            bytes: include_bytes!("../samples/notes.txt").to_vec(),
+        },
+        Sample {
+            category: Category::Imaging,
+            media_type: "image/png",
+            title: "x-ray",
+            bytes: include_bytes!("../samples/imaging.png").to_vec(),
+        },
     ]
 }
 
@@ -113,8 +138,7 @@ pub fn create_on_reader(dir: Option<&Path>, reader: &str, now: i64) -> Result<(P
     let (data_dir, temp) = data_dir(dir)?;
     let ks = init_clinic(&data_dir, now)?;
     let source = crate::card_source::CardSource::Pcsc { reader: reader.to_owned() };
-    source.with_card(|piv| personalize(piv, &ks, now))
-        .map_err(step("personalising the card in the reader (is a blank card inserted?)"))?;
+    source.with_card(|piv| personalize(piv, &ks, now)).map_err(step("personalising the card in the reader (is a blank card inserted?)"))?;
     Ok((data_dir, temp))
 }
 

@@ -69,11 +69,14 @@ pub enum CardFailure {
 pub fn classify(e: &reader::Error) -> CardFailure {
     use reader::Error as E;
     match e {
-        E::Card(PivError::Card(CardError::WrongSecret { secret: Secret::Pin, tries_left: 0 })) | E::Card(PivError::Card(CardError::PinBlocked)) => CardFailure::Blocked,
-        E::Card(PivError::Card(CardError::WrongSecret { secret: Secret::Pin, tries_left })) => CardFailure::WrongPin { tries_left: *tries_left },
-        E::Card(PivError::Transport(TransportError::CardRemoved { .. } | TransportError::NoCard { .. } | TransportError::CardReset { .. })) => {
-            CardFailure::Removed
+        E::Card(PivError::Card(CardError::WrongSecret { secret: Secret::Pin, tries_left: 0 }))
+        | E::Card(PivError::Card(CardError::PinBlocked)) => CardFailure::Blocked,
+        E::Card(PivError::Card(CardError::WrongSecret { secret: Secret::Pin, tries_left })) => {
+            CardFailure::WrongPin { tries_left: *tries_left }
         }
+        E::Card(PivError::Transport(
+            TransportError::CardRemoved { .. } | TransportError::NoCard { .. } | TransportError::CardReset { .. },
+        )) => CardFailure::Removed,
         E::Card(PivError::Transport(_)) => CardFailure::Refused("The card reader is not responding. Please see reception.".into()),
         E::Credential(CredentialError::Revoked { .. }) => {
             CardFailure::Refused("This card has been withdrawn. Please see reception for a new card.".into())
@@ -87,10 +90,12 @@ pub fn classify(e: &reader::Error) -> CardFailure {
         E::Credential(CredentialError::PinNotProven { .. }) => {
             CardFailure::Refused("This card could not confirm your PIN. Please take it to reception.".into())
         }
-        E::Credential(_) => CardFailure::Refused("This card could not be verified as one of this clinic's cards. Please see reception.".into()),
-        E::Consent(c) => CardFailure::Refused(format!(
-            "There is no valid consent on this card ({c}). Please see reception to set your consent."
-        )),
+        E::Credential(_) => {
+            CardFailure::Refused("This card could not be verified as one of this clinic's cards. Please see reception.".into())
+        }
+        E::Consent(c) => {
+            CardFailure::Refused(format!("There is no valid consent on this card ({c}). Please see reception to set your consent."))
+        }
         E::Card(p @ (PivError::NotDigits { .. } | PivError::SecretLength { .. })) => CardFailure::Refused(format!("{p}.")),
         other => CardFailure::Refused(format!("Check-in is not possible right now ({other}). Please see reception.")),
     }
@@ -137,7 +142,11 @@ enum Step {
     Issuing(Job<Result<ShownQr, String>>),
     Qr(Box<ShownQr>),
     /// Waits for the card to be taken out (blocked card, refusal, end of session).
-    TakeCard { title: String, message: String, alarm: bool },
+    TakeCard {
+        title: String,
+        message: String,
+        alarm: bool,
+    },
 }
 
 impl Step {
@@ -221,8 +230,15 @@ impl KioskView {
         self.follow_card();
         self.poll_jobs(ctx);
         let busy = matches!(self.step, Step::Checking(_) | Step::Issuing(_));
-        if !busy && !matches!(self.step, Step::Insert | Step::TakeCard { .. }) && now_t - self.last_touch > env.settings.kiosk_idle.as_secs_f64() {
-            self.take_card("Session ended", "The screen was left alone, so your session was closed for your privacy. Please take your card.", false);
+        if !busy
+            && !matches!(self.step, Step::Insert | Step::TakeCard { .. })
+            && now_t - self.last_touch > env.settings.kiosk_idle.as_secs_f64()
+        {
+            self.take_card(
+                "Session ended",
+                "The screen was left alone, so your session was closed for your privacy. Please take your card.",
+                false,
+            );
         }
         if let Step::Qr(q) = &self.step
             && q.exp - env.now() <= 0
@@ -305,14 +321,15 @@ impl KioskView {
                 }
                 Poll::Ready(Err(CardFailure::WrongPin { tries_left })) => {
                     self.pin = Zeroizing::new(String::new());
-                    self.notice = Some(format!(
-                        "Wrong PIN: {tries_left} {} left",
-                        if tries_left == 1 { "try" } else { "tries" }
-                    ));
+                    self.notice = Some(format!("Wrong PIN: {tries_left} {} left", if tries_left == 1 { "try" } else { "tries" }));
                     self.step = Step::Pin;
                 }
                 Poll::Ready(Err(CardFailure::Blocked)) => {
-                    self.take_card("Card blocked: please see reception", "The PIN was entered wrongly too many times. Reception can unblock your card. Please take your card.", true);
+                    self.take_card(
+                        "Card blocked: please see reception",
+                        "The PIN was entered wrongly too many times. Reception can unblock your card. Please take your card.",
+                        true,
+                    );
                 }
                 Poll::Ready(Err(CardFailure::Removed)) => {
                     self.notice = Some("Your card was taken out, so nothing was done. Insert it to start again.".into());
@@ -361,7 +378,8 @@ impl KioskView {
             ui.label(RichText::new(n).size(22.0).color(style::BAD).strong());
         }
         ui.add_space(8.0);
-        let shown = if self.pin.is_empty() { "– – – – – –".to_owned() } else { "●  ".repeat(self.pin.len()).trim_end().to_owned() };
+        let shown =
+            if self.pin.is_empty() { "– – – – – –".to_owned() } else { "●  ".repeat(self.pin.len()).trim_end().to_owned() };
         ui.label(RichText::new(shown).size(40.0).monospace()).on_hover_text("PIN digits are hidden");
         ui.add_space(8.0);
         // Digits from a physical keypad too.
@@ -388,29 +406,33 @@ impl KioskView {
             }
         }
         let key = Vec2::new(110.0, 80.0);
-        style::centered(ui, 3.0 * 110.0 + 2.0 * 12.0, |ui| egui::Grid::new("pin-pad").spacing([12.0, 12.0]).show(ui, |ui| {
-            for row in [['1', '2', '3'], ['4', '5', '6'], ['7', '8', '9']] {
-                for d in row {
-                    if style::key(ui, &d.to_string(), key).clicked() {
-                        self.push_digit(d);
+        style::centered(ui, 3.0 * 110.0 + 2.0 * 12.0, |ui| {
+            egui::Grid::new("pin-pad").spacing([12.0, 12.0]).show(ui, |ui| {
+                for row in [['1', '2', '3'], ['4', '5', '6'], ['7', '8', '9']] {
+                    for d in row {
+                        if style::key(ui, &d.to_string(), key).clicked() {
+                            self.push_digit(d);
+                        }
                     }
+                    ui.end_row();
+                }
+                if style::key(ui, "Clear", key).clicked() {
+                    self.pin = Zeroizing::new(String::new());
+                }
+                if style::key(ui, "0", key).clicked() {
+                    self.push_digit('0');
+                }
+                if style::key(ui, "Delete", key).clicked() {
+                    self.pin.pop();
                 }
                 ui.end_row();
-            }
-            if style::key(ui, "Clear", key).clicked() {
-                self.pin = Zeroizing::new(String::new());
-            }
-            if style::key(ui, "0", key).clicked() {
-                self.push_digit('0');
-            }
-            if style::key(ui, "Delete", key).clicked() {
-                self.pin.pop();
-            }
-            ui.end_row();
-        }));
+            })
+        });
         ui.add_space(12.0);
         let ready = self.pin.len() >= MIN_PIN;
-        if ui.add_enabled(ready, egui::Button::new(RichText::new("OK").size(28.0)).min_size(Vec2::new(354.0, 72.0))).clicked() || (submit && ready) {
+        if ui.add_enabled(ready, egui::Button::new(RichText::new("OK").size(28.0)).min_size(Vec2::new(354.0, 72.0))).clicked()
+            || (submit && ready)
+        {
             self.submit_pin(ui.ctx(), env);
         }
     }
@@ -541,10 +563,7 @@ impl KioskView {
 fn check_card(env: &AppContext, pin: &PinBlock) -> Result<Welcome, CardFailure> {
     let opened = env.open().map_err(|e| CardFailure::Refused(format!("The kiosk is not set up correctly ({e}). Please see reception.")))?;
     let now = env.now();
-    let outcome = env
-        .source
-        .with_card(|piv| checkin::card_step(piv, &opened.ks, &opened.state, pin, now))
-        .map_err(|e| classify(&e))?;
+    let outcome = env.source.with_card(|piv| checkin::card_step(piv, &opened.ks, &opened.state, pin, now)).map_err(|e| classify(&e))?;
     let serial = outcome.credential.credential().card_serial;
     let name = opened.state.card(serial).ok().flatten().map(|c| c.name).unwrap_or_default();
     Ok(Welcome { outcome, name })
@@ -555,8 +574,10 @@ fn issue(env: &AppContext, outcome: &CardOutcome) -> Result<ShownQr, String> {
     let opened = env.open().map_err(|e| format!("The kiosk is not set up correctly ({e}). Please see reception."))?;
     let issued = checkin::issue_qr(&opened.ks, &opened.state, &opened.store, outcome, None, env.settings.qr_valid_for, env.now())
         .map_err(|e| format!("{e}. Please see reception."))?;
-    let gray = qr::render::render_image(&issued.text, 8).map_err(|e| format!("The QR code could not be drawn ({e}). Please see reception."))?;
-    let png = qr::render::render_png(&issued.text, 8).map_err(|e| format!("The QR code could not be drawn ({e}). Please see reception."))?;
+    let gray =
+        qr::render::render_image(&issued.text, 8).map_err(|e| format!("The QR code could not be drawn ({e}). Please see reception."))?;
+    let png =
+        qr::render::render_png(&issued.text, 8).map_err(|e| format!("The QR code could not be drawn ({e}). Please see reception."))?;
     let size = [gray.width() as usize, gray.height() as usize];
     let image = egui::ColorImage::from_gray(size, gray.as_raw());
     Ok(ShownQr {
@@ -591,7 +612,9 @@ fn print_png(png: &[u8]) -> Result<String, String> {
         .spawn();
     let mut child = match child {
         Ok(c) => c,
-        Err(_) => return Err("No printer is set up on this computer (CUPS `lp` not found). Use Save PNG, or ask IT to set up a printer.".into()),
+        Err(_) => {
+            return Err("No printer is set up on this computer (CUPS `lp` not found). Use Save PNG, or ask IT to set up a printer.".into());
+        }
     };
     if let Some(mut stdin) = child.stdin.take() {
         let _ = stdin.write_all(png);

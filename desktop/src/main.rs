@@ -214,14 +214,16 @@ fn set_admin_pin(dir: &std::path::Path) -> Result<(), String> {
     let terminal = std::io::stdin().is_terminal();
     let old = match (is_set, terminal) {
         (false, _) => None,
-        (true, true) => Some(Zeroizing::new(
-            rpassword::prompt_password("Current admin PIN: ").map_err(|e| format!("cannot read the PIN: {e}"))?,
-        )),
+        (true, true) => {
+            Some(Zeroizing::new(rpassword::prompt_password("Current admin PIN: ").map_err(|e| format!("cannot read the PIN: {e}"))?))
+        }
         (true, false) => Some(read_line("current admin PIN (line 1)")?),
     };
     let pin = if terminal {
         let rules = format!("{} to {} characters", medcard_desktop::admin_pin::MIN_LEN, medcard_desktop::admin_pin::MAX_LEN);
-        let first = Zeroizing::new(rpassword::prompt_password(format!("New admin PIN ({rules}): ")).map_err(|e| format!("cannot read the PIN: {e}"))?);
+        let first = Zeroizing::new(
+            rpassword::prompt_password(format!("New admin PIN ({rules}): ")).map_err(|e| format!("cannot read the PIN: {e}"))?,
+        );
         medcard_desktop::admin_pin::check_new(&first).map_err(|e| e.to_string())?;
         let again = Zeroizing::new(rpassword::prompt_password("The same PIN again: ").map_err(|e| format!("cannot read the PIN: {e}"))?);
         if *first != *again {

@@ -169,7 +169,12 @@ fn admin_issues_a_card_on_a_new_blank_demo_card_lists_it_and_revokes_it() {
     let opened = h.state().env.open().unwrap();
     let trust = reader::clinic::trust_list(&opened.ks).unwrap();
     let pin = reader::PinBlock::pin("654321").unwrap();
-    let g = h.state().env.source.with_card(|piv| reader::clinic::verify_card(piv, &opened.state, &trust, h.state().env.now(), Some(&pin))).unwrap();
+    let g = h
+        .state()
+        .env
+        .source
+        .with_card(|piv| reader::clinic::verify_card(piv, &opened.state, &trust, h.state().env.now(), Some(&pin)))
+        .unwrap();
     assert_eq!(g.credential.credential().card_serial, BLANK_SERIAL_BASE);
 
     // Revoke, with a reason and a confirmation.
@@ -237,7 +242,9 @@ fn admin_adds_a_record_from_a_file_and_lists_it() {
     wait_for(&mut h, "added for P-1001 (summary, text/plain)");
     wait_until(&mut h, "the new record listed", |a| a.admin.records.listed().is_some_and(|r| r.len() == before + 1));
     let rows = h.state().admin.records.listed().unwrap();
-    assert!(rows.iter().any(|r| r.meta.media_type == "text/plain" && r.meta.patient_id == "P-1001" && r.meta.author.starts_with("desktop:")));
+    assert!(
+        rows.iter().any(|r| r.meta.media_type == "text/plain" && r.meta.patient_id == "P-1001" && r.meta.author.starts_with("desktop:"))
+    );
     assert_eq!(audit_kinds(&d, "record.added").len(), before + 1);
 
     // A missing file is a calm message.

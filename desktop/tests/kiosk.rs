@@ -5,8 +5,8 @@
 mod support;
 
 use egui_kittest::kittest::Queryable;
-use medcard_desktop::{View, demo};
 use medcard_desktop::CardSource;
+use medcard_desktop::{View, demo};
 use support::{app, app_on, click, medcard, pin_pad, wait_for, wait_for_any};
 
 #[test]
@@ -156,6 +156,8 @@ fn kiosk_save_png_cannot_overwrite_the_master_key() {
     click(&mut h, "Save PNG");
     wait_for(&mut h, "inside the clinic data directory");
     assert_eq!(std::fs::read(&key).unwrap(), before);
-    let planted = std::fs::read_dir(d.data_dir.join("keys")).unwrap().filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().starts_with("medcard-"));
+    let planted = std::fs::read_dir(d.data_dir.join("keys"))
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().starts_with("medcard-"));
     assert_eq!(planted.count(), 0);
 }

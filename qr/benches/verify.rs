@@ -73,10 +73,15 @@ fn bench(c: &mut Criterion) {
         ok += usize::from(qr::cose::signature_verifies(black_box(&msg), b"", &key));
     }
     let raw = f64::from(n) / start.elapsed().as_secs_f64();
-    println!("ECDSA verify alone (Sig_structure + SHA-256 + ring P-256 verify): {raw:.0}/s ({ok}/{n}); codec overhead {:.1} %", 100.0 * (raw / ours - 1.0));
+    println!(
+        "ECDSA verify alone (Sig_structure + SHA-256 + ring P-256 verify): {raw:.0}/s ({ok}/{n}); codec overhead {:.1} %",
+        100.0 * (raw / ours - 1.0)
+    );
     if std::env::var_os("MEDCARD_BENCH_NO_OPENSSL").is_none() {
         match openssl_verify_per_s() {
-            Some(ossl) => println!("openssl speed -seconds 3 ecdsap256: {ossl:.0} verify/s; ratio {:.1} % (goal >= 50 %)", 100.0 * ours / ossl),
+            Some(ossl) => {
+                println!("openssl speed -seconds 3 ecdsap256: {ossl:.0} verify/s; ratio {:.1} % (goal >= 50 %)", 100.0 * ours / ossl)
+            }
             None => println!("openssl speed unavailable: no reference"),
         }
     }

@@ -203,9 +203,9 @@ impl TimeClaims {
             match map.iter().find(|(k, _)| int_key(k) == Some(key)) {
                 None => Ok(None),
                 Some((_, v)) => match v {
-                    Value::Integer(i) => i64::try_from(*i)
-                        .map(Some)
-                        .map_err(|_| TimeError::NotANumber { claim, got: "integer out of range" }),
+                    Value::Integer(i) => {
+                        i64::try_from(*i).map(Some).map_err(|_| TimeError::NotANumber { claim, got: "integer out of range" })
+                    }
                     Value::Float(f) if f.is_finite() && f.abs() < 1e15 => Ok(Some(f.floor() as i64)),
                     other => Err(TimeError::NotANumber { claim, got: type_name(other) }),
                 },
@@ -366,7 +366,10 @@ impl Claims {
             return Err(ClaimsError::Invalid { claim: "patient id", why: "empty".into() });
         }
         if !is_absolute_uri(&self.pointer.locator) {
-            return Err(ClaimsError::Invalid { claim: "record locator", why: format!("{:?} is not an absolute URI", self.pointer.locator) });
+            return Err(ClaimsError::Invalid {
+                claim: "record locator",
+                why: format!("{:?} is not an absolute URI", self.pointer.locator),
+            });
         }
         Ok(())
     }
@@ -426,11 +429,8 @@ impl Claims {
             None => None,
             Some(v) => {
                 let b = Zeroizing::new(want_bytes(Some(v), "content key")?);
-                let key: [u8; 32] = b.as_slice().try_into().map_err(|_| ClaimsError::WrongLength {
-                    claim: "content key",
-                    expected: "32",
-                    got: b.len(),
-                })?;
+                let key: [u8; 32] =
+                    b.as_slice().try_into().map_err(|_| ClaimsError::WrongLength { claim: "content key", expected: "32", got: b.len() })?;
                 Some(ContentKey::new(key))
             }
         };

@@ -346,7 +346,10 @@ mod tests {
 
     #[test]
     fn unknown_critical_header_is_refused() {
-        let protected = HeaderBuilder::new().algorithm(iana::Algorithm::ES256).add_critical_label(coset::RegisteredLabelWithPrivate::Text("x".into())).build();
+        let protected = HeaderBuilder::new()
+            .algorithm(iana::Algorithm::ES256)
+            .add_critical_label(coset::RegisteredLabelWithPrivate::Text("x".into()))
+            .build();
         let msg = CoseSign1Builder::new().protected(protected).payload(vec![1]).signature(vec![0; 64]).build();
         let bytes = msg.to_tagged_vec().unwrap_or_default();
         assert!(matches!(parse(&bytes), Err(CoseError::UnknownCritical(_))));

@@ -23,4 +23,4 @@ pub use codec::{Encoded, encode};
 pub use cose::{Signer, SoftwareSigner, kid_for};
 pub use time::Clock;
 pub use trust::TrustList;
-pub use verify::{Profile, Verified, VerifyError, Verifier};
+pub use verify::{Profile, Verified, Verifier, VerifyError};

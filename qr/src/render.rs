@@ -53,8 +53,7 @@ pub struct QrInfo {
 /// True if every character of `text` is in the QR alphanumeric set (ISO/IEC 18004 §7.4.5).
 #[must_use]
 pub fn is_alphanumeric(text: &str) -> bool {
-    text.bytes()
-        .all(|b| matches!(b, b'0'..=b'9' | b'A'..=b'Z' | b' ' | b'$' | b'%' | b'*' | b'+' | b'-' | b'.' | b'/' | b':'))
+    text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'A'..=b'Z' | b' ' | b'$' | b'%' | b'*' | b'+' | b'-' | b'.' | b'/' | b':'))
 }
 
 /// Encodes `text` in the smallest version that holds it at level Q (see the module docs).
@@ -106,9 +105,7 @@ pub fn render_image(text: &str, module_px: u32) -> Result<image::GrayImage, Rend
         let idx = (cy as usize) * (info.modules as usize) + cx as usize;
         colors.get(idx).is_some_and(|c| *c == Color::Dark)
     };
-    Ok(image::GrayImage::from_fn(side, side, |x, y| {
-        if dark(x / module_px, y / module_px) { image::Luma([0]) } else { image::Luma([255]) }
-    }))
+    Ok(image::GrayImage::from_fn(side, side, |x, y| if dark(x / module_px, y / module_px) { image::Luma([0]) } else { image::Luma([255]) }))
 }
 
 /// Renders `text` as PNG bytes (see [`render_image`]).

@@ -251,7 +251,11 @@ impl Scanner {
         let long = f64::from(w.max(h).max(1));
         let hires = detail.min(f64::from(HIRES_MAX_SIDE) / long);
         if hires > 1.3 {
-            tiers.push(vec![plain(Binarizer::Rqrr, hires, 0.0, false), plain(mean, hires, 0.0, false), plain(Binarizer::Otsu, hires, 0.0, false)]);
+            tiers.push(vec![
+                plain(Binarizer::Rqrr, hires, 0.0, false),
+                plain(mean, hires, 0.0, false),
+                plain(Binarizer::Otsu, hires, 0.0, false),
+            ]);
         }
         tiers
     }
@@ -448,7 +452,13 @@ fn inside(q: &[(f64, f64); 4], p: (f64, f64)) -> bool {
     let mut sign = 0i8;
     for (a, b) in q.iter().zip(q.iter().cycle().skip(1)) {
         let cross = (b.0 - a.0) * (p.1 - a.1) - (b.1 - a.1) * (p.0 - a.0);
-        let s = if cross > 0.0 { 1 } else if cross < 0.0 { -1 } else { 0 };
+        let s = if cross > 0.0 {
+            1
+        } else if cross < 0.0 {
+            -1
+        } else {
+            0
+        };
         if s != 0 {
             if sign != 0 && s != sign {
                 return false;
@@ -499,7 +509,8 @@ pub fn decode_gray(bytes: &[u8]) -> Result<image::GrayImage, ScanError> {
     let mut d = zune_jpeg::JpegDecoder::new_with_options(zune_core::bytestream::ZCursor::new(bytes), options);
     let jpeg = |e: zune_jpeg::errors::DecodeErrors| ScanError::Image(format!("JPEG: {e}"));
     d.decode_headers().map_err(jpeg)?;
-    let (width, height) = d.dimensions().map(|(w, h)| (u32::try_from(w).unwrap_or(u32::MAX), u32::try_from(h).unwrap_or(u32::MAX))).unwrap_or((0, 0));
+    let (width, height) =
+        d.dimensions().map(|(w, h)| (u32::try_from(w).unwrap_or(u32::MAX), u32::try_from(h).unwrap_or(u32::MAX))).unwrap_or((0, 0));
     within_limits(width, height)?;
     let luma = catch_unwind(AssertUnwindSafe(|| d.decode())).ok().and_then(Result::ok);
     match luma.and_then(|l| image::GrayImage::from_raw(width, height, l)) {
@@ -519,14 +530,11 @@ fn within_limits(width: u32, height: u32) -> Result<(), ScanError> {
 
 /// Decodes image file bytes with the size limits of [`scan_bytes`].
 pub fn decode_image(bytes: &[u8]) -> Result<image::DynamicImage, ScanError> {
-    let reader = image::ImageReader::new(std::io::Cursor::new(bytes))
-        .with_guessed_format()
-        .map_err(|e| ScanError::Image(e.to_string()))?;
+    let reader = image::ImageReader::new(std::io::Cursor::new(bytes)).with_guessed_format().map_err(|e| ScanError::Image(e.to_string()))?;
     let (width, height) = reader.into_dimensions().map_err(|e| ScanError::Image(e.to_string()))?;
     within_limits(width, height)?;
-    let mut reader = image::ImageReader::new(std::io::Cursor::new(bytes))
-        .with_guessed_format()
-        .map_err(|e| ScanError::Image(e.to_string()))?;
+    let mut reader =
+        image::ImageReader::new(std::io::Cursor::new(bytes)).with_guessed_format().map_err(|e| ScanError::Image(e.to_string()))?;
     let mut limits = image::Limits::default();
     limits.max_image_width = Some(MAX_INPUT_SIDE);
     limits.max_image_height = Some(MAX_INPUT_SIDE);

@@ -26,10 +26,8 @@ pub struct PrefixError {
 
 /// Strips `prefix` (exact, case-sensitive).
 pub fn strip_prefix<'a>(text: &'a str, prefix: &str) -> Result<&'a str, PrefixError> {
-    text.strip_prefix(prefix).ok_or_else(|| PrefixError {
-        expected: prefix.to_owned(),
-        got: text.chars().take(prefix.chars().count() + 4).collect(),
-    })
+    text.strip_prefix(prefix)
+        .ok_or_else(|| PrefixError { expected: prefix.to_owned(), got: text.chars().take(prefix.chars().count() + 4).collect() })
 }
 
 /// The base45 layer failed.
@@ -177,9 +175,9 @@ pub fn decompress(bytes: &[u8], mode: Compression, cap: usize) -> Result<(Vec<u8
     }
     match mode {
         Compression::Optional => Ok((bytes.to_vec(), false)),
-        Compression::Required => Err(InflateError::NotCompressed {
-            got: bytes.first().map_or_else(|| "no data".to_owned(), |b| format!("first byte {b:#04x}")),
-        }),
+        Compression::Required => {
+            Err(InflateError::NotCompressed { got: bytes.first().map_or_else(|| "no data".to_owned(), |b| format!("first byte {b:#04x}")) })
+        }
     }
 }
 

@@ -407,9 +407,8 @@ impl<'a> Verifier<'a> {
         let outcome = if foreign {
             self.verify_foreign_traced(text, clock, &mut trace).map(|f| json!({ "issuer": f.by.issuer, "kid": hex::encode(&f.by.kid) }))
         } else {
-            self.verify_traced(text, clock, &mut trace).map(|v| {
-                json!({ "issuer": v.by.issuer, "kid": hex::encode(&v.by.kid), "claims": claims_json(&v.claims) })
-            })
+            self.verify_traced(text, clock, &mut trace)
+                .map(|v| json!({ "issuer": v.by.issuer, "kid": hex::encode(&v.by.kid), "claims": claims_json(&v.claims) }))
         };
         if !foreign {
             redact_payload_dumps(&mut trace);

@@ -68,10 +68,7 @@ fn every_p256_vector_flag_matches_the_pipeline() -> R {
         let name = path.strip_prefix(&root).unwrap_or(path).display().to_string();
         let ctx = v.get("TESTCTX").ok_or("no TESTCTX")?;
         let mut trust = TrustList::new();
-        let cert_ok = s(ctx, "CERTIFICATE")
-            .and_then(b64)
-            .map(|der| trust.add_file(&der, &name).is_ok())
-            .unwrap_or(false);
+        let cert_ok = s(ctx, "CERTIFICATE").and_then(b64).map(|der| trust.add_file(&der, &name).is_ok()).unwrap_or(false);
         if !cert_ok {
             out_of_scope.push(name);
             continue;
@@ -81,7 +78,8 @@ fn every_p256_vector_flag_matches_the_pipeline() -> R {
         let verifier = Verifier::new(dgc.clone(), &trust);
         let prefix = s(&v, "PREFIX");
         // Fields, derived from PREFIX when absent.
-        let base45 = s(&v, "BASE45").map(str::to_owned).or_else(|| prefix.and_then(|p| text::strip_prefix(p, "HC1:").ok()).map(str::to_owned));
+        let base45 =
+            s(&v, "BASE45").map(str::to_owned).or_else(|| prefix.and_then(|p| text::strip_prefix(p, "HC1:").ok()).map(str::to_owned));
         let compressed = match s(&v, "COMPRESSED") {
             Some(h) => hex::decode(h).ok(),
             None => base45.as_deref().and_then(|b| text::base45_decode(b).ok()),
@@ -93,12 +91,15 @@ fn every_p256_vector_flag_matches_the_pipeline() -> R {
         for flag in FLAGS {
             let Some(want) = expected.get(format!("EXPECTED{flag}")).and_then(|b| b.as_bool()) else { continue };
             let got = match flag {
-                "UNPREFIX" => prefix.is_some_and(|p| text::strip_prefix(p, "HC1:").is_ok_and(|rest| s(&v, "BASE45").is_none_or(|b| b == rest))),
+                "UNPREFIX" => {
+                    prefix.is_some_and(|p| text::strip_prefix(p, "HC1:").is_ok_and(|rest| s(&v, "BASE45").is_none_or(|b| b == rest)))
+                }
                 "B45DECODE" => base45.as_deref().is_some_and(|b| {
                     text::base45_decode(b).is_ok_and(|bytes| s(&v, "COMPRESSED").is_none_or(|h| hex::decode(h).is_ok_and(|c| c == bytes)))
                 }),
                 "COMPRESSION" => compressed.as_deref().is_some_and(|c| {
-                    text::decompress(c, Compression::Required, dgc.max_inflated).is_ok_and(|(out, _)| s(&v, "COSE").is_none_or(|h| hex::decode(h).is_ok_and(|x| x == out)))
+                    text::decompress(c, Compression::Required, dgc.max_inflated)
+                        .is_ok_and(|(out, _)| s(&v, "COSE").is_none_or(|h| hex::decode(h).is_ok_and(|x| x == out)))
                 }),
                 "VERIFY" => cose.as_deref().is_some_and(|c| verifier.check_cose(c).is_ok()),
                 "EXPIRATIONCHECK" => match (cose.as_deref(), clock) {

@@ -49,7 +49,14 @@ fn example() -> Result<(String, String), Box<dyn std::error::Error>> {
         if enc.compressed { ", starts with 0x78" } else { ", starts with 0xD2" },
         hex_block(&enc.packed)
     ));
-    md.push_str(&format!("4. base45 ({} characters) and 5. prefix: the QR text ({} characters, QR version {} at level Q, {:?} mode):\n\n```\n{}\n```\n", enc.base45.len(), enc.text.len(), info.version, info.mode, enc.text));
+    md.push_str(&format!(
+        "4. base45 ({} characters) and 5. prefix: the QR text ({} characters, QR version {} at level Q, {:?} mode):\n\n```\n{}\n```\n",
+        enc.base45.len(),
+        enc.text.len(),
+        info.version,
+        info.mode,
+        enc.text
+    ));
     Ok((md, enc.text))
 }
 

@@ -8,7 +8,7 @@ use qr::claims::TimeError;
 use qr::cose::{AlgorithmError, CoseError};
 use qr::text::{Base45Error, InflateError};
 use qr::verify::Layer;
-use qr::{Clock, Profile, Signer, TrustList, VerifyError, Verifier};
+use qr::{Clock, Profile, Signer, TrustList, Verifier, VerifyError};
 
 fn text_of(cose: &[u8]) -> String {
     let (packed, _) = qr::text::compress_if_smaller(cose);

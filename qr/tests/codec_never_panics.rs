@@ -15,17 +15,19 @@ fn cfg() -> ProptestConfig {
 /// A real code's bytes, mutated: reaches the deeper layers far more often than random bytes.
 fn mutated_cose() -> impl Strategy<Value = Vec<u8>> {
     let cose = qr::encode(&claims(), &signer(1)).map(|e| e.cose).unwrap_or_default();
-    (proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..4), any::<prop::sample::Index>()).prop_map(move |(edits, cut)| {
-        let mut c = cose.clone();
-        for (i, b) in edits {
-            let at = i.index(c.len().max(1));
-            if let Some(x) = c.get_mut(at) {
-                *x = b;
+    (proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..4), any::<prop::sample::Index>()).prop_map(
+        move |(edits, cut)| {
+            let mut c = cose.clone();
+            for (i, b) in edits {
+                let at = i.index(c.len().max(1));
+                if let Some(x) = c.get_mut(at) {
+                    *x = b;
+                }
             }
-        }
-        c.truncate(cut.index(c.len() + 1).max(c.len() / 2));
-        c
-    })
+            c.truncate(cut.index(c.len() + 1).max(c.len() / 2));
+            c
+        },
+    )
 }
 
 proptest! {

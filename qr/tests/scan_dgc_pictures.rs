@@ -41,9 +41,7 @@ fn dgc_picture_vectors_scan_to_exactly_their_prefix_text() {
             no_picture += 1;
             continue;
         };
-        let texts = scan_support::base64_decode(picture)
-            .map(|png| qr::scan::scan_bytes(&png).unwrap_or_default())
-            .unwrap_or_default();
+        let texts = scan_support::base64_decode(picture).map(|png| qr::scan::scan_bytes(&png).unwrap_or_default()).unwrap_or_default();
         let got = texts.iter().any(|t| t == prefix);
         if flag {
             must_read += 1;

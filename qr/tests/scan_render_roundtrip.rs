@@ -16,9 +16,7 @@ fn random_text(rng: &mut Rng, i: u32) -> String {
         }
         2 => {
             let len = 1 + rng.below(700) as usize;
-            (0..len)
-                .map(|_| char::from(*ALPHANUMERIC.get(rng.below(ALPHANUMERIC.len() as u64) as usize).unwrap_or(&b'A')))
-                .collect()
+            (0..len).map(|_| char::from(*ALPHANUMERIC.get(rng.below(ALPHANUMERIC.len() as u64) as usize).unwrap_or(&b'A'))).collect()
         }
         _ => {
             // byte mode: printable ASCII including lower case

@@ -27,15 +27,13 @@ struct Row {
 fn zxing_photos_decode_at_least_the_measured_floor_and_report_against_zbar() {
     let root = scan_support::corpora().join("zxing-qr");
     assert!(root.is_dir(), "corpus not found at {} (set MEDCARD_CORPORA)", root.display());
-    let mut folders: Vec<PathBuf> = std::fs::read_dir(&root)
-        .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.is_dir()).collect())
-        .unwrap_or_default();
+    let mut folders: Vec<PathBuf> =
+        std::fs::read_dir(&root).map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.is_dir()).collect()).unwrap_or_default();
     folders.sort();
     let mut rows = Vec::new();
     for folder in &folders {
-        let mut pngs: Vec<PathBuf> = std::fs::read_dir(folder)
-            .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
-            .unwrap_or_default();
+        let mut pngs: Vec<PathBuf> =
+            std::fs::read_dir(folder).map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect()).unwrap_or_default();
         pngs.retain(|p| p.extension().is_some_and(|e| e == "png") && p.with_extension("txt").is_file());
         pngs.sort();
         for png in pngs {
@@ -74,13 +72,7 @@ fn zxing_photos_decode_at_least_the_measured_floor_and_report_against_zbar() {
     names.dedup();
     for name in names {
         let f: Vec<&Row> = rows.iter().filter(|r| &r.folder == name).collect();
-        println!(
-            "{:<12} {:>6} {:>6} {:>6}",
-            name,
-            f.len(),
-            f.iter().filter(|r| r.ours).count(),
-            f.iter().filter(|r| r.zbar).count()
-        );
+        println!("{:<12} {:>6} {:>6} {:>6}", name, f.len(), f.iter().filter(|r| r.ours).count(), f.iter().filter(|r| r.zbar).count());
     }
     let ours = rows.iter().filter(|r| r.ours).count();
     let zbar = rows.iter().filter(|r| r.zbar).count();

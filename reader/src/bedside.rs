@@ -151,11 +151,7 @@ fn event(time: i64, actor: &str, kind: EventKind, subject: &str, outcome: Outcom
 /// The `qr.refused` detail: the refusal's message, cut after [`MAX_REFUSAL_DETAIL`] characters
 /// when it is longer than that many bytes.
 fn refusal_detail(msg: String) -> String {
-    if msg.len() > MAX_REFUSAL_DETAIL {
-        format!("{}...", msg.chars().take(MAX_REFUSAL_DETAIL).collect::<String>())
-    } else {
-        msg
-    }
+    if msg.len() > MAX_REFUSAL_DETAIL { format!("{}...", msg.chars().take(MAX_REFUSAL_DETAIL).collect::<String>()) } else { msg }
 }
 
 /// Appends `events` in one immediate transaction: all or none.

@@ -209,12 +209,7 @@ fn add_record_round_trips_through_the_index_and_the_store_and_audits_record_adde
     assert_eq!((opened.document(), &opened.meta), (&doc[..], &added.meta));
     assert_eq!(
         tail(&e.b, before),
-        vec![want(
-            "record.added",
-            &added.meta.record_id,
-            "ok",
-            &format!("patient={PATIENT} category=labs locator={}", added.locator)
-        )]
+        vec![want("record.added", &added.meta.record_id, "ok", &format!("patient={PATIENT} category=labs locator={}", added.locator))]
     );
 }
 

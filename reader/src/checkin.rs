@@ -17,20 +17,20 @@ pub use crate::record_index::{INDEX_MEDIA_TYPE, IndexEntry, IndexError, MAX_INDE
 
 use crate::Error;
 use crate::audit::{AuditError, EventKind, Outcome};
-use crate::clinic_state::ClinicError;
-use crate::db::DbError;
-use crate::random::RandomError;
-use crate::sealed::{RecordError, keywrap::KeyWrapError};
-use crate::store::StoreError;
 use crate::category::{self, Category};
 use crate::clinic::{self, ClinicState};
+use crate::clinic_state::ClinicError;
+use crate::clinic_state::ConsentVersion;
 use crate::consent::{self, ConsentError, ConsentToken};
 use crate::credential::VerifiedCredential;
+use crate::db::DbError;
 use crate::db::RecordRow;
-use crate::clinic_state::ConsentVersion;
 use crate::keystore::{KeyPurpose, Keystore};
 use crate::piv::{PinBlock, Piv};
+use crate::random::RandomError;
 use crate::records::{self, RecordMeta, keywrap};
+use crate::sealed::{RecordError, keywrap::KeyWrapError};
+use crate::store::StoreError;
 use crate::store::{Locator, RecordStore};
 use crate::transport::Transport;
 
@@ -49,7 +49,9 @@ pub enum CheckinError {
     #[error("the patient's consent is revoked (version {version}): no records can be shared; ask the patient to set consent again")]
     ConsentRevoked { version: u64 },
     /// Categories asked for are not consented.
-    #[error("consent does not cover {missing} (asked for {asked}; the patient consented to {consented}): ask the patient to extend consent or ask for less")]
+    #[error(
+        "consent does not cover {missing} (asked for {asked}; the patient consented to {consented}): ask the patient to extend consent or ask for less"
+    )]
     NotCovered { asked: String, consented: String, missing: String },
     /// Nothing to point to.
     #[error("patient {patient_id} has no records in {categories}: nothing to share")]
@@ -264,7 +266,14 @@ pub fn issue_qr(
             EventKind::QrIssued,
             &patient,
             Outcome::Ok,
-            format!("qr={} exp={} records={} index={} categories={}", i.qr_id, i.exp, i.records.len(), i.index, category::join(&i.categories)),
+            format!(
+                "qr={} exp={} records={} index={} categories={}",
+                i.qr_id,
+                i.exp,
+                i.records.len(),
+                i.index,
+                category::join(&i.categories)
+            ),
         ),
         Err(e) => state.event(now, EventKind::QrIssued, &patient, e.outcome(), e.to_string()),
     };

@@ -4,10 +4,10 @@
 //! ([`crate::clinic_state`], re-exported here).
 
 pub use crate::clinic_state::{
-    ClinicError, ClinicFiles, ClinicState, ConsentNote, ConsentVersion, DEFAULT_ACTOR, IssuedCard, Revocation, TRUST_DIR,
-    trust_list,
+    ClinicError, ClinicFiles, ClinicState, ConsentNote, ConsentVersion, DEFAULT_ACTOR, IssuedCard, Revocation, TRUST_DIR, trust_list,
 };
 
+use crate::Error;
 use crate::audit::{Event, EventKind, Outcome};
 use crate::credential::CredentialError;
 use crate::issue::{self, GenuineCard, IssueRequest, IssueStep, Issued};
@@ -15,7 +15,6 @@ use crate::keystore::Keystore;
 use crate::piv::{PinBlock, Piv, PivError};
 use crate::sw::{CardError, Secret};
 use crate::transport::Transport;
-use crate::Error;
 
 /// The audit outcome of a failed card authentication, and the card serial when the error names it.
 #[must_use]
@@ -134,7 +133,9 @@ fn pin_events(state: &ClinicState, now: i64, subject: &str, operation: &str, r: 
             }
             v
         }
-        Err(Error::Card(PivError::Card(CardError::PinBlocked))) => vec![ev(EventKind::CardBlocked, Outcome::Blocked, format!("operation={operation} secret=pin"))],
+        Err(Error::Card(PivError::Card(CardError::PinBlocked))) => {
+            vec![ev(EventKind::CardBlocked, Outcome::Blocked, format!("operation={operation} secret=pin"))]
+        }
         Err(Error::Card(PivError::Card(CardError::WrongSecret { secret: Secret::Puk, tries_left }))) => {
             let mut v = vec![ev(ok_kind, Outcome::WrongPuk, format!("operation={operation} tries_left={tries_left}"))];
             if *tries_left == 0 {
@@ -142,7 +143,9 @@ fn pin_events(state: &ClinicState, now: i64, subject: &str, operation: &str, r: 
             }
             v
         }
-        Err(Error::Card(PivError::Card(CardError::PukBlocked))) => vec![ev(EventKind::CardBlocked, Outcome::Blocked, format!("operation={operation} secret=puk"))],
+        Err(Error::Card(PivError::Card(CardError::PukBlocked))) => {
+            vec![ev(EventKind::CardBlocked, Outcome::Blocked, format!("operation={operation} secret=puk"))]
+        }
         Err(e) => vec![ev(ok_kind, verification_outcome(e).0, format!("operation={operation}"))],
     }
 }
@@ -225,4 +228,3 @@ pub fn issue_card<T: Transport>(
         }
     }
 }
-

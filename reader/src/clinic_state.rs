@@ -36,9 +36,7 @@ pub enum ClinicError {
     #[error(transparent)]
     Fs(#[from] FsError),
     /// An older consent version than one already seen.
-    #[error(
-        "consent token version {got} for patient {patient_id} is older than version {highest} already seen: refusing a replayed token"
-    )]
+    #[error("consent token version {got} for patient {patient_id} is older than version {highest} already seen: refusing a replayed token")]
     ConsentReplay { patient_id: String, got: u64, highest: u64 },
     /// A consent token with the version of one already seen, but different content.
     #[error(
@@ -272,7 +270,7 @@ impl ClinicState {
         Event { time: now, kind, actor: self.actor.clone(), subject: subject.to_owned(), outcome, detail }
     }
 
-/// The directory of other clinics' trust files.
+    /// The directory of other clinics' trust files.
     #[must_use]
     pub fn trust_dir(&self) -> PathBuf {
         self.dir.join(TRUST_DIR)
@@ -288,8 +286,7 @@ impl ClinicState {
         }
         fsutil::check_private(&dir, 0o700)?;
         let mut out = Vec::new();
-        let entries =
-            std::fs::read_dir(&dir).map_err(|source| FsError::Io { operation: "list", path: dir.clone(), source })?;
+        let entries = std::fs::read_dir(&dir).map_err(|source| FsError::Io { operation: "list", path: dir.clone(), source })?;
         for e in entries {
             let e = e.map_err(|source| FsError::Io { operation: "list", path: dir.clone(), source })?;
             let name = e.file_name().to_string_lossy().into_owned();
@@ -297,8 +294,11 @@ impl ClinicState {
                 continue;
             }
             let path = e.path();
-            let meta = std::fs::symlink_metadata(&path)
-                .map_err(|source| FsError::Io { operation: "read metadata of", path: path.clone(), source })?;
+            let meta = std::fs::symlink_metadata(&path).map_err(|source| FsError::Io {
+                operation: "read metadata of",
+                path: path.clone(),
+                source,
+            })?;
             if !meta.file_type().is_file() {
                 return Err(ClinicError::TrustNotAFile { path });
             }
@@ -337,14 +337,9 @@ impl ClinicState {
 }
 
 fn check_trust_name(name: &str) -> Result<(), ClinicError> {
-    let ok = (1..=64).contains(&name.len())
-        && !name.starts_with('.')
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
-    if ok {
-        Ok(())
-    } else {
-        Err(ClinicError::TrustName { name: name.to_owned() })
-    }
+    let ok =
+        (1..=64).contains(&name.len()) && !name.starts_with('.') && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+    if ok { Ok(()) } else { Err(ClinicError::TrustName { name: name.to_owned() }) }
 }
 
 /// The trust list: this clinic's issuer key plus every trust file in `<data>/trust/`.

@@ -23,9 +23,7 @@ pub struct TestClockError {
 /// The system clock in Unix seconds (0 before 1970, which no clinic runs at).
 #[must_use]
 pub fn system_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
 /// Now: [`TEST_CLOCK_VAR`] when this build honours it and it is set, else the system clock.

@@ -9,6 +9,7 @@ pub use crate::consent_token::{CONTENT_TYPE, CTI_LEN, ConsentError, ConsentToken
 
 use p256::ecdsa::VerifyingKey;
 
+use crate::Error;
 use crate::audit::{EventKind, Outcome};
 use crate::category::Category;
 use crate::clinic::{self, ClinicState};
@@ -18,7 +19,6 @@ use crate::credential::VerifiedCredential;
 use crate::keystore::Keystore;
 use crate::piv::{PinBlock, Piv, Slot, tags};
 use crate::transport::Transport;
-use crate::Error;
 
 // Here rather than beside `ConsentError` in `consent_token`: the token format sits below the
 // audit log in the layer order (`lib.rs`), and only the audited flows need the outcome.
@@ -163,4 +163,3 @@ pub fn show_in<T: Transport>(piv: &mut Piv<T>, ks: &Keystore, state: &ClinicStat
     let highest_seen = state.note_consent(&stored(&token, &bytes), (kind, Outcome::Seen), now)?;
     Ok(ShownConsent { credential: genuine.credential, token, highest_seen })
 }
-

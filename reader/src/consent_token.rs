@@ -138,7 +138,11 @@ impl ConsentToken {
         }
         let token_id = f.bytes(CTI)?;
         if token_id.len() != CTI_LEN {
-            return Err(ObjectError::Payload { what: "consent token", why: format!("cti is {} bytes, expected {CTI_LEN}", token_id.len()) }.into());
+            return Err(ObjectError::Payload {
+                what: "consent token",
+                why: format!("cti is {} bytes, expected {CTI_LEN}", token_id.len()),
+            }
+            .into());
         }
         let serial = f.uint(SERIAL)?;
         let t = ConsentToken {
@@ -151,7 +155,9 @@ impl ConsentToken {
             version: match f.uint(VERSION)? {
                 v @ 1..=MAX_VERSION => v,
                 v => {
-                    return Err(ObjectError::Payload { what: "consent token", why: format!("version {v} outside 1..={MAX_VERSION}") }.into());
+                    return Err(
+                        ObjectError::Payload { what: "consent token", why: format!("version {v} outside 1..={MAX_VERSION}") }.into()
+                    );
                 }
             },
             card_serial: u32::try_from(serial)
@@ -168,12 +174,7 @@ pub const MAX_VERSION: u64 = i64::MAX as u64;
 /// The version of a new token: one above both the card's and the clinic's highest, refused
 /// (not wrapped, not saturated) when none is left.
 pub fn next_version(on_card: Option<u64>, highest: Option<u64>) -> Result<u64, ConsentError> {
-    on_card
-        .unwrap_or(0)
-        .max(highest.unwrap_or(0))
-        .checked_add(1)
-        .filter(|v| *v <= MAX_VERSION)
-        .ok_or(ConsentError::VersionsExhausted)
+    on_card.unwrap_or(0).max(highest.unwrap_or(0)).checked_add(1).filter(|v| *v <= MAX_VERSION).ok_or(ConsentError::VersionsExhausted)
 }
 
 /// Verifies token `bytes` against the card's verified credential, for `clinic_id`, at `now`

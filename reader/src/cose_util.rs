@@ -141,22 +141,19 @@ pub struct Fields {
 impl Fields {
     /// Decodes `bytes` as exactly one CBOR map without duplicate keys or trailing data.
     pub fn decode(bytes: &[u8], what: &'static str) -> Result<Fields, ObjectError> {
-        let entries =
-            qr::claims::decode_claims_map(bytes).map_err(|source| ObjectError::Claims { what, source })?;
+        let entries = qr::claims::decode_claims_map(bytes).map_err(|source| ObjectError::Claims { what, source })?;
         Ok(Fields { what, entries })
     }
     fn take(&mut self, key: i64) -> Result<Value, ObjectError> {
-        let pos = self.entries.iter().position(|(k, _)| *k == Value::from(key)).ok_or(ObjectError::Payload {
-            what: self.what,
-            why: format!("has no key {key}"),
-        })?;
+        let pos = self
+            .entries
+            .iter()
+            .position(|(k, _)| *k == Value::from(key))
+            .ok_or(ObjectError::Payload { what: self.what, why: format!("has no key {key}") })?;
         Ok(self.entries.remove(pos).1)
     }
     fn wrong(&self, key: i64, expected: &str, got: &Value) -> ObjectError {
-        ObjectError::Payload {
-            what: self.what,
-            why: format!("key {key}: expected {expected}, got {}", qr::claims::type_name(got)),
-        }
+        ObjectError::Payload { what: self.what, why: format!("key {key}: expected {expected}, got {}", qr::claims::type_name(got)) }
     }
     /// A text string.
     pub fn text(&mut self, key: i64) -> Result<String, ObjectError> {
@@ -217,10 +214,13 @@ impl Fields {
         match self.entries.first() {
             Some((k, _)) => Err(ObjectError::Payload {
                 what: self.what,
-                why: format!("has an unknown key {}", match k {
-                    Value::Integer(i) => i128::from(*i).to_string(),
-                    other => format!("<{}>", qr::claims::type_name(other)),
-                }),
+                why: format!(
+                    "has an unknown key {}",
+                    match k {
+                        Value::Integer(i) => i128::from(*i).to_string(),
+                        other => format!("<{}>", qr::claims::type_name(other)),
+                    }
+                ),
             }),
             None => Ok(()),
         }

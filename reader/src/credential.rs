@@ -94,7 +94,9 @@ pub enum CredentialError {
     #[error("card credential is for card serial {credential}, but this card has serial {card}: not this card's credential")]
     SerialMismatch { credential: u32, card: u32 },
     /// The card could not prove it holds the credential's 9E key: a copied credential.
-    #[error("card {serial} is not genuine: it cannot sign with the card-authentication key its credential names (a copied credential?); do not accept it")]
+    #[error(
+        "card {serial} is not genuine: it cannot sign with the card-authentication key its credential names (a copied credential?); do not accept it"
+    )]
     NotGenuine { serial: u32 },
     /// The card's serial is revoked.
     #[error("card {serial} has been revoked by the clinic: do not accept it")]
@@ -214,11 +216,7 @@ pub fn verify(bytes: &[u8], trust: &TrustList, now: i64) -> Result<VerifiedCrede
         return Err(CredentialError::IssuerMismatch { claimed: credential.issuer, signer: name });
     }
     if now < credential.not_before || now > credential.expires_at {
-        return Err(CredentialError::OutsideValidity {
-            now,
-            not_before: credential.not_before,
-            expires_at: credential.expires_at,
-        });
+        return Err(CredentialError::OutsideValidity { now, not_before: credential.not_before, expires_at: credential.expires_at });
     }
     Ok(VerifiedCredential { credential, signer: signer.issuer.clone(), kid: parsed.kid.clone(), signer_key: signer.key })
 }

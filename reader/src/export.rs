@@ -120,8 +120,7 @@ pub fn check_outside(data_dir: &Path, path: &Path) -> Result<PathBuf, ExportErro
     if target.starts_with(&data) || data.starts_with(&target) {
         return Err(ExportError::InsideDataDir { path: path.to_path_buf(), data_dir: data });
     }
-    let parent =
-        fs::canonicalize(parent).map_err(|source| ExportError::Folder { path: parent.to_path_buf(), source })?;
+    let parent = fs::canonicalize(parent).map_err(|source| ExportError::Folder { path: parent.to_path_buf(), source })?;
     Ok(parent.join(name))
 }
 
@@ -215,11 +214,11 @@ pub fn prepare_dir(data_dir: &Path, dir: &Path) -> Result<PathBuf, ExportError> 
         return Err(ExportError::InsideDataDir { path: dir.to_path_buf(), data_dir: data });
     }
     if !resolved.is_dir() {
-        fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&resolved)
-            .map_err(|source| FsError::Io { operation: "create directory", path: dir.to_path_buf(), source })?;
+        fs::DirBuilder::new().recursive(true).mode(0o700).create(&resolved).map_err(|source| FsError::Io {
+            operation: "create directory",
+            path: dir.to_path_buf(),
+            source,
+        })?;
     }
     fs::canonicalize(&resolved).map_err(|source| ExportError::Folder { path: dir.to_path_buf(), source })
 }

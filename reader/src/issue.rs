@@ -20,13 +20,13 @@ use p256::ecdsa::VerifyingKey;
 use p256::ecdsa::signature::hazmat::PrehashVerifier;
 use sha2::{Digest, Sha256};
 
+use crate::Error;
 use crate::credential::{self, CardCredential, CredentialError, VerifiedCredential};
 use crate::keystore::Keystore;
 use crate::piv::{ManagementKey, PinBlock, Piv, PivError, Slot, tags};
 use crate::sw::CardError;
 use crate::transport::{Transport, TransportError};
 use crate::x509;
-use crate::Error;
 
 /// Domain string of the 9E challenge digest.
 pub const CHALLENGE_DOMAIN: &[u8] = b"MedCard card authentication v1";
@@ -180,8 +180,8 @@ pub fn issue<T: Transport>(
             ca: false,
             key_usage: key_usage(*slot),
         };
-        let der = x509::build(&spec, key, &ks.ca_subject(), ks.issuer_key())
-            .map_err(|source| Error::Certificate { slot: *slot, source })?;
+        let der =
+            x509::build(&spec, key, &ks.ca_subject(), ks.issuer_key()).map_err(|source| Error::Certificate { slot: *slot, source })?;
         piv.put_certificate(*slot, &der)?;
         certificates.push((*slot, der));
         progress(IssueStep::CertificateWritten(*slot))?;
@@ -195,7 +195,9 @@ pub fn issue<T: Transport>(
     let find = |s: Slot| keys.iter().find(|(k, _)| *k == s).map(|(_, v)| *v);
     let (Some(key_9a), Some(key_9c), Some(key_9e)) = (find(Slot::PivAuth), find(Slot::Signature), find(Slot::CardAuth)) else {
         // The loop above generated all three: unreachable, but a card flow never panics.
-        return Err(PivError::Unexpected { operation: "generate", expected: "keys in 9A, 9C and 9E", got: "a slot without a key".into() }.into());
+        return Err(
+            PivError::Unexpected { operation: "generate", expected: "keys in 9A, 9C and 9E", got: "a slot without a key".into() }.into()
+        );
     };
     let credential = CardCredential {
         issuer: ks.clinic_id().to_owned(),

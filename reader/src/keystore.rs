@@ -230,12 +230,7 @@ impl Keystore {
         fsutil::write_atomic(&keys.join(MASTER_FILE), ks.master.as_slice())?;
         fsutil::write_atomic(&keys.join(ISSUER_FILE), &Zeroizing::new(ks.issuer.to_bytes().to_vec()))?;
         fsutil::write_atomic(&keys.join(CA_FILE), &ks.ca_der)?;
-        let meta = ClinicFile {
-            format: 1,
-            clinic_id: clinic_id.into(),
-            created: now,
-            issuer_kid: hex::encode(ks.issuer_kid()),
-        };
+        let meta = ClinicFile { format: 1, clinic_id: clinic_id.into(), created: now, issuer_kid: hex::encode(ks.issuer_kid()) };
         let json = serde_json::to_vec_pretty(&meta).unwrap_or_default();
         fsutil::write_atomic(&keys.join(CLINIC_FILE), &json)?;
         Ok(ks)

@@ -57,9 +57,9 @@ pub mod trust;
 
 pub use error::Error;
 pub use keystore::{KeyPurpose, Keystore, KeystoreError};
-pub use medcard_piv::{
-    AppInfo, CardError, CardEvent, CardInfo, ManagementKey, MgmtAlgorithm, PcscContext, PcscTransport, PinBlock, PinStatus, Piv,
-    PivError, RandomError, ReaderInfo, Slot, StatusWord, Transport, TransportError,
-};
 #[cfg(feature = "sim")]
 pub use medcard_piv::SimTransport;
+pub use medcard_piv::{
+    AppInfo, CardError, CardEvent, CardInfo, ManagementKey, MgmtAlgorithm, PcscContext, PcscTransport, PinBlock, PinStatus, Piv, PivError,
+    RandomError, ReaderInfo, Slot, StatusWord, Transport, TransportError,
+};

@@ -117,4 +117,3 @@ fn decode_entry(i: usize, item: Value) -> Result<IndexEntry, IndexError> {
     let media_type = text(it.next(), "media type")?;
     Ok(IndexEntry { record_id, locator, sha256, key, category, media_type })
 }
-

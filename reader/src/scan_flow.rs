@@ -10,8 +10,8 @@ use rusqlite::{OptionalExtension, params};
 
 use crate::audit::Outcome;
 use crate::category::{self, Category};
-use crate::record_index::{self, INDEX_MEDIA_TYPE, IndexEntry, IndexError};
 use crate::db::{CacheRow, ClinicDb, DbError};
+use crate::record_index::{self, INDEX_MEDIA_TYPE, IndexEntry, IndexError};
 use crate::records;
 use crate::records::fetch::{self, FetchError};
 use crate::store::{Locator, RecordStore, StoreError};
@@ -100,12 +100,12 @@ impl ScanError {
             ScanError::Qr(qr::VerifyError::IssuerMismatch { .. }) => {
                 "a trusted clinic's key signed a code in another clinic's name: do not use it, and report it to IT (the clinic whose key signed it should be asked)"
             }
-            ScanError::Qr(qr::VerifyError::Lifetime { .. }) => {
-                "no kiosk issues codes valid this long: do not use it, and report it to IT"
-            }
+            ScanError::Qr(qr::VerifyError::Lifetime { .. }) => "no kiosk issues codes valid this long: do not use it, and report it to IT",
             ScanError::Qr(_) => "the code is damaged or forged: do not use it; ask the patient to check in again",
             ScanError::AlreadyUsed { .. } => "ask the patient to check in again",
-            ScanError::Fetch(_) | ScanError::Index(_) | ScanError::IndexMismatch { .. } => "the record store does not hold the record the code names intact: report it to IT",
+            ScanError::Fetch(_) | ScanError::Index(_) | ScanError::IndexMismatch { .. } => {
+                "the record store does not hold the record the code names intact: report it to IT"
+            }
             ScanError::Db(_) => "the device database failed: report it to IT",
             ScanError::TooLong { .. } => "not a QR code of ours",
         }
@@ -125,10 +125,11 @@ pub struct Scanned {
 
 /// Whether `qr_id` was used here; when it was, when.
 pub fn used_at(db: &ClinicDb, qr_id: &str) -> Result<Option<i64>, DbError> {
-    db.conn()
-        .query_row("SELECT used_at FROM qr_used WHERE cti = ?1", [qr_id], |r| r.get(0))
-        .optional()
-        .map_err(|source| DbError::Sqlite { path: db.path().to_owned(), operation: "look up used QR id", source })
+    db.conn().query_row("SELECT used_at FROM qr_used WHERE cti = ?1", [qr_id], |r| r.get(0)).optional().map_err(|source| DbError::Sqlite {
+        path: db.path().to_owned(),
+        operation: "look up used QR id",
+        source,
+    })
 }
 
 /// Marks `qr_id` used at `now` (kept until `exp`); false if it already was (a concurrent scan).
@@ -183,11 +184,8 @@ pub fn scan(
         return Ok(Scanned { verified, rows: vec![row], index: false });
     }
     let entries = record_index::decode_index(opened.document())?;
-    let categories: Vec<Category> = p
-        .categories
-        .iter()
-        .map(|c| c.parse::<Category>().map_err(|e| FetchError::UnknownCategory(e.got)))
-        .collect::<Result<_, _>>()?;
+    let categories: Vec<Category> =
+        p.categories.iter().map(|c| c.parse::<Category>().map_err(|e| FetchError::UnknownCategory(e.got))).collect::<Result<_, _>>()?;
     // Check every entry first; cache only when all are good.
     let mut rows = Vec::with_capacity(entries.len());
     for e in &entries {
@@ -317,7 +315,14 @@ mod tests {
         let key = records::new_content_key().expect("key");
         let sealed = records::seal(&meta, doc, &key).expect("seal");
         let loc = e.store.put(&sealed).expect("put");
-        IndexEntry { record_id: id.into(), locator: loc.to_string(), sha256: *loc.digest(), key, category: cat, media_type: "text/plain".into() }
+        IndexEntry {
+            record_id: id.into(),
+            locator: loc.to_string(),
+            sha256: *loc.digest(),
+            key,
+            category: cat,
+            media_type: "text/plain".into(),
+        }
     }
 
     /// A signed code pointing at an index of `entries`, covering `cats`.

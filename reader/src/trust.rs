@@ -28,8 +28,8 @@ use subtle::ConstantTimeEq;
 use crate::audit::{Event, EventKind, Outcome};
 use crate::clinic_state::{ClinicError, ClinicState};
 use crate::cose_util::SignError;
-use crate::export::ExportError;
 use crate::cose_util::{self, ObjectError};
+use crate::export::ExportError;
 use crate::keystore::Keystore;
 use crate::x509;
 
@@ -525,7 +525,8 @@ pub fn export_certificate(
     let own = own_entry(ks)?;
     state.ensure_open()?;
     deliver(x509::to_pem("CERTIFICATE", ks.ca_certificate_der()).as_bytes()).map_err(TrustError::Deliver)?;
-    let ev = state.event(now, EventKind::TrustExported, ks.clinic_id(), Outcome::Ok, format!("CA certificate, fingerprint {}", own.fingerprint));
+    let ev =
+        state.event(now, EventKind::TrustExported, ks.clinic_id(), Outcome::Ok, format!("CA certificate, fingerprint {}", own.fingerprint));
     state.audit(&[ev])?;
     Ok(own.fingerprint)
 }
@@ -725,8 +726,8 @@ pub fn open_bundle(file: &[u8]) -> Result<Bundle, TrustError> {
         let data = bytes(pm.take(E_DATA, &what)?, &what)?;
         pm.finish(&what)?;
         let kind = EntryKind::from_code(code).ok_or_else(|| TrustError::BundleContent(format!("{what}: unknown kind {code}")))?;
-        let e =
-            entry(kind, &data, Some(&pid), &format!("{what} ({pid})")).map_err(|e| TrustError::BundleEntry { what: what.clone(), source: Box::new(e) })?;
+        let e = entry(kind, &data, Some(&pid), &format!("{what} ({pid})"))
+            .map_err(|e| TrustError::BundleEntry { what: what.clone(), source: Box::new(e) })?;
         if e.clinic_id == clinic_id || partners.iter().any(|p| p.clinic_id == e.clinic_id) {
             return Err(TrustError::BundleContent(format!("clinic {} is listed twice", e.clinic_id)));
         }
@@ -782,7 +783,13 @@ pub fn import_bundle(
         }
         let via = partner_of.as_ref().map(|x| format!(", partner of {x}")).unwrap_or_default();
         let detail = format!("{} trust/{name} fingerprint {} from {source}{via}", e.kind.describe(), e.fingerprint);
-        events.push(state.event(now, EventKind::TrustImported, &e.clinic_id, if unchanged { Outcome::Unchanged } else { Outcome::Ok }, detail));
+        events.push(state.event(
+            now,
+            EventKind::TrustImported,
+            &e.clinic_id,
+            if unchanged { Outcome::Unchanged } else { Outcome::Ok },
+            detail,
+        ));
         trusted.push(Trusted { name, clinic_id: e.clinic_id, fingerprint: e.fingerprint, kid: e.kid, partner_of, unchanged });
     }
     write_then_audit(state, &writes, &events)?;

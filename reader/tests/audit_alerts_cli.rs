@@ -30,7 +30,8 @@ fn five_refused_codes_in_a_row_raise_one_alert_naming_their_entries() {
     assert_eq!(list[0]["rule"], "refused-in-a-row");
     // The entries it names are exactly the five qr.refused rows of the log.
     let show: serde_json::Value = serde_json::from_slice(&medcard(&data, &["audit", "show", "--json"]).stdout).unwrap();
-    let refused: Vec<u64> = show.as_array().unwrap().iter().filter(|e| e["kind"] == "qr.refused").map(|e| e["seq"].as_u64().unwrap()).collect();
+    let refused: Vec<u64> =
+        show.as_array().unwrap().iter().filter(|e| e["kind"] == "qr.refused").map(|e| e["seq"].as_u64().unwrap()).collect();
     assert_eq!(refused.len(), 5);
     let named: Vec<u64> = list[0]["entries"].as_array().unwrap().iter().map(|s| s.as_u64().unwrap()).collect();
     assert_eq!(named, refused);

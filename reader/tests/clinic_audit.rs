@@ -15,7 +15,7 @@ use reader::credential::CredentialError;
 use reader::db::ClinicDb;
 use reader::issue::{IssueRequest, IssueStep};
 use reader::piv::tags;
-use reader::{CardError, Error, PivError, Keystore, PinBlock, Piv, SimTransport, Transport};
+use reader::{CardError, Error, Keystore, PinBlock, Piv, PivError, SimTransport, Transport};
 
 const SERIAL: u32 = 7_300_001;
 const NOW: i64 = 1_795_000_000;
@@ -136,7 +136,10 @@ fn wrong_pins_log_tries_left_then_blocked_and_unblock_is_logged() {
     for tries_left in [2u8, 1, 0] {
         card.transport_mut().reset().unwrap();
         let err = clinic::verify_card(&mut card, &state, &trust, NOW + 10, Some(&wrong));
-        assert!(matches!(err, Err(Error::Card(PivError::Card(CardError::WrongSecret { tries_left: t, .. }))) if t == tries_left), "{err:?}");
+        assert!(
+            matches!(err, Err(Error::Card(PivError::Card(CardError::WrongSecret { tries_left: t, .. }))) if t == tries_left),
+            "{err:?}"
+        );
     }
     card.transport_mut().reset().unwrap();
     let err = clinic::verify_card(&mut card, &state, &trust, NOW + 10, Some(&PinBlock::pin(PIN).unwrap()));

@@ -8,7 +8,7 @@ use reader::clinic::{ClinicFiles, trust_list};
 use reader::credential::CredentialError;
 use reader::issue::{self, Counting, IssueRequest, IssueStep};
 use reader::piv::tags;
-use reader::{CardError, Error, PivError, Keystore, ManagementKey, PinBlock, Piv, SimTransport, Slot, Transport};
+use reader::{CardError, Error, Keystore, ManagementKey, PinBlock, Piv, PivError, SimTransport, Slot, Transport};
 
 const SERIAL: u32 = 7_100_001;
 const NOW: i64 = 1_795_000_000;
@@ -89,10 +89,8 @@ fn clone_with_a_copied_credential_and_certificates_is_not_genuine() {
     let mut original = blank(SERIAL);
     issue::issue(&mut original, &ks, &request("482913"), &mut no_progress).unwrap();
     let credential = original.card_credential().unwrap().unwrap();
-    let certs: Vec<_> = [Slot::PivAuth, Slot::Signature, Slot::CardAuth]
-        .into_iter()
-        .map(|s| (s, original.certificate(s).unwrap().unwrap()))
-        .collect();
+    let certs: Vec<_> =
+        [Slot::PivAuth, Slot::Signature, Slot::CardAuth].into_iter().map(|s| (s, original.certificate(s).unwrap().unwrap())).collect();
     // The copy: same serial (a forger would set it), its own keys, the copied objects.
     let mut clone = blank(SERIAL);
     clone.authenticate_management(&ManagementKey::default_blank()).unwrap();
@@ -145,13 +143,8 @@ fn interrupted_issuance_leaves_no_valid_credential_and_reissue_works() {
     let mut card = blank(SERIAL);
     issue::issue(&mut card, &ks, &request("482913"), &mut no_progress).unwrap();
     // Re-issue, pulled after the first new key: the old credential must already be gone.
-    let mut stop = |step: IssueStep| -> Result<(), Error> {
-        if step == IssueStep::KeyGenerated(Slot::PivAuth) {
-            card_pulled()
-        } else {
-            Ok(())
-        }
-    };
+    let mut stop =
+        |step: IssueStep| -> Result<(), Error> { if step == IssueStep::KeyGenerated(Slot::PivAuth) { card_pulled() } else { Ok(()) } };
     let mut req = request("482913");
     req.current_puk = PinBlock::puk("77120934").unwrap();
     let err = issue::issue(&mut card, &ks, &req, &mut stop);
@@ -204,8 +197,8 @@ fn card_pulled() -> Result<(), Error> {
 // Consent.
 
 use reader::category::Category;
-use reader::consent::{self, ConsentError, ConsentRequest};
 use reader::clinic::ClinicError;
+use reader::consent::{self, ConsentError, ConsentRequest};
 
 fn consent_req(scope: Vec<Category>, pin: &str) -> ConsentRequest {
     ConsentRequest { scope, days: 30, pin: PinBlock::pin(pin).unwrap(), now: NOW + 100 }

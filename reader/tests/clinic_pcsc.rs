@@ -82,7 +82,10 @@ fn init(data: &Path, clinic: &str) {
 }
 
 fn issue(data: &Path, patient: &str) -> serde_json::Value {
-    json(&medcard(data, &["card", "issue", "--reader", READER, "--patient-id", patient, "--name", "Ada Lovelace", "--pin", PIN, "--puk", PUK, "--json"]))
+    json(&medcard(
+        data,
+        &["card", "issue", "--reader", READER, "--patient-id", patient, "--name", "Ada Lovelace", "--pin", PIN, "--puk", PUK, "--json"],
+    ))
 }
 
 #[test]
@@ -123,7 +126,10 @@ fn init_issue_verify_consent_and_pin_lifecycle_through_pcscd() {
     );
 
     // Consent.
-    let set = json(&medcard(&data, &["consent", "set", "--reader", READER, "--scope", "summary,allergies", "--days", "30", "--pin", PIN, "--json"]));
+    let set = json(&medcard(
+        &data,
+        &["consent", "set", "--reader", READER, "--scope", "summary,allergies", "--days", "30", "--pin", PIN, "--json"],
+    ));
     assert_eq!(set["version"], 1);
     let shown = json(&medcard(&data, &["consent", "show", "--reader", READER, "--json"]));
     assert_eq!(shown["scope"], serde_json::json!(["summary", "allergies"]));
@@ -193,7 +199,8 @@ fn clone_with_copied_credential_and_certificates_is_not_genuine_through_pcscd() 
         .transaction(|tx| {
             let mut p = Piv::new(tx);
             let c = p.card_credential().unwrap().unwrap();
-            let certs: Vec<_> = [Slot::PivAuth, Slot::Signature, Slot::CardAuth].into_iter().map(|s| (s, p.certificate(s).unwrap().unwrap())).collect();
+            let certs: Vec<_> =
+                [Slot::PivAuth, Slot::Signature, Slot::CardAuth].into_iter().map(|s| (s, p.certificate(s).unwrap().unwrap())).collect();
             (c, certs)
         })
         .unwrap();
@@ -345,11 +352,16 @@ fn opensc_pkcs11() -> String {
     if let Some(p) = std::env::var_os("MEDCARD_OPENSC_PKCS11") {
         return p.to_string_lossy().into_owned();
     }
-    ["/usr/lib/x86_64-linux-gnu/opensc-pkcs11.so", "/usr/lib/aarch64-linux-gnu/opensc-pkcs11.so", "/usr/lib64/opensc-pkcs11.so", "/usr/lib/opensc-pkcs11.so"]
-        .into_iter()
-        .find(|p| Path::new(p).is_file())
-        .unwrap_or_else(|| panic!("opensc-pkcs11.so is not installed: {SETUP_HINT}"))
-        .to_owned()
+    [
+        "/usr/lib/x86_64-linux-gnu/opensc-pkcs11.so",
+        "/usr/lib/aarch64-linux-gnu/opensc-pkcs11.so",
+        "/usr/lib64/opensc-pkcs11.so",
+        "/usr/lib/opensc-pkcs11.so",
+    ]
+    .into_iter()
+    .find(|p| Path::new(p).is_file())
+    .unwrap_or_else(|| panic!("opensc-pkcs11.so is not installed: {SETUP_HINT}"))
+    .to_owned()
 }
 
 #[test]
@@ -398,8 +410,24 @@ fn opensc_sees_the_issued_card_and_a_9a_signature_verifies_under_a_certificate_c
     let signed = run_tool(
         "pkcs11-tool",
         &[
-            "--module", &module, "--slot-description", READER, "--login", "--pin", PIN, "--sign", "--mechanism", "ECDSA", "--id", "01",
-            "--signature-format", "openssl", "-i", &p("msg.sha256"), "-o", &p("sig.der"),
+            "--module",
+            &module,
+            "--slot-description",
+            READER,
+            "--login",
+            "--pin",
+            PIN,
+            "--sign",
+            "--mechanism",
+            "ECDSA",
+            "--id",
+            "01",
+            "--signature-format",
+            "openssl",
+            "-i",
+            &p("msg.sha256"),
+            "-o",
+            &p("sig.der"),
         ],
     );
     assert!(signed.status.success(), "pkcs11-tool --sign: {}", tool_text(&signed));

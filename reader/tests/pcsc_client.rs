@@ -26,7 +26,7 @@ use pcscd_support::*;
 
 use p256::ecdsa::signature::hazmat::PrehashVerifier;
 use reader::sw::Secret;
-use reader::{CardError, CardEvent, ManagementKey, PivError as Error, PcscContext, PinBlock, PinStatus, Piv, Slot, TransportError};
+use reader::{CardError, CardEvent, ManagementKey, PcscContext, PinBlock, PinStatus, Piv, PivError as Error, Slot, TransportError};
 use sha2::{Digest, Sha256};
 
 const MEDCARD: &str = env!("CARGO_BIN_EXE_medcard");

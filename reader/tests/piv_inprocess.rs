@@ -10,7 +10,7 @@ use p256::elliptic_curve::Generate;
 use proptest::prelude::*;
 use reader::piv::tags;
 use reader::sw::Secret;
-use reader::{CardError, PivError as Error, Transport, ManagementKey, MgmtAlgorithm, PinBlock, PinStatus, Piv, SimTransport, Slot};
+use reader::{CardError, ManagementKey, MgmtAlgorithm, PinBlock, PinStatus, Piv, PivError as Error, SimTransport, Slot, Transport};
 use sha2::{Digest, Sha256};
 
 const SERIAL: u32 = 4_242_001;
@@ -94,10 +94,7 @@ fn absent_objects_read_as_none() {
 fn put_data_without_the_management_key_is_refused_with_plain_words() {
     let err = card().put_data(tags::CARD_CREDENTIAL, b"x").unwrap_err();
     assert!(matches!(err, Error::Card(CardError::SecurityStatusNotSatisfied { .. })), "{err:?}");
-    assert_eq!(
-        err.to_string(),
-        "security status not satisfied: PUT DATA needs the management key (authenticate with it first)"
-    );
+    assert_eq!(err.to_string(), "security status not satisfied: PUT DATA needs the management key (authenticate with it first)");
 }
 
 #[test]
@@ -193,10 +190,7 @@ fn signature_slot_needs_the_pin_before_every_signature() {
     let vk = c.generate(Slot::Signature).unwrap();
     let d = digest(b"consent token");
     let err = c.sign_digest(Slot::Signature, &d).unwrap_err();
-    assert!(
-        err.to_string().contains("the PIN, verified just before each signature"),
-        "{err}"
-    );
+    assert!(err.to_string().contains("the PIN, verified just before each signature"), "{err}");
     c.verify_pin(&pin("123456")).unwrap();
     let sig = c.sign_digest(Slot::Signature, &d).unwrap();
     vk.verify_prehash(&d, &sig).unwrap();
@@ -208,10 +202,7 @@ fn piv_authentication_slot_needs_the_pin_once_per_session() {
     let mut c = admin();
     let vk = c.generate(Slot::PivAuth).unwrap();
     let d = digest(b"presence");
-    assert!(matches!(
-        c.sign_digest(Slot::PivAuth, &d),
-        Err(Error::Card(CardError::SecurityStatusNotSatisfied { .. }))
-    ));
+    assert!(matches!(c.sign_digest(Slot::PivAuth, &d), Err(Error::Card(CardError::SecurityStatusNotSatisfied { .. }))));
     c.verify_pin(&pin("123456")).unwrap();
     for _ in 0..2 {
         vk.verify_prehash(&d, &c.sign_digest(Slot::PivAuth, &d).unwrap()).unwrap();
@@ -247,10 +238,7 @@ fn pin_status_counts_down_then_blocks_and_the_puk_unblocks() {
     assert_eq!(e.to_string(), "wrong PIN, 2 tries left");
     assert_eq!(c.pin_status().unwrap(), PinStatus::NotVerified { tries_left: 2 });
     assert_eq!(c.verify_pin(&pin("000000")).unwrap_err().to_string(), "wrong PIN, 1 try left");
-    assert!(matches!(
-        c.verify_pin(&pin("000000")),
-        Err(Error::Card(CardError::WrongSecret { tries_left: 0, .. }))
-    ));
+    assert!(matches!(c.verify_pin(&pin("000000")), Err(Error::Card(CardError::WrongSecret { tries_left: 0, .. }))));
     assert_eq!(c.pin_status().unwrap(), PinStatus::Blocked);
     let e = c.verify_pin(&pin("123456")).unwrap_err();
     assert!(matches!(e, Error::Card(CardError::PinBlocked)), "{e:?}");

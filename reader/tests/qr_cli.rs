@@ -130,9 +130,19 @@ fn inspect_reads_dgc_codes_with_hc1_prefix_and_a_certificate() -> R {
     let d = tmpdir("dgc");
     let cert = d.join("cert.pem");
     let b64 = v["TESTCTX"]["CERTIFICATE"].as_str().ok_or("cert")?;
-    std::fs::write(&cert, format!("-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n", b64.as_bytes().chunks(64).map(|c| String::from_utf8_lossy(c).into_owned()).collect::<Vec<_>>().join("\n")))?;
+    std::fs::write(
+        &cert,
+        format!(
+            "-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n",
+            b64.as_bytes().chunks(64).map(|c| String::from_utf8_lossy(c).into_owned()).collect::<Vec<_>>().join("\n")
+        ),
+    )?;
     let at = v["TESTCTX"]["VALIDATIONCLOCK"].as_str().ok_or("clock")?;
-    let out = bin().args(["inspect", "--prefix", "HC1:", "--skew", "0", "--at", at, "--trust"]).arg(&cert).arg(v["PREFIX"].as_str().ok_or("prefix")?).output()?;
+    let out = bin()
+        .args(["inspect", "--prefix", "HC1:", "--skew", "0", "--at", at, "--trust"])
+        .arg(&cert)
+        .arg(v["PREFIX"].as_str().ok_or("prefix")?)
+        .output()?;
     assert!(out.status.success(), "{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     let report: serde_json::Value = serde_json::from_slice(&out.stdout)?;
     assert_eq!(report["verified"], true);

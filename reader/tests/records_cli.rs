@@ -12,11 +12,7 @@ use reader::keystore::{KeyPurpose, Keystore};
 type R = Result<(), Box<dyn std::error::Error>>;
 
 fn medcard(home: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_medcard"))
-        .args(args)
-        .env("MEDCARD_HOME", home)
-        .output()
-        .unwrap_or_else(|e| panic!("run medcard: {e}"))
+    Command::new(env!("CARGO_BIN_EXE_medcard")).args(args).env("MEDCARD_HOME", home).output().unwrap_or_else(|e| panic!("run medcard: {e}"))
 }
 
 fn ok(home: &Path, args: &[&str]) -> String {
@@ -174,7 +170,8 @@ fn audit_checkpoint_prints_its_time_as_rfc3339_and_json_keeps_unix_seconds() -> 
     let time = text.lines().next().and_then(|l| l.rsplit_once(", time ")).map(|(_, t)| t.to_owned()).unwrap_or_default();
     // 2026-11-23T10:00:00Z
     let shape: Vec<bool> = time.bytes().map(|b| b.is_ascii_digit()).collect();
-    let digits = [true, true, true, true, false, true, true, false, true, true, false, true, true, false, true, true, false, true, true, false];
+    let digits =
+        [true, true, true, true, false, true, true, false, true, true, false, true, true, false, true, true, false, true, true, false];
     assert_eq!(shape, digits, "not RFC 3339 UTC: {text}");
     assert!(time.ends_with('Z') && time.get(10..11) == Some("T"), "{text}");
     let v: serde_json::Value = serde_json::from_str(&ok(h, &["audit", "checkpoint", "--json"]))?;

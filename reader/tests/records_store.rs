@@ -29,7 +29,12 @@ fn clinic() -> Result<Clinic, Box<dyn std::error::Error>> {
     Ok(Clinic { dir, db, store, wrap: Zeroizing::new([2; 32]), signer: SoftwareSigner::from_scalar(&[7; 32])? })
 }
 
-fn add(c: &Clinic, patient: &str, category: Category, doc: &[u8]) -> Result<(RecordMeta, reader::store::Locator, records::ContentKey), Box<dyn std::error::Error>> {
+fn add(
+    c: &Clinic,
+    patient: &str,
+    category: Category,
+    doc: &[u8],
+) -> Result<(RecordMeta, reader::store::Locator, records::ContentKey), Box<dyn std::error::Error>> {
     let meta = RecordMeta {
         record_id: records::new_record_id()?,
         patient_id: patient.into(),
@@ -65,7 +70,13 @@ fn add_store_get_round_trips_0_bytes_1_kib_and_a_megabyte() -> R {
     Ok(())
 }
 
-fn qr_for(c: &Clinic, meta: &RecordMeta, loc: &reader::store::Locator, key: &records::ContentKey, cats: &[&str]) -> Result<qr::Verified, Box<dyn std::error::Error>> {
+fn qr_for(
+    c: &Clinic,
+    meta: &RecordMeta,
+    loc: &reader::store::Locator,
+    key: &records::ContentKey,
+    cats: &[&str],
+) -> Result<qr::Verified, Box<dyn std::error::Error>> {
     let claims = Claims {
         iss: "clinic-a".into(),
         iat: NOW,

@@ -149,7 +149,10 @@ fn make_fixture() -> Fixture {
     assert_eq!(v["index"], false, "one record: pointed at directly");
     let labs_text = v["text"].as_str().unwrap().to_owned();
     let labs_locator = v["locator"].as_str().unwrap().to_owned();
-    let o = medcard(&kiosk, &["checkin", "--reader", READER, "--pin", PIN, "--categories", "labs,notes", "--out", root.join("no.png").to_str().unwrap()]);
+    let o = medcard(
+        &kiosk,
+        &["checkin", "--reader", READER, "--pin", PIN, "--categories", "labs,notes", "--out", root.join("no.png").to_str().unwrap()],
+    );
     assert_eq!(o.status.code(), Some(1));
     let not_covered_err = String::from_utf8_lossy(&o.stderr).into_owned();
     assert!(!root.join("no.png").exists(), "a refused check-in wrote a PNG");
@@ -316,8 +319,23 @@ fn forged_qr_signed_by_an_untrusted_key_is_refused_as_issuer_unknown() {
     ok(&medcard_qr(&["keygen", key.to_str().unwrap()]));
     let digest = f.labs_locator.rsplit('/').next().unwrap();
     let text = ok(&medcard_qr(&[
-        "sign", "--key", key.to_str().unwrap(), "--iss", "clinic-a", "--patient", PATIENT, "--locator", &f.labs_locator,
-        "--record-sha256", digest, "--consent-sha256", &"00".repeat(32), "--category", "labs", "--content-key", &"11".repeat(32),
+        "sign",
+        "--key",
+        key.to_str().unwrap(),
+        "--iss",
+        "clinic-a",
+        "--patient",
+        PATIENT,
+        "--locator",
+        &f.labs_locator,
+        "--record-sha256",
+        digest,
+        "--consent-sha256",
+        &"00".repeat(32),
+        "--category",
+        "labs",
+        "--content-key",
+        &"11".repeat(32),
     ]));
     let o = medcard(&b, &["scan", "--text", text.trim(), "--store", &store_arg()]);
     refused(&o, 4, "no trusted key has kid");
@@ -384,7 +402,14 @@ fn tampered_record_ciphertext_in_the_store_is_refused_and_nothing_is_cached() {
 #[test]
 fn hc1_code_is_refused_as_not_a_medcard_code() {
     let b = bedside("hc1", true);
-    let o = medcard(&b, &["scan", "--text", "HC1:NCFOXN%TS3DH3ZSUZK+.V0ETD%65NL-AH-R6IOO6+IUKRG*I.I5BROCWAAT4V22F/8X*G3M9JUPY0BX/KR96R/S09T./0LWTKD33236J3TA3M*4VV2 73-E3GG396B-43O058YIB73A*G3W19UEBY5:PI0EGSP4*2DN43U*0CEBQ/GXQFY73CIBC:G 7376BXBJBAJ UNFMJCRN0H3PQN*E33H3OA70M3FMJIJN523.K5QZ4A+2XEN QT QTHC31M3+E32R44$28A9H0D3ZCL4JMYAZ+S-A5$XKX6T2YC 35H/ITX8GL2-LH/CJTK96L6SR9MU9RFGJA6Q3QR$P2OIC0JVLA8J3ET3:H3A+2+33U SAAUOT3TPTO4UBZIC0JKQTL*QDKBO.AI9BVYTOCFOPS4IJCOT0$89NT2V457U8+9W2KQ-7LF9-DF07U$B97JJ1D7WKP/HLIJLRKF1MFHJP7NVDEBU1J*Z222E.GJF67Z JA6B.38O4BH*HB0EGLE2%V -3O+J3.PI2G:M1SSP2Y3D38-G9C+Q+CRV9ASHC.2A%6LXPRR:G6N8I0OBV3C%6/PFH%CZCH+DNL+2QFW9MK1T72R9BQD2G5H1LN5CYB%3O+XH8I5TB7+ZBL7LP6N5UJF6YOBSYDUE5IA9SF1M0P"]);
+    let o = medcard(
+        &b,
+        &[
+            "scan",
+            "--text",
+            "HC1:NCFOXN%TS3DH3ZSUZK+.V0ETD%65NL-AH-R6IOO6+IUKRG*I.I5BROCWAAT4V22F/8X*G3M9JUPY0BX/KR96R/S09T./0LWTKD33236J3TA3M*4VV2 73-E3GG396B-43O058YIB73A*G3W19UEBY5:PI0EGSP4*2DN43U*0CEBQ/GXQFY73CIBC:G 7376BXBJBAJ UNFMJCRN0H3PQN*E33H3OA70M3FMJIJN523.K5QZ4A+2XEN QT QTHC31M3+E32R44$28A9H0D3ZCL4JMYAZ+S-A5$XKX6T2YC 35H/ITX8GL2-LH/CJTK96L6SR9MU9RFGJA6Q3QR$P2OIC0JVLA8J3ET3:H3A+2+33U SAAUOT3TPTO4UBZIC0JKQTL*QDKBO.AI9BVYTOCFOPS4IJCOT0$89NT2V457U8+9W2KQ-7LF9-DF07U$B97JJ1D7WKP/HLIJLRKF1MFHJP7NVDEBU1J*Z222E.GJF67Z JA6B.38O4BH*HB0EGLE2%V -3O+J3.PI2G:M1SSP2Y3D38-G9C+Q+CRV9ASHC.2A%6LXPRR:G6N8I0OBV3C%6/PFH%CZCH+DNL+2QFW9MK1T72R9BQD2G5H1LN5CYB%3O+XH8I5TB7+ZBL7LP6N5UJF6YOBSYDUE5IA9SF1M0P",
+        ],
+    );
     refused(&o, 3, "MC1:");
     assert_eq!(cache_count(&b), 0);
     assert!(audit_has(&b, "qr.refused", "invalid-prefix"));
@@ -567,8 +592,23 @@ fn record_of_another_patient_with_a_valid_digest_is_refused_and_nothing_is_cache
     let store = reader::store::DirStore::open(&store_dir).unwrap();
     let loc = store.put(&sealed).unwrap();
     let text = ok(&medcard_qr(&[
-        "sign", "--key", key.to_str().unwrap(), "--iss", "clinic-x", "--patient", PATIENT, "--locator", &loc.to_string(),
-        "--record-sha256", &loc.hex(), "--consent-sha256", &"00".repeat(32), "--category", "labs", "--content-key", &hex_of(&content_key),
+        "sign",
+        "--key",
+        key.to_str().unwrap(),
+        "--iss",
+        "clinic-x",
+        "--patient",
+        PATIENT,
+        "--locator",
+        &loc.to_string(),
+        "--record-sha256",
+        &loc.hex(),
+        "--consent-sha256",
+        &"00".repeat(32),
+        "--category",
+        "labs",
+        "--content-key",
+        &hex_of(&content_key),
     ]));
     let o = medcard(&b, &["scan", "--text", text.trim(), "--store", store_dir.to_str().unwrap()]);
     refused(&o, 3, "INVALID");

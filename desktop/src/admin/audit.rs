@@ -81,8 +81,7 @@ pub fn filter(entries: &[Entry], f: &Filter, now: i64) -> Vec<usize> {
         .filter(|(_, e)| f.outcome.passes(e.outcome()))
         .filter(|(_, e)| since.is_none_or(|s| e.time >= s))
         .filter(|(_, e)| {
-            needle.is_empty()
-                || [&e.actor, &e.subject, &e.outcome, &e.detail, &e.kind].iter().any(|s| s.to_lowercase().contains(&needle))
+            needle.is_empty() || [&e.actor, &e.subject, &e.outcome, &e.detail, &e.kind].iter().any(|s| s.to_lowercase().contains(&needle))
         })
         .map(|(i, _)| i)
         .collect()
@@ -127,7 +126,13 @@ pub struct AuditTab {
 
 impl Default for AuditTab {
     fn default() -> Self {
-        AuditTab { loaded: Listing::new("Reading the audit log", load), filter: Filter::default(), verifying: None, verdict: None, shown: None }
+        AuditTab {
+            loaded: Listing::new("Reading the audit log", load),
+            filter: Filter::default(),
+            verifying: None,
+            verdict: None,
+            shown: None,
+        }
     }
 }
 
@@ -318,7 +323,12 @@ fn checkpoint(env: &AppContext) -> Result<String, String> {
     let signer = o.ks.issuer_signer();
     let (cp, _) = audit::checkpoint(&mut db, o.ks.clinic_id(), env.now(), &signer)
         .map_err(|e| format!("The checkpoint could not be signed: {e}. Free disk space or report it to IT."))?;
-    Ok(format!("Checkpoint signed: the first {} entr{} are sealed ({}).", cp.tree_size, if cp.tree_size == 1 { "y" } else { "ies" }, style::date_time(cp.time)))
+    Ok(format!(
+        "Checkpoint signed: the first {} entr{} are sealed ({}).",
+        cp.tree_size,
+        if cp.tree_size == 1 { "y" } else { "ies" },
+        style::date_time(cp.time)
+    ))
 }
 
 #[cfg(test)]

@@ -167,8 +167,7 @@ impl CardsTab {
             field(ui, "New PIN", &mut self.pin, true, 160.0);
             field(ui, "New PIN again", &mut self.pin_again, true, 160.0);
             field(ui, "New PUK", &mut self.puk, true, 160.0);
-            field(ui, "Current PUK", &mut self.current_puk, true, 160.0)
-                .on_hover_text("The card's PUK now: 12345678 on a blank card");
+            field(ui, "Current PUK", &mut self.current_puk, true, 160.0).on_hover_text("The card's PUK now: 12345678 on a blank card");
             field(ui, "Valid for (days)", &mut self.validity_days, false, 80.0);
         });
         if let Some(j) = &self.issuing {
@@ -295,7 +294,10 @@ impl CardsTab {
             let mut confirm = false;
             let mut cancel = false;
             egui::Frame::group(ui.style()).show(ui, |ui| {
-                ui.label(RichText::new(format!("Revoke card {serial}? It will be refused everywhere from now on; this cannot be undone.")).color(style::BAD));
+                ui.label(
+                    RichText::new(format!("Revoke card {serial}? It will be refused everywhere from now on; this cannot be undone."))
+                        .color(style::BAD),
+                );
                 field(ui, "Reason", reason, false, 320.0);
                 ui.horizontal(|ui| {
                     confirm = ui.add_enabled(!reason.trim().is_empty(), egui::Button::new("Confirm revoke")).clicked();
@@ -396,11 +398,15 @@ pub fn describe(e: &reader::Error) -> String {
             format!("The current PUK is wrong ({tries_left} tries left). Nothing was issued; check the PUK of this card.")
         }
         E::Card(PivError::Card(CardError::PukBlocked)) => "The card's PUK is blocked: this card cannot be issued again.".into(),
-        E::Card(PivError::Transport(TransportError::NoCard { .. })) => "There is no card in the reader: insert a blank card and try again.".into(),
+        E::Card(PivError::Transport(TransportError::NoCard { .. })) => {
+            "There is no card in the reader: insert a blank card and try again.".into()
+        }
         E::Card(PivError::Transport(TransportError::CardRemoved { .. } | TransportError::CardReset { .. })) => {
             "The card was taken out during issuance: insert it and issue it again.".into()
         }
-        E::Card(PivError::Transport(TransportError::NoService(_))) => "The smart-card service is not running: ask IT to start pcscd.".into(),
+        E::Card(PivError::Transport(TransportError::NoService(_))) => {
+            "The smart-card service is not running: ask IT to start pcscd.".into()
+        }
         E::Card(PivError::Transport(TransportError::NoSuchReader { reader, .. } | TransportError::ReaderUnavailable { reader })) => {
             format!("The card reader {reader:?} is not connected: plug it in and press Find readers.")
         }
@@ -408,7 +414,13 @@ pub fn describe(e: &reader::Error) -> String {
     }
 }
 
-fn issue(env: &AppContext, source: &CardSource, form: Form, progress: &Arc<Mutex<Vec<String>>>, ctx: &egui::Context) -> Result<String, String> {
+fn issue(
+    env: &AppContext,
+    source: &CardSource,
+    form: Form,
+    progress: &Arc<Mutex<Vec<String>>>,
+    ctx: &egui::Context,
+) -> Result<String, String> {
     let opened = env.open().map_err(|e| e.to_string())?;
     let req = IssueRequest {
         patient_id: form.patient_id,
@@ -431,13 +443,7 @@ fn issue(env: &AppContext, source: &CardSource, form: Form, progress: &Arc<Mutex
         })
         .map_err(|e| describe(&e))?;
     let c = &issued.credential;
-    Ok(format!(
-        "Card {} issued to {} ({}), valid until {}.",
-        c.card_serial,
-        req.name,
-        c.patient_id,
-        style::date(c.expires_at)
-    ))
+    Ok(format!("Card {} issued to {} ({}), valid until {}.", c.card_serial, req.name, c.patient_id, style::date(c.expires_at)))
 }
 
 fn load_cards(env: &AppContext) -> Result<Vec<CardRow>, String> {
@@ -460,7 +466,8 @@ fn revoke(env: &AppContext, serial: u32, reason: &str) -> Result<String, String>
 }
 
 fn list_readers() -> Result<Vec<String>, String> {
-    let ctx = reader::PcscContext::establish().map_err(|e| format!("The smart-card service is not available ({e}): ask IT to start pcscd."))?;
+    let ctx =
+        reader::PcscContext::establish().map_err(|e| format!("The smart-card service is not available ({e}): ask IT to start pcscd."))?;
     let names = ctx.reader_names().map_err(|e| format!("Could not list the card readers: {e}"))?;
     if names.is_empty() {
         return Err("No card reader is connected: plug one in and press Find readers again.".into());

@@ -148,14 +148,18 @@ impl RecordsTab {
 fn add_file(env: &AppContext, patient: &str, category: Category, path: &Path) -> Result<String, String> {
     let len = std::fs::metadata(path).map_err(|e| format!("Could not read the file: {e}. Check the path."))?.len();
     if len > MAX_DOCUMENT {
-        return Err(format!("The file is {}; the admin view adds files up to {}.", crate::style::size(len), crate::style::size(MAX_DOCUMENT)));
+        return Err(format!(
+            "The file is {}; the admin view adds files up to {}.",
+            crate::style::size(len),
+            crate::style::size(MAX_DOCUMENT)
+        ));
     }
     let o = env.open().map_err(|e| e.to_string())?;
     let db = o.state.db().map_err(|e| format!("Could not open the clinic database: {e}"))?;
     let media_type = media_type_for(path);
     let new = NewRecord { patient_id: patient.to_owned(), category, media_type: media_type.to_owned(), author: env.actor.clone() };
-    let added = add_record_file(&o.ks, &db, &o.store, &new, path, env.now(), &env.actor)
-        .map_err(|e| format!("The record was not added: {e}."))?;
+    let added =
+        add_record_file(&o.ks, &db, &o.store, &new, path, env.now(), &env.actor).map_err(|e| format!("The record was not added: {e}."))?;
     Ok(format!("Record {} added for {patient} ({category}, {media_type}).", added.meta.record_id))
 }
 
@@ -164,4 +168,3 @@ fn load(env: &AppContext) -> Result<Vec<RecordRow>, String> {
     let db = o.state.db().map_err(|e| format!("Could not open the clinic database: {e}"))?;
     db.records(None).map_err(|e| format!("Could not read the records: {e}"))
 }
-

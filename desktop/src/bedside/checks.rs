@@ -248,7 +248,10 @@ mod tests {
     #[test]
     fn a_second_scan_fails_only_the_one_time_check() {
         let e = ScanError::AlreadyUsed { qr_id: "ab".into(), used_at: "2027-01-15T08:00:00Z".into() };
-        assert_eq!(marks(&from_error(&e)), vec![Mark::Passed, Mark::Passed, Mark::Passed, Mark::Failed, Mark::NotChecked, Mark::NotChecked]);
+        assert_eq!(
+            marks(&from_error(&e)),
+            vec![Mark::Passed, Mark::Passed, Mark::Passed, Mark::Failed, Mark::NotChecked, Mark::NotChecked]
+        );
     }
 
     #[test]

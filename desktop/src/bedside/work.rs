@@ -190,7 +190,8 @@ fn text_of(input: Input) -> Result<Zeroizing<String>, Outcome> {
         Input::Dropped(f) => {
             let p = f.path();
             let bytes = if p.as_os_str().is_empty() {
-                let b = f.bytes().map_err(|e| problem("Cannot read the dropped file", format!("{e}. Try opening it by its path instead.")))?;
+                let b =
+                    f.bytes().map_err(|e| problem("Cannot read the dropped file", format!("{e}. Try opening it by its path instead.")))?;
                 if b.len() as u64 > MAX_IMAGE_FILE {
                     return Err(too_large());
                 }
@@ -266,12 +267,9 @@ pub fn scan(env: &AppContext, input: Input) -> Outcome {
         Err(BedsideError::Refused(e @ (ScanError::Db(_) | ScanError::Fetch(FetchError::Db(_))))) => {
             Outcome::DeviceFailed { reason: e.to_string(), checks: checks::from_error(&e) }
         }
-        Err(BedsideError::Refused(e)) => Outcome::Refused {
-            verdict: e.verdict(),
-            reason: e.to_string(),
-            advice: e.advice().to_owned(),
-            checks: checks::from_error(&e),
-        },
+        Err(BedsideError::Refused(e)) => {
+            Outcome::Refused { verdict: e.verdict(), reason: e.to_string(), advice: e.advice().to_owned(), checks: checks::from_error(&e) }
+        }
         Err(e) => device_problem(env, &e),
     }
 }
@@ -330,7 +328,13 @@ pub struct CachedItem {
 /// # Errors
 /// A message that says what to do.
 pub fn list_cached(env: &AppContext) -> Result<(Vec<CachedItem>, usize), String> {
-    let full = |m: String| if env.disk_full() { format!("The cache cannot be used: this device's disk is full. Free disk space or report it to IT. ({m})") } else { m };
+    let full = |m: String| {
+        if env.disk_full() {
+            format!("The cache cannot be used: this device's disk is full. Free disk space or report it to IT. ({m})")
+        } else {
+            m
+        }
+    };
     let Bedside { mut db, .. } = Bedside::open(Some(&env.data_dir), Some(&env.store_dir))
         .map_err(|e| full(format!("The cache cannot be read ({e}). Check the data directory or report it to IT.")))?;
     let now = env.now();

@@ -80,11 +80,8 @@ impl Summary {
 }
 
 fn patient(p: &Value) -> Section {
-    let name = list(p, "name")
-        .iter()
-        .find(|n| str_at(n, "use") == Some("official"))
-        .or_else(|| list(p, "name").first())
-        .and_then(human_name);
+    let name =
+        list(p, "name").iter().find(|n| str_at(n, "use") == Some("official")).or_else(|| list(p, "name").first()).and_then(human_name);
     let mut s = Section::new(match &name {
         Some(n) => format!("Patient: {n}"),
         None => "Patient".to_owned(),
@@ -132,8 +129,7 @@ fn allergy(a: &Value) -> Section {
     s.row("Recorded", str_at(a, "recordedDate").map(str::to_owned));
     let mut severe = false;
     for r in list(a, "reaction").iter().take(MAX_LIST_ITEMS) {
-        let manifestations: Vec<String> =
-            list(r, "manifestation").iter().take(MAX_LIST_ITEMS).filter_map(codeable_text).collect();
+        let manifestations: Vec<String> = list(r, "manifestation").iter().take(MAX_LIST_ITEMS).filter_map(codeable_text).collect();
         let severity = str_at(r, "severity");
         severe |= severity == Some("severe");
         let mut text = if manifestations.is_empty() { "reaction".to_owned() } else { manifestations.join(", ") };
@@ -191,21 +187,16 @@ fn medication_statement(m: &Value) -> Section {
     s.row("Status", str_at(m, "status").map(str::to_owned));
     for d in list(m, "dosage").iter().take(MAX_LIST_ITEMS) {
         let text = str_at(d, "text").map(str::to_owned).or_else(|| {
-            let parts: Vec<String> = [
-                d.get("route").and_then(codeable_text),
-                d.get("timing").and_then(|t| t.get("code")).and_then(codeable_text),
-            ]
-            .into_iter()
-            .flatten()
-            .collect();
+            let parts: Vec<String> =
+                [d.get("route").and_then(codeable_text), d.get("timing").and_then(|t| t.get("code")).and_then(codeable_text)]
+                    .into_iter()
+                    .flatten()
+                    .collect();
             (!parts.is_empty()).then(|| parts.join(", "))
         });
         s.row("Dosage", text);
     }
-    s.row(
-        "Effective",
-        str_at(m, "effectiveDateTime").map(str::to_owned).or_else(|| m.get("effectivePeriod").and_then(period)),
-    );
+    s.row("Effective", str_at(m, "effectiveDateTime").map(str::to_owned).or_else(|| m.get("effectivePeriod").and_then(period)));
     for r in list(m, "reasonCode").iter().take(MAX_LIST_ITEMS) {
         s.row("Reason", codeable_text(r));
     }
@@ -277,8 +268,7 @@ fn observation(o: &Value) -> Section {
         s.row("Interpretation", Some(i.text.clone()));
         if i.abnormal {
             // Name the test, so the warning stands on its own when shown apart from the section.
-            let what =
-                code.as_deref().map(|c| format!("{} {}", cap_to(c, 100), i.text)).unwrap_or_else(|| i.text.clone());
+            let what = code.as_deref().map(|c| format!("{} {}", cap_to(c, 100), i.text)).unwrap_or_else(|| i.text.clone());
             abnormal.insert(0, what);
         }
     }
@@ -308,9 +298,8 @@ fn interpretation(o: &Value) -> Option<Interpretation> {
     if texts.is_empty() {
         return None;
     }
-    let abnormal = items
-        .iter()
-        .any(|i| list(i, "coding").iter().filter_map(|c| str_at(c, "code")).any(|code| ABNORMAL_CODES.contains(&code)));
+    let abnormal =
+        items.iter().any(|i| list(i, "coding").iter().filter_map(|c| str_at(c, "code")).any(|code| ABNORMAL_CODES.contains(&code)));
     Some(Interpretation { text: texts.join(", "), abnormal })
 }
 
@@ -455,4 +444,3 @@ fn reference_range(r: &Value) -> Option<String> {
     }
     Some(out)
 }
-

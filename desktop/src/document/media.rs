@@ -64,8 +64,7 @@ pub fn render(media_type: &str, bytes: &[u8]) -> Rendered {
     }
 
     if let Some(kind) = sniff_magic(bytes) {
-        let mut note =
-            format!("{} ({}): not shown here; save it to open it.", kind.describe(), human_size(bytes.len()));
+        let mut note = format!("{} ({}): not shown here; save it to open it.", kind.describe(), human_size(bytes.len()));
         if kind.media_type() != essence {
             let _ = write!(note, " Declared as {}, recognised by its content.", shown_type(&essence));
         }
@@ -89,8 +88,7 @@ pub fn render(media_type: &str, bytes: &[u8]) -> Rendered {
             Rendered::Binary { kind: BinaryKind::Other, extension: "bin", bytes: bytes.len(), note }
         }
         Declared::OtherBinary(extension) => {
-            let note =
-                format!("{} ({}): not shown here; save it to open it.", shown_type(&essence), human_size(bytes.len()));
+            let note = format!("{} ({}): not shown here; save it to open it.", shown_type(&essence), human_size(bytes.len()));
             Rendered::Binary { kind: BinaryKind::Other, extension, bytes: bytes.len(), note }
         }
         Declared::Unknown => render_unknown(&essence, bytes),
@@ -168,11 +166,8 @@ fn render_json_declared(essence: &str, bytes: &[u8]) -> Rendered {
         Ok(value) => render_json_value(&value, Vec::new()),
         Err(err) => match std::str::from_utf8(body) {
             Ok(text) => {
-                let note = format!(
-                    "Declared as {} but not valid JSON ({}); shown as text.",
-                    shown_type(essence),
-                    cap_to(&err.to_string(), 200)
-                );
+                let note =
+                    format!("Declared as {} but not valid JSON ({}); shown as text.", shown_type(essence), cap_to(&err.to_string(), 200));
                 text_rendered(text, vec![note])
             }
             Err(utf8) => not_text(essence, bytes, body, &utf8),
@@ -201,8 +196,7 @@ fn render_text_declared(essence: &str, bytes: &[u8]) -> Rendered {
 fn render_unknown(essence: &str, bytes: &[u8]) -> Rendered {
     let body = strip_bom(bytes);
     let Ok(text) = std::str::from_utf8(body) else {
-        let note =
-            format!("{} ({}): not shown here; save it to open it.", shown_type(essence), human_size(bytes.len()));
+        let note = format!("{} ({}): not shown here; save it to open it.", shown_type(essence), human_size(bytes.len()));
         return Rendered::Binary { kind: BinaryKind::Other, extension: "bin", bytes: bytes.len(), note };
     };
     if (looks_like_json_object(text) || text.trim_start().starts_with('['))
@@ -299,4 +293,3 @@ fn pretty_capped(value: &Value, notes: &mut Vec<String>) -> String {
     }
     out
 }
-

@@ -63,10 +63,7 @@ fn sample_summary_shows_patient_then_both_conditions() {
     let r = render(FHIR, SUMMARY);
     let s = sections(&r);
     let titles: Vec<&str> = s.iter().map(|s| s.title.as_str()).collect();
-    assert_eq!(
-        titles,
-        ["Patient: Alex Demo", "Condition: Type 2 diabetes mellitus", "Condition: Essential hypertension"]
-    );
+    assert_eq!(titles, ["Patient: Alex Demo", "Condition: Type 2 diabetes mellitus", "Condition: Essential hypertension"]);
     assert_eq!(row(&s[0], "Birth date"), Some("1968-04-12"));
     assert_eq!(row(&s[0], "Identifier"), Some("P-1001 (MedCard patient id)"));
     assert_eq!(row(&s[1], "Clinical status"), Some("Active"));
@@ -132,13 +129,7 @@ fn sample_image_is_offered_as_png() {
 
 #[test]
 fn samples_are_small_and_name_the_fictional_patient() {
-    for (name, bytes) in [
-        ("summary", SUMMARY),
-        ("allergies", ALLERGIES),
-        ("medications", MEDICATIONS),
-        ("labs", LABS),
-        ("notes", NOTES),
-    ] {
+    for (name, bytes) in [("summary", SUMMARY), ("allergies", ALLERGIES), ("medications", MEDICATIONS), ("labs", LABS), ("notes", NOTES)] {
         assert!(bytes.len() < 8 * 1024, "{name} is {} bytes", bytes.len());
         let text = std::str::from_utf8(bytes).unwrap();
         assert!(text.contains("P-1001"), "{name} does not name P-1001");
@@ -165,9 +156,7 @@ fn patient_prefers_the_official_name_and_lists_identifiers() {
 
 #[test]
 fn patient_name_text_and_deceased_warning() {
-    let s = one_section(
-        &json!({"resourceType": "Patient", "name": [{"text": "Kim Doe"}], "deceasedDateTime": "2020-01-01"}),
-    );
+    let s = one_section(&json!({"resourceType": "Patient", "name": [{"text": "Kim Doe"}], "deceasedDateTime": "2020-01-01"}));
     assert_eq!(s.title, "Patient: Kim Doe");
     assert_eq!(s.warning.as_deref(), Some("Patient recorded as deceased (2020-01-01)"));
     let s = one_section(&json!({"resourceType": "Patient", "deceasedBoolean": true}));
@@ -200,10 +189,8 @@ fn severe_reaction_warns_even_with_low_criticality() {
 
 #[test]
 fn refuted_allergy_does_not_warn() {
-    let s = one_section(
-        &json!({"resourceType": "AllergyIntolerance", "criticality": "high", "code": {"text": "Latex"},
-        "verificationStatus": {"coding": [{"code": "refuted"}]}}),
-    );
+    let s = one_section(&json!({"resourceType": "AllergyIntolerance", "criticality": "high", "code": {"text": "Latex"},
+        "verificationStatus": {"coding": [{"code": "refuted"}]}}));
     assert_eq!(row(&s, "Verification"), Some("refuted"));
     assert_eq!(s.warning, None);
 }
@@ -248,20 +235,11 @@ fn observation_value_kinds() {
         one_section(&o)
     };
     assert_eq!(row(&base("valueString", json!("trace")), "Value"), Some("trace"));
-    assert_eq!(
-        row(&base("valueCodeableConcept", json!({"coding": [{"display": "Positive"}]})), "Value"),
-        Some("Positive")
-    );
+    assert_eq!(row(&base("valueCodeableConcept", json!({"coding": [{"display": "Positive"}]})), "Value"), Some("Positive"));
     assert_eq!(row(&base("valueBoolean", json!(false)), "Value"), Some("no"));
     assert_eq!(row(&base("valueInteger", json!(3)), "Value"), Some("3"));
-    assert_eq!(
-        row(&base("valueQuantity", json!({"value": 10, "comparator": "<", "code": "mg/L"})), "Value"),
-        Some("<10 mg/L")
-    );
-    assert_eq!(
-        row(&base("valueRange", json!({"low": {"value": 1}, "high": {"value": 2, "unit": "g"}})), "Value"),
-        Some("1 to 2 g")
-    );
+    assert_eq!(row(&base("valueQuantity", json!({"value": 10, "comparator": "<", "code": "mg/L"})), "Value"), Some("<10 mg/L"));
+    assert_eq!(row(&base("valueRange", json!({"low": {"value": 1}, "high": {"value": 2, "unit": "g"}})), "Value"), Some("1 to 2 g"));
 }
 
 #[test]
@@ -321,9 +299,8 @@ fn deeply_nested_bundles_stop_at_the_depth_limit() {
 
 #[test]
 fn huge_bundle_is_cut_at_max_sections_with_a_count_of_the_rest() {
-    let entries: Vec<Value> = (0..MAX_SECTIONS + 25)
-        .map(|i| json!({"resource": {"resourceType": "Condition", "code": {"text": i.to_string()}}}))
-        .collect();
+    let entries: Vec<Value> =
+        (0..MAX_SECTIONS + 25).map(|i| json!({"resource": {"resourceType": "Condition", "code": {"text": i.to_string()}}})).collect();
     let r = render_value(&json!({"resourceType": "Bundle", "entry": entries}));
     let s = sections(&r);
     assert_eq!(s.len(), MAX_SECTIONS + 1);
@@ -407,15 +384,10 @@ fn pdf_magic_wins_over_the_declared_type_and_the_note_says_so() {
 #[test]
 fn png_and_jpeg_magic_win_over_the_declared_type() {
     let r = render("application/json", IMAGING);
-    assert!(
-        matches!(&r, Rendered::Binary { kind: BinaryKind::Png, note, .. } if note.contains("application/json"))
-    );
+    assert!(matches!(&r, Rendered::Binary { kind: BinaryKind::Png, note, .. } if note.contains("application/json")));
     let jpeg = [0xFF, 0xD8, 0xFF, 0xE0, 0, 0x10, b'J', b'F', b'I', b'F'];
     let r = render("image/png", &jpeg);
-    assert!(
-        matches!(&r, Rendered::Binary { kind: BinaryKind::Jpeg, extension: "jpg", note, .. } if note.contains("image/png")),
-        "{r:?}"
-    );
+    assert!(matches!(&r, Rendered::Binary { kind: BinaryKind::Jpeg, extension: "jpg", note, .. } if note.contains("image/png")), "{r:?}");
     let r = render("image/jpeg", &jpeg);
     assert!(matches!(&r, Rendered::Binary { kind: BinaryKind::Jpeg, note, .. } if !note.contains("Declared")));
 }
@@ -460,10 +432,7 @@ fn unknown_type_is_sniffed_as_json_text_or_bytes() {
         render("application/octet-stream", b"\x00\x01\x02"),
         Rendered::Binary { kind: BinaryKind::Other, extension: "bin", bytes: 3, .. }
     ));
-    assert!(matches!(
-        render("image/gif", b"GIF89a"),
-        Rendered::Binary { kind: BinaryKind::Other, extension: "gif", .. }
-    ));
+    assert!(matches!(render("image/gif", b"GIF89a"), Rendered::Binary { kind: BinaryKind::Other, extension: "gif", .. }));
 }
 
 #[test]
@@ -535,8 +504,7 @@ fn check_invariants(input_len: usize, r: &Rendered) {
 }
 
 /// Magic numbers and openings that steer `render` down each path.
-const PREFIXES: &[&[u8]] =
-    &[b"", b"%PDF-", b"\x89PNG\r\n\x1a\n", b"\xFF\xD8\xFF", b"{", b"\xEF\xBB\xBF", b"[", b"{\"resourceType\":"];
+const PREFIXES: &[&[u8]] = &[b"", b"%PDF-", b"\x89PNG\r\n\x1a\n", b"\xFF\xD8\xFF", b"{", b"\xEF\xBB\xBF", b"[", b"{\"resourceType\":"];
 
 const MEDIA_TYPES: &[&str] = &[
     "application/fhir+json",

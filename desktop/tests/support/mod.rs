@@ -129,7 +129,8 @@ pub fn wait_until(h: &mut Harness<'_, MedcardApp>, what: &str, done: impl Fn(&Me
         }
         std::thread::sleep(std::time::Duration::from_millis(5));
     }
-    let labels: Vec<String> = h.query_all_by(|_| true).filter_map(|n| n.accesskit_node().label().or_else(|| n.accesskit_node().value())).collect();
+    let labels: Vec<String> =
+        h.query_all_by(|_| true).filter_map(|n| n.accesskit_node().label().or_else(|| n.accesskit_node().value())).collect();
     panic!("{what} never happened; on screen: {labels:?}");
 }
 

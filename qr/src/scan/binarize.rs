@@ -72,11 +72,7 @@ pub fn otsu_level(gray: &image::GrayImage) -> u8 {
 #[must_use]
 pub fn otsu(gray: &image::GrayImage) -> Bitmap {
     let t = otsu_level(gray);
-    Bitmap {
-        width: gray.width() as usize,
-        height: gray.height() as usize,
-        dark: gray.as_raw().iter().map(|p| *p <= t).collect(),
-    }
+    Bitmap { width: gray.width() as usize, height: gray.height() as usize, dark: gray.as_raw().iter().map(|p| *p <= t).collect() }
 }
 
 /// Summed-area table of luma (and optionally luma²) with one extra zero row and column.

@@ -42,9 +42,7 @@ impl ZbarResult {
             return true;
         }
         // several symbols: expected at the start or right after a newline, followed by newline
-        self.raw.windows(want.len()).enumerate().any(|(i, w)| {
-            w == want.as_slice() && (i == 0 || self.raw.get(i - 1) == Some(&b'\n'))
-        })
+        self.raw.windows(want.len()).enumerate().any(|(i, w)| w == want.as_slice() && (i == 0 || self.raw.get(i - 1) == Some(&b'\n')))
     }
 
     /// The single text when exactly one symbol was printed (strip the final newline).

@@ -148,8 +148,8 @@ mod tests {
 
     /// n - 1 for P-256 (the largest valid r or s).
     const N_MINUS_1: [u8; 32] = [
-        0xFF, 0xFF, 0xFF, 0xFF, 0x00, 0x00, 0x00, 0x00, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xBC, 0xE6,
-        0xFA, 0xAD, 0xA7, 0x17, 0x9E, 0x84, 0xF3, 0xB9, 0xCA, 0xC2, 0xFC, 0x63, 0x25, 0x50,
+        0xFF, 0xFF, 0xFF, 0xFF, 0x00, 0x00, 0x00, 0x00, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xBC, 0xE6, 0xFA, 0xAD, 0xA7, 0x17,
+        0x9E, 0x84, 0xF3, 0xB9, 0xCA, 0xC2, 0xFC, 0x63, 0x25, 0x50,
     ];
 
     fn raw(r: [u8; 32], s: [u8; 32]) -> [u8; 64] {
@@ -178,18 +178,12 @@ mod tests {
 
     #[test]
     fn rejects_superfluous_leading_zero() {
-        assert!(matches!(
-            der_to_raw(&[0x30, 7, 0x02, 2, 0x00, 0x01, 0x02, 1, 1]),
-            Err(SigError::NotCanonical { what: "r", .. })
-        ));
+        assert!(matches!(der_to_raw(&[0x30, 7, 0x02, 2, 0x00, 0x01, 0x02, 1, 1]), Err(SigError::NotCanonical { what: "r", .. })));
     }
 
     #[test]
     fn rejects_negative_integers() {
-        assert!(matches!(
-            der_to_raw(&[0x30, 6, 0x02, 1, 0x81, 0x02, 1, 1]),
-            Err(SigError::NotCanonical { detail: "negative", .. })
-        ));
+        assert!(matches!(der_to_raw(&[0x30, 6, 0x02, 1, 0x81, 0x02, 1, 1]), Err(SigError::NotCanonical { detail: "negative", .. })));
     }
 
     #[test]
@@ -208,10 +202,7 @@ mod tests {
         assert!(matches!(der_to_raw(&[0x30, 0x81, 6, 0x02, 1, 1, 0x02, 1, 1]), Err(SigError::BadLength { .. })));
         assert!(matches!(der_to_raw(&[0x30, 6, 0x02, 1, 1, 0x02, 1, 1, 0]), Err(SigError::TrailingData { count: 1 })));
         assert!(matches!(der_to_raw(&[0x31, 6, 0x02, 1, 1, 0x02, 1, 1]), Err(SigError::UnexpectedTag { .. })));
-        assert!(matches!(
-            der_to_raw(&[0x30, 9, 0x02, 1, 1, 0x02, 1, 1, 0x02, 1, 1]),
-            Err(SigError::BadLength { what: "SEQUENCE", .. })
-        ));
+        assert!(matches!(der_to_raw(&[0x30, 9, 0x02, 1, 1, 0x02, 1, 1, 0x02, 1, 1]), Err(SigError::BadLength { what: "SEQUENCE", .. })));
     }
 
     #[test]

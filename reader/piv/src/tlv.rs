@@ -66,11 +66,8 @@ impl<'a> TlvReader<'a> {
     }
 
     fn take(&mut self, n: usize) -> Result<&'a [u8], TlvError> {
-        let (head, tail) = self.rest.split_at_checked(n).ok_or(TlvError::Truncated {
-            offset: self.offset,
-            needed: n,
-            available: self.rest.len(),
-        })?;
+        let (head, tail) =
+            self.rest.split_at_checked(n).ok_or(TlvError::Truncated { offset: self.offset, needed: n, available: self.rest.len() })?;
         self.rest = tail;
         self.offset = self.offset.saturating_add(n);
         Ok(head)
@@ -139,11 +136,7 @@ impl<'a> TlvReader<'a> {
 
     /// Require the end of the input.
     pub fn finish(&self) -> Result<(), TlvError> {
-        if self.rest.is_empty() {
-            Ok(())
-        } else {
-            Err(TlvError::TrailingData { offset: self.offset, count: self.rest.len() })
-        }
+        if self.rest.is_empty() { Ok(()) } else { Err(TlvError::TrailingData { offset: self.offset, count: self.rest.len() }) }
     }
 }
 
@@ -245,10 +238,7 @@ mod tests {
     #[test]
     fn single_rejects_trailing_bytes_and_other_tags() {
         assert!(matches!(single(&[0x53, 0x00, 0x00], 0x53), Err(TlvError::TrailingData { offset: 2, count: 1 })));
-        assert!(matches!(
-            single(&[0x54, 0x00], 0x53),
-            Err(TlvError::UnexpectedTag { expected: 0x53, got: 0x54, .. })
-        ));
+        assert!(matches!(single(&[0x54, 0x00], 0x53), Err(TlvError::UnexpectedTag { expected: 0x53, got: 0x54, .. })));
         assert!(matches!(single(&[], 0x53), Err(TlvError::Missing { tag: 0x53 })));
     }
 

@@ -120,9 +120,7 @@ fn pcsc_error(operation: &'static str, reader: &str, e: pcsc::Error) -> Transpor
         pcsc::Error::NoSmartcard => TransportError::NoCard { reader },
         pcsc::Error::ReaderUnavailable | pcsc::Error::UnknownReader => TransportError::ReaderUnavailable { reader },
         pcsc::Error::SharingViolation => TransportError::Sharing { reader },
-        pcsc::Error::NoService | pcsc::Error::ServiceStopped | pcsc::Error::NoReadersAvailable
-            if operation == "establish" =>
-        {
+        pcsc::Error::NoService | pcsc::Error::ServiceStopped | pcsc::Error::NoReadersAvailable if operation == "establish" => {
             TransportError::NoService(e)
         }
         source => TransportError::Pcsc { operation, reader, source },
@@ -265,10 +263,7 @@ impl PcscContext {
     pub fn connect(&self, reader: &str) -> Result<PcscTransport, TransportError> {
         self.require_reader(reader)?;
         let name = Self::cname(reader)?;
-        let card = self
-            .ctx
-            .connect(&name, pcsc::ShareMode::Shared, pcsc::Protocols::ANY)
-            .map_err(|e| pcsc_error("connect", reader, e))?;
+        let card = self.ctx.connect(&name, pcsc::ShareMode::Shared, pcsc::Protocols::ANY).map_err(|e| pcsc_error("connect", reader, e))?;
         Ok(PcscTransport { card, reader: reader.to_owned() })
     }
 }
@@ -292,10 +287,7 @@ fn pcsc_transmit(card: &pcsc::Card, reader: &str, apdu: &[u8]) -> Result<Vec<u8>
 impl PcscTransport {
     /// Run `f` with exclusive access to the card (SCardBeginTransaction … SCardEndTransaction).
     /// The transaction ends when `f` returns, leaving the card as it is.
-    pub fn transaction<R>(
-        &mut self,
-        f: impl FnOnce(&mut PcscTransaction<'_>) -> R,
-    ) -> Result<R, TransportError> {
+    pub fn transaction<R>(&mut self, f: impl FnOnce(&mut PcscTransaction<'_>) -> R) -> Result<R, TransportError> {
         let reader = self.reader.clone();
         let tx = self.card.transaction().map_err(|e| pcsc_error("begin transaction", &reader, e))?;
         let mut t = PcscTransaction { tx, reader };

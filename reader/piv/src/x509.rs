@@ -133,11 +133,7 @@ pub fn key_id(key: &VerifyingKey) -> Vec<u8> {
 }
 
 fn extension(o: &[u8], critical: bool, value: &[u8]) -> Vec<u8> {
-    if critical {
-        seq(&[&oid(o), &tlv(0x01, &[0xFF]), &tlv(0x04, value)])
-    } else {
-        seq(&[&oid(o), &tlv(0x04, value)])
-    }
+    if critical { seq(&[&oid(o), &tlv(0x01, &[0xFF]), &tlv(0x04, value)]) } else { seq(&[&oid(o), &tlv(0x04, value)]) }
 }
 
 fn key_usage(bits: u8) -> Vec<u8> {

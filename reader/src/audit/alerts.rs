@@ -294,7 +294,8 @@ mod tests {
             entry(3, 7, "consent.refused", "k", "P-1", "not-covered", ""),
         ];
         let a = alerts(&e, &Rules::default());
-        let consent: Vec<_> = a.iter().filter(|a| a.rule == Rule::OutsideConsent).map(|a| (a.subject.as_str(), a.entries.clone())).collect();
+        let consent: Vec<_> =
+            a.iter().filter(|a| a.rule == Rule::OutsideConsent).map(|a| (a.subject.as_str(), a.entries.clone())).collect();
         assert_eq!(consent, vec![("P-1", vec![0, 3]), ("P-2", vec![1, 4])]);
     }
 

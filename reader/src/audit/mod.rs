@@ -19,8 +19,8 @@ pub use vocab::{EventKind, Outcome, UnknownKind, UnknownOutcome};
 use p256::ecdsa::VerifyingKey;
 use rusqlite::{OptionalExtension, params};
 
-use crate::db::{ClinicDb, DbError};
 use crate::cbor::{self, Cursor};
+use crate::db::{ClinicDb, DbError};
 use merkle::{Frontier, Hash};
 
 /// Checkpoint payload map keys.
@@ -225,9 +225,8 @@ pub fn append_in(tx: &rusqlite::Connection, path: &std::path::Path, event: &Even
         let path = path.to_path_buf();
         move |source| DbError::Sqlite { path, operation: op, source }
     };
-    let next: i64 = tx
-        .query_row("SELECT COALESCE(MAX(seq) + 1, 0) FROM audit_entries", [], |r| r.get(0))
-        .map_err(e("append audit entry"))?;
+    let next: i64 =
+        tx.query_row("SELECT COALESCE(MAX(seq) + 1, 0) FROM audit_entries", [], |r| r.get(0)).map_err(e("append audit entry"))?;
     let seq = u64::try_from(next).unwrap_or(0);
     let entry = encode_entry(seq, event.time, event.kind.as_str(), &event.actor, &event.subject, event.outcome.as_str(), &event.detail);
     let leaf = merkle::leaf_hash(&entry);
@@ -349,7 +348,11 @@ pub fn stored_checkpoints(db: &ClinicDb) -> Result<Vec<StoredCheckpoint>, AuditE
     let mut out = Vec::new();
     while let Some(r) = rows.next().map_err(db.err("read checkpoints"))? {
         let n: i64 = r.get(0).map_err(db.err("read checkpoints"))?;
-        out.push((u64::try_from(n).unwrap_or(u64::MAX), r.get(1).map_err(db.err("read checkpoints"))?, r.get(2).map_err(db.err("read checkpoints"))?));
+        out.push((
+            u64::try_from(n).unwrap_or(u64::MAX),
+            r.get(1).map_err(db.err("read checkpoints"))?,
+            r.get(2).map_err(db.err("read checkpoints"))?,
+        ));
     }
     Ok(out)
 }
@@ -385,7 +388,9 @@ pub enum Finding {
 impl fmt::Display for Finding {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Finding::Missing { seq, found } => write!(f, "first bad entry: #{seq} is missing (the next row is #{found}): rows were deleted"),
+            Finding::Missing { seq, found } => {
+                write!(f, "first bad entry: #{seq} is missing (the next row is #{found}): rows were deleted")
+            }
             Finding::OutOfOrder { position, found } => {
                 write!(f, "first bad entry: #{position} (a row with seq {found} is in its place): rows were inserted or reordered")
             }
@@ -426,7 +431,10 @@ pub fn verify(db: &ClinicDb, issuer: &VerifyingKey) -> Result<Result<VerifyRepor
             Err(e) => return Ok(Err(Finding::BadCheckpoint { tree_size: size, why: e.to_string() })),
         };
         if cp.tree_size != size || cp.root.as_slice() != root.as_slice() {
-            return Ok(Err(Finding::BadCheckpoint { tree_size: size, why: "stored size/root columns differ from the signed content".into() }));
+            return Ok(Err(Finding::BadCheckpoint {
+                tree_size: size,
+                why: "stored size/root columns differ from the signed content".into(),
+            }));
         }
         checkpoints.push(cp);
     }

@@ -151,7 +151,10 @@ fn inserted_row_is_named() {
     // A row with a seq out of the sequence.
     let mut g = fixture(4);
     cp(&mut g, 5);
-    sql(&g, "INSERT INTO audit_entries (seq, time, kind, actor, subject, outcome, detail, leaf_hash) VALUES (-5, 0, 'x', '', '', '', '', x'00')");
+    sql(
+        &g,
+        "INSERT INTO audit_entries (seq, time, kind, actor, subject, outcome, detail, leaf_hash) VALUES (-5, 0, 'x', '', '', '', '', x'00')",
+    );
     assert_eq!(verify_f(&g), Err(Finding::OutOfOrder { position: 0, found: -5 }));
 }
 
@@ -189,7 +192,9 @@ fn forged_checkpoint_is_refused() {
     let other = qr::SoftwareSigner::from_scalar(&[9; 32]).unwrap_or_else(|e| panic!("{e}"));
     let fake = Checkpoint { origin: "clinic-a".into(), tree_size: 3, root: [0; 32], time: 1 };
     let signed = qr::cose::sign(&fake.payload(), &other).unwrap_or_default();
-    assert!(f.db.conn().execute("UPDATE audit_checkpoints SET signed = ?1, root = ?2", rusqlite::params![signed, [0u8; 32].as_slice()]).is_ok());
+    assert!(
+        f.db.conn().execute("UPDATE audit_checkpoints SET signed = ?1, root = ?2", rusqlite::params![signed, [0u8; 32].as_slice()]).is_ok()
+    );
     assert!(matches!(verify_f(&f), Err(Finding::BadCheckpoint { tree_size: 3, .. })));
 }
 

@@ -7,10 +7,10 @@
 use rusqlite::{OptionalExtension, Transaction, TransactionBehavior, params};
 use sha2::{Digest, Sha256};
 
-use crate::db::{ClinicDb, DbError};
+use super::{IssuedCard, Revocation};
 use crate::audit::{self, AuditError, Event, EventKind, Outcome};
 use crate::category::{self, Category};
-use super::{IssuedCard, Revocation};
+use crate::db::{ClinicDb, DbError};
 
 /// A consent token to remember (the bytes as written to / read from the card).
 #[derive(Debug, Clone, Copy)]

@@ -15,7 +15,6 @@ use crate::category::{self, Category};
 use crate::sealed::{RecordMeta, keywrap};
 use crate::store::Locator;
 
-
 /// Busy timeout: how long a writer waits for another process's transaction.
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -208,7 +207,11 @@ impl ClinicDb {
         if !path.exists() {
             use std::os::unix::fs::OpenOptionsExt;
             std::fs::OpenOptions::new().write(true).create(true).truncate(false).mode(0o600).open(path).map_err(|source| {
-                DbError::Sqlite { path: path.to_path_buf(), operation: "create", source: rusqlite::Error::ToSqlConversionFailure(Box::new(source)) }
+                DbError::Sqlite {
+                    path: path.to_path_buf(),
+                    operation: "create",
+                    source: rusqlite::Error::ToSqlConversionFailure(Box::new(source)),
+                }
             })?;
         }
         let conn = Connection::open(path).map_err(sql("open"))?;
@@ -220,8 +223,7 @@ impl ClinicDb {
         // and HMAC-SHA256 page authentication (SHA-NI accelerated where SHA-512 is not); AES-256
         // stays the page cipher. Sequential scans (audit verify) run about 1.5x faster than with
         // SQLCipher's defaults (4 KiB, HMAC-SHA512).
-        conn.execute_batch("PRAGMA cipher_hmac_algorithm = HMAC_SHA256;")
-            .map_err(sql("set page format"))?;
+        conn.execute_batch("PRAGMA cipher_hmac_algorithm = HMAC_SHA256;").map_err(sql("set page format"))?;
         // The first read decrypts page 1: a wrong key fails here with SQLITE_NOTADB.
         match conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get::<_, i64>(0)) {
             Ok(_) => {}
@@ -235,8 +237,7 @@ impl ClinicDb {
         if found > SCHEMA_VERSION {
             return Err(DbError::NewerSchema { path: path.to_path_buf(), found, supported: SCHEMA_VERSION });
         }
-        let mode: String =
-            conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0)).map_err(sql("set WAL journal mode"))?;
+        let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0)).map_err(sql("set WAL journal mode"))?;
         if !mode.eq_ignore_ascii_case("wal") {
             return Err(DbError::BadRow {
                 path: path.to_path_buf(),
@@ -257,10 +258,7 @@ impl ClinicDb {
             let path = path.clone();
             move |source| DbError::Sqlite { path, operation, source }
         };
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-            .map_err(sql("begin migration"))?;
+        let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(sql("begin migration"))?;
         let found: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(sql("read schema version"))?;
         if found > SCHEMA_VERSION {
             return Err(DbError::NewerSchema { path: self.path.clone(), found, supported: SCHEMA_VERSION });
@@ -347,14 +345,7 @@ impl ClinicDb {
         let size: i64 = r.get(7).map_err(self.err("read record row"))?;
         let wrapped_key: Vec<u8> = r.get(8).map_err(self.err("read record row"))?;
         Ok(RecordRow {
-            meta: RecordMeta {
-                record_id: record_id.clone(),
-                patient_id: get(1)?,
-                category,
-                media_type: get(3)?,
-                created,
-                author: get(5)?,
-            },
+            meta: RecordMeta { record_id: record_id.clone(), patient_id: get(1)?, category, media_type: get(3)?, created, author: get(5)? },
             locator,
             size: u64::try_from(size).map_err(|_| bad(format!("negative size {size}")))?,
             wrapped_key,
@@ -406,7 +397,10 @@ impl ClinicDb {
 
     /// The locators of copies whose code expired before `before`.
     pub fn expired_disclosures(&self, before: i64) -> Result<Vec<String>, DbError> {
-        let mut st = self.conn.prepare_cached("SELECT locator FROM disclosures WHERE exp < ?1 ORDER BY exp").map_err(self.err("list expired disclosures"))?;
+        let mut st = self
+            .conn
+            .prepare_cached("SELECT locator FROM disclosures WHERE exp < ?1 ORDER BY exp")
+            .map_err(self.err("list expired disclosures"))?;
         let rows = st.query_map([before], |r| r.get(0)).map_err(self.err("list expired disclosures"))?;
         rows.collect::<Result<Vec<String>, _>>().map_err(self.err("list expired disclosures"))
     }
@@ -443,10 +437,7 @@ impl ClinicDb {
     /// Marks every consent version of a patient revoked at `now`.
     pub fn revoke_consent(&self, patient_id: &str, now: i64) -> Result<usize, DbError> {
         self.conn
-            .execute(
-                "UPDATE consent_versions SET revoked_at = ?2 WHERE patient_id = ?1 AND revoked_at IS NULL",
-                params![patient_id, now],
-            )
+            .execute("UPDATE consent_versions SET revoked_at = ?2 WHERE patient_id = ?1 AND revoked_at IS NULL", params![patient_id, now])
             .map_err(self.err("revoke consent"))
     }
 

@@ -134,7 +134,8 @@ fn add_with(
         move |source| DbError::Sqlite { path, operation, source }
     };
     // The index row and its audit entry: one immediate transaction on the database's connection.
-    let tx = rusqlite::Transaction::new_unchecked(db.conn(), rusqlite::TransactionBehavior::Immediate).map_err(sql("begin adding a record"))?;
+    let tx =
+        rusqlite::Transaction::new_unchecked(db.conn(), rusqlite::TransactionBehavior::Immediate).map_err(sql("begin adding a record"))?;
     db.insert_record(&meta, &locator, size, &key, &wrap)?;
     audit::append_in(&tx, &path, &event)?;
     tx.commit().map_err(sql("commit the added record"))?;

@@ -38,12 +38,7 @@ pub enum FetchError {
 }
 
 /// Fetches, checks and caches the record a verified code points to. Returns the cache row.
-pub fn fetch_into_cache(
-    db: &ClinicDb,
-    store: &dyn RecordStore,
-    verified: &qr::Verified,
-    now: i64,
-) -> Result<CacheRow, FetchError> {
+pub fn fetch_into_cache(db: &ClinicDb, store: &dyn RecordStore, verified: &qr::Verified, now: i64) -> Result<CacheRow, FetchError> {
     let claims = verified.claims();
     let p = &claims.pointer;
     let locator: Locator = p.locator.parse().map_err(FetchError::Locator)?;

@@ -27,9 +27,7 @@ pub enum KeyWrapError {
     #[error("wrapped content key of record {record}: expected {WRAPPED_LEN} bytes, got {got}")]
     Length { record: String, got: usize },
     /// The tag does not verify: wrong wrap key, another record's key, or altered bytes.
-    #[error(
-        "wrapped content key of record {record} does not unwrap: wrong clinic key, a key moved from another record, or altered data"
-    )]
+    #[error("wrapped content key of record {record} does not unwrap: wrong clinic key, a key moved from another record, or altered data")]
     Integrity { record: String },
     /// The random source failed.
     #[error("the random number source failed: {0}")]

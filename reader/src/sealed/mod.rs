@@ -166,8 +166,7 @@ fn protected_header(record_id: &str, category: Category) -> Result<Vec<u8>, Reco
 }
 
 fn enc_structure(protected: &[u8], aad: &[u8]) -> Result<Vec<u8>, RecordError> {
-    let header = Header::from_slice(protected)
-        .map_err(RecordError::HeaderReparse)?;
+    let header = Header::from_slice(protected).map_err(RecordError::HeaderReparse)?;
     let protected = ProtectedHeader { original_data: Some(protected.to_vec()), header };
     Ok(coset::enc_structure_data(EncryptionContext::CoseEncrypt0, protected, aad))
 }
@@ -221,10 +220,11 @@ fn seal_with(
     cbor::write_bytes(&mut out, &nonce);
     cbor::write_head(&mut out, cbor::BSTR, ct_len);
     let ct_start = out.len();
-    let total = usize::try_from(ct_len)
-        .ok()
-        .and_then(|n| n.checked_add(ct_start))
-        .ok_or(RecordError::TooLarge { record: meta.record_id.clone(), len: ct_len, limit: MAX_RECORD })?;
+    let total = usize::try_from(ct_len).ok().and_then(|n| n.checked_add(ct_start)).ok_or(RecordError::TooLarge {
+        record: meta.record_id.clone(),
+        len: ct_len,
+        limit: MAX_RECORD,
+    })?;
     out.reserve_exact(total - out.len());
     out.extend_from_slice(&prefix);
     let doc_start = out.len();
@@ -234,9 +234,11 @@ fn seal_with(
     let aad = enc_structure(&protected, &external_aad(&meta.patient_id, meta.category, &meta.record_id))?;
     let cipher = Aes256Gcm::new(key.as_bytes().into());
     let region = out.get_mut(ct_start..).unwrap_or_default();
-    let tag = cipher
-        .encrypt_inout_detached(&Nonce::from(nonce), &aad, region.into())
-        .map_err(|_| RecordError::TooLarge { record: meta.record_id.clone(), len: ct_len, limit: MAX_RECORD })?;
+    let tag = cipher.encrypt_inout_detached(&Nonce::from(nonce), &aad, region.into()).map_err(|_| RecordError::TooLarge {
+        record: meta.record_id.clone(),
+        len: ct_len,
+        limit: MAX_RECORD,
+    })?;
     out.extend_from_slice(tag.as_slice());
     Ok(out)
 }
@@ -310,9 +312,7 @@ pub fn parse_envelope(bytes: &[u8], name: &str) -> Result<Envelope, RecordError>
     let mut category = None;
     for (label, value) in &header.rest {
         match (label, value) {
-            (coset::Label::Int(LABEL_RECORD_ID), ciborium::Value::Text(t)) if record_id.is_none() => {
-                record_id = Some(t.clone())
-            }
+            (coset::Label::Int(LABEL_RECORD_ID), ciborium::Value::Text(t)) if record_id.is_none() => record_id = Some(t.clone()),
             (coset::Label::Int(LABEL_CATEGORY), ciborium::Value::Text(t)) if category.is_none() => {
                 category = Some(t.parse::<Category>().map_err(|e| header_err("category", "a known category", e.got))?)
             }
@@ -330,8 +330,7 @@ pub fn parse_envelope(bytes: &[u8], name: &str) -> Result<Envelope, RecordError>
         return Err(header_err("unprotected", "the IV (5)", format!("label {label}")));
     }
     let iv = c.bytes("IV").map_err(malformed)?;
-    let nonce: [u8; NONCE_LEN] =
-        iv.try_into().map_err(|_| header_err("IV", "12 bytes", format!("{} bytes", iv.len())))?;
+    let nonce: [u8; NONCE_LEN] = iv.try_into().map_err(|_| header_err("IV", "12 bytes", format!("{} bytes", iv.len())))?;
     let ciphertext = c.bytes_range("ciphertext bstr").map_err(malformed)?;
     c.finish().map_err(malformed)?;
     if ciphertext.len() < TAG_LEN {
@@ -371,10 +370,7 @@ pub fn open(bytes: Vec<u8>, patient_id: &str, key: &ContentKey, name: &str) -> R
         return Err(RecordError::TooLarge { record: name.to_owned(), len: buf.len() as u64, limit: MAX_RECORD });
     }
     let env = parse_envelope(&buf, name)?;
-    let aad = enc_structure(
-        buf.get(env.protected.clone()).unwrap_or_default(),
-        &external_aad(patient_id, env.category, &env.record_id),
-    )?;
+    let aad = enc_structure(buf.get(env.protected.clone()).unwrap_or_default(), &external_aad(patient_id, env.category, &env.record_id))?;
     let integrity = || RecordError::Integrity { record: name.to_owned() };
     let body_end = env.ciphertext.end - TAG_LEN;
     let tag = Tag::try_from(buf.get(body_end..env.ciphertext.end).unwrap_or_default()).map_err(|_| integrity())?;

@@ -88,15 +88,16 @@ fn coset_parses_and_decrypts_our_container() {
     let nonce = Nonce::try_from(msg.unprotected.iv.as_slice());
     assert!(nonce.is_ok());
     let Ok(nonce) = nonce else { return };
-    let pt = msg.decrypt_ciphertext(&aad, || "no ciphertext", |ct, enc| {
-        cipher.decrypt(&nonce, aes_gcm::aead::Payload { msg: ct, aad: enc }).map_err(|_| "tag")
-    });
+    let pt = msg.decrypt_ciphertext(
+        &aad,
+        || "no ciphertext",
+        |ct, enc| cipher.decrypt(&nonce, aes_gcm::aead::Payload { msg: ct, aad: enc }).map_err(|_| "tag"),
+    );
     assert!(pt.is_ok(), "{pt:?}");
     let value: Result<ciborium::Value, _> = ciborium::from_reader(pt.unwrap_or_default().as_slice());
     assert!(value.is_ok());
-    let doc = value.ok().and_then(|v| {
-        v.into_map().ok()?.into_iter().find(|(k, _)| k == &ciborium::Value::Integer(7.into())).map(|(_, v)| v)
-    });
+    let doc =
+        value.ok().and_then(|v| v.into_map().ok()?.into_iter().find(|(k, _)| k == &ciborium::Value::Integer(7.into())).map(|(_, v)| v));
     assert_eq!(doc, Some(ciborium::Value::Bytes(b"report text".to_vec())));
 }
 
@@ -161,10 +162,7 @@ fn seal_file_matches_seal_for_the_same_document() {
     assert!(sealed.is_ok());
     let opened = open(sealed.unwrap_or_default(), "P-1001", &key(8), "f");
     assert_eq!(opened.map(|o| o.document().to_vec()).unwrap_or_default(), b"%PDF-1.7 fake");
-    assert!(matches!(
-        seal_file(&meta(Category::Imaging), &dir.path().join("missing"), &key(8)),
-        Err(RecordError::Io { .. })
-    ));
+    assert!(matches!(seal_file(&meta(Category::Imaging), &dir.path().join("missing"), &key(8)), Err(RecordError::Io { .. })));
 }
 
 proptest::proptest! {

@@ -243,9 +243,7 @@ impl fmt::Debug for ManagementKey {
 }
 
 /// The published default management key of blank cards (docs/card.md "Defaults").
-const DEFAULT_3DES: [u8; 24] = [
-    1, 2, 3, 4, 5, 6, 7, 8, 1, 2, 3, 4, 5, 6, 7, 8, 1, 2, 3, 4, 5, 6, 7, 8,
-];
+const DEFAULT_3DES: [u8; 24] = [1, 2, 3, 4, 5, 6, 7, 8, 1, 2, 3, 4, 5, 6, 7, 8, 1, 2, 3, 4, 5, 6, 7, 8];
 
 impl ManagementKey {
     /// A key of `algorithm`; the length must match.
@@ -367,11 +365,7 @@ impl<T: Transport> Piv<T> {
         let mut apdu = Vec::with_capacity(6 + data.len());
         apdu.extend_from_slice(&[cla, ins, p1, p2]);
         if !data.is_empty() {
-            let lc = u8::try_from(data.len()).map_err(|_| PivError::CommandTooLong {
-                operation: "APDU",
-                len: data.len(),
-                limit: BLOCK,
-            })?;
+            let lc = u8::try_from(data.len()).map_err(|_| PivError::CommandTooLong { operation: "APDU", len: data.len(), limit: BLOCK })?;
             apdu.push(lc);
             apdu.extend_from_slice(data);
         }
@@ -446,11 +440,7 @@ impl<T: Transport> Piv<T> {
         needs: &'static str,
     ) -> Result<Vec<u8>, PivError> {
         let r = self.command(operation, ins, p1, p2, data, le)?;
-        if r.sw == StatusWord::Success {
-            Ok(r.data)
-        } else {
-            Err(sw::to_error(operation, r.sw, secret, needs).into())
-        }
+        if r.sw == StatusWord::Success { Ok(r.data) } else { Err(sw::to_error(operation, r.sw, secret, needs).into()) }
     }
 
     /// SELECT the PIV application and parse its application property template.
@@ -506,11 +496,8 @@ impl<T: Transport> Piv<T> {
     pub fn put_data(&mut self, tag: u32, content: &[u8]) -> Result<(), PivError> {
         const OP: &str = "PUT DATA";
         let mut data = tlv::encode(0x5C, &tlv::tag_bytes(tag)).unwrap_or_default();
-        let obj = tlv::encode(0x53, content).ok_or(PivError::CommandTooLong {
-            operation: OP,
-            len: content.len(),
-            limit: MAX_COMMAND_DATA,
-        })?;
+        let obj =
+            tlv::encode(0x53, content).ok_or(PivError::CommandTooLong { operation: OP, len: content.len(), limit: MAX_COMMAND_DATA })?;
         data.extend_from_slice(&obj);
         self.checked(OP, (INS_PUT_DATA, 0x3F, 0xFF), &data, false, None, NEEDS_MGMT)?;
         Ok(())
@@ -601,11 +588,7 @@ impl<T: Transport> Piv<T> {
         let inner = tlv::single(&r.data, 0x7C).map_err(PivError::tlv(OP))?;
         let proof = tlv::single(inner, 0x82).map_err(PivError::tlv(OP))?;
         let expected = key.ecb(&challenge, true)?;
-        if bool::from(expected.as_slice().ct_eq(proof)) {
-            Ok(())
-        } else {
-            Err(PivError::CardFailedManagementProof)
-        }
+        if bool::from(expected.as_slice().ct_eq(proof)) { Ok(()) } else { Err(PivError::CardFailedManagementProof) }
     }
 
     /// Replace the management key (Yubico SET MANAGEMENT KEY, `00 FF FF FF`; management key
@@ -649,8 +632,7 @@ impl<T: Transport> Piv<T> {
         let mut body = vec![0x82, 0x00];
         body.extend(tlv::encode(0x81, digest).unwrap_or_default());
         let req = tlv::encode(0x7C, &body).unwrap_or_default();
-        let data =
-            self.checked(OP, (INS_GENERAL_AUTHENTICATE, ALG_P256, slot.key_ref()), &req, true, None, slot.needs())?;
+        let data = self.checked(OP, (INS_GENERAL_AUTHENTICATE, ALG_P256, slot.key_ref()), &req, true, None, slot.needs())?;
         let inner = tlv::single(&data, 0x7C).map_err(PivError::tlv(OP))?;
         let der = tlv::single(inner, 0x82).map_err(PivError::tlv(OP))?;
         Ok(sig::from_der(der)?)

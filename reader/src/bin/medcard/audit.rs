@@ -97,7 +97,12 @@ fn alerts(data: &DataArg, since: Option<i64>, format: Output) -> Result<(), CliE
     } else {
         for a in &found {
             let seqs: Vec<String> = a.entries.iter().map(|s| format!("#{s}")).collect();
-            println!("ALERT {}: {}\n  entries: {}", serde_json::to_value(a.rule).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default(), a.message, seqs.join(" "));
+            println!(
+                "ALERT {}: {}\n  entries: {}",
+                serde_json::to_value(a.rule).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default(),
+                a.message,
+                seqs.join(" ")
+            );
         }
         println!("{} alert(s) in {} audit entries", found.len(), entries.len());
     }
@@ -130,9 +135,17 @@ fn verify(data: &DataArg, format: Output) -> Result<(), CliError> {
     match audit::verify(&c.db, &c.ks.issuer_public())? {
         Ok(r) => {
             if format.json {
-                println!("{}", serde_json::json!({"ok": true, "entries": r.entries, "checkpoints": r.checkpoints, "root": hex::encode(r.root)}));
+                println!(
+                    "{}",
+                    serde_json::json!({"ok": true, "entries": r.entries, "checkpoints": r.checkpoints, "root": hex::encode(r.root)})
+                );
             } else {
-                println!("audit log OK: {} entries, {} signed checkpoint(s) verified, root {}", r.entries, r.checkpoints, hex::encode(r.root));
+                println!(
+                    "audit log OK: {} entries, {} signed checkpoint(s) verified, root {}",
+                    r.entries,
+                    r.checkpoints,
+                    hex::encode(r.root)
+                );
             }
             Ok(())
         }
@@ -157,8 +170,11 @@ fn checkpoint(data: &DataArg, out: Option<PathBuf>, format: Output) -> Result<()
         reader::export::write_new_export(c.ks.data_dir(), out, &signed)?;
     }
     if format.json {
-        println!("{}", serde_json::json!({"origin": cp.origin, "tree_size": cp.tree_size, "root": hex::encode(cp.root), "time": cp.time,
-            "signed": hex::encode(&signed)}));
+        println!(
+            "{}",
+            serde_json::json!({"origin": cp.origin, "tree_size": cp.tree_size, "root": hex::encode(cp.root), "time": cp.time,
+            "signed": hex::encode(&signed)})
+        );
     } else {
         println!("checkpoint: {} entries, root {}, time {}", cp.tree_size, hex::encode(cp.root), qr::time::format_rfc3339(cp.time));
         if let Some(out) = out {
@@ -172,8 +188,11 @@ fn prove(data: &DataArg, entry: u64, format: Output) -> Result<(), CliError> {
     let c = data.clinic()?;
     let p = audit::prove(&c.db, &c.ks.issuer_public(), entry)?;
     if format.json {
-        println!("{}", serde_json::json!({"entry": p.seq, "tree_size": p.tree_size, "leaf_hash": hex::encode(p.leaf_hash),
-            "root": hex::encode(p.root), "path": hexes(&p.path), "verified": true}));
+        println!(
+            "{}",
+            serde_json::json!({"entry": p.seq, "tree_size": p.tree_size, "leaf_hash": hex::encode(p.leaf_hash),
+            "root": hex::encode(p.root), "path": hexes(&p.path), "verified": true})
+        );
     } else {
         println!("entry #{} is in the signed tree of {} entries (root {})", p.seq, p.tree_size, hex::encode(p.root));
         println!("leaf hash: {}", hex::encode(p.leaf_hash));
@@ -190,8 +209,11 @@ fn consistency(data: &DataArg, old: &std::path::Path, format: Output) -> Result<
     let bytes = cli::read_file(old)?;
     let p = audit::consistency(&c.db, &c.ks.issuer_public(), &bytes)?;
     if format.json {
-        println!("{}", serde_json::json!({"old_size": p.old.tree_size, "old_root": hex::encode(p.old.root),
-            "new_size": p.new.tree_size, "new_root": hex::encode(p.new.root), "path": hexes(&p.path), "verified": true}));
+        println!(
+            "{}",
+            serde_json::json!({"old_size": p.old.tree_size, "old_root": hex::encode(p.old.root),
+            "new_size": p.new.tree_size, "new_root": hex::encode(p.new.root), "path": hexes(&p.path), "verified": true})
+        );
     } else {
         println!(
             "the log only grew: {} entries (root {}) -> {} entries (root {})",

@@ -47,7 +47,10 @@ fn list(data: &DataArg, format: Output) -> Result<(), CliError> {
             .collect();
         print_json(&serde_json::Value::Array(v));
     } else {
-        println!("{:<32}  {:<12}  {:<20}  {:<16}  {:>10}  {:>10}  state", "qr id", "patient", "categories", "issuer kid", "verified", "expires");
+        println!(
+            "{:<32}  {:<12}  {:<20}  {:<16}  {:>10}  {:>10}  state",
+            "qr id", "patient", "categories", "issuer kid", "verified", "expires"
+        );
         for r in &rows {
             println!(
                 "{:<32}  {:<12}  {:<20}  {:<16}  {:>10}  {:>10}  {}",

@@ -73,7 +73,9 @@ pub enum CardCommand {
         format: Output,
     },
     /// Change the PIN (needs the current PIN).
-    #[command(after_help = "Examples:\n  medcard card change-pin --reader R\n  medcard card change-pin --reader R --old-pin 123456 --new-pin 654321")]
+    #[command(
+        after_help = "Examples:\n  medcard card change-pin --reader R\n  medcard card change-pin --reader R --old-pin 123456 --new-pin 654321"
+    )]
     ChangePin {
         #[command(flatten)]
         reader: ReaderArg,
@@ -89,7 +91,9 @@ pub enum CardCommand {
         format: Output,
     },
     /// Unblock the PIN (or set a forgotten one) with the PUK.
-    #[command(after_help = "Examples:\n  medcard card unblock --reader R\n  medcard card unblock --reader R --puk 77120934 --new-pin 111222")]
+    #[command(
+        after_help = "Examples:\n  medcard card unblock --reader R\n  medcard card unblock --reader R --puk 77120934 --new-pin 111222"
+    )]
     Unblock {
         #[command(flatten)]
         reader: ReaderArg,

@@ -5,11 +5,11 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use clap::Args;
+use reader::Piv;
 use reader::category;
 use reader::checkin;
 use reader::issue::Counting;
 use reader::store::DirStore;
-use reader::Piv;
 
 use crate::cli::{self, CliError, DataArg, Output, ReaderArg, print_json};
 
@@ -80,11 +80,7 @@ fn write_png(data_dir: &Path, out: Option<&Path>, export_dir: Option<&Path>, qr_
 pub fn run(args: &CheckinArgs) -> Result<(), CliError> {
     let now = cli::now()?;
     let valid_for = parse_duration(&args.valid_for)?;
-    let asked = args
-        .categories
-        .as_deref()
-        .map(category::parse_list)
-        .transpose()?;
+    let asked = args.categories.as_deref().map(category::parse_list).transpose()?;
     let ks = args.data.keystore()?;
     // A refused --out (or export folder) must not cost the patient a card session.
     let export_dir = match &args.out {

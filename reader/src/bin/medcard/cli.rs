@@ -115,9 +115,7 @@ pub enum CliError {
         source: reader::scan_flow::ImageError,
     },
     /// `scan --cached ID` names nothing this device may show.
-    #[error(
-        "cached record {id} is not available: it expired, the consent was revoked, or it was never cached here; scan a fresh QR code"
-    )]
+    #[error("cached record {id} is not available: it expired, the consent was revoked, or it was never cached here; scan a fresh QR code")]
     NotCached { id: String },
     /// A secret could not be read from the terminal or stdin, or none was given.
     #[error("{0}")]

@@ -86,7 +86,14 @@ pub fn run(command: ConsentCommand) -> Result<(), CliError> {
     }
 }
 
-fn set(reader: &ReaderArg, scope: Vec<category::Category>, days: u32, pin: Option<&str>, data: &DataArg, format: Output) -> Result<(), CliError> {
+fn set(
+    reader: &ReaderArg,
+    scope: Vec<category::Category>,
+    days: u32,
+    pin: Option<&str>,
+    data: &DataArg,
+    format: Output,
+) -> Result<(), CliError> {
     let (ks, state) = data.state()?;
     let req = ConsentRequest { scope, days, pin: cli::pin(pin, "patient PIN")?, now: cli::now()? };
     // Tests only: stop at a step (see reader::consent::set_with_progress), wait for a stdin line.
