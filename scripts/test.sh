@@ -6,6 +6,12 @@ cd "$(dirname "$0")/.."
 
 bash scripts/setup.sh
 
+# Hygiene first, so a formatting or lint slip fails before the long build and test run: one format
+# (rustfmt.toml) and the workspace lints of Cargo.toml as errors.
+cargo fmt --all -- --check
+# One pass with the desktop's optional camera code turned on, so it is linted too.
+cargo clippy --workspace --all-targets --features medcard-desktop/camera --locked -- -D warnings
+
 # Tests that use pcscd share one pcscd per machine; they serialize themselves inside their test
 # binary, and cargo runs test binaries one at a time.
 cargo build --workspace --all-targets --locked
