@@ -93,8 +93,9 @@ pub enum QrCommand {
     },
 }
 
+/// [`cli::read_file`], as `medcard qr`'s unusable input (exit 2); the same message.
 fn read(path: &Path) -> Result<Vec<u8>, CliError> {
-    std::fs::read(path).map_err(|e| CliError::Usage(format!("cannot read {}: {e}", path.display())))
+    cli::read_file(path).map_err(usage)
 }
 
 fn hex32(s: &str, what: &str) -> Result<[u8; 32], CliError> {
