@@ -18,7 +18,8 @@
 
 use std::path::Path;
 
-use crate::audit::{self, AuditError, Event, EventKind, Outcome};
+use crate::audit::{AuditError, Event, EventKind, Outcome};
+use crate::clinic_state::{ClinicError, ClinicState};
 use crate::db::{CacheRow, ClinicDb, DbError};
 use crate::keystore::{self, Keystore, KeystoreError};
 use crate::scan_flow::{self, ScanError, Scanned};
@@ -53,6 +54,19 @@ pub enum BedsideError {
     /// The trust list (this clinic's CA, or a trust file in `<data>/trust/`) is unusable.
     #[error(transparent)]
     Trust(crate::clinic_state::ClinicError),
+    /// The clinic deployment (`device.json`) or the clinic log (clinic mode).
+    #[error(transparent)]
+    Clinic(ClinicError),
+}
+
+impl From<ClinicError> for BedsideError {
+    fn from(e: ClinicError) -> Self {
+        match e {
+            ClinicError::Audit(a) => BedsideError::Audit(a),
+            ClinicError::Db(d) => BedsideError::Audit(AuditError::Db(d)),
+            other => BedsideError::Clinic(other),
+        }
+    }
 }
 
 /// An open bedside device: keystore, clinic database, record store.
@@ -64,6 +78,9 @@ pub struct Bedside {
     pub db: ClinicDb,
     /// Where sealed records are fetched from.
     pub store: DirStore,
+    /// The clinic state: in clinic mode (`device.json`), the clinic database that spends
+    /// one-time codes for every device and holds the clinic-wide audit log.
+    pub state: ClinicState,
     /// The trust list, loaded once and reloaded only when `<data>/trust/` changes (its
     /// modification time: every add, remove or replace renames a file in it), so a scan does
     /// not re-parse every trust file (4.95 s per scan with 40k entries before).
@@ -73,16 +90,20 @@ pub struct Bedside {
 impl Bedside {
     /// Opens the data directory `data_dir` (default as [`keystore::data_dir`]: `$MEDCARD_HOME`,
     /// else `$XDG_DATA_HOME/medcard`, else `~/.local/share/medcard`), its database, and the
-    /// record store `store_dir` (default `<data>/records`).
+    /// record store `store_dir` (default: the clinic's store in `device.json`, else
+    /// `<data>/records`).
     pub fn open(data_dir: Option<&Path>, store_dir: Option<&Path>) -> Result<Bedside, BedsideError> {
         let dir = keystore::data_dir(data_dir)?;
         let ks = Keystore::open(&dir)?;
         let db = ClinicDb::open_clinic(&ks)?;
-        let store = match store_dir {
-            Some(s) => DirStore::open(s)?,
-            None => DirStore::open(&dir.join(RECORDS_DIR))?,
+        let state = ClinicState::new(&ks);
+        let configured = state.deployment().map_err(BedsideError::Clinic)?.and_then(|d| d.store).map(|s| s.dir);
+        let store = match (store_dir, configured) {
+            (Some(s), _) => DirStore::open(s)?,
+            (None, Some(s)) => DirStore::open(&s)?,
+            (None, None) => DirStore::open(&dir.join(RECORDS_DIR))?,
         };
-        Ok(Bedside { ks, db, store, trust: None })
+        Ok(Bedside { ks, db, store, state, trust: None })
     }
 
     /// Scans QR `text` at `now` ([`scan_flow::scan`] against this device's trust list; one-time
@@ -95,7 +116,7 @@ impl Bedside {
             _ => crate::clinic_state::trust_list(&self.ks).map_err(BedsideError::Trust)?,
         };
         let trust = &self.trust.insert((stamp, trust)).1;
-        match scan_flow::scan(&self.db, &self.store, trust, text, now, reusable) {
+        match scan_flow::scan_with(&self.db, &self.store, trust, text, now, reusable, Some(&self.state)) {
             Ok(s) => {
                 let c = s.verified.claims();
                 let qr_id = hex::encode(&c.cti);
@@ -119,12 +140,12 @@ impl Bedside {
                         format!("qr={qr_id} cache={} patient={}", r.qr_id, r.patient_id),
                     ));
                 }
-                append_all(&mut self.db, &events)?;
+                self.state.audit(&events)?;
                 Ok(s)
             }
             Err(e) => {
                 let ev = event(now, actor, EventKind::QrRefused, "-", e.outcome(), refusal_detail(e.to_string()));
-                append_all(&mut self.db, std::slice::from_ref(&ev))?;
+                self.state.audit(std::slice::from_ref(&ev))?;
                 Err(BedsideError::Refused(e))
             }
         }
@@ -139,7 +160,7 @@ impl Bedside {
             Some(r) => event(now, actor, EventKind::RecordRead, &r.locator, Outcome::Ok, format!("cached={id} patient={}", r.patient_id)),
             None => event(now, actor, EventKind::RecordRead, id, Outcome::CacheRefused, "not in the cache or no longer valid".into()),
         };
-        append_all(&mut self.db, std::slice::from_ref(&ev))?;
+        self.state.audit(std::slice::from_ref(&ev))?;
         Ok(row)
     }
 }
@@ -152,21 +173,6 @@ fn event(time: i64, actor: &str, kind: EventKind, subject: &str, outcome: Outcom
 /// when it is longer than that many bytes.
 fn refusal_detail(msg: String) -> String {
     if msg.len() > MAX_REFUSAL_DETAIL { format!("{}...", msg.chars().take(MAX_REFUSAL_DETAIL).collect::<String>()) } else { msg }
-}
-
-/// Appends `events` in one immediate transaction: all or none.
-fn append_all(db: &mut ClinicDb, events: &[Event]) -> Result<(), AuditError> {
-    let path = db.path().to_path_buf();
-    let sql = |operation: &'static str| {
-        let path = path.clone();
-        move |source| DbError::Sqlite { path, operation, source }
-    };
-    let tx = db.conn_mut().transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(sql("append audit entry"))?;
-    for ev in events {
-        audit::append_in(&tx, &path, ev)?;
-    }
-    tx.commit().map_err(sql("commit audit entry"))?;
-    Ok(())
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@
 #![allow(clippy::indexing_slicing, clippy::panic, clippy::expect_used, clippy::unwrap_used)]
 
 use super::*;
-use crate::audit::Entry;
+use crate::audit::{self, Entry};
 use crate::category::Category;
 use crate::keystore::KeyPurpose;
 use crate::records::{self, NewRecord, keywrap};

@@ -298,7 +298,7 @@ fn issue_inner(
         return Err(CheckinError::ConsentRevoked { version: card.consent.version });
     }
     let db = state.db()?;
-    let rows = db.records(Some(&patient))?;
+    let rows = state.records(Some(&patient))?;
     let (categories, chosen) = select(&patient, &card.consent.scope, asked, rows)?;
     // Best effort: a store that cannot delete now must not stop check-ins; every copy stays
     // remembered until it is gone, so the next check-in retries.

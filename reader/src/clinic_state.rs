@@ -14,14 +14,19 @@ use std::sync::{Arc, Mutex};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
+pub mod pg;
 pub mod tables;
 
+pub use pg::{PgClinic, PgError, SpendOutcome, Spent};
 pub use tables::{ConsentNote, ConsentVersion};
 
 use crate::audit::{AuditError, Event, EventKind, Outcome};
-use crate::db::{ClinicDb, DbError};
+use crate::db::{ClinicDb, DbError, RecordRow};
+use crate::deployment::{Deployment, DeploymentError};
 use crate::fsutil::{self, FsError};
 use crate::keystore::{KeyPurpose, Keystore, KeystoreError};
+use crate::sealed::RecordMeta;
+use crate::store::Locator;
 
 /// Directory of other clinics' trust files.
 pub const TRUST_DIR: &str = "trust";
@@ -74,6 +79,79 @@ pub enum ClinicError {
     /// The keystore (for the database key).
     #[error(transparent)]
     Keystore(#[from] KeystoreError),
+    /// `device.json` or the database password (clinic mode).
+    #[error(transparent)]
+    Deployment(#[from] DeploymentError),
+    /// The clinic database (clinic mode).
+    #[error(transparent)]
+    Shared(#[from] PgError),
+    /// Clinic mode, database unreachable: whether the card is revoked cannot be known, so the
+    /// card is not accepted (fail closed).
+    #[error("cannot check whether card {serial} is revoked: {source}; the card is not accepted until the clinic database is reachable")]
+    RevocationUnknown {
+        serial: u32,
+        #[source]
+        source: PgError,
+    },
+    /// A queued audit entry on this device could not be read back.
+    #[error("this device's audit queue: {0}")]
+    Queue(String),
+}
+
+impl ClinicError {
+    /// Whether this is the clinic database being unreachable (the device may go on offline
+    /// where that is safe: the bedside's cached records).
+    #[must_use]
+    pub fn is_clinic_db_unavailable(&self) -> bool {
+        match self {
+            ClinicError::Shared(e) | ClinicError::RevocationUnknown { source: e, .. } => e.is_unavailable(),
+            _ => false,
+        }
+    }
+}
+
+/// The clinic mode's shared backend of one data directory: the deployment and a kept
+/// connection, opened on first use and again after it broke.
+pub struct Shared {
+    dir: PathBuf,
+    deployment: Deployment,
+    pg: Option<PgClinic>,
+}
+
+impl Shared {
+    /// The deployment (`device.json`).
+    #[must_use]
+    pub fn deployment(&self) -> &Deployment {
+        &self.deployment
+    }
+
+    /// Runs `f` on the connection (connecting first when there is none or it broke); a
+    /// connection that turned out unreachable is dropped so the next call reconnects.
+    pub fn with_pg<R>(&mut self, f: impl FnOnce(&mut PgClinic) -> Result<R, PgError>) -> Result<R, ClinicError> {
+        if self.pg.as_ref().is_some_and(PgClinic::is_closed) {
+            self.pg = None;
+        }
+        let pg = match self.pg.take() {
+            Some(pg) => self.pg.insert(pg),
+            None => {
+                let password = Deployment::password(&self.dir)?;
+                let c = PgClinic::connect(&self.deployment.postgres, &password, &self.deployment.device_id)?;
+                self.pg.insert(c)
+            }
+        };
+        let r = f(pg);
+        if matches!(&r, Err(e) if e.is_unavailable()) {
+            self.pg = None;
+        }
+        Ok(r?)
+    }
+}
+
+/// Which mode a data directory is in, found on first use.
+enum Backend {
+    Unknown,
+    Local,
+    Clinic(Box<Shared>),
 }
 
 /// An issued card, as the clinic remembers it.
@@ -116,6 +194,7 @@ pub struct ClinicState {
     key: Option<Zeroizing<[u8; 32]>>,
     actor: String,
     conn: Arc<Mutex<Option<ClinicDb>>>,
+    backend: Arc<Mutex<Backend>>,
 }
 
 /// The former name, from when this state lived in JSON files.
@@ -136,6 +215,7 @@ impl ClinicState {
             key: Some(ks.derive_key(KeyPurpose::Database)),
             actor: DEFAULT_ACTOR.to_owned(),
             conn: Arc::default(),
+            backend: Arc::new(Mutex::new(Backend::Unknown)),
         }
     }
 
@@ -157,7 +237,13 @@ impl ClinicState {
     /// The state in `dir` (for tests and tools): the key comes from the keystore there.
     #[must_use]
     pub fn at(dir: &Path) -> Self {
-        ClinicState { dir: dir.to_path_buf(), key: None, actor: DEFAULT_ACTOR.to_owned(), conn: Arc::default() }
+        ClinicState {
+            dir: dir.to_path_buf(),
+            key: None,
+            actor: DEFAULT_ACTOR.to_owned(),
+            conn: Arc::default(),
+            backend: Arc::new(Mutex::new(Backend::Unknown)),
+        }
     }
 
     /// Names `actor` (device, clinician, `cli:<user>`) in the audit entries written through this.
@@ -197,48 +283,112 @@ impl ClinicState {
         }
     }
 
+    /// Runs `f` on the shared backend in clinic mode; `Ok(None)` in single-device mode.
+    fn shared<R>(&self, f: impl FnOnce(&mut Shared) -> Result<R, ClinicError>) -> Result<Option<R>, ClinicError> {
+        let mut guard = self.backend.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if matches!(*guard, Backend::Unknown) {
+            *guard = match Deployment::load(&self.dir)? {
+                None => Backend::Local,
+                Some(deployment) => Backend::Clinic(Box::new(Shared { dir: self.dir.clone(), deployment, pg: None })),
+            };
+        }
+        match &mut *guard {
+            Backend::Clinic(s) => f(s).map(Some),
+            Backend::Local | Backend::Unknown => Ok(None),
+        }
+    }
+
+    /// The deployment, in clinic mode (`None`: single-device mode).
+    pub fn deployment(&self) -> Result<Option<Deployment>, ClinicError> {
+        self.shared(|s| Ok(s.deployment.clone()))
+    }
+
+    /// Whether this data directory is a device of a clinic (`device.json`).
+    pub fn is_clinic(&self) -> Result<bool, ClinicError> {
+        Ok(self.shared(|_| Ok(()))?.is_some())
+    }
+
+    /// Runs `f` on the clinic database (clinic mode only; `Ok(None)` in single-device mode).
+    pub fn with_clinic_db<R>(&self, f: impl FnOnce(&mut PgClinic) -> Result<R, PgError>) -> Result<Option<R>, ClinicError> {
+        self.shared(|s| s.with_pg(f))
+    }
+
     /// All issued cards.
     pub fn cards(&self) -> Result<Vec<IssuedCard>, ClinicError> {
+        if let Some(v) = self.with_clinic_db(PgClinic::cards)? {
+            return Ok(v);
+        }
         self.with_db(|db| Ok(db.issued_cards()?))
     }
 
     /// The issued card with `serial`, if any.
     pub fn card(&self, serial: u32) -> Result<Option<IssuedCard>, ClinicError> {
+        if let Some(v) = self.with_clinic_db(|pg| pg.card(serial))? {
+            return Ok(v);
+        }
         self.with_db(|db| Ok(db.issued_card(serial)?))
     }
 
     /// Records an issuance (replacing an earlier one of the same serial) and its audit entry.
     pub fn record_issued(&self, card: &IssuedCard, credential: &[u8], now: i64) -> Result<(), ClinicError> {
+        let actor = self.actor.clone();
+        if self.with_clinic_db(|pg| pg.record_card_issued(card, credential, &actor, now))?.is_some() {
+            return Ok(());
+        }
         self.with_db(|db| Ok(db.record_card_issued(card, credential, &self.actor, now)?))?;
         Ok(())
     }
 
     /// All revocations.
     pub fn revocations(&self) -> Result<Vec<Revocation>, ClinicError> {
+        if let Some(v) = self.with_clinic_db(PgClinic::revocations)? {
+            return Ok(v);
+        }
         self.with_db(|db| Ok(db.card_revocations()?))
     }
 
-    /// Whether `serial` is revoked.
+    /// Whether `serial` is revoked. Clinic mode: asked of the clinic database every time (a
+    /// revocation made anywhere counts from the next check on); unreachable is
+    /// [`ClinicError::RevocationUnknown`], never "not revoked".
     pub fn is_revoked(&self, serial: u32) -> Result<bool, ClinicError> {
+        match self.with_clinic_db(|pg| pg.revocation(serial)) {
+            Ok(Some(r)) => return Ok(r.is_some()),
+            Ok(None) => {}
+            Err(ClinicError::Shared(source)) => return Err(ClinicError::RevocationUnknown { serial, source }),
+            Err(e) => return Err(e),
+        }
         self.with_db(|db| Ok(db.card_revocation(serial)?.is_some()))
     }
 
     /// Revokes `serial` (idempotent: a second revocation keeps the first), audited.
     pub fn revoke(&self, serial: u32, now: i64, reason: &str) -> Result<Revocation, ClinicError> {
+        let actor = self.actor.clone();
+        if let Some(r) = self.with_clinic_db(|pg| pg.revoke(serial, now, reason, &actor))? {
+            return Ok(r);
+        }
         self.with_db(|db| Ok(db.revoke_card(serial, now, reason, &self.actor)?))
     }
 
     /// The highest consent version seen for `patient_id`.
     pub fn highest_consent_version(&self, patient_id: &str) -> Result<Option<u64>, ClinicError> {
+        if let Some(v) = self.with_clinic_db(|pg| pg.highest_consent_version(patient_id))? {
+            return Ok(v);
+        }
         self.with_db(|db| Ok(db.highest_consent_version(patient_id)?))
     }
 
     /// Accepts consent token `c` if its version is not older than the highest seen (an equal
     /// version is the same token read again), remembers it and appends `event` (kind, outcome)
     /// in the same transaction; an older version is audited as refused and is
-    /// [`ClinicError::ConsentReplay`]. Returns the highest version seen before.
+    /// [`ClinicError::ConsentReplay`]. Returns the highest version seen before. Clinic mode:
+    /// the highest version seen at any device of the clinic.
     pub fn note_consent(&self, c: &ConsentVersion<'_>, event: (EventKind, Outcome), now: i64) -> Result<Option<u64>, ClinicError> {
-        match self.with_db(|db| Ok(db.note_consent_version(c, event, &self.actor, now)?))? {
+        let actor = self.actor.clone();
+        let note = match self.with_clinic_db(|pg| pg.note_consent(c, event, &actor, now))? {
+            Some(n) => n,
+            None => self.with_db(|db| Ok(db.note_consent_version(c, event, &self.actor, now)?))?,
+        };
+        match note {
             ConsentNote::Accepted { highest_before } => Ok(highest_before),
             ConsentNote::Refused { highest } => {
                 Err(ClinicError::ConsentReplay { patient_id: c.patient_id.to_owned(), got: c.version, highest })
@@ -247,9 +397,55 @@ impl ClinicState {
         }
     }
 
-    /// Appends audit events in one transaction (one database open for all).
+    /// The records index, optionally of one patient, oldest first (clinic mode: the clinic's).
+    pub fn records(&self, patient_id: Option<&str>) -> Result<Vec<RecordRow>, ClinicError> {
+        if let Some(v) = self.with_clinic_db(|pg| pg.records(patient_id))? {
+            return Ok(v);
+        }
+        self.with_db(|db| Ok(db.records(patient_id)?))
+    }
+
+    /// One record's index row.
+    pub fn record(&self, record_id: &str) -> Result<RecordRow, ClinicError> {
+        if let Some(v) = self.with_clinic_db(|pg| pg.record(record_id))? {
+            return v.ok_or_else(|| ClinicError::Db(DbError::NotFound { what: "record", id: record_id.to_owned() }));
+        }
+        self.with_db(|db| Ok(db.record(record_id)?))
+    }
+
+    /// Clinic mode: adds a record's index row (key already wrapped) with its `record.added`
+    /// entry, in one transaction of the clinic database. `Ok(false)`: single-device mode,
+    /// nothing done (the caller writes the local index).
+    pub fn insert_record_shared(
+        &self,
+        meta: &RecordMeta,
+        locator: &Locator,
+        size: u64,
+        wrapped_key: &[u8],
+        event: &Event,
+    ) -> Result<bool, ClinicError> {
+        Ok(self.with_clinic_db(|pg| pg.insert_record(meta, locator, size, wrapped_key, event, event.time))?.is_some())
+    }
+
+    /// Appends audit events in one transaction (one database open for all). Clinic mode: to
+    /// the clinic log, after this device's queued entries; when the clinic database is
+    /// unreachable they are queued on this device (durably, in its database) and sent, each
+    /// exactly once, by the next append or `medcard device sync`.
     pub fn audit(&self, events: &[Event]) -> Result<(), ClinicError> {
         if events.is_empty() {
+            return Ok(());
+        }
+        let queued = self.shared(|s| {
+            let now = events.iter().map(|e| e.time).max().unwrap_or(0);
+            let with_ids: Vec<(String, Event)> = events.iter().map(|e| (pg::new_entry_id(), e.clone())).collect();
+            let sent = self.flush_queue_into(s, now).and_then(|_| s.with_pg(|pg| pg.append_audit(&with_ids, now)));
+            match sent {
+                Ok(_) => Ok(()),
+                Err(e) if e.is_clinic_db_unavailable() => self.with_db(|db| Ok(crate::audit::queue::enqueue(db, &with_ids, now)?)),
+                Err(e) => Err(e),
+            }
+        })?;
+        if queued.is_some() {
             return Ok(());
         }
         self.with_db(|db| {
@@ -262,6 +458,35 @@ impl ClinicState {
             tx.commit().map_err(err)?;
             Ok(())
         })
+    }
+
+    /// Sends this device's queued audit entries to the clinic log (clinic mode; each exactly
+    /// once: the clinic log skips an entry id it has). Returns how many were queued before.
+    pub fn flush_audit_queue(&self, now: i64) -> Result<usize, ClinicError> {
+        Ok(self.shared(|s| self.flush_queue_into(s, now))?.unwrap_or(0))
+    }
+
+    /// The number of entries queued on this device.
+    pub fn queued_audit_entries(&self) -> Result<u64, ClinicError> {
+        self.with_db(|db| Ok(crate::audit::queue::len(db)?))
+    }
+
+    fn flush_queue_into(&self, s: &mut Shared, now: i64) -> Result<usize, ClinicError> {
+        let queued = self.with_db(|db| {
+            crate::audit::queue::queued(db).map_err(|e| match e {
+                crate::audit::queue::QueueError::Db(d) => ClinicError::Db(d),
+                other => ClinicError::Queue(other.to_string()),
+            })
+        })?;
+        if queued.is_empty() {
+            return Ok(0);
+        }
+        s.with_pg(|pg| pg.append_audit(&queued, now))?;
+        // Sent (or already there): forget them. A crash before this line sends them again,
+        // and the clinic log skips them by entry id.
+        let ids: Vec<&str> = queued.iter().map(|(id, _)| id.as_str()).collect();
+        self.with_db(|db| Ok(crate::audit::queue::forget(db, &ids)?))?;
+        Ok(queued.len())
     }
 
     /// An event by this state's actor.

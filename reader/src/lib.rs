@@ -6,7 +6,7 @@
 //! Layers, bottom up (a module uses only modules of lower layers; `tests/tests/layers.rs` checks it):
 //! 1. [`clock`], [`fsutil`], [`category`], [`cbor`], [`cose_util`]
 //! 2. [`keystore`], [`credential`], [`sealed`], [`export`], [`record_index`]
-//! 3. [`consent_token`], [`store`]
+//! 3. [`consent_token`], [`store`], [`deployment`]
 //! 4. [`db`]
 //! 5. [`audit`]
 //! 6. [`clinic_state`]
@@ -43,6 +43,7 @@ pub mod consent_token;
 pub mod cose_util;
 pub mod credential;
 pub mod db;
+pub mod deployment;
 pub mod error;
 pub mod export;
 pub mod fsutil;

@@ -10,6 +10,7 @@ use rusqlite::{OptionalExtension, params};
 
 use crate::audit::Outcome;
 use crate::category::{self, Category};
+use crate::clinic_state::{ClinicError, ClinicState, SpendOutcome};
 use crate::db::{CacheRow, ClinicDb, DbError};
 use crate::record_index::{self, INDEX_MEDIA_TYPE, IndexEntry, IndexError};
 use crate::records;
@@ -34,9 +35,14 @@ pub enum ScanError {
     /// The QR text was refused by a layer of the verifier.
     #[error("{0}")]
     Qr(qr::VerifyError),
-    /// The one-time QR id was used before.
-    #[error("this QR code (id {qr_id}) was already used at {used_at}: it is valid once; ask the patient to check in again")]
-    AlreadyUsed { qr_id: String, used_at: String },
+    /// The one-time QR id was used before (`device`: where, in clinic mode).
+    #[error("this QR code (id {qr_id}) was already used at {used_at}{}: it is valid once; ask the patient to check in again",
+        device.as_deref().map(|d| format!(" on device {d}")).unwrap_or_default())]
+    AlreadyUsed { qr_id: String, used_at: String, device: Option<String> },
+    /// Clinic mode: the clinic database could not say whether the code was used elsewhere, so
+    /// it is not accepted (the code was not spent: scan it again when the database is back).
+    #[error("cannot check whether this code was already used: {0}")]
+    ClinicDb(Box<ClinicError>),
     /// Fetching or checking the record failed.
     #[error(transparent)]
     Fetch(#[from] FetchError),
@@ -84,6 +90,8 @@ impl ScanError {
             ScanError::Fetch(_) => Outcome::FetchFailed,
             ScanError::Index(_) | ScanError::IndexMismatch { .. } => Outcome::BadIndex,
             ScanError::Db(_) => Outcome::DbFailed,
+            ScanError::ClinicDb(e) if e.is_clinic_db_unavailable() => Outcome::ClinicDbUnavailable,
+            ScanError::ClinicDb(_) => Outcome::DbFailed,
             ScanError::TooLong { .. } => Outcome::TooLong,
         }
     }
@@ -107,8 +115,18 @@ impl ScanError {
                 "the record store does not hold the record the code names intact: report it to IT"
             }
             ScanError::Db(_) => "the device database failed: report it to IT",
+            ScanError::ClinicDb(_) => {
+                "records already opened on this device can still be shown from its cache; scan this code again when the clinic database is reachable (tell IT)"
+            }
             ScanError::TooLong { .. } => "not a QR code of ours",
         }
+    }
+
+    /// Whether trying again later may succeed (the record store unreachable): in clinic mode
+    /// such a failure does not spend the code.
+    #[must_use]
+    pub fn retryable(&self) -> bool {
+        matches!(self, ScanError::Fetch(FetchError::Store(StoreError::Io { .. })))
     }
 }
 
@@ -153,6 +171,23 @@ pub fn scan(
     now: i64,
     reusable: bool,
 ) -> Result<Scanned, ScanError> {
+    scan_with(db, store, trust, text, now, reusable, None)
+}
+
+/// [`scan`], and in clinic mode (`clinic` is a device of a clinic) the one-time id is spent in
+/// the clinic database, for every device at once: the spend and the fetch are one transaction
+/// there, committed when the records checked out or failed for good, rolled back when the
+/// store could not be reached ([`ScanError::retryable`]: scanning again may work). The
+/// database unreachable is [`ScanError::ClinicDb`]: the code is not accepted.
+pub fn scan_with(
+    db: &ClinicDb,
+    store: &dyn RecordStore,
+    trust: &qr::TrustList,
+    text: &str,
+    now: i64,
+    reusable: bool,
+    clinic: Option<&ClinicState>,
+) -> Result<Scanned, ScanError> {
     let text = text.trim_end_matches(['\r', '\n']);
     if text.len() > MAX_QR_TEXT {
         return Err(ScanError::TooLong { got: text.len(), limit: MAX_QR_TEXT });
@@ -161,14 +196,46 @@ pub fn scan(
     let verified = verifier.verify(text, qr::Clock::new(now, 60)).map_err(ScanError::Qr)?;
     let claims = verified.claims();
     let qr_id = hex::encode(&claims.cti);
-    if !reusable {
-        if let Some(t) = used_at(db, &qr_id)? {
-            return Err(ScanError::AlreadyUsed { qr_id, used_at: qr::time::format_rfc3339(t) });
+    let shared = match clinic {
+        Some(state) if !reusable => state.is_clinic().map_err(|e| ScanError::ClinicDb(Box::new(e)))?.then_some(state),
+        _ => None,
+    };
+    let (rows, index) = match shared {
+        None => {
+            if !reusable {
+                if let Some(t) = used_at(db, &qr_id)? {
+                    return Err(ScanError::AlreadyUsed { qr_id, used_at: qr::time::format_rfc3339(t), device: None });
+                }
+                if !mark_used(db, &qr_id, now, claims.exp)? {
+                    return Err(ScanError::AlreadyUsed { qr_id, used_at: "just now".into(), device: None });
+                }
+            }
+            fetch_all(store, &verified, now)?
         }
-        if !mark_used(db, &qr_id, now, claims.exp)? {
-            return Err(ScanError::AlreadyUsed { qr_id, used_at: "just now".into() });
+        Some(state) => {
+            let spent = state
+                .with_clinic_db(|pg| pg.spend_code(&qr_id, now, claims.exp, || fetch_all(store, &verified, now), ScanError::retryable))
+                .map_err(|e| ScanError::ClinicDb(Box::new(e)))?;
+            match spent {
+                Some(SpendOutcome::Spent(r)) => r?,
+                Some(SpendOutcome::NotSpent(e)) => return Err(e),
+                Some(SpendOutcome::Before(s)) => {
+                    return Err(ScanError::AlreadyUsed { qr_id, used_at: qr::time::format_rfc3339(s.used_at), device: Some(s.device) });
+                }
+                None => fetch_all(store, &verified, now)?,
+            }
         }
+    };
+    for r in &rows {
+        db.cache_put(r)?;
     }
+    Ok(Scanned { verified, rows, index })
+}
+
+/// Fetches and checks every record the verified code points to (a record, or each entry of a
+/// record index), without caching: all or nothing. Returns the rows and whether it was an index.
+pub fn fetch_all(store: &dyn RecordStore, verified: &qr::Verified, now: i64) -> Result<(Vec<CacheRow>, bool), ScanError> {
+    let claims = verified.claims();
     let p = &claims.pointer;
     // Open the pointed record once to tell a record index from a record.
     let locator: Locator = p.locator.parse().map_err(|e| ScanError::Fetch(FetchError::Locator(e)))?;
@@ -180,21 +247,17 @@ pub fn scan(
     let opened = records::open(bytes, &p.patient_id, key, &p.locator).map_err(|e| ScanError::Fetch(FetchError::Record(e)))?;
     if opened.meta.media_type != INDEX_MEDIA_TYPE {
         drop(opened);
-        let row = fetch::fetch_into_cache(db, store, &verified, now)?;
-        return Ok(Scanned { verified, rows: vec![row], index: false });
+        let row = fetch::fetch_checked(store, verified, now)?;
+        return Ok((vec![row], false));
     }
     let entries = record_index::decode_index(opened.document())?;
     let categories: Vec<Category> =
         p.categories.iter().map(|c| c.parse::<Category>().map_err(|e| FetchError::UnknownCategory(e.got))).collect::<Result<_, _>>()?;
-    // Check every entry first; cache only when all are good.
     let mut rows = Vec::with_capacity(entries.len());
     for e in &entries {
-        rows.push(open_entry(store, &verified, &categories, e, now)?);
+        rows.push(open_entry(store, verified, &categories, e, now)?);
     }
-    for r in &rows {
-        db.cache_put(r)?;
-    }
-    Ok(Scanned { verified, rows, index: true })
+    Ok((rows, true))
 }
 
 /// The checks of [`fetch::fetch_into_cache`] for one entry of a record index.

@@ -107,7 +107,9 @@ pub fn from_error(e: &ScanError) -> Vec<CheckLine> {
         ScanError::Qr(V::Time(_)) => (SIGNED, Some(Expiry), Some("expired or not yet valid")),
         ScanError::Qr(_) => (NONE, Some(Signature), None),
         ScanError::TooLong { .. } => (NONE, Some(Signature), Some("too long to be a MedCard code")),
-        ScanError::AlreadyUsed { .. } => (CURRENT, Some(OneTime), Some("this code was scanned here before")),
+        ScanError::AlreadyUsed { device: None, .. } => (CURRENT, Some(OneTime), Some("this code was scanned here before")),
+        ScanError::AlreadyUsed { device: Some(_), .. } => (CURRENT, Some(OneTime), Some("this code was scanned before (see where)")),
+        ScanError::ClinicDb(_) => (CURRENT, Some(OneTime), Some("the clinic database could not say whether it was used")),
         ScanError::Fetch(FetchError::NotCovered { .. }) => (FRESH, Some(Consent), Some("a record is outside the shared categories")),
         ScanError::Fetch(FetchError::UnknownCategory(_)) => (FRESH, Some(Consent), Some("the code names an unknown category")),
         // Only writing the cache fails this way, after every record checked out.
@@ -247,7 +249,7 @@ mod tests {
 
     #[test]
     fn a_second_scan_fails_only_the_one_time_check() {
-        let e = ScanError::AlreadyUsed { qr_id: "ab".into(), used_at: "2027-01-15T08:00:00Z".into() };
+        let e = ScanError::AlreadyUsed { qr_id: "ab".into(), used_at: "2027-01-15T08:00:00Z".into(), device: None };
         assert_eq!(
             marks(&from_error(&e)),
             vec![Mark::Passed, Mark::Passed, Mark::Passed, Mark::Failed, Mark::NotChecked, Mark::NotChecked]

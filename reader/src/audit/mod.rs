@@ -10,6 +10,7 @@
 
 pub mod alerts;
 pub mod merkle;
+pub mod queue;
 mod vocab;
 
 use std::fmt;
@@ -423,9 +424,19 @@ pub struct VerifyReport {
 /// Recomputes the tree from the rows and checks every row and every stored checkpoint.
 /// `Ok(Err(finding))` names the first problem.
 pub fn verify(db: &ClinicDb, issuer: &VerifyingKey) -> Result<Result<VerifyReport, Finding>, AuditError> {
-    let cps = stored_checkpoints(db)?;
-    let mut checkpoints = Vec::with_capacity(cps.len());
-    for (size, root, signed) in cps {
+    verify_rows(stored_checkpoints(db)?, issuer, |sink| read_stage(db, sink))
+}
+
+/// [`verify`] over rows from any storage (this device's database, or the clinic's shared one):
+/// `read` feeds every row, in `seq` order, to the sink and stops early when
+/// [`RowSink::push`] returns false. `checkpoints` are the stored (size, root, signed) rows.
+pub fn verify_rows(
+    checkpoints: Vec<StoredCheckpoint>,
+    issuer: &VerifyingKey,
+    read: impl FnOnce(&mut RowSink) -> Result<(), AuditError>,
+) -> Result<Result<VerifyReport, Finding>, AuditError> {
+    let mut opened = Vec::with_capacity(checkpoints.len());
+    for (size, root, signed) in checkpoints {
         let cp = match open_checkpoint(&signed, issuer) {
             Ok(cp) => cp,
             Err(e) => return Ok(Err(Finding::BadCheckpoint { tree_size: size, why: e.to_string() })),
@@ -436,15 +447,17 @@ pub fn verify(db: &ClinicDb, issuer: &VerifyingKey) -> Result<Result<VerifyRepor
                 why: "stored size/root columns differ from the signed content".into(),
             }));
         }
-        checkpoints.push(cp);
+        opened.push(cp);
     }
-    // Two stages on two threads: this thread steps SQLite (the connection stays here) and
+    let checkpoints = opened;
+    // Two stages on two threads: this thread reads the storage (the connection stays here) and
     // re-encodes each row into a batch; the other hashes, compares and builds the tree.
     let (tx, rx) = std::sync::mpsc::sync_channel::<Batch>(8);
     let checkpoints_ref = &checkpoints;
     let (produced, consumed) = std::thread::scope(|scope| {
         let consumer = scope.spawn(move || hash_stage(rx, checkpoints_ref));
-        let produced = read_stage(db, tx);
+        let mut sink = RowSink { tx, position: 0, batch: Batch::new(), stop: None, closed: false };
+        let produced = read(&mut sink).map(|()| sink.finish());
         let consumed = consumer.join().unwrap_or(Err(Finding::BadCheckpoint { tree_size: 0, why: "verifier thread failed".into() }));
         (produced, consumed)
     });
@@ -480,58 +493,104 @@ impl Batch {
     }
 }
 
-/// Steps the rows in rowid (= seq) order, checking seq = position and re-encoding each row from
-/// its columns (borrowed, no allocation). Returns the finding that stopped it, if any.
-fn read_stage(db: &ClinicDb, tx: std::sync::mpsc::SyncSender<Batch>) -> Result<Option<Finding>, AuditError> {
-    let mut st = db
-        .conn()
-        .prepare("SELECT seq, time, kind, actor, subject, outcome, detail, leaf_hash FROM audit_entries ORDER BY rowid")
-        .map_err(db.err("read audit entries"))?;
-    let mut rows = st.query([]).map_err(db.err("read audit entries"))?;
-    let mut position = 0u64;
-    let mut batch = Batch::new();
-    let mut stop = None;
-    while let Some(r) = rows.next().map_err(db.err("read audit entries"))? {
-        let raw = r.get_ref(0).ok().and_then(|v| v.as_i64().ok());
-        if raw.and_then(|v| u64::try_from(v).ok()) != Some(position) {
-            let found = raw.unwrap_or(-1);
-            stop = Some(if found > 0 && found.unsigned_abs() > position {
+/// One stored audit row as a verifier reads it. A column that is NULL or of the wrong type is
+/// `None`: an edited row.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RawRow<'a> {
+    /// `seq`.
+    pub seq: Option<i64>,
+    /// `time`.
+    pub time: Option<i64>,
+    /// `kind`, `actor`, `subject`, `outcome`, `detail`.
+    pub text: [Option<&'a str>; 5],
+    /// The stored `leaf_hash`.
+    pub leaf: Option<&'a [u8]>,
+}
+
+/// Where a storage's reader puts the rows for [`verify_rows`]: checks `seq` = position and
+/// re-encodes each row from its columns (borrowed, no allocation) for the hashing stage.
+pub struct RowSink {
+    tx: std::sync::mpsc::SyncSender<Batch>,
+    position: u64,
+    batch: Batch,
+    stop: Option<Finding>,
+    closed: bool,
+}
+
+impl RowSink {
+    /// Takes the next row; false: stop reading (a finding, or the hashing stage stopped).
+    pub fn push(&mut self, r: &RawRow<'_>) -> bool {
+        if self.stop.is_some() || self.closed {
+            return false;
+        }
+        let position = self.position;
+        if r.seq.and_then(|v| u64::try_from(v).ok()) != Some(position) {
+            let found = r.seq.unwrap_or(-1);
+            self.stop = Some(if found > 0 && found.unsigned_abs() > position {
                 Finding::Missing { seq: position, found }
             } else {
                 Finding::OutOfOrder { position, found }
             });
-            break;
+            return false;
         }
+        let batch = &mut self.batch;
         let start = batch.bytes.len();
         let ok = (|| -> Option<()> {
-            let time = r.get_ref(1).ok()?.as_i64().ok()?;
+            let time = r.time?;
+            let stored = r.leaf?;
             cbor::write_head(&mut batch.bytes, cbor::ARRAY, 7);
             cbor::write_head(&mut batch.bytes, cbor::UINT, position);
             cbor::write_int(&mut batch.bytes, time);
-            for i in 2..7 {
-                let text = r.get_ref(i).ok()?.as_str().ok()?;
-                cbor::write_text(&mut batch.bytes, text);
+            for text in r.text {
+                cbor::write_text(&mut batch.bytes, text?);
             }
-            let stored = r.get_ref(7).ok()?.as_blob().ok()?;
             batch.stored.push(stored.try_into().unwrap_or([0; 32]));
             Some(())
         })();
         if ok.is_none() {
             // A column of the wrong type: an edited row.
             batch.bytes.truncate(start);
-            stop = Some(Finding::Altered { seq: position });
-            break;
+            self.stop = Some(Finding::Altered { seq: position });
+            return false;
         }
         batch.ends.push(batch.bytes.len());
-        position += 1;
-        if batch.ends.len() == BATCH && tx.send(std::mem::replace(&mut batch, Batch::new())).is_err() {
-            return Ok(None); // the hashing stage stopped with a finding
+        self.position += 1;
+        if batch.ends.len() == BATCH && self.tx.send(std::mem::replace(&mut self.batch, Batch::new())).is_err() {
+            self.closed = true; // the hashing stage stopped with a finding
+            return false;
+        }
+        true
+    }
+
+    fn finish(self) -> Option<Finding> {
+        if !self.batch.ends.is_empty() && !self.closed {
+            let _ = self.tx.send(self.batch);
+        }
+        self.stop
+    }
+}
+
+/// Steps this device's rows in rowid (= seq) order into `sink`.
+fn read_stage(db: &ClinicDb, sink: &mut RowSink) -> Result<(), AuditError> {
+    let mut st = db
+        .conn()
+        .prepare("SELECT seq, time, kind, actor, subject, outcome, detail, leaf_hash FROM audit_entries ORDER BY rowid")
+        .map_err(db.err("read audit entries"))?;
+    let mut rows = st.query([]).map_err(db.err("read audit entries"))?;
+    while let Some(r) = rows.next().map_err(db.err("read audit entries"))? {
+        let int = |i: usize| r.get_ref(i).ok().and_then(|v| v.as_i64().ok());
+        let text = |i: usize| r.get_ref(i).ok().and_then(|v| v.as_str().ok());
+        let raw = RawRow {
+            seq: int(0),
+            time: int(1),
+            text: [text(2), text(3), text(4), text(5), text(6)],
+            leaf: r.get_ref(7).ok().and_then(|v| v.as_blob().ok()),
+        };
+        if !sink.push(&raw) {
+            break;
         }
     }
-    if !batch.ends.is_empty() {
-        let _ = tx.send(batch);
-    }
-    Ok(stop)
+    Ok(())
 }
 
 /// Hashes each entry, compares the stored hash, builds the tree and checks each checkpoint as its

@@ -288,6 +288,9 @@ pub enum Outcome {
     BadIndex,
     /// `db-failed`: the bedside database failed.
     DbFailed,
+    /// `clinic-db-unavailable`: clinic mode, the clinic database was unreachable, so whether the
+    /// one-time code was used elsewhere could not be checked.
+    ClinicDbUnavailable,
     /// `too-long`: the text is longer than a QR code holds.
     TooLong,
 
@@ -300,7 +303,7 @@ pub enum Outcome {
 
 impl Outcome {
     /// Every outcome (each layer of [`Outcome::Invalid`] once).
-    pub const ALL: [Outcome; 68] = [
+    pub const ALL: [Outcome; 69] = [
         Outcome::Ok,
         Outcome::Seen,
         Outcome::Unchanged,
@@ -366,6 +369,7 @@ impl Outcome {
         Outcome::FetchFailed,
         Outcome::BadIndex,
         Outcome::DbFailed,
+        Outcome::ClinicDbUnavailable,
         Outcome::TooLong,
         Outcome::CacheRefused,
         Outcome::IntegrityFailed,
@@ -444,6 +448,7 @@ impl Outcome {
             Outcome::FetchFailed => "fetch-failed",
             Outcome::BadIndex => "bad-index",
             Outcome::DbFailed => "db-failed",
+            Outcome::ClinicDbUnavailable => "clinic-db-unavailable",
             Outcome::TooLong => "too-long",
             Outcome::CacheRefused => "cache-refused",
             Outcome::IntegrityFailed => "integrity-failed",

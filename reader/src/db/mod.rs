@@ -108,6 +108,18 @@ const MIGRATIONS: &[&str] = &[
         exp      INTEGER NOT NULL
     );
     CREATE INDEX disclosures_exp ON disclosures(exp);",
+    // 5: clinic mode (docs/deployment.md): audit entries written while the clinic database was
+    // unreachable, waiting to be sent (each keeps its entry id, so a resend is not counted twice).
+    "CREATE TABLE audit_queue (
+        entry_id   TEXT PRIMARY KEY,
+        queued_at  INTEGER NOT NULL,
+        time       INTEGER NOT NULL,
+        kind       TEXT NOT NULL,
+        actor      TEXT NOT NULL,
+        subject    TEXT NOT NULL,
+        outcome    TEXT NOT NULL,
+        detail     TEXT NOT NULL
+    );",
 ];
 
 /// The database file name inside the data directory.

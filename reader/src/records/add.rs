@@ -8,6 +8,7 @@ use std::path::Path;
 
 use crate::audit::{self, AuditError, Event, EventKind, Outcome};
 use crate::category::Category;
+use crate::clinic_state::{ClinicError, ClinicState};
 use crate::db::{ClinicDb, DbError};
 use crate::keystore::{KeyPurpose, Keystore};
 use crate::sealed::{self as records, ContentKey, RecordError, RecordMeta};
@@ -53,6 +54,58 @@ pub enum AddError {
     /// The audit entry could not be written: the index row was rolled back with it.
     #[error("could not write the audit log: {0}")]
     Audit(#[from] AuditError),
+    /// Clinic mode: the clinic database (index row and audit entry roll back together).
+    #[error(transparent)]
+    Clinic(#[from] ClinicError),
+    /// The content key could not be wrapped.
+    #[error(transparent)]
+    KeyWrap(#[from] crate::sealed::keywrap::KeyWrapError),
+}
+
+/// [`add_record_file`] for the clinic of `state`: in clinic mode the index row and its
+/// `record.added` entry go to the clinic database (one transaction), so every kiosk sees the
+/// record; in single-device mode, to this device's database.
+pub fn add_record_file_in(
+    ks: &Keystore,
+    state: &ClinicState,
+    store: &dyn RecordStore,
+    new: &NewRecord,
+    path: &Path,
+    now: i64,
+) -> Result<AddedRecord, AddError> {
+    if !state.is_clinic()? {
+        let db = state.db()?;
+        return add_record_file(ks, &db, store, new, path, now, state.actor());
+    }
+    let meta = RecordMeta {
+        record_id: records::new_record_id()?,
+        patient_id: new.patient_id.clone(),
+        category: new.category,
+        media_type: new.media_type.clone(),
+        created: now,
+        author: new.author.clone(),
+    };
+    let key = records::new_content_key()?;
+    let sealed = records::seal_file(&meta, path, &key)?;
+    let size = sealed.len() as u64;
+    let locator = store.put(&sealed)?;
+    drop(sealed);
+    let wrap = ks.derive_key(KeyPurpose::RecordKeyWrap);
+    let wrapped = crate::sealed::keywrap::wrap(&wrap, &meta.record_id, &key)?;
+    let event = record_added(&meta, &locator, now, state.actor());
+    state.insert_record_shared(&meta, &locator, size, &wrapped, &event)?;
+    Ok(AddedRecord { meta, locator, size })
+}
+
+fn record_added(meta: &RecordMeta, locator: &Locator, now: i64, actor: &str) -> Event {
+    Event {
+        time: now,
+        kind: EventKind::RecordAdded,
+        actor: actor.to_owned(),
+        subject: meta.record_id.clone(),
+        outcome: Outcome::Ok,
+        detail: format!("patient={} category={} locator={locator}", meta.patient_id, meta.category),
+    }
 }
 
 /// The media type for a document file name: `.json` FHIR JSON, `.xml` FHIR XML, `.pdf`, `.txt` /
@@ -120,14 +173,7 @@ fn add_with(
     let locator = store.put(&sealed)?;
     drop(sealed);
     let wrap = ks.derive_key(KeyPurpose::RecordKeyWrap);
-    let event = Event {
-        time: now,
-        kind: EventKind::RecordAdded,
-        actor: actor.to_owned(),
-        subject: meta.record_id.clone(),
-        outcome: Outcome::Ok,
-        detail: format!("patient={} category={} locator={locator}", meta.patient_id, meta.category),
-    };
+    let event = record_added(&meta, &locator, now, actor);
     let path = db.path().to_path_buf();
     let sql = |operation: &'static str| {
         let path = path.clone();

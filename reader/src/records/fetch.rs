@@ -39,6 +39,13 @@ pub enum FetchError {
 
 /// Fetches, checks and caches the record a verified code points to. Returns the cache row.
 pub fn fetch_into_cache(db: &ClinicDb, store: &dyn RecordStore, verified: &qr::Verified, now: i64) -> Result<CacheRow, FetchError> {
+    let row = fetch_checked(store, verified, now)?;
+    db.cache_put(&row)?;
+    Ok(row)
+}
+
+/// [`fetch_into_cache`] without the cache: the row, every check passed, not yet stored.
+pub fn fetch_checked(store: &dyn RecordStore, verified: &qr::Verified, now: i64) -> Result<CacheRow, FetchError> {
     let claims = verified.claims();
     let p = &claims.pointer;
     let locator: Locator = p.locator.parse().map_err(FetchError::Locator)?;
@@ -72,6 +79,5 @@ pub fn fetch_into_cache(db: &ClinicDb, store: &dyn RecordStore, verified: &qr::V
         media_type: opened.meta.media_type.clone(),
         document: opened.document().to_vec(),
     };
-    db.cache_put(&row)?;
     Ok(row)
 }

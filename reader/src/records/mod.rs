@@ -6,4 +6,4 @@ pub mod add;
 pub mod fetch;
 
 pub use crate::sealed::*;
-pub use add::{AddError, AddedRecord, NewRecord, add_record, add_record_file, media_type_for};
+pub use add::{AddError, AddedRecord, NewRecord, add_record, add_record_file, add_record_file_in, media_type_for};
