@@ -7,11 +7,13 @@ set -euo pipefail
 # certificate with the card's key through it, because Debian's yubico-piv-tool 2.2.0 cannot
 # selfsign with OpenSSL 3 (Yubico/yubico-piv-tool#388).
 # libssl-dev: rusqlite's bundled SQLCipher (the encrypted clinic database) links the system libcrypto.
+# postgresql: the clinic database of clinic mode (docs/deployment.md); the tests start private
+# servers from its binaries with scripts/postgres.sh (psql comes with it).
 # The desktop app (egui, OpenGL): libwayland-dev and libxkbcommon-dev to build winit; the X11/GL
 # runtime libraries, Mesa's software OpenGL and Xvfb (xvfb-run, xauth) for its real-window test
 # and screenshots on a machine without a display.
 APT_PACKAGES=(pcscd vsmartcard-vpcd libpcsclite-dev pkg-config opensc yubico-piv-tool libengine-pkcs11-openssl
-              zbar-tools openssl libssl-dev python3 python3-pip
+              zbar-tools openssl libssl-dev python3 python3-pip postgresql
               libwayland-dev libxkbcommon-dev libxkbcommon-x11-0 libx11-xcb1 libxcursor1 libxi6 libxrandr2
               libgl1-mesa-dri libegl1 libgl1 xvfb xauth)
 

@@ -236,6 +236,34 @@ impl Keystore {
         Ok(ks)
     }
 
+    /// Copies the clinic's keystore from `from_keys` (another device's `<data>/keys`, carried
+    /// over a secure channel) into `data_dir` and opens it: how a kiosk or the admin PC of a
+    /// clinic of many devices gets the keys that sign codes and unwrap content keys
+    /// (docs/deployment.md). Refuses to replace an existing keystore; the copy is checked like
+    /// any keystore before it is used.
+    pub fn join(data_dir: &Path, from_keys: &Path) -> Result<Keystore, KeystoreError> {
+        let keys = Self::keys_dir(data_dir);
+        for f in [CLINIC_FILE, MASTER_FILE, ISSUER_FILE, CA_FILE] {
+            let p = keys.join(f);
+            if p.exists() {
+                return Err(KeystoreError::AlreadyExists { dir: data_dir.into(), found: p });
+            }
+        }
+        let mut files = Vec::with_capacity(4);
+        for f in [CLINIC_FILE, MASTER_FILE, ISSUER_FILE, CA_FILE] {
+            files.push((f, Zeroizing::new(fsutil::read_limited(&from_keys.join(f), MAX_FILE)?)));
+        }
+        fsutil::create_dir(data_dir, 0o700)?;
+        fsutil::create_dir(&keys, 0o700)?;
+        fsutil::check_private(&keys, 0o700)?;
+        // clinic.json last: until it is there the directory is "not initialised", never half a keystore.
+        files.sort_by_key(|(f, _)| *f == CLINIC_FILE);
+        for (f, bytes) in &files {
+            fsutil::write_atomic(&keys.join(f), bytes)?;
+        }
+        Self::open(data_dir)
+    }
+
     /// Opens the clinic in `data_dir`, checking modes (0700 directory, 0600 files), sizes and
     /// that the issuer key, CA certificate and clinic.json agree.
     pub fn open(data_dir: &Path) -> Result<Keystore, KeystoreError> {

@@ -737,8 +737,10 @@ impl PgClinic {
         let cp = Checkpoint { origin: origin.to_owned(), tree_size: n, root: frontier.root(), time: now };
         let signed = qr::cose::sign(&cp.payload(), signer).map_err(PgCheckpointError::Sign)?;
         tx.execute(
+            // A checkpoint of this size exists: keep it (the same entries have the same root; a
+            // different one means the log was edited, which `audit verify` reports).
             "INSERT INTO audit_checkpoints (tree_size, root, time, signed, device) VALUES ($1, $2, $3, $4, $5)
-             ON CONFLICT (tree_size) DO UPDATE SET root = EXCLUDED.root, time = EXCLUDED.time, signed = EXCLUDED.signed, device = EXCLUDED.device",
+             ON CONFLICT (tree_size) DO NOTHING",
             &[&to_i64(n), &cp.root.as_slice(), &now, &signed, &ctx.device],
         )
         .map_err(|e| ctx.err("store checkpoint", &e))?;

@@ -82,13 +82,31 @@ pub fn run(cmd: AuditCommand) -> Result<(), CliError> {
     }
 }
 
+/// The entries: the clinic log in clinic mode, else this device's.
+fn entries(c: &cli::Clinic, since: Option<i64>) -> Result<Vec<audit::Entry>, CliError> {
+    match c.state.with_clinic_db(|pg| pg.audit_entries(since))? {
+        Some(e) => Ok(e),
+        None => Ok(audit::entries(&c.db, 0, since)?),
+    }
+}
+
+/// Clinic mode: proofs are over this device's log only; refuse rather than prove the wrong log.
+fn refuse_in_clinic_mode(c: &cli::Clinic, what: &str) -> Result<(), CliError> {
+    if c.state.is_clinic()? {
+        return Err(CliError::Invalid(format!(
+            "`medcard audit {what}` works on a single-device log; in clinic mode use `medcard audit verify` (whole clinic log) and `medcard audit checkpoint`"
+        )));
+    }
+    Ok(())
+}
+
 fn hexes(v: &[[u8; 32]]) -> Vec<String> {
     v.iter().map(hex::encode).collect()
 }
 
 fn alerts(data: &DataArg, since: Option<i64>, format: Output) -> Result<(), CliError> {
     let c = data.clinic()?;
-    let entries = audit::entries(&c.db, 0, since)?;
+    let entries = entries(&c, since)?;
     let found = audit::alerts::alerts(&entries, &audit::alerts::Rules::default());
     if format.json {
         println!("{}", serde_json::to_string_pretty(&found).unwrap_or_default());
@@ -111,7 +129,7 @@ fn alerts(data: &DataArg, since: Option<i64>, format: Output) -> Result<(), CliE
 
 fn show(data: &DataArg, since: Option<i64>, format: Output) -> Result<(), CliError> {
     let c = data.clinic()?;
-    let entries = audit::entries(&c.db, 0, since)?;
+    let entries = entries(&c, since)?;
     if format.json {
         let v: Vec<_> = entries
             .iter()
@@ -132,7 +150,24 @@ fn show(data: &DataArg, since: Option<i64>, format: Output) -> Result<(), CliErr
 
 fn verify(data: &DataArg, format: Output) -> Result<(), CliError> {
     let c = data.clinic()?;
-    match audit::verify(&c.db, &c.ks.issuer_public())? {
+    let issuer = c.ks.issuer_public();
+    let shared = c.state.with_clinic_db(|pg| {
+        let cps = pg.audit_checkpoints()?;
+        let mut failed = None;
+        let r = audit::verify_rows(cps, &issuer, |sink| {
+            if let Err(e) = pg.audit_rows(sink) {
+                failed = Some(e);
+            }
+            Ok(())
+        });
+        Ok((r, failed))
+    })?;
+    let result = match shared {
+        Some((_, Some(e))) => return Err(reader::clinic::ClinicError::Shared(e).into()),
+        Some((r, None)) => r?,
+        None => audit::verify(&c.db, &issuer)?,
+    };
+    match result {
         Ok(r) => {
             if format.json {
                 println!(
@@ -165,7 +200,12 @@ fn checkpoint(data: &DataArg, out: Option<PathBuf>, format: Output) -> Result<()
     }
     let signer = c.ks.issuer_signer();
     let origin = c.ks.clinic_id().to_owned();
-    let (cp, signed) = audit::checkpoint(&mut c.db, &origin, cli::now()?, &signer)?;
+    let now = cli::now()?;
+    let shared = c.state.with_clinic_db(|pg| Ok(pg.audit_checkpoint(&origin, now, &signer)))?;
+    let (cp, signed) = match shared {
+        Some(r) => r.map_err(|e| CliError::ClinicCheckpoint(Box::new(e)))?,
+        None => audit::checkpoint(&mut c.db, &origin, now, &signer)?,
+    };
     if let Some(out) = &out {
         reader::export::write_new_export(c.ks.data_dir(), out, &signed)?;
     }
@@ -186,6 +226,7 @@ fn checkpoint(data: &DataArg, out: Option<PathBuf>, format: Output) -> Result<()
 
 fn prove(data: &DataArg, entry: u64, format: Output) -> Result<(), CliError> {
     let c = data.clinic()?;
+    refuse_in_clinic_mode(&c, "prove")?;
     let p = audit::prove(&c.db, &c.ks.issuer_public(), entry)?;
     if format.json {
         println!(
@@ -206,6 +247,7 @@ fn prove(data: &DataArg, entry: u64, format: Output) -> Result<(), CliError> {
 
 fn consistency(data: &DataArg, old: &std::path::Path, format: Output) -> Result<(), CliError> {
     let c = data.clinic()?;
+    refuse_in_clinic_mode(&c, "consistency")?;
     let bytes = cli::read_file(old)?;
     let p = audit::consistency(&c.db, &c.ks.issuer_public(), &bytes)?;
     if format.json {

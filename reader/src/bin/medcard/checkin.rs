@@ -91,7 +91,7 @@ pub fn run(args: &CheckinArgs) -> Result<(), CliError> {
         None => Some(reader::export::prepare_dir(ks.data_dir(), &reader::export::resolve_dir(None)?)?),
     };
     let (_, state) = args.data.state()?;
-    let store = DirStore::open(&ks.data_dir().join(cli::RECORDS_DIR))?;
+    let store = DirStore::open(&cli::store_dir(&state, ks.data_dir())?)?;
     let pin = cli::pin(args.pin.as_deref(), "patient PIN")?;
     let started = Instant::now();
     let (card, apdus) = cli::with_card(&args.reader, |piv| {

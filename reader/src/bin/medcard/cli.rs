@@ -57,6 +57,9 @@ pub enum CliError {
     /// The audit log could not be written: the command is not done unaudited.
     #[error("could not write the audit log: {0}")]
     AuditWrite(#[source] AuditError),
+    /// A checkpoint of the clinic log (clinic mode) could not be made.
+    #[error(transparent)]
+    ClinicCheckpoint(Box<reader::clinic_state::pg::PgCheckpointError>),
     /// `audit verify` found the log altered (or its checkpoints wrong).
     #[error("audit log verification FAILED: {0}")]
     AuditFinding(reader::audit::Finding),
@@ -185,13 +188,14 @@ impl DataArg {
         let state = ClinicState::open(&ks)?.with_actor(&actor());
         Ok((ks, state))
     }
-    /// The keystore, database and record store.
+    /// The keystore, database, clinic state and record store (the clinic's, in clinic mode).
     pub fn clinic(&self) -> Result<Clinic, CliError> {
         let dir = self.dir()?;
         let ks = Keystore::open(&dir)?;
         let db = ClinicDb::open_clinic(&ks)?;
-        let store = DirStore::open(&dir.join(RECORDS_DIR))?;
-        Ok(Clinic { ks, db, store })
+        let state = ClinicState::new(&ks).with_actor(&actor());
+        let store = DirStore::open(&store_dir(&state, &dir)?)?;
+        Ok(Clinic { ks, db, state, store })
     }
 }
 
@@ -214,18 +218,28 @@ pub struct ReaderArg {
 /// The records directory inside the data directory.
 pub const RECORDS_DIR: &str = reader::bedside::RECORDS_DIR;
 
-/// An opened clinic: keystore, database, record store.
+/// The record store of a data directory: the clinic's (`device.json`), else `<data>/records`.
+pub fn store_dir(state: &ClinicState, dir: &Path) -> Result<PathBuf, CliError> {
+    Ok(state.deployment()?.and_then(|d| d.store).map_or_else(|| dir.join(RECORDS_DIR), |s| s.dir))
+}
+
+/// An opened clinic: keystore, this device's database, the clinic state, record store.
 pub struct Clinic {
     pub ks: Keystore,
     pub db: ClinicDb,
+    pub state: ClinicState,
     pub store: DirStore,
 }
 
 impl Clinic {
-    /// Appends an audit event; a failure to audit is an error of the command (fail closed).
-    pub fn audit(&mut self, kind: EventKind, subject: &str, outcome: Outcome, detail: String) -> Result<u64, CliError> {
+    /// Appends an audit event (to the clinic log in clinic mode); a failure to audit is an
+    /// error of the command (fail closed).
+    pub fn audit(&mut self, kind: EventKind, subject: &str, outcome: Outcome, detail: String) -> Result<(), CliError> {
         let ev = Event { time: now()?, kind, actor: actor(), subject: subject.to_owned(), outcome, detail };
-        audit::append(&mut self.db, &ev).map_err(CliError::AuditWrite)
+        self.state.audit(std::slice::from_ref(&ev)).map_err(|e| match e {
+            ClinicError::Audit(a) => CliError::AuditWrite(a),
+            other => CliError::Clinic(other),
+        })
     }
 }
 

@@ -12,6 +12,7 @@ mod card;
 mod checkin;
 mod cli;
 mod consent;
+mod device;
 mod init;
 mod qr;
 mod readers;
@@ -39,6 +40,11 @@ struct Cli {
 enum Command {
     /// Create a new clinic: issuer key, clinic CA certificate and master secret.
     Init(init::InitArgs),
+    /// A clinic of many devices: set up the clinic database, join this device, status, sync.
+    Device {
+        #[command(subcommand)]
+        command: device::DeviceCommand,
+    },
     /// The patient's consent token on the card: set, show, revoke.
     Consent {
         #[command(subcommand)]
@@ -98,6 +104,7 @@ fn main() -> ExitCode {
         Command::Readers { format } => done(readers::readers(format)),
         Command::Card { command } => done(card::run(command)),
         Command::Init(args) => done(init::run(&args)),
+        Command::Device { command } => done(device::run(command)),
         Command::Consent { command } => done(consent::run(command)),
         Command::Trust { command } => done(trust::run(command)),
     };

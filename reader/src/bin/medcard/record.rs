@@ -20,6 +20,9 @@ pub enum ReadError {
     /// No such record, or the index could not be read.
     #[error(transparent)]
     Db(#[from] DbError),
+    /// The clinic's records index (clinic mode).
+    #[error(transparent)]
+    Clinic(#[from] reader::clinic::ClinicError),
     /// The wrapped content key does not unwrap.
     #[error(transparent)]
     KeyWrap(#[from] KeyWrapError),
@@ -122,7 +125,7 @@ fn add(
         media_type: media_type.unwrap_or_else(|| records::media_type_for(file).to_owned()),
         author: author.unwrap_or_else(actor),
     };
-    let added = records::add_record_file(&c.ks, &c.db, &c.store, &new, file, cli::now()?, &actor())?;
+    let added = records::add_record_file_in(&c.ks, &c.state, &c.store, &new, file, cli::now()?)?;
     let AddedRecord { meta, locator, size } = added;
     if format.json {
         print_json(&serde_json::json!({"record_id": meta.record_id, "locator": locator.to_string(), "size": size,
@@ -136,7 +139,7 @@ fn add(
 
 fn list(data: &DataArg, patient_id: Option<&str>, format: Output) -> Result<(), CliError> {
     let c = data.clinic()?;
-    let rows = c.db.records(patient_id)?;
+    let rows = c.state.records(patient_id)?;
     if format.json {
         let v: Vec<_> = rows
             .iter()
@@ -170,7 +173,7 @@ fn get(data: &DataArg, id: &str, out: &Path) -> Result<(), CliError> {
     let result = (|| -> Result<String, ReadError> {
         let data_dir = c.ks.data_dir().to_path_buf();
         reader::export::check_new(&data_dir, out)?;
-        let row = c.db.record(id)?;
+        let row = c.state.record(id)?;
         let wrap = c.ks.derive_key(KeyPurpose::RecordKeyWrap);
         let key = records::keywrap::unwrap(&wrap, id, &row.wrapped_key)?;
         let bytes = c.store.get(&row.locator)?;

@@ -1,0 +1,250 @@
+//! `medcard device setup-db|join|status|sync`: a device of a clinic of many devices
+//! (docs/deployment.md). Without `device join` a data directory stays in single-device mode.
+
+use std::path::{Path, PathBuf};
+
+use clap::{Args, Subcommand};
+use reader::clinic::ClinicState;
+use reader::clinic_state::PgClinic;
+use reader::deployment::{self, Deployment, PgConfig, Role, StoreConfig, Tls};
+use reader::{Keystore, keystore};
+use zeroize::Zeroizing;
+
+use crate::cli::{self, CliError, DataArg, Output, print_json};
+
+/// Where the clinic database is (shared by `setup-db` and `join`).
+#[derive(Args, Clone, Debug)]
+pub struct DbArgs {
+    /// The clinic database: postgresql://USER@HOST:PORT/DBNAME (no password in it).
+    #[arg(long = "db", value_name = "URL")]
+    url: String,
+    /// TLS to the database: require (default; the server certificate is checked) or disable
+    /// (only for a server on this host or a test).
+    #[arg(long = "db-tls", value_name = "MODE", default_value = "require", value_parser = parse_tls)]
+    tls: Tls,
+    /// The CA certificate (PEM) that signed the database server's certificate (default: the
+    /// system's CAs).
+    #[arg(long = "db-ca", value_name = "FILE")]
+    ca: Option<PathBuf>,
+    /// A file holding the database password (`-`: read it from stdin). Never on the command
+    /// line, where `ps` would show it.
+    #[arg(long = "db-password-file", value_name = "FILE")]
+    password_file: PathBuf,
+}
+
+fn parse_tls(s: &str) -> Result<Tls, String> {
+    match s {
+        "require" => Ok(Tls::Require),
+        "disable" => Ok(Tls::Disable),
+        _ => Err(format!("{s:?}: use require or disable")),
+    }
+}
+
+fn parse_role(s: &str) -> Result<Role, String> {
+    s.parse().map_err(|e: deployment::DeploymentError| e.to_string())
+}
+
+impl DbArgs {
+    fn config(&self) -> Result<PgConfig, CliError> {
+        deployment::check_pg_url(&self.url).map_err(|e| CliError::Invalid(format!("--db: {e}")))?;
+        let ca_file = match &self.ca {
+            Some(p) => Some(std::fs::canonicalize(p).map_err(|source| CliError::Io { operation: "find", path: p.clone(), source })?),
+            None => None,
+        };
+        Ok(PgConfig { url: self.url.clone(), tls: self.tls, ca_file })
+    }
+
+    fn password(&self) -> Result<Zeroizing<String>, CliError> {
+        let raw = if self.password_file.as_os_str() == "-" {
+            let mut line = Zeroizing::new(String::new());
+            std::io::stdin().read_line(&mut line).map_err(|e| CliError::Secret(format!("cannot read the database password: {e}")))?;
+            line
+        } else {
+            Zeroizing::new(String::from_utf8_lossy(&Zeroizing::new(cli::read_file(&self.password_file)?)).into_owned())
+        };
+        let p = Zeroizing::new(raw.trim_end_matches(['\r', '\n']).to_owned());
+        if p.is_empty() {
+            return Err(CliError::Secret("the database password file is empty".into()));
+        }
+        Ok(p)
+    }
+}
+
+#[derive(Subcommand)]
+pub enum DeviceCommand {
+    /// Create the clinic's tables and device roles in PostgreSQL (once per clinic, as the
+    /// database owner; running it again changes nothing).
+    #[command(
+        after_help = "Example:\n  medcard device setup-db --db postgresql://medcard_owner@db.clinic:5432/medcard --db-ca db-ca.pem --db-password-file owner.pw\n\n\
+        Creates the tables and the group roles medcard_admin, medcard_kiosk and medcard_bedside with their\n\
+        rights (docs/deployment.md). Give each device a login role that is a member of one group."
+    )]
+    SetupDb {
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// Make this data directory a device of a clinic: its role, its name, the clinic database
+    /// and record store. The connection is tested first; nothing is written if it fails.
+    #[command(after_help = "Examples:\n  medcard device join --role kiosk --device-id kiosk-1 --keys /media/usb/keys \\\n    \
+        --db postgresql://kiosk1@db.clinic/medcard --db-ca db-ca.pem --db-password-file kiosk1.pw --store-dir /mnt/records\n  \
+        medcard device join --role bedside --device-id ward3-bed --keys /media/usb/keys --db ... --db-password-file -\n\n\
+        --keys: a copy of the admin PC's <data>/keys directory (the clinic keystore), carried over a secure\n\
+        channel; not needed when this data directory already holds the clinic (the admin PC itself).")]
+    Join {
+        /// kiosk, bedside or admin.
+        #[arg(long, value_name = "ROLE", value_parser = parse_role)]
+        role: Role,
+        /// This device's name in the clinic (1-64 of A-Z a-z 0-9 . _ -), in every audit entry it writes.
+        #[arg(long, value_name = "ID")]
+        device_id: String,
+        /// The clinic keystore to copy in (another device's <data>/keys).
+        #[arg(long, value_name = "DIR")]
+        keys: Option<PathBuf>,
+        #[command(flatten)]
+        db: DbArgs,
+        /// The clinic's record store: a directory every device mounts (default: <data>/records).
+        #[arg(long, value_name = "DIR")]
+        store_dir: Option<PathBuf>,
+        #[command(flatten)]
+        data: DataArg,
+        #[command(flatten)]
+        format: Output,
+    },
+    /// Show the mode, this device, the clinic database's health and the queued audit entries.
+    Status {
+        #[command(flatten)]
+        format: Output,
+        #[command(flatten)]
+        data: DataArg,
+    },
+    /// Send this device's queued audit entries to the clinic log (each exactly once).
+    Sync {
+        #[command(flatten)]
+        format: Output,
+        #[command(flatten)]
+        data: DataArg,
+    },
+}
+
+pub fn run(cmd: DeviceCommand) -> Result<(), CliError> {
+    match cmd {
+        DeviceCommand::SetupDb { db } => setup_db(&db),
+        DeviceCommand::Join { role, device_id, keys, db, store_dir, data, format } => {
+            join(role, &device_id, keys.as_deref(), &db, store_dir.as_deref(), &data, format)
+        }
+        DeviceCommand::Status { format, data } => status(&data, format),
+        DeviceCommand::Sync { format, data } => sync(&data, format),
+    }
+}
+
+fn setup_db(db: &DbArgs) -> Result<(), CliError> {
+    let cfg = db.config()?;
+    let password = db.password()?;
+    let mut pg = PgClinic::connect_unchecked(&cfg, &password, "setup").map_err(reader::clinic::ClinicError::from)?;
+    let v = pg.setup().map_err(reader::clinic::ClinicError::from)?;
+    println!("clinic database {} ready: schema version {v}; roles medcard_admin, medcard_kiosk, medcard_bedside", pg.target());
+    Ok(())
+}
+
+fn join(
+    role: Role,
+    device_id: &str,
+    keys: Option<&Path>,
+    db: &DbArgs,
+    store_dir: Option<&Path>,
+    data: &DataArg,
+    format: Output,
+) -> Result<(), CliError> {
+    deployment::check_device_id(device_id).map_err(|e| CliError::Invalid(format!("--device-id: {e}")))?;
+    let dir = data.dir()?;
+    if Deployment::load(&dir).map_err(reader::clinic::ClinicError::from)?.is_some() {
+        return Err(CliError::Invalid(format!(
+            "{} is already a device of a clinic ({}): use another data directory",
+            dir.display(),
+            deployment::DEVICE_FILE
+        )));
+    }
+    let cfg = db.config()?;
+    let password = db.password()?;
+    let store = match store_dir {
+        Some(s) => Some(StoreConfig {
+            dir: std::fs::canonicalize(s).map_err(|source| CliError::Io {
+                operation: "find the record store",
+                path: s.to_path_buf(),
+                source,
+            })?,
+        }),
+        None => None,
+    };
+    // The connection first: a wrong URL, password, or a database without tables writes nothing.
+    let pg = PgClinic::connect(&cfg, &password, device_id).map_err(reader::clinic::ClinicError::from)?;
+    let target = pg.target().to_owned();
+    drop(pg);
+    let ks = match keys {
+        Some(k) => Keystore::join(&dir, k)?,
+        None => Keystore::open(&dir)?,
+    };
+    Deployment::save_password(&dir, &password).map_err(reader::clinic::ClinicError::from)?;
+    let d = Deployment { format: deployment::FORMAT, device_id: device_id.to_owned(), role, postgres: cfg, store };
+    d.save(&dir).map_err(reader::clinic::ClinicError::from)?;
+    // The device's own database (cache, queue) now, so the first scan does not pay for it.
+    let state = ClinicState::open(&ks)?;
+    drop(state);
+    if format.json {
+        print_json(&serde_json::json!({"device_id": device_id, "role": role.as_str(), "clinic_id": ks.clinic_id(), "database": target}));
+    } else {
+        println!("{device_id} joined clinic {} as {} (clinic database {target})", ks.clinic_id(), role.as_str());
+    }
+    Ok(())
+}
+
+fn status(data: &DataArg, format: Output) -> Result<(), CliError> {
+    let dir = data.dir()?;
+    let ks = keystore::Keystore::open(&dir)?;
+    let state = ClinicState::new(&ks);
+    let queued = state.queued_audit_entries()?;
+    let Some(d) = state.deployment()? else {
+        if format.json {
+            print_json(&serde_json::json!({"mode": "single-device", "clinic_id": ks.clinic_id(), "queued_audit_entries": queued}));
+        } else {
+            println!("mode: single-device (clinic {}; everything in {})", ks.clinic_id(), dir.display());
+        }
+        return Ok(());
+    };
+    let health = state.with_clinic_db(|pg| Ok(pg.target().to_owned()));
+    let (db_ok, db_text) = match &health {
+        Ok(Some(t)) => (true, format!("reachable ({t})")),
+        Ok(None) => (false, "not configured".to_owned()),
+        Err(e) => (false, e.to_string()),
+    };
+    let store = d.store.as_ref().map_or_else(|| dir.join(cli::RECORDS_DIR), |s| s.dir.clone());
+    if format.json {
+        print_json(&serde_json::json!({
+            "mode": "clinic", "clinic_id": ks.clinic_id(), "device_id": d.device_id, "role": d.role.as_str(),
+            "database": {"ok": db_ok, "status": db_text, "tls": matches!(d.postgres.tls, Tls::Require)},
+            "store": store.display().to_string(), "queued_audit_entries": queued,
+        }));
+    } else {
+        println!("mode: clinic (clinic {})", ks.clinic_id());
+        println!("device: {} ({})", d.device_id, d.role.as_str());
+        println!("clinic database: {db_text}");
+        println!("record store: {}", store.display());
+        println!("audit entries queued on this device: {queued}");
+    }
+    Ok(())
+}
+
+fn sync(data: &DataArg, format: Output) -> Result<(), CliError> {
+    let ks = data.keystore()?;
+    let state = ClinicState::new(&ks);
+    if !state.is_clinic()? {
+        return Err(CliError::Invalid("this data directory is a single device: there is no clinic log to send entries to".into()));
+    }
+    let sent = state.flush_audit_queue(cli::now()?)?;
+    if format.json {
+        print_json(&serde_json::json!({"sent": sent}));
+    } else {
+        println!("{sent} queued audit entr{} sent to the clinic log", if sent == 1 { "y" } else { "ies" });
+    }
+    Ok(())
+}

@@ -1,0 +1,277 @@
+//! A clinic of many devices (docs/deployment.md), end to end: every device is a separate
+//! `medcard` process with its own data directory — an admin PC, two kiosks, two bedside devices —
+//! sharing a PostgreSQL server (a private one per test, started by `scripts/postgres.sh`) and a
+//! record store directory; the card goes through `card-sim serve` → vpcd → pcscd (reader
+//! `Virtual PCD 00 00`, under its process-wide lock).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+#[path = "../../reader/tests/pcscd_support/mod.rs"]
+mod pcscd_support;
+mod pg_support;
+
+use pcscd_support::{READER_00, ServedCard, card_sim, context_for, lock_reader, medcard_bin};
+use pg_support::PgServer;
+
+const READER: &str = READER_00.name;
+const PIN: &str = "482913";
+const PUK: &str = "77120934";
+const PATIENT: &str = "P-1001";
+const DB: &str = "medcard";
+
+fn medcard(data: &Path, args: &[&str]) -> Output {
+    Command::new(medcard_bin()).args(args).arg("--data").arg(data).env_remove("MEDCARD_NOW").stdin(Stdio::null()).output().unwrap()
+}
+
+fn ok(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "medcard failed ({}): {}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn json(out: &Output) -> serde_json::Value {
+    serde_json::from_str(&ok(out)).unwrap()
+}
+
+fn refused(out: &Output, code: i32, needle: &str) -> String {
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(code), "expected exit {code}, got {}: {err}", out.status);
+    assert!(err.contains(needle), "expected {needle:?} in: {err}");
+    err
+}
+
+/// The clinic: server, database, five joined devices and a shared record store.
+struct Clinic {
+    pg: PgServer,
+    root: PathBuf,
+    store: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Clinic {
+    fn new(name: &str) -> Clinic {
+        let pg = PgServer::start(name);
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().to_path_buf();
+        let store = root.join("store");
+        std::fs::create_dir(&store).unwrap();
+        pg.sql("postgres", &format!("CREATE DATABASE {DB}"));
+        let owner = pg.url("postgres", DB);
+        let owner_pw = pg.admin_password_file.to_str().unwrap().to_owned();
+        let setup = ["device", "setup-db", "--db", &owner, "--db-tls", "disable", "--db-password-file", &owner_pw];
+        let o = Command::new(medcard_bin()).args(setup).output().unwrap();
+        ok(&o);
+        // Running it again changes nothing.
+        ok(&Command::new(medcard_bin()).args(setup).output().unwrap());
+        let c = Clinic { pg, root, store, _dir: dir };
+        ok(&medcard(&c.dev("admin-1"), &["init", "--clinic-id", "clinic-a"]));
+        c.join("admin-1", "admin", false);
+        for (d, role) in [("kiosk-1", "kiosk"), ("kiosk-2", "kiosk"), ("bed-1", "bedside"), ("bed-2", "bedside")] {
+            c.join(d, role, true);
+        }
+        c
+    }
+
+    fn dev(&self, id: &str) -> PathBuf {
+        self.root.join(id)
+    }
+
+    fn join(&self, id: &str, role: &str, copy_keys: bool) {
+        let user = id.replace('-', "_");
+        let pw = self.pg.login_role(&user, &format!("medcard_{role}"), &self.root);
+        let url = self.pg.url(&user, DB);
+        let keys = self.dev("admin-1").join("keys");
+        let mut args = vec!["device", "join", "--role", role, "--device-id", id, "--db", &url, "--db-tls", "disable"];
+        args.extend(["--db-password-file", pw.to_str().unwrap(), "--store-dir", self.store.to_str().unwrap()]);
+        if copy_keys {
+            args.extend(["--keys", keys.to_str().unwrap()]);
+        }
+        let out = ok(&medcard(&self.dev(id), &args));
+        assert!(out.contains(&format!("{id} joined clinic clinic-a as {role}")), "{out}");
+    }
+
+    fn checkin(&self, kiosk: &str, tag: &str) -> Output {
+        let png = self.root.join(format!("{tag}.png"));
+        medcard(&self.dev(kiosk), &["checkin", "--reader", READER, "--pin", PIN, "--out", png.to_str().unwrap(), "--json"])
+    }
+
+    fn code(&self, kiosk: &str, tag: &str) -> String {
+        json(&self.checkin(kiosk, tag))["text"].as_str().unwrap().to_owned()
+    }
+
+    fn audit(&self) -> Vec<serde_json::Value> {
+        json(&medcard(&self.dev("admin-1"), &["audit", "show", "--json"])).as_array().unwrap().clone()
+    }
+}
+
+#[test]
+fn five_devices_share_one_clinic_state_enforced_by_the_database() {
+    let c = Clinic::new("e2e");
+    let docs = [("labs", "labs.txt", "HbA1c 5.4 %\n"), ("allergies", "allergies.txt", "penicillin\n")];
+    for (cat, name, body) in docs {
+        let f = c.root.join(name);
+        std::fs::write(&f, body).unwrap();
+        ok(&medcard(&c.dev("admin-1"), &["record", "add", "--patient-id", PATIENT, "--category", cat, f.to_str().unwrap()]));
+    }
+    // The kiosks see the records the admin PC added; a bedside device may not read the index.
+    let listed = json(&medcard(&c.dev("kiosk-2"), &["record", "list", "--json"]));
+    assert_eq!(listed.as_array().unwrap().len(), 2);
+    refused(&medcard(&c.dev("bed-1"), &["record", "list"]), 1, "permission denied");
+    // Nor revoke a card (least privilege in the database, not only in the program).
+    refused(&medcard(&c.dev("bed-1"), &["card", "revoke", "--serial", "1", "--reason", "test"]), 1, "may not do that");
+
+    let _lock = lock_reader(&READER_00);
+    let ctx = context_for(&READER_00);
+    let card = c.root.join("card.bin");
+    let o = Command::new(card_sim()).args(["new", "--serial", "8101", "--out"]).arg(&card).output().unwrap();
+    assert!(o.status.success());
+    let mut sim = Some(ServedCard::serve(&card_sim(), &READER_00, &ctx, &card));
+    ok(&medcard(
+        &c.dev("admin-1"),
+        &["card", "issue", "--reader", READER, "--patient-id", PATIENT, "--name", "Ada", "--pin", PIN, "--puk", PUK],
+    ));
+    ok(&medcard(&c.dev("kiosk-1"), &["consent", "set", "--reader", READER, "--scope", "allergies,labs", "--pin", PIN]));
+
+    // Check in at kiosk 1, scan at bedside 1: the records are shown.
+    let code1 = c.code("kiosk-1", "code1");
+    let shown = ok(&medcard(&c.dev("bed-1"), &["scan", "--text", &code1]));
+    assert!(shown.contains("HbA1c 5.4 %") && shown.contains("penicillin"), "{shown}");
+    // The same code at bedside 2: refused, naming when and where it was used.
+    let err = refused(&medcard(&c.dev("bed-2"), &["scan", "--text", &code1]), 3, "already used at");
+    assert!(err.contains("on device bed-1"), "{err}");
+
+    // Eight processes scan one fresh code at the same instant: exactly one shows the records.
+    let code2 = c.code("kiosk-2", "code2");
+    let start = std::time::Instant::now() + std::time::Duration::from_millis(300);
+    let handles: Vec<_> = (0..8)
+        .map(|i| {
+            let data = c.dev(if i % 2 == 0 { "bed-1" } else { "bed-2" });
+            let code = code2.clone();
+            std::thread::spawn(move || {
+                std::thread::sleep(start.saturating_duration_since(std::time::Instant::now()));
+                medcard(&data, &["scan", "--text", &code])
+            })
+        })
+        .collect();
+    let outs: Vec<Output> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    let winners: Vec<&Output> = outs.iter().filter(|o| o.status.success()).collect();
+    assert_eq!(winners.len(), 1, "{:?}", outs.iter().map(|o| String::from_utf8_lossy(&o.stderr).into_owned()).collect::<Vec<_>>());
+    assert!(String::from_utf8_lossy(&winners[0].stdout).contains("HbA1c"));
+    for o in outs.iter().filter(|o| !o.status.success()) {
+        refused(o, 3, "already used at");
+    }
+
+    // A consent version seen at kiosk 1 is a replay at kiosk 2: a copy of the card made while
+    // version 1 was on it is presented at kiosk 2 after kiosk 1 saw version 2.
+    let copy = c.root.join("copy.bin");
+    std::fs::copy(&card, &copy).unwrap();
+    ok(&medcard(&c.dev("kiosk-1"), &["consent", "set", "--reader", READER, "--scope", "labs", "--pin", PIN]));
+    ok(&c.checkin("kiosk-1", "v2"));
+    drop(sim.take());
+    std::fs::copy(&copy, &card).unwrap();
+    sim = Some(ServedCard::serve(&card_sim(), &READER_00, &ctx, &card));
+    refused(&c.checkin("kiosk-2", "replay"), 1, "older than version");
+    // A fresh code for the offline part below, issued while the database is up.
+    ok(&medcard(&c.dev("kiosk-1"), &["consent", "set", "--reader", READER, "--scope", "allergies,labs", "--pin", PIN]));
+    let code3 = c.code("kiosk-1", "code3");
+    let code4 = c.code("kiosk-2", "code4");
+    // A cached record at bedside 2, from code 4.
+    let v = json(&medcard(&c.dev("bed-2"), &["scan", "--text", &code4, "--json"]));
+    let cache_id = v["records"][0]["cache_id"].as_str().unwrap().to_owned();
+
+    // Revoke the card at the admin PC: kiosk 2 refuses it at once.
+    ok(&medcard(&c.dev("admin-1"), &["card", "revoke", "--serial", "8101", "--reason", "lost"]));
+    refused(&c.checkin("kiosk-2", "revoked"), 1, "revoked");
+
+    // PostgreSQL stopped.
+    c.pg.stop();
+    refused(&c.checkin("kiosk-1", "offline"), 1, "cannot check whether card 8101 is revoked");
+    // The bedside still opens its cached record; a new scan is refused without spending the code.
+    let cached = ok(&medcard(&c.dev("bed-2"), &["scan", "--cached", &cache_id]));
+    assert!(cached.contains("penicillin") || cached.contains("HbA1c"), "{cached}");
+    refused(&medcard(&c.dev("bed-1"), &["scan", "--text", &code3]), 3, "cannot check whether this code was already used");
+    let st = json(&medcard(&c.dev("bed-2"), &["device", "status", "--json"]));
+    assert_eq!(st["database"]["ok"], false, "{st}");
+    assert_eq!(st["queued_audit_entries"], 1, "{st}");
+    let queued_bed1 = json(&medcard(&c.dev("bed-1"), &["device", "status", "--json"]))["queued_audit_entries"].as_u64().unwrap();
+    assert_eq!(queued_bed1, 1);
+    drop(sim.take());
+
+    // PostgreSQL back: the queued entries reach the clinic log exactly once.
+    c.pg.restart();
+    for d in ["bed-1", "bed-2", "kiosk-1"] {
+        let sent = json(&medcard(&c.dev(d), &["device", "sync", "--json"]))["sent"].as_u64().unwrap();
+        assert!(sent >= 1, "{d} sent {sent}");
+        assert_eq!(json(&medcard(&c.dev(d), &["device", "sync", "--json"]))["sent"], 0, "{d} sent twice");
+    }
+    // The code that could not be checked was not spent: it scans now.
+    ok(&medcard(&c.dev("bed-1"), &["scan", "--text", &code3]));
+    let log = c.audit();
+    let cached_reads = log.iter().filter(|e| e["detail"].as_str().unwrap().starts_with(&format!("cached={cache_id}"))).count();
+    assert_eq!(cached_reads, 1, "the offline read is in the clinic log exactly once");
+    assert!(log.iter().any(|e| e["outcome"] == "clinic-db-unavailable" && e["actor"].as_str().unwrap().starts_with("bed-1/")));
+    for d in ["admin-1", "kiosk-1", "kiosk-2", "bed-1", "bed-2"] {
+        assert!(log.iter().any(|e| e["actor"].as_str().unwrap().starts_with(&format!("{d}/"))), "no entry from {d}");
+    }
+    let seqs: Vec<u64> = log.iter().map(|e| e["seq"].as_u64().unwrap()).collect();
+    assert_eq!(seqs, (0..log.len() as u64).collect::<Vec<_>>(), "one gapless clinic sequence");
+
+    // One clinic-wide log: checkpoint at the admin PC, verify from a kiosk.
+    ok(&medcard(&c.dev("admin-1"), &["audit", "checkpoint"]));
+    let v = json(&medcard(&c.dev("kiosk-2"), &["audit", "verify", "--json"]));
+    assert_eq!(v["ok"], true);
+    assert_eq!(v["entries"].as_u64().unwrap(), log.len() as u64);
+    // A row edited in PostgreSQL (by someone with the owner's rights) is found.
+    c.pg.sql(DB, "UPDATE audit_entries SET detail = 'nothing to see' WHERE seq = 3");
+    let o = medcard(&c.dev("bed-1"), &["audit", "verify"]);
+    refused(&o, 1, "first bad entry: #3");
+}
+
+#[test]
+fn a_wrong_password_a_missing_database_or_schema_writes_nothing_and_says_what_to_check() {
+    let pg = PgServer::start("bad");
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("dev");
+    ok(&medcard(&data, &["init", "--clinic-id", "clinic-b"]));
+    let wrong = dir.path().join("wrong.pw");
+    std::fs::write(&wrong, "not-the-password\n").unwrap();
+    let join = |url: &str, pw: &Path| {
+        medcard(
+            &data,
+            &[
+                "device",
+                "join",
+                "--role",
+                "admin",
+                "--device-id",
+                "a",
+                "--db",
+                url,
+                "--db-tls",
+                "disable",
+                "--db-password-file",
+                pw.to_str().unwrap(),
+            ],
+        )
+    };
+    let admin_pw = pg.admin_password_file.clone();
+    refused(&join(&pg.url("postgres", "postgres"), &wrong), 1, "refused the login");
+    refused(&join(&pg.url("postgres", "nodb"), &admin_pw), 1, "does not exist");
+    refused(&join(&pg.url("postgres", "postgres"), &admin_pw), 1, "medcard device setup-db");
+    refused(&join("postgresql://postgres:pw@127.0.0.1/x", &admin_pw), 1, "holds a password");
+    let closed = format!("postgresql://postgres@127.0.0.1:{}/postgres", pg.port + 1);
+    refused(&join(&closed, &admin_pw), 1, "unreachable");
+    assert!(!data.join("device.json").exists(), "a failed join wrote device.json");
+    assert!(!data.join("keys/postgres.password").exists(), "a failed join kept the password");
+    // The password never appears in any message.
+    let pw = std::fs::read_to_string(&admin_pw).unwrap();
+    let o = join(&pg.url("postgres", "postgres"), &admin_pw);
+    assert!(!String::from_utf8_lossy(&o.stderr).contains(pw.trim()));
+}
