@@ -275,3 +275,183 @@ fn a_wrong_password_a_missing_database_or_schema_writes_nothing_and_says_what_to
     let o = join(&pg.url("postgres", "postgres"), &admin_pw);
     assert!(!String::from_utf8_lossy(&o.stderr).contains(pw.trim()));
 }
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn timed(f: impl FnOnce() -> Output) -> (f64, Output) {
+    let t = std::time::Instant::now();
+    let o = f();
+    (t.elapsed().as_secs_f64() * 1000.0, o)
+}
+
+/// The figures of docs/deployment.md, as ratios measured in one run against the single-device
+/// mode on the same machine (no timing assertions):
+/// `cargo test -p medcard-e2e --test clinic_mode -- --ignored --nocapture`.
+/// `MEDCARD_BENCH_RUNS` (default 11) check-ins and scans per mode; `MEDCARD_BENCH_AUDIT`
+/// (default 1,000,000) audit entries for the verify figure.
+#[test]
+#[ignore = "figures, not a check: run with --ignored --nocapture"]
+fn clinic_mode_figures() {
+    let runs: usize = std::env::var("MEDCARD_BENCH_RUNS").ok().and_then(|v| v.parse().ok()).unwrap_or(11);
+    let audit_n: u64 = std::env::var("MEDCARD_BENCH_AUDIT").ok().and_then(|v| v.parse().ok()).unwrap_or(1_000_000);
+    let c = Clinic::new("bench");
+    // The single-device reference: the same clinic keys, no device.json, its own records.
+    let solo = c.dev("solo");
+    let solo_bed_base = c.root.join("solo-beds");
+    let keys = c.dev("admin-1").join("keys");
+    let cp = |to: &Path| {
+        std::fs::create_dir_all(to).unwrap();
+        assert!(Command::new("cp").arg("-a").arg(&keys).arg(to).status().unwrap().success());
+    };
+    cp(&solo);
+    let f = c.root.join("labs.txt");
+    std::fs::write(&f, "HbA1c 5.4 %\n").unwrap();
+    for d in [c.dev("admin-1"), solo.clone()] {
+        ok(&medcard(&d, &["record", "add", "--patient-id", PATIENT, "--category", "labs", f.to_str().unwrap()]));
+    }
+    let _lock = lock_reader(&READER_00);
+    let ctx = context_for(&READER_00);
+    let card = c.root.join("card.bin");
+    assert!(Command::new(card_sim()).args(["new", "--serial", "8201", "--out"]).arg(&card).status().unwrap().success());
+    let _sim = ServedCard::serve(&card_sim(), &READER_00, &ctx, &card);
+    ok(&medcard(
+        &c.dev("admin-1"),
+        &["card", "issue", "--reader", READER, "--patient-id", PATIENT, "--name", "Ada", "--pin", PIN, "--puk", PUK],
+    ));
+    ok(&medcard(&c.dev("kiosk-1"), &["consent", "set", "--reader", READER, "--scope", "labs", "--pin", PIN]));
+
+    // Check-in and scan latency, alternating the modes so load drifts hit both alike.
+    let (mut ck, mut cs, mut sk, mut ss) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let solo_bed = c.dev("solo-bed");
+    cp(&solo_bed);
+    let solo_store = solo.join("records");
+    for i in 0..runs {
+        let (ms, o) = timed(|| c.checkin("kiosk-1", &format!("c{i}")));
+        ck.push(ms);
+        let code = json(&o)["text"].as_str().unwrap().to_owned();
+        let png = c.root.join(format!("s{i}.png"));
+        let (ms, o) = timed(|| medcard(&solo, &["checkin", "--reader", READER, "--pin", PIN, "--out", png.to_str().unwrap(), "--json"]));
+        sk.push(ms);
+        let solo_code = json(&o)["text"].as_str().unwrap().to_owned();
+        let (ms, o) = timed(|| medcard(&c.dev("bed-1"), &["scan", "--text", &code]));
+        ok(&o);
+        cs.push(ms);
+        let (ms, o) = timed(|| medcard(&solo_bed, &["scan", "--text", &solo_code, "--store", solo_store.to_str().unwrap()]));
+        ok(&o);
+        ss.push(ms);
+    }
+    let (ck, sk, cs, ss) = (median(ck), median(sk), median(cs), median(ss));
+    println!("check-in median over {runs}: clinic {ck:.1} ms, single-device {sk:.1} ms, ratio {:.2}", ck / sk);
+    println!("scan median over {runs}: clinic {cs:.1} ms, single-device {ss:.1} ms, ratio {:.2}", cs / ss);
+
+    // 16 concurrent bedside processes, each on its own device, each scanning its own fresh codes.
+    let per = 5usize;
+    let procs = 16usize;
+    let bed_pw = c.pg.login_role("bench_beds", "medcard_bedside", &c.root);
+    let mut clinic_beds = Vec::new();
+    let mut solo_beds = Vec::new();
+    for i in 0..procs {
+        let d = c.root.join(format!("cb-{i}"));
+        cp(&d);
+        let url = c.pg.url("bench_beds", DB);
+        let id = format!("cb-{i}");
+        ok(&medcard(
+            &d,
+            &[
+                "device",
+                "join",
+                "--role",
+                "bedside",
+                "--device-id",
+                &id,
+                "--db",
+                &url,
+                "--db-tls",
+                "disable",
+                "--db-password-file",
+                bed_pw.to_str().unwrap(),
+                "--store-dir",
+                c.store.to_str().unwrap(),
+            ],
+        ));
+        clinic_beds.push(d);
+        let s = solo_bed_base.join(format!("sb-{i}"));
+        cp(&s);
+        solo_beds.push(s);
+    }
+    let mut clinic_codes = vec![Vec::new(); procs];
+    let mut solo_codes = vec![Vec::new(); procs];
+    for i in 0..procs * per {
+        clinic_codes[i % procs].push(c.code("kiosk-1", "many"));
+        let png = c.root.join("many-solo.png");
+        let _ = std::fs::remove_file(&png);
+        let o = medcard(&solo, &["checkin", "--reader", READER, "--pin", PIN, "--out", png.to_str().unwrap(), "--json"]);
+        solo_codes[i % procs].push(json(&o)["text"].as_str().unwrap().to_owned());
+    }
+    let run = |beds: &[PathBuf], codes: &[Vec<String>], store: &Path| -> f64 {
+        let t = std::time::Instant::now();
+        std::thread::scope(|s| {
+            for (d, cs) in beds.iter().zip(codes) {
+                s.spawn(move || {
+                    for code in cs {
+                        ok(&medcard(d, &["scan", "--text", code, "--store", store.to_str().unwrap()]));
+                    }
+                });
+            }
+        });
+        (procs * per) as f64 / t.elapsed().as_secs_f64()
+    };
+    let clinic_rate = run(&clinic_beds, &clinic_codes, &c.store);
+    let solo_rate = run(&solo_beds, &solo_codes, &solo_store);
+    println!(
+        "{procs} concurrent bedside processes, {} scans each: clinic {clinic_rate:.1} scans/s, single-device {solo_rate:.1} scans/s, ratio {:.2}",
+        per,
+        clinic_rate / solo_rate
+    );
+
+    // audit verify over the clinic log with audit_n more entries vs sha256sum of their bytes.
+    let next: u64 = c.pg.sql(DB, "SELECT COALESCE(max(seq) + 1, 0) FROM audit_entries").trim().parse().unwrap();
+    let copy = c.root.join("audit.copy");
+    let raw = c.root.join("audit.bytes");
+    {
+        use std::io::Write;
+        let mut w = std::io::BufWriter::new(std::fs::File::create(&copy).unwrap());
+        let mut r = std::io::BufWriter::new(std::fs::File::create(&raw).unwrap());
+        for i in 0..audit_n {
+            let seq = next + i;
+            let subject = format!("medcard-store:sha256/{seq:064x}");
+            let detail = format!("qr={seq:032x} cache={seq:032x} patient=P-{}", seq % 5000);
+            let e = reader::audit::encode_entry(seq, 1_800_000_000 + seq as i64, "record.read", "bench/cli:nurse", &subject, "ok", &detail);
+            let leaf = reader::audit::merkle::leaf_hash(&e);
+            r.write_all(&e).unwrap();
+            let hex: String = leaf.iter().map(|b| format!("{b:02x}")).collect();
+            writeln!(
+                w,
+                "{seq}\tbench-{seq}\tbench\t0\t{}\trecord.read\tbench/cli:nurse\t{subject}\tok\t{detail}\t\\\\x{hex}",
+                1_800_000_000 + seq as i64
+            )
+            .unwrap();
+        }
+    }
+    c.pg.sql(
+        DB,
+        &format!(
+            "\\copy audit_entries (seq, entry_id, device, received_at, time, kind, actor, subject, outcome, detail, leaf_hash) FROM '{}'",
+            copy.display()
+        ),
+    );
+    let (verify_ms, o) = timed(|| medcard(&c.dev("bed-1"), &["audit", "verify", "--json"]));
+    let v = json(&o);
+    assert_eq!(v["ok"], true, "{v}");
+    let (sha_ms, o) = timed(|| Command::new("sha256sum").arg(&raw).output().unwrap());
+    assert!(o.status.success());
+    println!(
+        "audit verify of {} clinic entries: {verify_ms:.0} ms; sha256sum of their {} canonical bytes: {sha_ms:.0} ms; ratio {:.2}",
+        v["entries"],
+        std::fs::metadata(&raw).unwrap().len(),
+        verify_ms / sha_ms
+    );
+}
