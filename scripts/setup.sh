@@ -38,6 +38,14 @@ if ! python3 -c 'import pycose' 2>/dev/null; then
         || python3 -m pip install -q --break-system-packages pycose
 fi
 
+# Garage: the S3-compatible object store of clinic mode's tests (scripts/garage.sh starts a
+# three-node cluster). Built from crates.io once (~12 min on 2 cores), skipped when present.
+# Only the features MedCard uses: LMDB metadata, bundled C libraries (no metrics, no K2V).
+if ! command -v garage >/dev/null 2>&1 && [ ! -x "$HOME/.cargo/bin/garage" ]; then
+    echo "setup: installing garage (cargo install garage --locked; once per machine)"
+    cargo install garage --locked --no-default-features --features bundled-libs,lmdb --quiet
+fi
+
 # pcscd: one per machine. It must have loaded the vpcd driver (installed above), so restart a
 # pcscd that was started before vpcd was installed.
 have_vpcd_readers() { opensc-tool -l 2>/dev/null | grep -q 'Virtual PCD 00 00'; }

@@ -23,10 +23,10 @@ use crate::clinic_state::{ClinicError, ClinicState};
 use crate::db::{CacheRow, ClinicDb, DbError};
 use crate::keystore::{self, Keystore, KeystoreError};
 use crate::scan_flow::{self, ScanError, Scanned};
-use crate::store::{DirStore, StoreError};
+use crate::store::{AnyStore, DirStore, StoreError};
 
 /// The records directory inside the data directory (the default store).
-pub const RECORDS_DIR: &str = "records";
+pub const RECORDS_DIR: &str = crate::deployment::RECORDS_DIR;
 
 /// The longest refusal message kept in a `qr.refused` entry, in characters.
 pub const MAX_REFUSAL_DETAIL: usize = 400;
@@ -77,7 +77,7 @@ pub struct Bedside {
     /// The clinic database (cache, one-time ids, audit log).
     pub db: ClinicDb,
     /// Where sealed records are fetched from.
-    pub store: DirStore,
+    pub store: AnyStore,
     /// The clinic state: in clinic mode (`device.json`), the clinic database that spends
     /// one-time codes for every device and holds the clinic-wide audit log.
     pub state: ClinicState,
@@ -97,11 +97,12 @@ impl Bedside {
         let ks = Keystore::open(&dir)?;
         let db = ClinicDb::open_clinic(&ks)?;
         let state = ClinicState::new(&ks);
-        let configured = state.deployment().map_err(BedsideError::Clinic)?.and_then(|d| d.store).map(|s| s.dir);
-        let store = match (store_dir, configured) {
-            (Some(s), _) => DirStore::open(s)?,
-            (None, Some(s)) => DirStore::open(&s)?,
-            (None, None) => DirStore::open(&dir.join(RECORDS_DIR))?,
+        let store = match store_dir {
+            Some(s) => AnyStore::Dir(DirStore::open(s)?),
+            None => {
+                let d = state.deployment().map_err(BedsideError::Clinic)?;
+                crate::deployment::open_store(&dir, d.as_ref()).map_err(|e| BedsideError::Clinic(ClinicError::Deployment(e)))?
+            }
         };
         Ok(Bedside { ks, db, store, state, trust: None })
     }

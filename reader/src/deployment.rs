@@ -18,11 +18,16 @@ use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
 use crate::fsutil::{self, FsError};
+use crate::store::{AnyStore, DirStore, S3Config, S3Store, StoreError};
 
 /// The device file in the data directory.
 pub const DEVICE_FILE: &str = "device.json";
 /// The database password file, in the keystore directory.
 pub const PG_PASSWORD_FILE: &str = "postgres.password";
+/// The object store's secret key file, in the keystore directory.
+pub const S3_SECRET_FILE: &str = "s3.secret";
+/// The records directory inside the data directory (the single-device store).
+pub const RECORDS_DIR: &str = "records";
 /// The only format this version reads and writes.
 pub const FORMAT: u32 = 1;
 
@@ -97,12 +102,16 @@ pub struct PgConfig {
     pub ca_file: Option<PathBuf>,
 }
 
-/// Where the sealed records are.
+/// Where the sealed records are: exactly one of a directory or an S3 bucket.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StoreConfig {
     /// A directory every device of the clinic mounts (a file share).
-    pub dir: PathBuf,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dir: Option<PathBuf>,
+    /// An S3-compatible object store (the secret key: `keys/s3.secret`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub s3: Option<S3Config>,
 }
 
 /// `device.json`.
@@ -159,6 +168,15 @@ pub enum DeploymentError {
     /// An empty password.
     #[error("the database password is empty")]
     EmptyPassword,
+    /// `store` names both or neither of `dir` and `s3`.
+    #[error("{}: the record store must be exactly one of store.dir and store.s3", path.display())]
+    StoreChoice { path: PathBuf },
+    /// No secret key for the object store.
+    #[error("{}: no secret key for the record store: join again with --s3-secret-file", path.display())]
+    NoS3Secret { path: PathBuf },
+    /// The record store could not be opened.
+    #[error(transparent)]
+    Store(#[from] StoreError),
 }
 
 /// Checks a device id: 1 to 64 of A-Z a-z 0-9 . _ - (it goes into audit entries and file names).
@@ -210,6 +228,11 @@ impl Deployment {
         let d: Deployment = serde_json::from_slice(bytes).map_err(|source| DeploymentError::Parse { path: path.to_owned(), source })?;
         check_device_id(&d.device_id)?;
         check_pg_url(&d.postgres.url)?;
+        if let Some(s) = &d.store
+            && s.dir.is_some() == s.s3.is_some()
+        {
+            return Err(DeploymentError::StoreChoice { path: path.to_owned() });
+        }
         Ok(d)
     }
 
@@ -251,6 +274,27 @@ impl Deployment {
         Ok(())
     }
 
+    /// Stores the object store's secret key in the keystore directory (0600, atomic).
+    pub fn save_s3_secret(dir: &Path, secret: &str) -> Result<(), DeploymentError> {
+        let secret = secret.trim_end_matches(['\r', '\n']);
+        if secret.is_empty() {
+            return Err(DeploymentError::EmptyPassword);
+        }
+        fsutil::write_atomic(&dir.join(crate::keystore::KEYS_DIR).join(S3_SECRET_FILE), secret.as_bytes())?;
+        Ok(())
+    }
+
+    /// The object store's secret key (checked 0600).
+    pub fn s3_secret(dir: &Path) -> Result<Zeroizing<String>, DeploymentError> {
+        let path = dir.join(crate::keystore::KEYS_DIR).join(S3_SECRET_FILE);
+        if !path.exists() {
+            return Err(DeploymentError::NoS3Secret { path });
+        }
+        fsutil::check_private(&path, 0o600)?;
+        let bytes = Zeroizing::new(fsutil::read_limited(&path, 4096)?);
+        Ok(Zeroizing::new(String::from_utf8_lossy(&bytes).trim_end_matches(['\r', '\n']).to_owned()))
+    }
+
     /// The database password (checked 0600).
     pub fn password(dir: &Path) -> Result<Zeroizing<String>, DeploymentError> {
         let path = Self::password_path(dir);
@@ -264,6 +308,16 @@ impl Deployment {
             return Err(DeploymentError::EmptyPassword);
         }
         Ok(text)
+    }
+}
+
+/// The record store of the data directory `dir`: the clinic's (`device.json` → `store`: a
+/// directory or an S3 bucket), else `<dir>/records`.
+pub fn open_store(dir: &Path, deployment: Option<&Deployment>) -> Result<AnyStore, DeploymentError> {
+    match deployment.and_then(|d| d.store.as_ref()) {
+        Some(StoreConfig { s3: Some(cfg), .. }) => Ok(AnyStore::S3(S3Store::open(cfg, &Deployment::s3_secret(dir)?)?)),
+        Some(StoreConfig { dir: Some(d), .. }) => Ok(AnyStore::Dir(DirStore::open(d)?)),
+        _ => Ok(AnyStore::Dir(DirStore::open(&dir.join(RECORDS_DIR))?)),
     }
 }
 

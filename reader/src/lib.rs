@@ -6,8 +6,8 @@
 //! Layers, bottom up (a module uses only modules of lower layers; `tests/tests/layers.rs` checks it):
 //! 1. [`clock`], [`fsutil`], [`category`], [`cbor`], [`cose_util`]
 //! 2. [`keystore`], [`credential`], [`sealed`], [`export`], [`record_index`]
-//! 3. [`consent_token`], [`store`], [`deployment`]
-//! 4. [`db`]
+//! 3. [`consent_token`], [`store`]
+//! 4. [`db`], [`deployment`]
 //! 5. [`audit`]
 //! 6. [`clinic_state`]
 //! 7. [`error`]

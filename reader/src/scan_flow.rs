@@ -126,7 +126,7 @@ impl ScanError {
     /// such a failure does not spend the code.
     #[must_use]
     pub fn retryable(&self) -> bool {
-        matches!(self, ScanError::Fetch(FetchError::Store(StoreError::Io { .. })))
+        matches!(self, ScanError::Fetch(FetchError::Store(StoreError::Io { .. } | StoreError::Unavailable { .. })))
     }
 }
 

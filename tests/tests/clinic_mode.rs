@@ -8,10 +8,12 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
+mod garage_support;
 #[path = "../../reader/tests/pcscd_support/mod.rs"]
 mod pcscd_support;
 mod pg_support;
 
+use garage_support::Garage;
 use pcscd_support::{READER_00, ServedCard, card_sim, context_for, lock_reader, medcard_bin};
 use pg_support::PgServer;
 
@@ -52,11 +54,18 @@ struct Clinic {
     pg: PgServer,
     root: PathBuf,
     store: PathBuf,
+    /// The join arguments that name the record store.
+    store_args: Vec<String>,
     _dir: tempfile::TempDir,
 }
 
 impl Clinic {
     fn new(name: &str) -> Clinic {
+        Clinic::with_store(name, None, &[("kiosk-1", "kiosk"), ("kiosk-2", "kiosk"), ("bed-1", "bedside"), ("bed-2", "bedside")])
+    }
+
+    /// A clinic whose records are in `s3` (join arguments) or, without, in a shared directory.
+    fn with_store(name: &str, s3: Option<Vec<String>>, devices: &[(&str, &str)]) -> Clinic {
         let pg = PgServer::start(name);
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().to_path_buf();
@@ -70,10 +79,11 @@ impl Clinic {
         ok(&o);
         // Running it again changes nothing.
         ok(&Command::new(medcard_bin()).args(setup).output().unwrap());
-        let c = Clinic { pg, root, store, _dir: dir };
+        let store_args = s3.unwrap_or_else(|| vec!["--store-dir".into(), store.to_str().unwrap().into()]);
+        let c = Clinic { pg, root, store, store_args, _dir: dir };
         ok(&medcard(&c.dev("admin-1"), &["init", "--clinic-id", "clinic-a"]));
         c.join("admin-1", "admin", false);
-        for (d, role) in [("kiosk-1", "kiosk"), ("kiosk-2", "kiosk"), ("bed-1", "bedside"), ("bed-2", "bedside")] {
+        for (d, role) in devices {
             c.join(d, role, true);
         }
         c
@@ -89,7 +99,8 @@ impl Clinic {
         let url = self.pg.url(&user, DB);
         let keys = self.dev("admin-1").join("keys");
         let mut args = vec!["device", "join", "--role", role, "--device-id", id, "--db", &url, "--db-tls", "disable"];
-        args.extend(["--db-password-file", pw.to_str().unwrap(), "--store-dir", self.store.to_str().unwrap()]);
+        args.extend(["--db-password-file", pw.to_str().unwrap()]);
+        args.extend(self.store_args.iter().map(String::as_str));
         if copy_keys {
             args.extend(["--keys", keys.to_str().unwrap()]);
         }
@@ -276,6 +287,72 @@ fn a_wrong_password_a_missing_database_or_schema_writes_nothing_and_says_what_to
     assert!(!String::from_utf8_lossy(&o.stderr).contains(pw.trim()));
 }
 
+#[test]
+fn records_in_a_three_node_garage_outlive_one_node_and_fail_plainly_without_quorum() {
+    let g = Garage::start("s3");
+    let c = Clinic::with_store("s3", Some(g.join_args()), &[("kiosk-1", "kiosk"), ("bed-1", "bedside")]);
+    let add = |cat: &str, body: &str| {
+        let f = c.root.join(format!("{cat}.txt"));
+        std::fs::write(&f, body).unwrap();
+        medcard(&c.dev("admin-1"), &["record", "add", "--patient-id", PATIENT, "--category", cat, f.to_str().unwrap()])
+    };
+    ok(&add("labs", "HbA1c 5.4 %\n"));
+    let st = json(&medcard(&c.dev("bed-1"), &["device", "status", "--json"]));
+    assert!(st["store"].as_str().unwrap().starts_with("s3://medcard"), "{st}");
+    // A record larger than one part goes up in parts and comes back whole.
+    let big: String = (0..1_500_000).map(|i| format!("{:08}\n", i)).collect::<String>();
+    ok(&add("imaging", &big));
+
+    let _lock = lock_reader(&READER_00);
+    let ctx = context_for(&READER_00);
+    let card = c.root.join("card.bin");
+    assert!(Command::new(card_sim()).args(["new", "--serial", "8301", "--out"]).arg(&card).status().unwrap().success());
+    let _sim = ServedCard::serve(&card_sim(), &READER_00, &ctx, &card);
+    ok(&medcard(
+        &c.dev("admin-1"),
+        &["card", "issue", "--reader", READER, "--patient-id", PATIENT, "--name", "Ada", "--pin", PIN, "--puk", PUK],
+    ));
+    ok(&medcard(&c.dev("kiosk-1"), &["consent", "set", "--reader", READER, "--scope", "labs,imaging", "--pin", PIN]));
+    let code = c.code("kiosk-1", "all-up");
+    let shown = ok(&medcard(&c.dev("bed-1"), &["scan", "--text", &code]));
+    assert!(shown.contains("HbA1c") && shown.contains("01499999"), "both records, the large one whole");
+
+    // One node killed: check-ins and scans go on.
+    g.kill_node(1);
+    ok(&add("allergies", "penicillin\n"));
+    let code = c.code("kiosk-1", "one-down");
+    ok(&medcard(&c.dev("bed-1"), &["scan", "--text", &code]));
+    let spare = c.code("kiosk-1", "spare");
+
+    // Two killed: a plain "record store unavailable", nothing half-written.
+    g.kill_node(2);
+    let before = json(&medcard(&c.dev("kiosk-1"), &["record", "list", "--json"])).as_array().unwrap().len();
+    refused(&add("notes", "not stored\n"), 1, "record store unavailable");
+    let after = json(&medcard(&c.dev("kiosk-1"), &["record", "list", "--json"])).as_array().unwrap().len();
+    assert_eq!(before, after, "no index row without its record");
+    refused(&c.checkin("kiosk-1", "two-down"), 1, "record store unavailable");
+    refused(&medcard(&c.dev("bed-1"), &["scan", "--text", &spare]), 3, "record store unavailable");
+
+    // Back: the code that could not be fetched was not spent; adding works again.
+    g.start_node(1);
+    g.start_node(2);
+    // Garage takes a moment to see its peers again; retrying is what the nurse would do.
+    let mut last = String::new();
+    let mut shown = None;
+    for _ in 0..120 {
+        let o = medcard(&c.dev("bed-1"), &["scan", "--text", &spare]);
+        if o.status.success() {
+            shown = Some(o);
+            break;
+        }
+        last = refused(&o, 3, "record store unavailable");
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+    let shown = shown.unwrap_or_else(|| panic!("the store did not come back: {last}"));
+    assert!(String::from_utf8_lossy(&shown.stdout).contains("HbA1c"));
+    ok(&add("notes", "stored now\n"));
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
@@ -385,7 +462,7 @@ fn clinic_mode_figures() {
     let mut clinic_codes = vec![Vec::new(); procs];
     let mut solo_codes = vec![Vec::new(); procs];
     for i in 0..procs * per {
-        clinic_codes[i % procs].push(c.code("kiosk-1", "many"));
+        clinic_codes[i % procs].push(c.code("kiosk-1", &format!("many{i}")));
         let png = c.root.join("many-solo.png");
         let _ = std::fs::remove_file(&png);
         let o = medcard(&solo, &["checkin", "--reader", READER, "--pin", PIN, "--out", png.to_str().unwrap(), "--json"]);

@@ -16,6 +16,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use sha2::{Digest, Sha256};
 
+pub mod s3;
+
+pub use s3::{S3Config, S3Store};
+
 /// The locator scheme and algorithm prefix.
 pub const LOCATOR_PREFIX: &str = "medcard-store:sha256/";
 /// Largest blob a store reads back.
@@ -90,6 +94,17 @@ pub enum StoreError {
     /// The blob is larger than any record.
     #[error("record {locator}: file {} is {len} bytes, more than the limit of {limit}", path.display())]
     TooLarge { locator: Locator, path: PathBuf, len: u64, limit: u64 },
+    /// The object store cannot be reached, or has no quorum (a 5xx): retrying later may work.
+    #[error("record store unavailable ({endpoint}): {message}; check that the object store runs and this device reaches it")]
+    Unavailable { endpoint: String, message: String },
+    /// The object store refused the request (credentials, bucket, permissions).
+    #[error(
+        "record store {endpoint}, bucket {bucket}: {operation} refused: {message}; check the bucket name and the access key in device.json and keys/s3.secret"
+    )]
+    S3 { endpoint: String, bucket: String, operation: &'static str, status: u16, message: String },
+    /// The object store configuration is not usable.
+    #[error("record store {endpoint}: {why}")]
+    S3Config { endpoint: String, why: String },
     /// An I/O error.
     #[error("record store: {operation} {}: {source}", path.display())]
     Io {
@@ -98,6 +113,53 @@ pub enum StoreError {
         #[source]
         source: std::io::Error,
     },
+}
+
+/// The record store a device uses: a directory, or an S3 bucket (clinic mode).
+#[derive(Debug)]
+pub enum AnyStore {
+    /// A local or mounted directory.
+    Dir(DirStore),
+    /// An S3-compatible object store.
+    S3(S3Store),
+}
+
+impl AnyStore {
+    /// Where the records are, for messages (`/path` or `s3://bucket at endpoint`).
+    #[must_use]
+    pub fn describe(&self) -> String {
+        match self {
+            AnyStore::Dir(d) => d.root().display().to_string(),
+            AnyStore::S3(s) => s.describe(),
+        }
+    }
+}
+
+impl RecordStore for AnyStore {
+    fn put(&self, bytes: &[u8]) -> Result<Locator, StoreError> {
+        match self {
+            AnyStore::Dir(d) => d.put(bytes),
+            AnyStore::S3(s) => s.put(bytes),
+        }
+    }
+    fn get(&self, locator: &Locator) -> Result<Vec<u8>, StoreError> {
+        match self {
+            AnyStore::Dir(d) => d.get(locator),
+            AnyStore::S3(s) => s.get(locator),
+        }
+    }
+    fn contains(&self, locator: &Locator) -> Result<bool, StoreError> {
+        match self {
+            AnyStore::Dir(d) => d.contains(locator),
+            AnyStore::S3(s) => s.contains(locator),
+        }
+    }
+    fn delete(&self, locator: &Locator) -> Result<(), StoreError> {
+        match self {
+            AnyStore::Dir(d) => d.delete(locator),
+            AnyStore::S3(s) => s.delete(locator),
+        }
+    }
 }
 
 /// A content-addressed blob store.
@@ -126,6 +188,12 @@ fn io(operation: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> St
 }
 
 impl DirStore {
+    /// The store's directory.
+    #[must_use]
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
     /// A store rooted at `root` (created 0700 if missing).
     pub fn open(root: &Path) -> Result<Self, StoreError> {
         fs::DirBuilder::new().recursive(true).mode(0o700).create(root).map_err(io("create directory", root))?;

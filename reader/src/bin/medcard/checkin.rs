@@ -9,7 +9,6 @@ use reader::Piv;
 use reader::category;
 use reader::checkin;
 use reader::issue::Counting;
-use reader::store::DirStore;
 
 use crate::cli::{self, CliError, DataArg, Output, ReaderArg, print_json};
 
@@ -91,7 +90,7 @@ pub fn run(args: &CheckinArgs) -> Result<(), CliError> {
         None => Some(reader::export::prepare_dir(ks.data_dir(), &reader::export::resolve_dir(None)?)?),
     };
     let (_, state) = args.data.state()?;
-    let store = DirStore::open(&cli::store_dir(&state, ks.data_dir())?)?;
+    let store = cli::record_store(&state, ks.data_dir())?;
     let pin = cli::pin(args.pin.as_deref(), "patient PIN")?;
     let started = Instant::now();
     let (card, apdus) = cli::with_card(&args.reader, |piv| {

@@ -24,7 +24,7 @@ use reader::db::{ClinicDb, DbError};
 use reader::export::ExportError;
 use reader::records::AddError;
 use reader::scan_flow::{ScanError, Verdict};
-use reader::store::{DirStore, StoreError};
+use reader::store::{AnyStore, StoreError};
 use reader::trust::TrustError;
 use reader::{Keystore, KeystoreError, PcscContext, PcscTransport, PinBlock, Piv, PivError, TransportError, keystore};
 use zeroize::Zeroizing;
@@ -194,7 +194,7 @@ impl DataArg {
         let ks = Keystore::open(&dir)?;
         let db = ClinicDb::open_clinic(&ks)?;
         let state = ClinicState::new(&ks).with_actor(&actor());
-        let store = DirStore::open(&store_dir(&state, &dir)?)?;
+        let store = record_store(&state, &dir)?;
         Ok(Clinic { ks, db, state, store })
     }
 }
@@ -215,12 +215,11 @@ pub struct ReaderArg {
     pub name: String,
 }
 
-/// The records directory inside the data directory.
-pub const RECORDS_DIR: &str = reader::bedside::RECORDS_DIR;
-
-/// The record store of a data directory: the clinic's (`device.json`), else `<data>/records`.
-pub fn store_dir(state: &ClinicState, dir: &Path) -> Result<PathBuf, CliError> {
-    Ok(state.deployment()?.and_then(|d| d.store).map_or_else(|| dir.join(RECORDS_DIR), |s| s.dir))
+/// The record store of a data directory: the clinic's (`device.json`: a directory or an S3
+/// bucket), else `<data>/records`.
+pub fn record_store(state: &ClinicState, dir: &Path) -> Result<AnyStore, CliError> {
+    let d = state.deployment()?;
+    reader::deployment::open_store(dir, d.as_ref()).map_err(|e| CliError::Clinic(ClinicError::Deployment(e)))
 }
 
 /// An opened clinic: keystore, this device's database, the clinic state, record store.
@@ -228,7 +227,7 @@ pub struct Clinic {
     pub ks: Keystore,
     pub db: ClinicDb,
     pub state: ClinicState,
-    pub store: DirStore,
+    pub store: AnyStore,
 }
 
 impl Clinic {

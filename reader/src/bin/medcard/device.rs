@@ -7,6 +7,7 @@ use clap::{Args, Subcommand};
 use reader::clinic::ClinicState;
 use reader::clinic_state::PgClinic;
 use reader::deployment::{self, Deployment, PgConfig, Role, StoreConfig, Tls};
+use reader::store::{Locator, RecordStore, S3Config, S3Store};
 use reader::{Keystore, keystore};
 use zeroize::Zeroizing;
 
@@ -55,19 +56,83 @@ impl DbArgs {
     }
 
     fn password(&self) -> Result<Zeroizing<String>, CliError> {
-        let raw = if self.password_file.as_os_str() == "-" {
-            let mut line = Zeroizing::new(String::new());
-            std::io::stdin().read_line(&mut line).map_err(|e| CliError::Secret(format!("cannot read the database password: {e}")))?;
-            line
-        } else {
-            Zeroizing::new(String::from_utf8_lossy(&Zeroizing::new(cli::read_file(&self.password_file)?)).into_owned())
-        };
-        let p = Zeroizing::new(raw.trim_end_matches(['\r', '\n']).to_owned());
-        if p.is_empty() {
-            return Err(CliError::Secret("the database password file is empty".into()));
-        }
-        Ok(p)
+        read_secret_file(&self.password_file, "database password")
     }
+}
+
+/// The clinic's record store in an S3-compatible object store (`join`).
+#[derive(Args, Clone, Debug)]
+pub struct S3Args {
+    /// The object store's S3 API: http(s)://host:port; repeat it for each node (a request that
+    /// cannot be served by one is tried on the next).
+    #[arg(long = "s3-endpoint", value_name = "URL", requires_all = ["s3_bucket", "s3_key_id", "s3_secret_file"])]
+    s3_endpoint: Vec<String>,
+    /// The bucket.
+    #[arg(long = "s3-bucket", value_name = "NAME")]
+    s3_bucket: Option<String>,
+    /// The region the server signs for (Garage: `garage`).
+    #[arg(long = "s3-region", value_name = "REGION", default_value = "garage")]
+    s3_region: String,
+    /// The access key id.
+    #[arg(long = "s3-key-id", value_name = "ID")]
+    s3_key_id: Option<String>,
+    /// A file holding the secret key (`-`: stdin; not with --db-password-file -).
+    #[arg(long = "s3-secret-file", value_name = "FILE")]
+    s3_secret_file: Option<PathBuf>,
+}
+
+impl S3Args {
+    fn config(&self) -> Option<S3Config> {
+        if self.s3_endpoint.is_empty() {
+            return None;
+        }
+        Some(S3Config {
+            endpoints: self.s3_endpoint.clone(),
+            bucket: self.s3_bucket.clone().unwrap_or_default(),
+            region: self.s3_region.clone(),
+            access_key_id: self.s3_key_id.clone().unwrap_or_default(),
+        })
+    }
+}
+
+fn read_secret_file(path: &Path, what: &str) -> Result<Zeroizing<String>, CliError> {
+    let raw = if path.as_os_str() == "-" {
+        let mut line = Zeroizing::new(String::new());
+        std::io::stdin().read_line(&mut line).map_err(|e| CliError::Secret(format!("cannot read the {what}: {e}")))?;
+        line
+    } else {
+        Zeroizing::new(String::from_utf8_lossy(&Zeroizing::new(cli::read_file(path)?)).into_owned())
+    };
+    let p = Zeroizing::new(raw.trim_end_matches(['\r', '\n']).to_owned());
+    if p.is_empty() {
+        return Err(CliError::Secret(format!("the {what} file is empty")));
+    }
+    Ok(p)
+}
+
+/// `medcard device join`.
+#[derive(Args)]
+pub struct JoinArgs {
+    /// kiosk, bedside or admin.
+    #[arg(long, value_name = "ROLE", value_parser = parse_role)]
+    role: Role,
+    /// This device's name in the clinic (1-64 of A-Z a-z 0-9 . _ -), in every audit entry it writes.
+    #[arg(long, value_name = "ID")]
+    device_id: String,
+    /// The clinic keystore to copy in (another device's <data>/keys).
+    #[arg(long, value_name = "DIR")]
+    keys: Option<PathBuf>,
+    #[command(flatten)]
+    db: DbArgs,
+    /// The clinic's record store: a directory every device mounts (default: <data>/records).
+    #[arg(long, value_name = "DIR", conflicts_with = "s3_endpoint")]
+    store_dir: Option<PathBuf>,
+    #[command(flatten)]
+    s3: S3Args,
+    #[command(flatten)]
+    data: DataArg,
+    #[command(flatten)]
+    format: Output,
 }
 
 #[derive(Subcommand)]
@@ -90,26 +155,7 @@ pub enum DeviceCommand {
         medcard device join --role bedside --device-id ward3-bed --keys /media/usb/keys --db ... --db-password-file -\n\n\
         --keys: a copy of the admin PC's <data>/keys directory (the clinic keystore), carried over a secure\n\
         channel; not needed when this data directory already holds the clinic (the admin PC itself).")]
-    Join {
-        /// kiosk, bedside or admin.
-        #[arg(long, value_name = "ROLE", value_parser = parse_role)]
-        role: Role,
-        /// This device's name in the clinic (1-64 of A-Z a-z 0-9 . _ -), in every audit entry it writes.
-        #[arg(long, value_name = "ID")]
-        device_id: String,
-        /// The clinic keystore to copy in (another device's <data>/keys).
-        #[arg(long, value_name = "DIR")]
-        keys: Option<PathBuf>,
-        #[command(flatten)]
-        db: DbArgs,
-        /// The clinic's record store: a directory every device mounts (default: <data>/records).
-        #[arg(long, value_name = "DIR")]
-        store_dir: Option<PathBuf>,
-        #[command(flatten)]
-        data: DataArg,
-        #[command(flatten)]
-        format: Output,
-    },
+    Join(Box<JoinArgs>),
     /// Show the mode, this device, the clinic database's health and the queued audit entries.
     Status {
         #[command(flatten)]
@@ -129,9 +175,7 @@ pub enum DeviceCommand {
 pub fn run(cmd: DeviceCommand) -> Result<(), CliError> {
     match cmd {
         DeviceCommand::SetupDb { db } => setup_db(&db),
-        DeviceCommand::Join { role, device_id, keys, db, store_dir, data, format } => {
-            join(role, &device_id, keys.as_deref(), &db, store_dir.as_deref(), &data, format)
-        }
+        DeviceCommand::Join(args) => join(&args),
         DeviceCommand::Status { format, data } => status(&data, format),
         DeviceCommand::Sync { format, data } => sync(&data, format),
     }
@@ -146,15 +190,9 @@ fn setup_db(db: &DbArgs) -> Result<(), CliError> {
     Ok(())
 }
 
-fn join(
-    role: Role,
-    device_id: &str,
-    keys: Option<&Path>,
-    db: &DbArgs,
-    store_dir: Option<&Path>,
-    data: &DataArg,
-    format: Output,
-) -> Result<(), CliError> {
+fn join(args: &JoinArgs) -> Result<(), CliError> {
+    let JoinArgs { role, device_id, keys, db, store_dir, s3, data, format } = args;
+    let (role, keys, store_dir, format) = (*role, keys.as_deref(), store_dir.as_deref(), *format);
     deployment::check_device_id(device_id).map_err(|e| CliError::Invalid(format!("--device-id: {e}")))?;
     let dir = data.dir()?;
     if Deployment::load(&dir).map_err(reader::clinic::ClinicError::from)?.is_some() {
@@ -166,15 +204,28 @@ fn join(
     }
     let cfg = db.config()?;
     let password = db.password()?;
-    let store = match store_dir {
-        Some(s) => Some(StoreConfig {
-            dir: std::fs::canonicalize(s).map_err(|source| CliError::Io {
+    let s3_cfg = s3.config();
+    let s3_secret = match (&s3_cfg, &s3.s3_secret_file) {
+        (Some(_), Some(f)) => Some(read_secret_file(f, "record store secret key")?),
+        _ => None,
+    };
+    let store = match (store_dir, &s3_cfg) {
+        (Some(s), _) => {
+            let d = std::fs::canonicalize(s).map_err(|source| CliError::Io {
                 operation: "find the record store",
                 path: s.to_path_buf(),
                 source,
-            })?,
-        }),
-        None => None,
+            })?;
+            Some(StoreConfig { dir: Some(d), s3: None })
+        }
+        (None, Some(cfg)) => {
+            // The bucket first: wrong endpoints, keys or bucket are reported and nothing is written.
+            let secret = s3_secret.as_ref().ok_or_else(|| CliError::Secret("--s3-secret-file is needed with --s3-endpoint".into()))?;
+            let st = S3Store::open(cfg, secret)?;
+            st.contains(&Locator::of(b"medcard join check"))?;
+            Some(StoreConfig { dir: None, s3: Some(cfg.clone()) })
+        }
+        (None, None) => None,
     };
     // The connection first: a wrong URL, password, or a database without tables writes nothing.
     let pg = PgClinic::connect(&cfg, &password, device_id).map_err(reader::clinic::ClinicError::from)?;
@@ -185,6 +236,9 @@ fn join(
         None => Keystore::open(&dir)?,
     };
     Deployment::save_password(&dir, &password).map_err(reader::clinic::ClinicError::from)?;
+    if let Some(secret) = &s3_secret {
+        Deployment::save_s3_secret(&dir, secret).map_err(reader::clinic::ClinicError::from)?;
+    }
     let d = Deployment { format: deployment::FORMAT, device_id: device_id.to_owned(), role, postgres: cfg, store };
     d.save(&dir).map_err(reader::clinic::ClinicError::from)?;
     // The device's own database (cache, queue) now, so the first scan does not pay for it.
@@ -217,18 +271,21 @@ fn status(data: &DataArg, format: Output) -> Result<(), CliError> {
         Ok(None) => (false, "not configured".to_owned()),
         Err(e) => (false, e.to_string()),
     };
-    let store = d.store.as_ref().map_or_else(|| dir.join(cli::RECORDS_DIR), |s| s.dir.clone());
+    let store = match reader::deployment::open_store(&dir, Some(&d)) {
+        Ok(s) => s.describe(),
+        Err(e) => format!("unusable: {e}"),
+    };
     if format.json {
         print_json(&serde_json::json!({
             "mode": "clinic", "clinic_id": ks.clinic_id(), "device_id": d.device_id, "role": d.role.as_str(),
             "database": {"ok": db_ok, "status": db_text, "tls": matches!(d.postgres.tls, Tls::Require)},
-            "store": store.display().to_string(), "queued_audit_entries": queued,
+            "store": store, "queued_audit_entries": queued,
         }));
     } else {
         println!("mode: clinic (clinic {})", ks.clinic_id());
         println!("device: {} ({})", d.device_id, d.role.as_str());
         println!("clinic database: {db_text}");
-        println!("record store: {}", store.display());
+        println!("record store: {store}");
         println!("audit entries queued on this device: {queued}");
     }
     Ok(())
