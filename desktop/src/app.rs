@@ -9,6 +9,7 @@ use crate::admin::AdminView;
 use crate::bedside::BedsideView;
 use crate::context::AppContext;
 use crate::kiosk::KioskView;
+use crate::mode::ModeWatch;
 use crate::style;
 
 /// Which view is shown.
@@ -48,6 +49,8 @@ pub struct MedcardApp {
     pub admin: AdminView,
     /// A line under the title in demo mode (PIN of the demo card, ...).
     pub banner: Option<String>,
+    /// Single-device or clinic device, and the clinic database's health.
+    pub mode: ModeWatch,
     started: Instant,
     first_frame: Option<f64>,
 }
@@ -58,7 +61,8 @@ impl MedcardApp {
         let kiosk = KioskView::new(env.source.clone(), wake.clone());
         let bedside = BedsideView::new(&env);
         let admin = AdminView::new(&env);
-        MedcardApp { env, view, locked: false, kiosk, bedside, admin, banner: None, started: Instant::now(), first_frame: None }
+        let mode = ModeWatch::new(&env.data_dir);
+        MedcardApp { env, view, locked: false, kiosk, bedside, admin, banner: None, mode, started: Instant::now(), first_frame: None }
     }
 
     /// Counts start-up from `t` (process start) instead of construction.
@@ -79,6 +83,7 @@ impl MedcardApp {
         self.kiosk.logic(ctx, &self.env);
         self.bedside.logic(ctx, &self.env);
         self.admin.logic(ctx);
+        self.mode.logic(ctx);
     }
 
     /// Draws the top bar and the view shown.
@@ -107,6 +112,12 @@ impl MedcardApp {
             });
             if let Some(b) = &self.banner {
                 ui.label(RichText::new(b).color(style::WARN));
+            }
+            if let Some((line, offline)) = self.mode.shown() {
+                ui.label(RichText::new(line).small().color(style::MUTED));
+                if let Some(o) = offline {
+                    ui.label(RichText::new(o).strong().color(style::BAD));
+                }
             }
         });
         egui::CentralPanel::default().show(ui, |ui| match self.view {

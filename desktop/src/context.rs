@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use reader::Keystore;
 use reader::clinic::ClinicState;
-use reader::store::DirStore;
+use reader::store::{AnyStore, DirStore};
 
 use crate::card_source::CardSource;
 
@@ -34,8 +34,9 @@ impl Default for Settings {
 pub struct AppContext {
     /// The clinic data directory (`medcard init`).
     pub data_dir: PathBuf,
-    /// The record store directory (default `<data>/records`).
-    pub store_dir: PathBuf,
+    /// The record store directory (`--store`); `None`: the data directory's own (the clinic's
+    /// store in clinic mode, else `<data>/records`).
+    pub store_dir: Option<PathBuf>,
     /// The card reader.
     pub source: CardSource,
     /// Timeouts.
@@ -70,7 +71,7 @@ pub struct Opened {
     /// Clinic database (audited flows).
     pub state: ClinicState,
     /// Encrypted records.
-    pub store: DirStore,
+    pub store: AnyStore,
 }
 
 impl AppContext {
@@ -79,7 +80,7 @@ impl AppContext {
     pub fn new(data_dir: &Path, source: CardSource) -> Self {
         AppContext {
             data_dir: data_dir.to_owned(),
-            store_dir: data_dir.join("records"),
+            store_dir: None,
             source,
             settings: Settings::default(),
             actor: format!("desktop:{}", reader::audit::os_user()),
@@ -126,8 +127,14 @@ impl AppContext {
         let ks =
             Keystore::open(&self.data_dir).map_err(|source| OpenError::Keystore { dir: self.data_dir.display().to_string(), source })?;
         let state = ClinicState::open(&ks)?.with_actor(&self.actor);
-        let store = DirStore::open(&self.store_dir)
-            .map_err(|e| OpenError::Store { dir: self.store_dir.display().to_string(), msg: e.to_string() })?;
+        let store = match &self.store_dir {
+            Some(d) => AnyStore::Dir(DirStore::open(d).map_err(|e| OpenError::Store { dir: d.display().to_string(), msg: e.to_string() })?),
+            None => {
+                let d = state.deployment()?;
+                reader::deployment::open_store(&self.data_dir, d.as_ref())
+                    .map_err(|e| OpenError::Store { dir: self.data_dir.display().to_string(), msg: e.to_string() })?
+            }
+        };
         Ok(Opened { ks, state, store })
     }
 

@@ -6,7 +6,7 @@
 //! Layers, bottom up (a module uses only modules of lower layers):
 //! 1. [`style`], [`jobs`], [`admin_pin`], [`camera`]
 //! 2. [`card_source`], [`document`]
-//! 3. [`context`], [`demo`]
+//! 3. [`context`], [`demo`], [`mode`]
 //! 4. [`kiosk`], [`bedside`], [`admin`]
 //! 5. [`app`]
 //! 6. [`tour`]
@@ -27,6 +27,7 @@ pub mod demo;
 pub mod document;
 pub mod jobs;
 pub mod kiosk;
+pub mod mode;
 pub mod style;
 pub mod tour;
 

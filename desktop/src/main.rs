@@ -127,7 +127,7 @@ fn run(args: Args, t0: Instant) -> Result<(), String> {
     };
     let mut env = AppContext::new(&data_dir, source);
     if let Some(s) = args.store {
-        env.store_dir = s;
+        env.store_dir = Some(s);
     }
     env.export_dir = reader::export::resolve_dir(args.export_dir.as_deref()).unwrap_or_default();
     if !env.export_dir.as_os_str().is_empty() {

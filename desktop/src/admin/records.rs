@@ -1,4 +1,4 @@
-//! Admin → Records: add a record for a patient from a file (`reader::records::add_record_file`:
+//! Admin → Records: add a record for a patient from a file (`reader::records::add_record_file_in`:
 //! sealed, stored, indexed and audited in one library call, the media type guessed from the
 //! extension by `reader::records::media_type_for`) and list the records the clinic holds
 //! (`ClinicDb::records`).
@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use egui::{RichText, Ui};
 use reader::category::Category;
 use reader::db::RecordRow;
-use reader::records::{NewRecord, add_record_file, media_type_for};
+use reader::records::{NewRecord, add_record_file_in, media_type_for};
 
 use super::listing::Listing;
 use super::{Note, field, note_ui, spawn, working};
@@ -155,16 +155,14 @@ fn add_file(env: &AppContext, patient: &str, category: Category, path: &Path) ->
         ));
     }
     let o = env.open().map_err(|e| e.to_string())?;
-    let db = o.state.db().map_err(|e| format!("Could not open the clinic database: {e}"))?;
     let media_type = media_type_for(path);
     let new = NewRecord { patient_id: patient.to_owned(), category, media_type: media_type.to_owned(), author: env.actor.clone() };
     let added =
-        add_record_file(&o.ks, &db, &o.store, &new, path, env.now(), &env.actor).map_err(|e| format!("The record was not added: {e}."))?;
+        add_record_file_in(&o.ks, &o.state, &o.store, &new, path, env.now()).map_err(|e| format!("The record was not added: {e}."))?;
     Ok(format!("Record {} added for {patient} ({category}, {media_type}).", added.meta.record_id))
 }
 
 fn load(env: &AppContext) -> Result<Vec<RecordRow>, String> {
     let o = env.open().map_err(|e| e.to_string())?;
-    let db = o.state.db().map_err(|e| format!("Could not open the clinic database: {e}"))?;
-    db.records(None).map_err(|e| format!("Could not read the records: {e}"))
+    o.state.records(None).map_err(|e| format!("Could not read the records: {e}"))
 }

@@ -205,7 +205,7 @@ fn text_of(input: Input) -> Result<Zeroizing<String>, Outcome> {
 }
 
 fn open(env: &AppContext) -> Result<Bedside, Outcome> {
-    Bedside::open(Some(&env.data_dir), Some(&env.store_dir)).map_err(|e| device_problem(env, &e))
+    Bedside::open(Some(&env.data_dir), env.store_dir.as_deref()).map_err(|e| device_problem(env, &e))
 }
 
 /// The message when the disk holding the data directory is full (whatever failed on it).
@@ -335,7 +335,7 @@ pub fn list_cached(env: &AppContext) -> Result<(Vec<CachedItem>, usize), String>
             m
         }
     };
-    let Bedside { mut db, .. } = Bedside::open(Some(&env.data_dir), Some(&env.store_dir))
+    let Bedside { mut db, .. } = Bedside::open(Some(&env.data_dir), env.store_dir.as_deref())
         .map_err(|e| full(format!("The cache cannot be read ({e}). Check the data directory or report it to IT.")))?;
     let now = env.now();
     let purged = db.cache_purge(now).map_err(|e| full(format!("The cache could not be cleaned up ({e}). Report it to IT.")))?;
