@@ -77,6 +77,22 @@ pub fn add_record_file_in(
         let db = state.db()?;
         return add_record_file(ks, &db, store, new, path, now, state.actor());
     }
+    let (meta, key, locator, size) = seal_and_store(store, new, now, |meta, key| records::seal_file(meta, path, key))?;
+    let wrap = ks.derive_key(KeyPurpose::RecordKeyWrap);
+    let wrapped = crate::sealed::keywrap::wrap(&wrap, &meta.record_id, &key)?;
+    let event = record_added(&meta, &locator, now, state.actor());
+    state.insert_record_shared(&meta, &locator, size, &wrapped, &event)?;
+    Ok(AddedRecord { meta, locator, size })
+}
+
+/// Seals the document of `new` under a fresh content key and record id and puts it in the store
+/// (the one sealed buffer is dropped once stored). Nothing is indexed yet.
+fn seal_and_store(
+    store: &dyn RecordStore,
+    new: &NewRecord,
+    now: i64,
+    seal: impl FnOnce(&RecordMeta, &ContentKey) -> Result<Vec<u8>, RecordError>,
+) -> Result<(RecordMeta, ContentKey, Locator, u64), AddError> {
     let meta = RecordMeta {
         record_id: records::new_record_id()?,
         patient_id: new.patient_id.clone(),
@@ -86,15 +102,11 @@ pub fn add_record_file_in(
         author: new.author.clone(),
     };
     let key = records::new_content_key()?;
-    let sealed = records::seal_file(&meta, path, &key)?;
+    let sealed = seal(&meta, &key)?;
     let size = sealed.len() as u64;
     let locator = store.put(&sealed)?;
     drop(sealed);
-    let wrap = ks.derive_key(KeyPurpose::RecordKeyWrap);
-    let wrapped = crate::sealed::keywrap::wrap(&wrap, &meta.record_id, &key)?;
-    let event = record_added(&meta, &locator, now, state.actor());
-    state.insert_record_shared(&meta, &locator, size, &wrapped, &event)?;
-    Ok(AddedRecord { meta, locator, size })
+    Ok((meta, key, locator, size))
 }
 
 fn record_added(meta: &RecordMeta, locator: &Locator, now: i64, actor: &str) -> Event {
@@ -159,19 +171,7 @@ fn add_with(
     actor: &str,
     seal: impl FnOnce(&RecordMeta, &ContentKey) -> Result<Vec<u8>, RecordError>,
 ) -> Result<AddedRecord, AddError> {
-    let meta = RecordMeta {
-        record_id: records::new_record_id()?,
-        patient_id: new.patient_id.clone(),
-        category: new.category,
-        media_type: new.media_type.clone(),
-        created: now,
-        author: new.author.clone(),
-    };
-    let key = records::new_content_key()?;
-    let sealed = seal(&meta, &key)?;
-    let size = sealed.len() as u64;
-    let locator = store.put(&sealed)?;
-    drop(sealed);
+    let (meta, key, locator, size) = seal_and_store(store, new, now, seal)?;
     let wrap = ks.derive_key(KeyPurpose::RecordKeyWrap);
     let event = record_added(&meta, &locator, now, actor);
     let path = db.path().to_path_buf();
