@@ -231,6 +231,8 @@ fn five_devices_share_one_clinic_state_enforced_by_the_database() {
     for d in ["admin-1", "kiosk-1", "kiosk-2", "bed-1", "bed-2"] {
         assert!(log.iter().any(|e| e["actor"].as_str().unwrap().starts_with(&format!("{d}/"))), "no entry from {d}");
     }
+    let joined: Vec<&str> = log.iter().filter(|e| e["kind"] == "device.joined").map(|e| e["subject"].as_str().unwrap()).collect();
+    assert_eq!(joined, ["admin-1", "kiosk-1", "kiosk-2", "bed-1", "bed-2"], "every join is in the clinic log");
     let seqs: Vec<u64> = log.iter().map(|e| e["seq"].as_u64().unwrap()).collect();
     assert_eq!(seqs, (0..log.len() as u64).collect::<Vec<_>>(), "one gapless clinic sequence");
 

@@ -63,11 +63,13 @@ pub enum EventKind {
     TrustExported,
     /// The desktop's admin PIN set or changed (`medcard-desktop --set-admin-pin`).
     AdminPinSet,
+    /// A device joined the clinic (`medcard device join`; written to the clinic log).
+    DeviceJoined,
 }
 
 impl EventKind {
     /// Every kind.
-    pub const ALL: [EventKind; 24] = [
+    pub const ALL: [EventKind; 25] = [
         EventKind::CardIssued,
         EventKind::CardVerified,
         EventKind::PinFailed,
@@ -92,6 +94,7 @@ impl EventKind {
         EventKind::TrustRefused,
         EventKind::TrustExported,
         EventKind::AdminPinSet,
+        EventKind::DeviceJoined,
     ];
 
     /// The stored name.
@@ -122,6 +125,7 @@ impl EventKind {
             EventKind::TrustRefused => "trust.refused",
             EventKind::TrustExported => "trust.exported",
             EventKind::AdminPinSet => "admin.pin_set",
+            EventKind::DeviceJoined => "device.joined",
         }
     }
 }

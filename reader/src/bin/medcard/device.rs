@@ -241,9 +241,18 @@ fn join(args: &JoinArgs) -> Result<(), CliError> {
     }
     let d = Deployment { format: deployment::FORMAT, device_id: device_id.to_owned(), role, postgres: cfg, store };
     d.save(&dir).map_err(reader::clinic::ClinicError::from)?;
-    // The device's own database (cache, queue) now, so the first scan does not pay for it.
-    let state = ClinicState::open(&ks)?;
-    drop(state);
+    // The device's own database (cache, queue) now, so the first scan does not pay for it; the
+    // join is the first entry this device writes to the clinic log.
+    let state = ClinicState::open(&ks)?.with_actor(&cli::actor());
+    let where_ = reader::deployment::open_store(&dir, Some(&d)).map(|s| s.describe()).unwrap_or_default();
+    let ev = state.event(
+        cli::now()?,
+        reader::audit::EventKind::DeviceJoined,
+        device_id,
+        reader::audit::Outcome::Ok,
+        format!("role={} database={target} store={where_}", role.as_str()),
+    );
+    state.audit(std::slice::from_ref(&ev))?;
     if format.json {
         print_json(&serde_json::json!({"device_id": device_id, "role": role.as_str(), "clinic_id": ks.clinic_id(), "database": target}));
     } else {
