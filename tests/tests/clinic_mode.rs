@@ -1,7 +1,8 @@
 //! A clinic of many devices (docs/deployment.md), end to end: every device is a separate
 //! `medcard` process with its own data directory — an admin PC, two kiosks, two bedside devices —
 //! sharing a PostgreSQL server (a private one per test, started by `scripts/postgres.sh`) and a
-//! record store directory; the card goes through `card-sim serve` → vpcd → pcscd (reader
+//! record store (a three-node Garage cluster started by `scripts/garage.sh`, or, for the figures,
+//! a directory); the card goes through `card-sim serve` → vpcd → pcscd (reader
 //! `Virtual PCD 00 00`, under its process-wide lock).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
@@ -124,7 +125,12 @@ impl Clinic {
 
 #[test]
 fn five_devices_share_one_clinic_state_enforced_by_the_database() {
-    let c = Clinic::new("e2e");
+    let g = Garage::start("e2e");
+    let c = Clinic::with_store(
+        "e2e",
+        Some(g.join_args()),
+        &[("kiosk-1", "kiosk"), ("kiosk-2", "kiosk"), ("bed-1", "bedside"), ("bed-2", "bedside")],
+    );
     let docs = [("labs", "labs.txt", "HbA1c 5.4 %\n"), ("allergies", "allergies.txt", "penicillin\n")];
     for (cat, name, body) in docs {
         let f = c.root.join(name);
