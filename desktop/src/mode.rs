@@ -90,7 +90,8 @@ pub struct ModeWatch {
 }
 
 fn clock() -> String {
-    let t = crate::context::system_now();
+    // The same clock as the views (MEDCARD_NOW in tests), without reaching up into `context`.
+    let t = reader::clock::now().unwrap_or_else(|_| reader::clock::system_now());
     let s = qr::time::format_rfc3339(t);
     s.get(11..19).unwrap_or(&s).to_owned()
 }
