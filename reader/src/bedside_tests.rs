@@ -40,7 +40,9 @@ fn add_and_code(b: &Bedside, doc: &[u8]) -> (records::AddedRecord, String) {
 fn add_and_code_claiming(b: &Bedside, doc: &[u8], iss: &str) -> (records::AddedRecord, String) {
     let added = records::add_record(&b.ks, &b.db, &b.store, &new_record(Category::Labs), doc, NOW - 10, "kiosk").expect("add");
     let row = b.db.record(&added.meta.record_id).expect("row");
-    let key = keywrap::unwrap(&b.ks.derive_key(KeyPurpose::RecordKeyWrap), &added.meta.record_id, &row.wrapped_key).expect("unwrap");
+    let key =
+        keywrap::unwrap(&b.ks.derive_key(KeyPurpose::RecordKeyWrap).expect("clinic keystore"), &added.meta.record_id, &row.wrapped_key)
+            .expect("unwrap");
     let claims = qr::Claims {
         iss: iss.to_owned(),
         iat: NOW,
@@ -56,7 +58,7 @@ fn add_and_code_claiming(b: &Bedside, doc: &[u8], iss: &str) -> (records::AddedR
             consent_sha256: [0; 32],
         },
     };
-    let text = qr::encode(&claims, &b.ks.issuer_signer()).expect("encode").text;
+    let text = qr::encode(&claims, &b.ks.issuer_signer().expect("clinic keystore")).expect("encode").text;
     (added, text)
 }
 
@@ -202,7 +204,9 @@ fn add_record_round_trips_through_the_index_and_the_store_and_audits_record_adde
     assert_eq!(added.meta.record_id.len(), 32);
     let row = e.b.db.record(&added.meta.record_id).expect("row");
     assert_eq!((&row.meta, &row.locator, row.size), (&added.meta, &added.locator, added.size));
-    let key = keywrap::unwrap(&e.b.ks.derive_key(KeyPurpose::RecordKeyWrap), &added.meta.record_id, &row.wrapped_key).expect("unwrap");
+    let key =
+        keywrap::unwrap(&e.b.ks.derive_key(KeyPurpose::RecordKeyWrap).expect("clinic keystore"), &added.meta.record_id, &row.wrapped_key)
+            .expect("unwrap");
     let sealed = crate::store::RecordStore::get(&e.b.store, &added.locator).expect("get");
     assert_eq!(sealed.len() as u64, added.size);
     let opened = records::open(sealed, PATIENT, &key, "test").expect("open");
@@ -222,7 +226,9 @@ fn add_record_file_seals_the_same_document_as_add_record() {
     let added = records::add_record_file(&e.b.ks, &e.b.db, &e.b.store, &new, &path, NOW, ACTOR).expect("add");
     assert_eq!(added.meta.media_type, "text/plain");
     let row = e.b.db.record(&added.meta.record_id).expect("row");
-    let key = keywrap::unwrap(&e.b.ks.derive_key(KeyPurpose::RecordKeyWrap), &added.meta.record_id, &row.wrapped_key).expect("unwrap");
+    let key =
+        keywrap::unwrap(&e.b.ks.derive_key(KeyPurpose::RecordKeyWrap).expect("clinic keystore"), &added.meta.record_id, &row.wrapped_key)
+            .expect("unwrap");
     let sealed = crate::store::RecordStore::get(&e.b.store, &added.locator).expect("get");
     assert_eq!(records::open(sealed, PATIENT, &key, "test").expect("open").document(), b"file doc");
     let missing = records::add_record_file(&e.b.ks, &e.b.db, &e.b.store, &new, &e.dir.path().join("missing"), NOW, ACTOR);

@@ -306,7 +306,7 @@ fn issue_inner(
     let cti = qr::claims::random_cti().map_err(RandomError::from)?;
     let qr_id = hex::encode(&cti);
     let exp = now.saturating_add(valid_for);
-    let wrap = ks.derive_key(KeyPurpose::RecordKeyWrap);
+    let wrap = ks.derive_key(KeyPurpose::RecordKeyWrap).map_err(|e| CheckinError::Clinic(e.into()))?;
     let mut entries = Vec::with_capacity(chosen.len());
     for r in &chosen {
         let key = keywrap::unwrap(&wrap, &r.meta.record_id, &r.wrapped_key)?;
@@ -355,7 +355,7 @@ fn issue_inner(
             consent_sha256: card.consent_sha256,
         },
     };
-    let enc = qr::encode(&claims, &ks.issuer_signer())?;
+    let enc = qr::encode(&claims, &ks.issuer_signer().map_err(|e| CheckinError::Clinic(e.into()))?)?;
     Ok(Issued {
         text: enc.text,
         qr_id: hex::encode(&claims.cti),

@@ -24,7 +24,7 @@ use crate::audit::{AuditError, Event, EventKind, Outcome};
 use crate::db::{ClinicDb, DbError, RecordRow};
 use crate::deployment::{Deployment, DeploymentError};
 use crate::fsutil::{self, FsError};
-use crate::keystore::{KeyPurpose, Keystore, KeystoreError};
+use crate::keystore::{Keystore, KeystoreError};
 use crate::sealed::RecordMeta;
 use crate::store::Locator;
 
@@ -212,7 +212,7 @@ impl ClinicState {
     pub fn new(ks: &Keystore) -> Self {
         ClinicState {
             dir: ks.data_dir().to_path_buf(),
-            key: Some(ks.derive_key(KeyPurpose::Database)),
+            key: Some(ks.database_key()),
             actor: DEFAULT_ACTOR.to_owned(),
             conn: Arc::default(),
             backend: Arc::new(Mutex::new(Backend::Unknown)),
@@ -278,7 +278,7 @@ impl ClinicState {
             Some(key) => Ok(ClinicDb::open(&path, key)?),
             None => {
                 let ks = Keystore::open(&self.dir)?;
-                Ok(ClinicDb::open(&path, &ks.derive_key(KeyPurpose::Database))?)
+                Ok(ClinicDb::open(&path, &ks.database_key())?)
             }
         }
     }

@@ -181,7 +181,7 @@ pub fn issue<T: Transport>(
             key_usage: key_usage(*slot),
         };
         let der =
-            x509::build(&spec, key, &ks.ca_subject(), ks.issuer_key()).map_err(|source| Error::Certificate { slot: *slot, source })?;
+            x509::build(&spec, key, &ks.ca_subject(), ks.issuer_key()?).map_err(|source| Error::Certificate { slot: *slot, source })?;
         piv.put_certificate(*slot, &der)?;
         certificates.push((*slot, der));
         progress(IssueStep::CertificateWritten(*slot))?;
@@ -210,7 +210,7 @@ pub fn issue<T: Transport>(
         key_9c,
         key_9e,
     };
-    let credential_bytes = credential.sign(ks.issuer_key())?;
+    let credential_bytes = credential.sign(ks.issuer_key()?)?;
     piv.put_data(tags::CARD_CREDENTIAL, &credential_bytes)?;
     progress(IssueStep::CredentialWritten)?;
     Ok(Issued { credential, credential_bytes, certificates, reissue })

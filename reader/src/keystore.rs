@@ -9,6 +9,14 @@
 //!   ca.crt                0600  DER X.509: the self-signed clinic CA certificate (issuer key)
 //!   clinic.json           0600  {"format":1,"clinic_id":..,"created":..,"issuer_kid":..}
 //! ```
+//! A bedside device of a clinic (`medcard device join --role bedside`) holds neither the master
+//! secret nor the issuer key: it opens records with the key in the QR code. Its keystore is
+//! ```text
+//! <data>/keys/            0700
+//!   device.key            0600  32 bytes: this device's own secret (its local database key)
+//!   ca.crt                0600  the clinic CA certificate (to verify codes)
+//!   clinic.json           0600  {...,"holds":"device"}
+//! ```
 //! `clinic.json` is written last: a directory without it is a half-made clinic, refused by
 //! [`Keystore::open`] and never overwritten by [`Keystore::init`].
 //!
@@ -33,6 +41,7 @@ const MASTER_FILE: &str = "master.key";
 const ISSUER_FILE: &str = "issuer.key";
 const CA_FILE: &str = "ca.crt";
 const CLINIC_FILE: &str = "clinic.json";
+const DEVICE_KEY_FILE: &str = "device.key";
 /// Validity of the clinic CA certificate: 20 years.
 const CA_VALIDITY_SECS: i64 = 20 * 365 * 86_400;
 /// Upper bound for reading any keystore file.
@@ -54,6 +63,16 @@ pub enum KeystoreError {
     /// A keystore file has the wrong size or content.
     #[error("keystore file {} is corrupt: expected {expected}, got {got}; restore it from a backup", path.display())]
     Corrupt { path: PathBuf, expected: &'static str, got: String },
+    /// A secret this keystore does not hold (a bedside device's keystore has no clinic secrets).
+    #[error(
+        "this device ({}) holds no {what}: it is a bedside device, which opens records only with the key in the QR code; \
+         do this on a kiosk or the admin PC (docs/deployment.md, \"Secrets and rights per device\")",
+        dir.display()
+    )]
+    NotHeld { dir: PathBuf, what: &'static str },
+    /// A card management key could not be made from the derived bytes.
+    #[error("cannot make the card management key: {0}")]
+    ManagementKey(#[source] crate::piv::PivError),
     /// The issuer key file does not match the CA certificate or clinic.json.
     #[error("keystore in {} is inconsistent: {what}; restore the keys directory from a backup", dir.display())]
     Inconsistent { dir: PathBuf, what: String },
@@ -143,6 +162,39 @@ struct ClinicFile {
     clinic_id: String,
     created: i64,
     issuer_kid: String,
+    /// Which secrets the keystore holds; absent in keystores made before bedside devices had
+    /// their own (they hold the clinic's).
+    #[serde(default, skip_serializing_if = "Holds::is_clinic")]
+    holds: Holds,
+}
+
+/// Which secrets a keystore holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Holds {
+    /// The clinic's master secret and issuer key (single device, kiosk, admin PC).
+    #[default]
+    Clinic,
+    /// Only a device key of its own and the CA certificate (a bedside device of a clinic).
+    Device,
+}
+
+impl Holds {
+    fn is_clinic(&self) -> bool {
+        *self == Holds::Clinic
+    }
+}
+
+/// The clinic's own secrets: what signs codes and credentials and what everything else derives from.
+struct ClinicSecrets {
+    issuer: SigningKey,
+    master: Zeroizing<[u8; 32]>,
+}
+
+/// The secret a keystore's local database key comes from.
+enum Secrets {
+    Clinic(ClinicSecrets),
+    Device(Zeroizing<[u8; 32]>),
 }
 
 /// An open clinic keystore. Secrets are zeroized on drop and redacted in `Debug`.
@@ -150,8 +202,9 @@ pub struct Keystore {
     data_dir: PathBuf,
     clinic_id: String,
     created: i64,
-    issuer: SigningKey,
-    master: Zeroizing<[u8; 32]>,
+    /// The issuer (= CA) public key, from ca.crt.
+    issuer_public: VerifyingKey,
+    secrets: Secrets,
     ca_der: Vec<u8>,
 }
 
@@ -161,8 +214,8 @@ impl fmt::Debug for Keystore {
             .field("data_dir", &self.data_dir)
             .field("clinic_id", &self.clinic_id)
             .field("issuer_kid", &hex::encode(self.issuer_kid()))
-            .field("issuer", &"<redacted>")
-            .field("master", &"<redacted>")
+            .field("holds", &self.holds())
+            .field("secrets", &"<redacted>")
             .finish()
     }
 }
@@ -176,6 +229,19 @@ fn random32() -> Result<Zeroizing<[u8; 32]>, KeystoreError> {
     let mut b = Zeroizing::new([0u8; 32]);
     crate::random::fill(b.as_mut_slice())?;
     Ok(b)
+}
+
+fn parse_clinic_file(path: &Path, bytes: &[u8]) -> Result<ClinicFile, KeystoreError> {
+    let meta: ClinicFile = serde_json::from_slice(bytes).map_err(|e| KeystoreError::Corrupt {
+        path: path.into(),
+        expected: "clinic JSON {format, clinic_id, created, issuer_kid[, holds]}",
+        got: e.to_string(),
+    })?;
+    if meta.format != 1 {
+        return Err(KeystoreError::Corrupt { path: path.into(), expected: "format 1", got: format!("format {}", meta.format) });
+    }
+    check_clinic_id(&meta.clinic_id)?;
+    Ok(meta)
 }
 
 fn read_secret32(path: &Path) -> Result<Zeroizing<[u8; 32]>, KeystoreError> {
@@ -226,11 +292,24 @@ impl Keystore {
             key_usage: x509::KU_KEY_CERT_SIGN | x509::KU_CRL_SIGN | x509::KU_DIGITAL_SIGNATURE,
         };
         let ca_der = x509::build(&spec, &VerifyingKey::from(&issuer), &subject, &issuer)?;
-        let ks = Keystore { data_dir: data_dir.into(), clinic_id: clinic_id.into(), created: now, issuer, master, ca_der };
-        fsutil::write_atomic(&keys.join(MASTER_FILE), ks.master.as_slice())?;
-        fsutil::write_atomic(&keys.join(ISSUER_FILE), &Zeroizing::new(ks.issuer.to_bytes().to_vec()))?;
-        fsutil::write_atomic(&keys.join(CA_FILE), &ks.ca_der)?;
-        let meta = ClinicFile { format: 1, clinic_id: clinic_id.into(), created: now, issuer_kid: hex::encode(ks.issuer_kid()) };
+        fsutil::write_atomic(&keys.join(MASTER_FILE), master.as_slice())?;
+        fsutil::write_atomic(&keys.join(ISSUER_FILE), &Zeroizing::new(issuer.to_bytes().to_vec()))?;
+        fsutil::write_atomic(&keys.join(CA_FILE), &ca_der)?;
+        let ks = Keystore {
+            data_dir: data_dir.into(),
+            clinic_id: clinic_id.into(),
+            created: now,
+            issuer_public: VerifyingKey::from(&issuer),
+            secrets: Secrets::Clinic(ClinicSecrets { issuer, master }),
+            ca_der,
+        };
+        let meta = ClinicFile {
+            format: 1,
+            clinic_id: clinic_id.into(),
+            created: now,
+            issuer_kid: hex::encode(ks.issuer_kid()),
+            holds: Holds::Clinic,
+        };
         let json = serde_json::to_vec_pretty(&meta).unwrap_or_default();
         fsutil::write_atomic(&keys.join(CLINIC_FILE), &json)?;
         Ok(ks)
@@ -264,6 +343,34 @@ impl Keystore {
         Self::open(data_dir)
     }
 
+    /// A bedside device's keystore (least privilege, docs/deployment.md): the clinic id and CA
+    /// certificate from `from_keys` (another device's `<data>/keys`) and a new random device key
+    /// of its own for the local database. Neither the master secret nor the issuer key is read or
+    /// copied. Refuses to replace an existing keystore.
+    pub fn join_device(data_dir: &Path, from_keys: &Path) -> Result<Keystore, KeystoreError> {
+        let keys = Self::keys_dir(data_dir);
+        for f in [CLINIC_FILE, MASTER_FILE, ISSUER_FILE, CA_FILE, DEVICE_KEY_FILE] {
+            let p = keys.join(f);
+            if p.exists() {
+                return Err(KeystoreError::AlreadyExists { dir: data_dir.into(), found: p });
+            }
+        }
+        let from_clinic = from_keys.join(CLINIC_FILE);
+        let mut meta = parse_clinic_file(&from_clinic, &fsutil::read_limited(&from_clinic, MAX_FILE)?)?;
+        let ca_der = fsutil::read_limited(&from_keys.join(CA_FILE), MAX_FILE)?;
+        meta.holds = Holds::Device;
+        let device_key = random32()?;
+        fsutil::create_dir(data_dir, 0o700)?;
+        fsutil::create_dir(&keys, 0o700)?;
+        fsutil::check_private(&keys, 0o700)?;
+        fsutil::write_atomic(&keys.join(DEVICE_KEY_FILE), device_key.as_slice())?;
+        fsutil::write_atomic(&keys.join(CA_FILE), &ca_der)?;
+        let json = serde_json::to_vec_pretty(&meta).unwrap_or_default();
+        // clinic.json last, as in init.
+        fsutil::write_atomic(&keys.join(CLINIC_FILE), &json)?;
+        Self::open(data_dir)
+    }
+
     /// Opens the clinic in `data_dir`, checking modes (0700 directory, 0600 files), sizes and
     /// that the issuer key, CA certificate and clinic.json agree.
     pub fn open(data_dir: &Path) -> Result<Keystore, KeystoreError> {
@@ -275,23 +382,33 @@ impl Keystore {
         fsutil::check_private(&keys, 0o700)?;
         fsutil::check_private(&clinic_path, 0o600)?;
         let meta_bytes = fsutil::read_limited(&clinic_path, MAX_FILE)?;
-        let meta: ClinicFile = serde_json::from_slice(&meta_bytes).map_err(|e| KeystoreError::Corrupt {
-            path: clinic_path.clone(),
-            expected: "clinic JSON {format, clinic_id, created, issuer_kid}",
-            got: e.to_string(),
-        })?;
-        if meta.format != 1 {
-            return Err(KeystoreError::Corrupt { path: clinic_path, expected: "format 1", got: format!("format {}", meta.format) });
-        }
-        check_clinic_id(&meta.clinic_id)?;
-        let master = read_secret32(&keys.join(MASTER_FILE))?;
-        let issuer_path = keys.join(ISSUER_FILE);
-        let scalar = read_secret32(&issuer_path)?;
-        let issuer = SigningKey::from_slice(scalar.as_slice()).map_err(|_| KeystoreError::Corrupt {
-            path: issuer_path,
-            expected: "a P-256 private scalar in 1..n-1",
-            got: "a value out of range".into(),
-        })?;
+        let meta = parse_clinic_file(&clinic_path, &meta_bytes)?;
+        let secrets = match meta.holds {
+            Holds::Clinic => {
+                let master = read_secret32(&keys.join(MASTER_FILE))?;
+                let issuer_path = keys.join(ISSUER_FILE);
+                let scalar = read_secret32(&issuer_path)?;
+                let issuer = SigningKey::from_slice(scalar.as_slice()).map_err(|_| KeystoreError::Corrupt {
+                    path: issuer_path,
+                    expected: "a P-256 private scalar in 1..n-1",
+                    got: "a value out of range".into(),
+                })?;
+                Secrets::Clinic(ClinicSecrets { issuer, master })
+            }
+            Holds::Device => {
+                // A device keystore that has the clinic's secrets next to it is not what its
+                // clinic.json says: refuse rather than guess which one is meant.
+                for f in [MASTER_FILE, ISSUER_FILE] {
+                    if keys.join(f).exists() {
+                        return Err(KeystoreError::Inconsistent {
+                            dir: data_dir.into(),
+                            what: format!("clinic.json says this device holds only its own key, but {f} is there; remove {f}"),
+                        });
+                    }
+                }
+                Secrets::Device(read_secret32(&keys.join(DEVICE_KEY_FILE))?)
+            }
+        };
         let ca_path = keys.join(CA_FILE);
         fsutil::check_private(&ca_path, 0o600)?;
         let ca_der = fsutil::read_limited(&ca_path, MAX_FILE)?;
@@ -300,10 +417,26 @@ impl Keystore {
             expected: "a DER X.509 certificate with a P-256 key",
             got: e.to_string(),
         })?;
-        let ks = Keystore { data_dir: data_dir.into(), clinic_id: meta.clinic_id, created: meta.created, issuer, master, ca_der };
-        if ca_keys.first().map(|k| k.key) != Some(ks.issuer_public()) {
+        let Some(ca_key) = ca_keys.first().map(|k| k.key) else {
+            return Err(KeystoreError::Corrupt {
+                path: ca_path,
+                expected: "a DER X.509 certificate with a P-256 key",
+                got: "no key".into(),
+            });
+        };
+        if let Secrets::Clinic(c) = &secrets
+            && VerifyingKey::from(&c.issuer) != ca_key
+        {
             return Err(KeystoreError::Inconsistent { dir: data_dir.into(), what: "ca.crt is not for issuer.key".into() });
         }
+        let ks = Keystore {
+            data_dir: data_dir.into(),
+            clinic_id: meta.clinic_id,
+            created: meta.created,
+            issuer_public: ca_key,
+            secrets,
+            ca_der,
+        };
         if meta.issuer_kid != hex::encode(ks.issuer_kid()) {
             return Err(KeystoreError::Inconsistent {
                 dir: data_dir.into(),
@@ -328,20 +461,32 @@ impl Keystore {
     pub fn created(&self) -> i64 {
         self.created
     }
-    /// The issuer (and CA) signing key.
+    /// Which secrets this keystore holds.
     #[must_use]
-    pub fn issuer_key(&self) -> &SigningKey {
-        &self.issuer
+    pub fn holds(&self) -> Holds {
+        match self.secrets {
+            Secrets::Clinic(_) => Holds::Clinic,
+            Secrets::Device(_) => Holds::Device,
+        }
+    }
+    fn clinic_secrets(&self, what: &'static str) -> Result<&ClinicSecrets, KeystoreError> {
+        match &self.secrets {
+            Secrets::Clinic(c) => Ok(c),
+            Secrets::Device(_) => Err(KeystoreError::NotHeld { dir: self.data_dir.clone(), what }),
+        }
+    }
+    /// The issuer (and CA) signing key; [`KeystoreError::NotHeld`] on a bedside device.
+    pub fn issuer_key(&self) -> Result<&SigningKey, KeystoreError> {
+        Ok(&self.clinic_secrets("issuer key")?.issuer)
     }
     /// A [`qr::Signer`] over the issuer key (for COSE_Sign1 credentials and QR codes).
-    #[must_use]
-    pub fn issuer_signer(&self) -> qr::SoftwareSigner {
-        qr::SoftwareSigner::new(self.issuer.clone())
+    pub fn issuer_signer(&self) -> Result<qr::SoftwareSigner, KeystoreError> {
+        Ok(qr::SoftwareSigner::new(self.issuer_key()?.clone()))
     }
     /// The issuer public key.
     #[must_use]
     pub fn issuer_public(&self) -> VerifyingKey {
-        VerifyingKey::from(&self.issuer)
+        self.issuer_public
     }
     /// The issuer kid ([`qr::kid_for`]).
     #[must_use]
@@ -358,15 +503,28 @@ impl Keystore {
     pub fn ca_subject(&self) -> Vec<(&'static [u8], String)> {
         x509::subject_ca(&self.clinic_id)
     }
-    /// A 32-byte key derived from the master secret for `purpose` (HKDF-SHA256, see [`derive`]).
+    /// A 32-byte key derived from the master secret for `purpose` (HKDF-SHA256, see [`derive`]);
+    /// [`KeyPurpose::Database`] is [`Keystore::database_key`]. Any other purpose on a bedside
+    /// device is [`KeystoreError::NotHeld`].
+    pub fn derive_key(&self, purpose: KeyPurpose) -> Result<Zeroizing<[u8; 32]>, KeystoreError> {
+        if purpose == KeyPurpose::Database {
+            return Ok(self.database_key());
+        }
+        Ok(derive(&self.clinic_secrets("master secret")?.master, purpose))
+    }
+    /// The key of this device's own database: derived from the master secret, or on a bedside
+    /// device from its device key (same HKDF info).
     #[must_use]
-    pub fn derive_key(&self, purpose: KeyPurpose) -> Zeroizing<[u8; 32]> {
-        derive(&self.master, purpose)
+    pub fn database_key(&self) -> Zeroizing<[u8; 32]> {
+        match &self.secrets {
+            Secrets::Clinic(c) => derive(&c.master, KeyPurpose::Database),
+            Secrets::Device(d) => derive(d, KeyPurpose::Database),
+        }
     }
     /// The AES-256 management key for the card with `serial`.
-    pub fn card_management_key(&self, serial: u32) -> Result<ManagementKey, crate::piv::PivError> {
-        let k = self.derive_key(KeyPurpose::CardManagement { serial });
-        ManagementKey::new(MgmtAlgorithm::Aes256, k.as_slice())
+    pub fn card_management_key(&self, serial: u32) -> Result<ManagementKey, KeystoreError> {
+        let k = self.derive_key(KeyPurpose::CardManagement { serial })?;
+        ManagementKey::new(MgmtAlgorithm::Aes256, k.as_slice()).map_err(KeystoreError::ManagementKey)
     }
 }
 
@@ -385,7 +543,7 @@ mod tests {
         let b = Keystore::open(dir.path())?;
         assert_eq!(b.clinic_id(), "clinic-a");
         assert_eq!(a.issuer_public(), b.issuer_public());
-        assert_eq!(a.derive_key(KeyPurpose::Database), b.derive_key(KeyPurpose::Database));
+        assert_eq!(a.derive_key(KeyPurpose::Database)?, b.derive_key(KeyPurpose::Database)?);
         for f in [MASTER_FILE, ISSUER_FILE, CA_FILE, CLINIC_FILE] {
             let mode = std::fs::metadata(dir.path().join(KEYS_DIR).join(f))?.permissions().mode() & 0o777;
             assert_eq!(mode, 0o600, "{f}");
@@ -410,11 +568,11 @@ mod tests {
         let dir = tempfile::tempdir()?;
         let ks = Keystore::init(dir.path(), "c", NOW)?;
         let keys = [
-            ks.derive_key(KeyPurpose::Database),
-            ks.derive_key(KeyPurpose::RecordKeyWrap),
-            ks.derive_key(KeyPurpose::Audit),
-            ks.derive_key(KeyPurpose::CardManagement { serial: 1 }),
-            ks.derive_key(KeyPurpose::CardManagement { serial: 2 }),
+            ks.derive_key(KeyPurpose::Database)?,
+            ks.derive_key(KeyPurpose::RecordKeyWrap)?,
+            ks.derive_key(KeyPurpose::Audit)?,
+            ks.derive_key(KeyPurpose::CardManagement { serial: 1 })?,
+            ks.derive_key(KeyPurpose::CardManagement { serial: 2 })?,
         ];
         for (i, a) in keys.iter().enumerate() {
             for b in keys.iter().skip(i + 1) {
@@ -502,12 +660,68 @@ mod tests {
     }
 
     #[test]
+    fn a_bedside_keystore_holds_no_clinic_secret_and_refuses_what_needs_one() -> R {
+        let admin = tempfile::tempdir()?;
+        let clinic = Keystore::init(admin.path(), "clinic-a", NOW)?;
+        let bed = tempfile::tempdir()?;
+        let ks = Keystore::join_device(&bed.path().join("bed"), &admin.path().join(KEYS_DIR))?;
+        let keys = bed.path().join("bed").join(KEYS_DIR);
+        assert!(!keys.join(MASTER_FILE).exists() && !keys.join(ISSUER_FILE).exists());
+        let master = std::fs::read(admin.path().join(KEYS_DIR).join(MASTER_FILE))?;
+        let issuer = std::fs::read(admin.path().join(KEYS_DIR).join(ISSUER_FILE))?;
+        for e in std::fs::read_dir(&keys)? {
+            let bytes = std::fs::read(e?.path())?;
+            assert!(!bytes.windows(32).any(|w| w == master.as_slice() || w == issuer.as_slice()), "a clinic secret was copied");
+        }
+        // What it verifies with is the clinic's; what it opens its own database with is not.
+        let reopened = Keystore::open(&bed.path().join("bed"))?;
+        assert_eq!(reopened.holds(), Holds::Device);
+        assert_eq!(reopened.clinic_id(), "clinic-a");
+        assert_eq!(reopened.issuer_public(), clinic.issuer_public());
+        assert_eq!(reopened.database_key(), ks.database_key());
+        assert_ne!(ks.database_key(), clinic.database_key());
+        for err in [
+            ks.issuer_key().err(),
+            ks.issuer_signer().err(),
+            ks.derive_key(KeyPurpose::RecordKeyWrap).err(),
+            ks.card_management_key(7).err(),
+        ] {
+            let text = err.map(|e| e.to_string()).unwrap_or_default();
+            assert!(text.contains("holds no") && text.contains("bedside device"), "{text}");
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn a_bedside_keystore_with_the_master_secret_next_to_it_is_refused() -> R {
+        let admin = tempfile::tempdir()?;
+        Keystore::init(admin.path(), "clinic-a", NOW)?;
+        let bed = tempfile::tempdir()?;
+        Keystore::join_device(bed.path(), &admin.path().join(KEYS_DIR))?;
+        std::fs::copy(admin.path().join(KEYS_DIR).join(MASTER_FILE), bed.path().join(KEYS_DIR).join(MASTER_FILE))?;
+        let err = Keystore::open(bed.path()).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(err.contains("master.key is there"), "{err}");
+        Ok(())
+    }
+
+    #[test]
+    fn a_keystore_written_before_bedside_keys_still_opens_as_a_clinic_keystore() -> R {
+        let dir = tempfile::tempdir()?;
+        Keystore::init(dir.path(), "c", NOW)?;
+        let json = std::fs::read_to_string(dir.path().join(KEYS_DIR).join(CLINIC_FILE))?;
+        assert!(!json.contains("holds"), "{json}");
+        assert_eq!(Keystore::open(dir.path())?.holds(), Holds::Clinic);
+        Ok(())
+    }
+
+    #[test]
     fn debug_output_redacts_the_secrets() -> R {
         let dir = tempfile::tempdir()?;
         let ks = Keystore::init(dir.path(), "c", NOW)?;
         let dbg = format!("{ks:?}");
         assert!(dbg.contains("<redacted>"));
-        assert!(!dbg.contains(&hex::encode(ks.master.as_slice())));
+        assert!(!dbg.contains(&hex::encode(ks.derive_key(KeyPurpose::RecordKeyWrap)?.as_slice())));
+        assert!(!dbg.contains(&hex::encode(ks.issuer_key()?.to_bytes())));
         Ok(())
     }
 

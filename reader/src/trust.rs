@@ -591,7 +591,7 @@ fn bundle_pem(ks: &Keystore, state: &ClinicState, include_partners: bool, now: i
         (P_CREATED, Value::from(created)),
         (P_PARTNERS, Value::Array(list)),
     ]);
-    let issuer = ks.issuer_key();
+    let issuer = ks.issuer_key().map_err(ClinicError::from)?;
     let signed = cose_util::sign(&payload, &ks.issuer_public(), BUNDLE_CONTENT_TYPE, |d| {
         use p256::ecdsa::signature::hazmat::PrehashSigner;
         issuer.sign_prehash(d)
@@ -887,7 +887,7 @@ mod tests {
                 ])]),
             ),
         ]);
-        let key = m.issuer_key();
+        let key = m.issuer_key()?;
         let signed = cose_util::sign(&payload, &m.issuer_public(), BUNDLE_CONTENT_TYPE, |d| {
             use p256::ecdsa::signature::hazmat::PrehashSigner;
             key.sign_prehash(d)

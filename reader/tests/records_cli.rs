@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 use reader::db::ClinicDb;
-use reader::keystore::{KeyPurpose, Keystore};
+use reader::keystore::Keystore;
 
 type R = Result<(), Box<dyn std::error::Error>>;
 
@@ -42,7 +42,7 @@ fn add(home: &Path, file: &Path, patient: &str, category: &str) -> Result<String
 /// Raw SQL with the clinic's key (what an insider with the key could do).
 fn raw_sql(home: &Path, sql: &str) -> R {
     let ks = Keystore::open(home)?;
-    let db = ClinicDb::open(&home.join("clinic.db"), &ks.derive_key(KeyPurpose::Database))?;
+    let db = ClinicDb::open(&home.join("clinic.db"), &ks.database_key())?;
     db.conn().execute_batch(sql)?;
     Ok(())
 }

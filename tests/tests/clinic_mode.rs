@@ -143,6 +143,16 @@ fn five_devices_share_one_clinic_state_enforced_by_the_database() {
     refused(&medcard(&c.dev("bed-1"), &["record", "list"]), 1, "permission denied");
     // Nor revoke a card (least privilege in the database, not only in the program).
     refused(&medcard(&c.dev("bed-1"), &["card", "revoke", "--serial", "1", "--reason", "test"]), 1, "may not do that");
+    // A bedside device holds neither the master secret nor the issuer key: only the clinic id,
+    // the CA certificate and a key of its own.
+    let mut held: Vec<String> =
+        std::fs::read_dir(c.dev("bed-1").join("keys")).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    held.sort();
+    assert_eq!(held, ["ca.crt", "clinic.json", "device.key", "postgres.password", "s3.secret"]);
+    let f = c.root.join("labs.txt");
+    let o = medcard(&c.dev("bed-1"), &["record", "add", "--patient-id", PATIENT, "--category", "labs", f.to_str().unwrap()]);
+    refused(&o, 1, "holds no master secret");
+    refused(&medcard(&c.dev("bed-1"), &["audit", "checkpoint"]), 1, "holds no issuer key");
 
     let _lock = lock_reader(&READER_00);
     let ctx = context_for(&READER_00);

@@ -319,10 +319,19 @@ fn verify(env: &AppContext) -> Result<String, String> {
 
 fn checkpoint(env: &AppContext) -> Result<String, String> {
     let o = env.open().map_err(|e| e.to_string())?;
-    let mut db = o.state.db().map_err(|e| format!("Could not open the clinic database: {e}"))?;
-    let signer = o.ks.issuer_signer();
-    let (cp, _) = audit::checkpoint(&mut db, o.ks.clinic_id(), env.now(), &signer)
-        .map_err(|e| format!("The checkpoint could not be signed: {e}. Free disk space or report it to IT."))?;
+    let signer = o.ks.issuer_signer().map_err(|e| format!("{e}."))?;
+    let (origin, now) = (o.ks.clinic_id().to_owned(), env.now());
+    // Clinic mode: the checkpoint covers the whole clinic log, as `medcard audit checkpoint` does.
+    let shared = o.state.with_clinic_db(|pg| Ok(pg.audit_checkpoint(&origin, now, &signer))).map_err(|e| format!("{e}."))?;
+    let cp = match shared {
+        Some(r) => r.map_err(|e| format!("The checkpoint could not be signed: {e}."))?.0,
+        None => {
+            let mut db = o.state.db().map_err(|e| format!("Could not open the clinic database: {e}"))?;
+            audit::checkpoint(&mut db, &origin, now, &signer)
+                .map_err(|e| format!("The checkpoint could not be signed: {e}. Free disk space or report it to IT."))?
+                .0
+        }
+    };
     Ok(format!(
         "Checkpoint signed: the first {} entr{} are sealed ({}).",
         cp.tree_size,

@@ -284,7 +284,7 @@ impl ClinicDb {
 
     /// Opens the clinic's database, `<data>/clinic.db`, with the key the keystore derives for it.
     pub fn open_clinic(ks: &crate::keystore::Keystore) -> Result<Self, DbError> {
-        let key = ks.derive_key(crate::keystore::KeyPurpose::Database);
+        let key = ks.database_key();
         Self::open(&ks.data_dir().join(DB_FILE), &key)
     }
 

@@ -57,6 +57,9 @@ pub enum AddError {
     /// Clinic mode: the clinic database (index row and audit entry roll back together).
     #[error(transparent)]
     Clinic(#[from] ClinicError),
+    /// This device holds no key-wrap key (a bedside device).
+    #[error(transparent)]
+    Keystore(#[from] crate::keystore::KeystoreError),
     /// The content key could not be wrapped.
     #[error(transparent)]
     KeyWrap(#[from] crate::sealed::keywrap::KeyWrapError),
@@ -77,8 +80,9 @@ pub fn add_record_file_in(
         let db = state.db()?;
         return add_record_file(ks, &db, store, new, path, now, state.actor());
     }
+    // The key-wrap key first: a device without it (bedside) stores nothing.
+    let wrap = ks.derive_key(KeyPurpose::RecordKeyWrap)?;
     let (meta, key, locator, size) = seal_and_store(store, new, now, |meta, key| records::seal_file(meta, path, key))?;
-    let wrap = ks.derive_key(KeyPurpose::RecordKeyWrap);
     let wrapped = crate::sealed::keywrap::wrap(&wrap, &meta.record_id, &key)?;
     let event = record_added(&meta, &locator, now, state.actor());
     state.insert_record_shared(&meta, &locator, size, &wrapped, &event)?;
@@ -171,8 +175,8 @@ fn add_with(
     actor: &str,
     seal: impl FnOnce(&RecordMeta, &ContentKey) -> Result<Vec<u8>, RecordError>,
 ) -> Result<AddedRecord, AddError> {
+    let wrap = ks.derive_key(KeyPurpose::RecordKeyWrap)?;
     let (meta, key, locator, size) = seal_and_store(store, new, now, seal)?;
-    let wrap = ks.derive_key(KeyPurpose::RecordKeyWrap);
     let event = record_added(&meta, &locator, now, actor);
     let path = db.path().to_path_buf();
     let sql = |operation: &'static str| {

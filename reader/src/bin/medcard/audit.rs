@@ -198,7 +198,7 @@ fn checkpoint(data: &DataArg, out: Option<PathBuf>, format: Output) -> Result<()
     if let Some(out) = &out {
         reader::export::check_new(c.ks.data_dir(), out)?;
     }
-    let signer = c.ks.issuer_signer();
+    let signer = c.ks.issuer_signer()?;
     let origin = c.ks.clinic_id().to_owned();
     let now = cli::now()?;
     let shared = c.state.with_clinic_db(|pg| Ok(pg.audit_checkpoint(&origin, now, &signer)))?;

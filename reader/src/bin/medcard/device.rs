@@ -7,6 +7,7 @@ use clap::{Args, Subcommand};
 use reader::clinic::ClinicState;
 use reader::clinic_state::PgClinic;
 use reader::deployment::{self, Deployment, PgConfig, Role, StoreConfig, Tls};
+use reader::keystore::Holds;
 use reader::store::{Locator, RecordStore, S3Config, S3Store};
 use reader::{Keystore, keystore};
 use zeroize::Zeroizing;
@@ -154,7 +155,9 @@ pub enum DeviceCommand {
         --db postgresql://kiosk1@db.clinic/medcard --db-ca db-ca.pem --db-password-file kiosk1.pw --store-dir /mnt/records\n  \
         medcard device join --role bedside --device-id ward3-bed --keys /media/usb/keys --db ... --db-password-file -\n\n\
         --keys: a copy of the admin PC's <data>/keys directory (the clinic keystore), carried over a secure\n\
-        channel; not needed when this data directory already holds the clinic (the admin PC itself).")]
+        channel; not needed when this data directory already holds the clinic (the admin PC itself). A kiosk or\n\
+        admin copies it whole; a bedside device copies only clinic.json and ca.crt and makes a device key of\n\
+        its own (it never holds the master secret or the issuer key).")]
     Join(Box<JoinArgs>),
     /// Show the mode, this device, the clinic database's health and the queued audit entries.
     Status {
@@ -231,10 +234,20 @@ fn join(args: &JoinArgs) -> Result<(), CliError> {
     let pg = PgClinic::connect(&cfg, &password, device_id).map_err(reader::clinic::ClinicError::from)?;
     let target = pg.target().to_owned();
     drop(pg);
-    let ks = match keys {
-        Some(k) => Keystore::join(&dir, k)?,
-        None => Keystore::open(&dir)?,
+    // Least privilege: a bedside device gets the clinic id and CA certificate and a key of its
+    // own, never the master secret or the issuer key (docs/deployment.md).
+    let ks = match (keys, role) {
+        (Some(k), Role::Bedside) => Keystore::join_device(&dir, k)?,
+        (Some(k), _) => Keystore::join(&dir, k)?,
+        (None, _) => Keystore::open(&dir)?,
     };
+    if role == Role::Bedside && ks.holds() != Holds::Device {
+        return Err(CliError::Invalid(format!(
+            "{} holds the clinic's master secret and issuer key; a bedside device must not: join from a new data \
+             directory with --keys (it copies only the clinic id and CA certificate)",
+            dir.display()
+        )));
+    }
     Deployment::save_password(&dir, &password).map_err(reader::clinic::ClinicError::from)?;
     if let Some(secret) = &s3_secret {
         Deployment::save_s3_secret(&dir, secret).map_err(reader::clinic::ClinicError::from)?;

@@ -174,7 +174,7 @@ fn get(data: &DataArg, id: &str, out: &Path) -> Result<(), CliError> {
         let data_dir = c.ks.data_dir().to_path_buf();
         reader::export::check_new(&data_dir, out)?;
         let row = c.state.record(id)?;
-        let wrap = c.ks.derive_key(KeyPurpose::RecordKeyWrap);
+        let wrap = c.ks.derive_key(KeyPurpose::RecordKeyWrap).map_err(reader::clinic::ClinicError::from)?;
         let key = records::keywrap::unwrap(&wrap, id, &row.wrapped_key)?;
         let bytes = c.store.get(&row.locator)?;
         let opened = records::open(bytes, &row.meta.patient_id, &key, &row.locator.to_string())?;
