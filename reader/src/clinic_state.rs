@@ -7,6 +7,10 @@
 //! <data>/clinic.db             cards, card_revocations, consent_versions, audit_entries, ...
 //! <data>/trust/                trusted issuers of other clinics: one PEM/DER/COSE_Key file each
 //! ```
+//!
+//! In clinic mode (`device.json`, docs/deployment.md) the same operations go to the clinic
+//! database ([`pg`]), the trust list included; the device keeps a copy of the revocation and
+//! trust lists ([`copies`]) for when that database does not answer.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -14,8 +18,11 @@ use std::sync::{Arc, Mutex};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
+pub mod copies;
 pub mod pg;
 pub mod tables;
+
+pub use copies::LocalCopies;
 
 pub use pg::{PgClinic, PgError, SpendOutcome, Spent};
 pub use tables::{ConsentNote, ConsentVersion};
@@ -60,6 +67,9 @@ pub enum ClinicError {
     /// A trust entry name we do not accept.
     #[error("invalid trust entry name {name:?}: use 1 to 64 characters from A-Z a-z 0-9 . _ -")]
     TrustName { name: String },
+    /// A trust file larger than any certificate or key we accept.
+    #[error("trust file {name:?} is {size} bytes, at most 1 MiB is accepted: check the file")]
+    TrustTooLarge { name: String, size: usize },
     /// A trust file that does not parse as a trusted key.
     #[error("{source}: remove it with `medcard trust remove {name}`")]
     TrustFile {
@@ -347,6 +357,22 @@ impl ClinicState {
         self.with_db(|db| Ok(db.card_revocations()?))
     }
 
+    /// Clinic mode: refreshes this device's copy of the revocation and trust lists from the
+    /// clinic database (one transaction on each side's view: the copy is replaced whole) and
+    /// returns it; `Ok(None)` in single-device mode. Unreachable: the error, the old copy kept.
+    pub fn refresh_local_copies(&self, now: i64) -> Result<Option<LocalCopies>, ClinicError> {
+        let Some((revocations, trust_files)) = self.with_clinic_db(|pg| Ok((pg.revocations()?, pg.trust_files()?)))? else {
+            return Ok(None);
+        };
+        self.with_db(|db| Ok(db.replace_copies(&revocations, &trust_files, now)?))?;
+        Ok(Some(LocalCopies { revocations, trust_files, refreshed_at: Some(now) }))
+    }
+
+    /// This device's copy of the clinic's revocation and trust lists, as last refreshed.
+    pub fn local_copies(&self) -> Result<LocalCopies, ClinicError> {
+        self.with_db(|db| Ok(db.copies()?))
+    }
+
     /// Whether `serial` is revoked. Clinic mode: asked of the clinic database every time (a
     /// revocation made anywhere counts from the next check on); unreachable is
     /// [`ClinicError::RevocationUnknown`], never "not revoked".
@@ -504,7 +530,22 @@ impl ClinicState {
     /// The other clinics' trust files: (name, bytes), sorted by name. Refuses (naming the
     /// `chmod` that fixes it) a `trust/` directory open to group or others (it must be 0700),
     /// such a file (0600), and anything in it that is not a regular file (a symlink, say).
+    ///
+    /// Clinic mode: the clinic's trust list from the clinic database; when it does not answer,
+    /// this device's copy ([`ClinicState::local_copies`]).
     pub fn trust_files(&self) -> Result<Vec<(String, Vec<u8>)>, ClinicError> {
+        match self.with_clinic_db(PgClinic::trust_files) {
+            Ok(Some(v)) => return Ok(v),
+            Ok(None) => {}
+            Err(e) if e.is_clinic_db_unavailable() => return Ok(self.local_copies()?.trust_files),
+            Err(e) => return Err(e),
+        }
+        self.local_trust_files()
+    }
+
+    /// The trust files in `<data>/trust/` (single-device mode; in clinic mode, what the admin PC
+    /// had before it joined, sent to the clinic database by `device join`).
+    pub fn local_trust_files(&self) -> Result<Vec<(String, Vec<u8>)>, ClinicError> {
         let dir = self.trust_dir();
         if !dir.is_dir() {
             return Ok(Vec::new());
@@ -534,9 +575,25 @@ impl ClinicState {
         Ok(out)
     }
 
-    /// Stores a trust file under `name` (refuses to replace one).
+    /// The trust file `name`, if there is one.
+    pub fn trust_file(&self, name: &str) -> Result<Option<Vec<u8>>, ClinicError> {
+        check_trust_name(name)?;
+        Ok(self.trust_files()?.into_iter().find(|(n, _)| n == name).map(|(_, b)| b))
+    }
+
+    /// Stores a trust file under `name` (refuses to replace one). Clinic mode: in the clinic
+    /// database, for every device.
     pub fn add_trust_file(&self, name: &str, bytes: &[u8]) -> Result<(), ClinicError> {
         check_trust_name(name)?;
+        if bytes.len() > pg::MAX_TRUST_FILE {
+            return Err(ClinicError::TrustTooLarge { name: name.to_owned(), size: bytes.len() });
+        }
+        let now = crate::clock::now().unwrap_or_else(|_| crate::clock::system_now());
+        match self.with_clinic_db(|pg| pg.add_trust_file(name, bytes, now))? {
+            Some(true) => return Ok(()),
+            Some(false) => return Err(ClinicError::TrustExists { name: name.to_owned() }),
+            None => {}
+        }
         let dir = self.trust_dir();
         fsutil::create_dir(&dir, 0o700)?;
         fsutil::check_private(&dir, 0o700)?;
@@ -551,6 +608,11 @@ impl ClinicState {
     /// Removes the trust file `name`.
     pub fn remove_trust_file(&self, name: &str) -> Result<(), ClinicError> {
         check_trust_name(name)?;
+        match self.with_clinic_db(|pg| pg.remove_trust_file(name))? {
+            Some(true) => return Ok(()),
+            Some(false) => return Err(ClinicError::TrustMissing { name: name.to_owned() }),
+            None => {}
+        }
         let p = self.trust_dir().join(name);
         if !p.exists() {
             return Err(ClinicError::TrustMissing { name: name.to_owned() });
@@ -561,10 +623,15 @@ impl ClinicState {
     }
 }
 
+/// Whether `name` is a trust file name: 1-64 of `A-Z a-z 0-9 . _ -`, not starting with a dot
+/// (so never a path).
+#[must_use]
+pub fn is_trust_name(name: &str) -> bool {
+    (1..=64).contains(&name.len()) && !name.starts_with('.') && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+}
+
 fn check_trust_name(name: &str) -> Result<(), ClinicError> {
-    let ok =
-        (1..=64).contains(&name.len()) && !name.starts_with('.') && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
-    if ok { Ok(()) } else { Err(ClinicError::TrustName { name: name.to_owned() }) }
+    if is_trust_name(name) { Ok(()) } else { Err(ClinicError::TrustName { name: name.to_owned() }) }
 }
 
 /// The trust list: this clinic's issuer key plus every trust file in `<data>/trust/`.

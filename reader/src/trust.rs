@@ -409,11 +409,9 @@ fn require_fingerprint(e: &Entry, given: Option<&str>) -> Result<(), TrustError>
 /// `Ok(true)`: the same bytes are stored already; `Ok(false)`: free; a different file: refused.
 fn stored_state(state: &ClinicState, e: &Entry) -> Result<bool, TrustError> {
     let name = e.file_name();
-    let path = state.trust_dir().join(&name);
-    if !path.exists() {
+    let Some(have) = state.trust_file(&name)? else {
         return Ok(false);
-    }
-    let have = crate::fsutil::read_limited(&path, 1024 * 1024).map_err(ClinicError::from)?;
+    };
     // A file stored before files were named by clinic id may hold the same key in another form.
     let same =
         have == e.file_bytes() || qr::trust::parse_trust_file(&have, &name).is_ok_and(|k| k.first().is_some_and(|k| k.key == *e.key()));
@@ -438,7 +436,7 @@ fn write_then_audit(state: &ClinicState, writes: &[(String, Vec<u8>)], events: &
     for (name, bytes) in writes {
         if let Err(e) = state.add_trust_file(name, bytes) {
             for n in done {
-                let _ = std::fs::remove_file(state.trust_dir().join(n));
+                let _ = state.remove_trust_file(n);
             }
             return Err(e.into());
         }
@@ -446,7 +444,7 @@ fn write_then_audit(state: &ClinicState, writes: &[(String, Vec<u8>)], events: &
     }
     if let Err(e) = state.audit(events) {
         for n in done {
-            let _ = std::fs::remove_file(state.trust_dir().join(n));
+            let _ = state.remove_trust_file(n);
         }
         return Err(e.into());
     }
@@ -498,8 +496,7 @@ pub fn add_file(
 /// audit cannot be written the file is put back.
 pub fn remove(state: &ClinicState, name: &str, now: i64) -> Result<(), TrustError> {
     let clinic = name.rsplit_once('.').map_or(name, |(stem, _)| stem).to_owned();
-    let path = state.trust_dir().join(name);
-    let before = if path.is_file() { crate::fsutil::read_limited(&path, 1024 * 1024).ok() } else { None };
+    let before = state.trust_file(name).ok().flatten();
     if let Err(e) = state.remove_trust_file(name) {
         return Err(refused(state, now, "remove", &clinic, name, e.into()));
     }

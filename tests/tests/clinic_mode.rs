@@ -154,6 +154,20 @@ fn five_devices_share_one_clinic_state_enforced_by_the_database() {
     refused(&o, 1, "holds no master secret");
     refused(&medcard(&c.dev("bed-1"), &["audit", "checkpoint"]), 1, "holds no issuer key");
 
+    // The trust list is the clinic's: a partner trusted at the admin PC is trusted at every
+    // device (only the admin PC may change it), and each device keeps a copy.
+    let b = c.root.join("clinic-b");
+    ok(&medcard(&b, &["init", "--clinic-id", "clinic-b"]));
+    let b_pem = c.root.join("clinic-b.pem");
+    ok(&medcard(&b, &["trust", "export", "--out", b_pem.to_str().unwrap()]));
+    let fp = json(&medcard(&b, &["trust", "fingerprint", "--json"]))["fingerprint"].as_str().unwrap().to_owned();
+    ok(&medcard(&c.dev("admin-1"), &["trust", "add", b_pem.to_str().unwrap(), "--fingerprint", &fp]));
+    let listed = ok(&medcard(&c.dev("bed-2"), &["trust", "list"]));
+    assert!(listed.contains("clinic-b"), "{listed}");
+    refused(&medcard(&c.dev("kiosk-1"), &["trust", "remove", "clinic-b.pem"]), 1, "may not do that");
+    let st = json(&medcard(&c.dev("bed-1"), &["device", "status", "--json"]));
+    assert_eq!(st["lists"]["trusted_clinics"], 1, "{st}");
+
     let _lock = lock_reader(&READER_00);
     let ctx = context_for(&READER_00);
     let card = c.root.join("card.bin");
@@ -217,6 +231,10 @@ fn five_devices_share_one_clinic_state_enforced_by_the_database() {
     ok(&medcard(&c.dev("admin-1"), &["card", "revoke", "--serial", "8101", "--reason", "lost"]));
     refused(&c.checkin("kiosk-2", "revoked"), 1, "revoked");
 
+    // bed-2 refreshes its copy of the lists (as the desktop does every 30 s).
+    let st = json(&medcard(&c.dev("bed-2"), &["device", "status", "--json"]));
+    let refreshed_at = st["lists"]["refreshed_at"].as_i64().unwrap();
+
     // PostgreSQL stopped.
     c.pg.stop();
     refused(&c.checkin("kiosk-1", "offline"), 1, "cannot check whether card 8101 is revoked");
@@ -227,6 +245,12 @@ fn five_devices_share_one_clinic_state_enforced_by_the_database() {
     let st = json(&medcard(&c.dev("bed-2"), &["device", "status", "--json"]));
     assert_eq!(st["database"]["ok"], false, "{st}");
     assert_eq!(st["queued_audit_entries"], 1, "{st}");
+    // Offline, the device shows its copy of the lists and how old it is, and still knows the partner.
+    assert_eq!(st["lists"]["revoked_cards"], 1, "{st}");
+    assert_eq!(st["lists"]["trusted_clinics"], 1, "{st}");
+    assert_eq!(st["lists"]["refreshed_at"], refreshed_at, "{st}");
+    let listed = ok(&medcard(&c.dev("bed-2"), &["trust", "list"]));
+    assert!(listed.contains("clinic-b"), "{listed}");
     let queued_bed1 = json(&medcard(&c.dev("bed-1"), &["device", "status", "--json"]))["queued_audit_entries"].as_u64().unwrap();
     assert_eq!(queued_bed1, 1);
     drop(sim.take());
@@ -303,6 +327,24 @@ fn a_wrong_password_a_missing_database_or_schema_writes_nothing_and_says_what_to
     let pw = std::fs::read_to_string(&admin_pw).unwrap();
     let o = join(&pg.url("postgres", "postgres"), &admin_pw);
     assert!(!String::from_utf8_lossy(&o.stderr).contains(pw.trim()));
+
+    // A clinic database of schema version 1 (before the shared trust list): a device says to
+    // upgrade it; `setup-db` does, and keeps what was there.
+    pg.sql("postgres", "CREATE DATABASE old");
+    let owner = pg.url("postgres", "old");
+    let setup = ["device", "setup-db", "--db", &owner, "--db-tls", "disable", "--db-password-file", admin_pw.to_str().unwrap()];
+    ok(&Command::new(medcard_bin()).args(setup).output().unwrap());
+    pg.sql("old", "DROP TABLE trust_files; UPDATE medcard_schema SET version = 1; INSERT INTO card_revocations VALUES (9, 1, 'kept', 'x')");
+    refused(
+        &join(&owner, &admin_pw),
+        1,
+        "schema version 1, this program knows 2: upgrade the clinic database with `medcard device setup-db`",
+    );
+    let up = ok(&Command::new(medcard_bin()).args(setup).output().unwrap());
+    assert!(up.contains("schema version 2"), "{up}");
+    ok(&join(&owner, &admin_pw));
+    let st = json(&medcard(&data, &["device", "status", "--json"]));
+    assert_eq!(st["lists"]["revoked_cards"], 1, "{st}");
 }
 
 #[test]

@@ -30,6 +30,9 @@ use crate::store::Locator;
 pub const AUDIT_LOCK: i64 = 0x4d43_4155_4449_5400; // "MCAUDIT\0"
 /// Advisory lock key of `medcard device setup-db`.
 pub const SETUP_LOCK: i64 = 0x4d43_5345_5455_5000; // "MCSETUP\0"
+/// The largest trust file accepted from the database (as from a file: 1 MiB).
+pub const MAX_TRUST_FILE: usize = 1024 * 1024;
+
 /// The oldest server version we run on (`server_version_num`).
 pub const MIN_SERVER_VERSION: i32 = 130_000;
 /// How long a connection attempt may take before the database counts as unreachable.
@@ -54,7 +57,11 @@ pub enum PgError {
     #[error("clinic database ({target}) has no MedCard tables: run `medcard device setup-db` once for the clinic (docs/deployment.md)")]
     NoSchema { target: String },
     /// A schema version this build does not know.
-    #[error("clinic database ({target}) has schema version {got}, this program knows {}: upgrade MedCard on this device", schema::VERSION)]
+    #[error(
+        "clinic database ({target}) has schema version {got}, this program knows {}: {}",
+        schema::VERSION,
+        if *got < schema::VERSION { "upgrade the clinic database with `medcard device setup-db` (as its owner)" } else { "upgrade MedCard on this device" }
+    )]
     SchemaVersion { target: String, got: i32 },
     /// The server is too old.
     #[error("clinic database ({target}) runs PostgreSQL {got}, MedCard needs 13 or newer: upgrade the server")]
@@ -267,6 +274,10 @@ impl PgClinic {
                 tx.execute("INSERT INTO medcard_schema (version) VALUES ($1)", &[&schema::VERSION]).map_err(e("set the schema version"))?;
             }
             Some(schema::VERSION) => {}
+            // An older clinic database: the tables above added what was missing.
+            Some(v) if v < schema::VERSION => {
+                tx.execute("UPDATE medcard_schema SET version = $1", &[&schema::VERSION]).map_err(e("upgrade the schema version"))?;
+            }
             Some(v) => return Err(PgError::SchemaVersion { target, got: v }),
         }
         tx.batch_execute(schema::ROLES).map_err(e("create the device roles and grant their rights"))?;
@@ -377,6 +388,54 @@ impl PgClinic {
             .query("SELECT revoked_at, reason FROM card_revocations WHERE serial = $1", &[&i64::from(serial)])
             .map_err(|e| PgError::from_pg("query revocation", &target, &e))?;
         Ok(rows.first().map(|r| Revocation { serial, revoked_at: r.get(0), reason: r.get(1) }))
+    }
+
+    // ---- the trust list ----
+
+    /// The clinic's trust files (name, bytes), by name. A row whose name is not a trust file
+    /// name or whose bytes exceed [`MAX_TRUST_FILE`] is refused.
+    pub fn trust_files(&mut self) -> Result<Vec<(String, Vec<u8>)>, PgError> {
+        let target = self.target.clone();
+        let rows = self
+            .client
+            .query("SELECT name, bytes FROM trust_files ORDER BY name", &[])
+            .map_err(|e| PgError::from_pg("list trust files", &target, &e))?;
+        rows.iter()
+            .map(|r| {
+                let (name, bytes): (String, Vec<u8>) = (r.get(0), r.get(1));
+                let bad = |what: String| PgError::BadRow { table: "trust_files", row: name.clone(), what };
+                if !crate::clinic_state::is_trust_name(&name) {
+                    return Err(bad("not a trust file name".into()));
+                }
+                if bytes.len() > MAX_TRUST_FILE {
+                    return Err(bad(format!("{} bytes, at most {MAX_TRUST_FILE}", bytes.len())));
+                }
+                Ok((name, bytes))
+            })
+            .collect()
+    }
+
+    /// Adds a trust file; `Ok(false)`: one of that name is there already (nothing changed).
+    pub fn add_trust_file(&mut self, name: &str, bytes: &[u8], now: i64) -> Result<bool, PgError> {
+        let (target, device) = (self.target.clone(), self.device.clone());
+        let n = self
+            .client
+            .execute(
+                "INSERT INTO trust_files (name, bytes, added_at, device) VALUES ($1, $2, $3, $4) ON CONFLICT (name) DO NOTHING",
+                &[&name, &bytes, &now, &device],
+            )
+            .map_err(|e| PgError::from_pg("add trust file", &target, &e))?;
+        Ok(n == 1)
+    }
+
+    /// Removes a trust file; `Ok(false)`: there was none of that name.
+    pub fn remove_trust_file(&mut self, name: &str) -> Result<bool, PgError> {
+        let target = self.target.clone();
+        let n = self
+            .client
+            .execute("DELETE FROM trust_files WHERE name = $1", &[&name])
+            .map_err(|e| PgError::from_pg("remove trust file", &target, &e))?;
+        Ok(n == 1)
     }
 
     /// Revokes `serial` (a second revocation keeps the first: outcome `already-revoked`),

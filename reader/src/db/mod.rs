@@ -120,6 +120,21 @@ const MIGRATIONS: &[&str] = &[
         outcome    TEXT NOT NULL,
         detail     TEXT NOT NULL
     );",
+    // 6: clinic mode: this device's copy of the clinic's revocation list and trust list, and when
+    // it was last refreshed from the clinic database (shown when the database does not answer).
+    "CREATE TABLE copy_revocations (
+        serial      INTEGER PRIMARY KEY,
+        revoked_at  INTEGER NOT NULL,
+        reason      TEXT NOT NULL
+    );
+    CREATE TABLE copy_trust_files (
+        name   TEXT PRIMARY KEY,
+        bytes  BLOB NOT NULL
+    );
+    CREATE TABLE copy_refreshed (
+        list  TEXT PRIMARY KEY,
+        at    INTEGER NOT NULL
+    );",
 ];
 
 /// The database file name inside the data directory.

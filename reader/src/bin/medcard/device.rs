@@ -266,8 +266,30 @@ fn join(args: &JoinArgs) -> Result<(), CliError> {
         format!("role={} database={target} store={where_}", role.as_str()),
     );
     state.audit(std::slice::from_ref(&ev))?;
+    // The admin PC's trust list so far becomes the clinic's (a name there already is kept).
+    if role == Role::Admin {
+        let now = cli::now()?;
+        for (name, bytes) in state.local_trust_files()? {
+            match state.add_trust_file(&name, &bytes) {
+                Ok(()) => {
+                    let ev = state.event(
+                        now,
+                        reader::audit::EventKind::TrustAdded,
+                        &name,
+                        reader::audit::Outcome::Ok,
+                        format!("trust/{name} sent to the clinic database at join"),
+                    );
+                    state.audit(std::slice::from_ref(&ev))?;
+                }
+                Err(reader::clinic::ClinicError::TrustExists { .. }) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+    let copies = state.refresh_local_copies(cli::now()?)?.unwrap_or_default();
     if format.json {
-        print_json(&serde_json::json!({"device_id": device_id, "role": role.as_str(), "clinic_id": ks.clinic_id(), "database": target}));
+        print_json(&serde_json::json!({"device_id": device_id, "role": role.as_str(), "clinic_id": ks.clinic_id(), "database": target,
+            "revoked_cards": copies.revocations.len(), "trusted_clinics": copies.trust_files.len()}));
     } else {
         println!("{device_id} joined clinic {} as {} (clinic database {target})", ks.clinic_id(), role.as_str());
     }
@@ -293,6 +315,23 @@ fn status(data: &DataArg, format: Output) -> Result<(), CliError> {
         Ok(None) => (false, "not configured".to_owned()),
         Err(e) => (false, e.to_string()),
     };
+    // Reachable: refresh the copy of the lists; not: show how old the copy is.
+    let copies = match db_ok {
+        true => state.refresh_local_copies(cli::now()?).ok().flatten(),
+        false => None,
+    };
+    let copies = match copies {
+        Some(c) => c,
+        None => state.local_copies()?,
+    };
+    let refreshed = copies.refreshed_at.map_or_else(|| "never".to_owned(), qr::time::format_rfc3339);
+    let lists_text = format!(
+        "{} revoked card{}, {} trusted clinic{}; this device's copy refreshed {refreshed}",
+        copies.revocations.len(),
+        if copies.revocations.len() == 1 { "" } else { "s" },
+        copies.trust_files.len(),
+        if copies.trust_files.len() == 1 { "" } else { "s" }
+    );
     let store = match reader::deployment::open_store(&dir, Some(&d)) {
         Ok(s) => s.describe(),
         Err(e) => format!("unusable: {e}"),
@@ -301,12 +340,14 @@ fn status(data: &DataArg, format: Output) -> Result<(), CliError> {
         print_json(&serde_json::json!({
             "mode": "clinic", "clinic_id": ks.clinic_id(), "device_id": d.device_id, "role": d.role.as_str(),
             "database": {"ok": db_ok, "status": db_text, "tls": matches!(d.postgres.tls, Tls::Require)},
+            "lists": {"revoked_cards": copies.revocations.len(), "trusted_clinics": copies.trust_files.len(), "refreshed_at": copies.refreshed_at},
             "store": store, "queued_audit_entries": queued,
         }));
     } else {
         println!("mode: clinic (clinic {})", ks.clinic_id());
         println!("device: {} ({})", d.device_id, d.role.as_str());
         println!("clinic database: {db_text}");
+        println!("revocation and trust lists: {lists_text}");
         println!("record store: {store}");
         println!("audit entries queued on this device: {queued}");
     }
@@ -320,6 +361,7 @@ fn sync(data: &DataArg, format: Output) -> Result<(), CliError> {
         return Err(CliError::Invalid("this data directory is a single device: there is no clinic log to send entries to".into()));
     }
     let sent = state.flush_audit_queue(cli::now()?)?;
+    state.refresh_local_copies(cli::now()?)?;
     if format.json {
         print_json(&serde_json::json!({"sent": sent}));
     } else {

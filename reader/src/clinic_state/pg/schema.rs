@@ -3,7 +3,13 @@
 //! runs [`SETUP`] once per clinic, as the database owner, in one transaction.
 
 /// The schema version this build reads and writes (`medcard_schema.version`).
-pub const VERSION: i32 = 1;
+pub const VERSION: i32 = 2;
+
+/// What each version added, for `setup-db` upgrading an older clinic database (the tables are
+/// created with `IF NOT EXISTS`, so an upgrade is: run [`TABLES`], then set the version).
+/// 1: cards, revocations, consent versions, spent codes, records index, audit log.
+/// 2: `trust_files`, the clinic's trust list (other clinics' issuer certificates and keys).
+pub const HISTORY: &[(i32, &str)] = &[(1, "the clinic state and audit log"), (2, "the shared trust list")];
 
 /// Tables (idempotent: `IF NOT EXISTS`), then the schema version row.
 pub const TABLES: &str = "
@@ -73,6 +79,12 @@ CREATE TABLE IF NOT EXISTS audit_entries (
     detail      TEXT NOT NULL,
     leaf_hash   BYTEA NOT NULL
 );
+CREATE TABLE IF NOT EXISTS trust_files (
+    name      TEXT PRIMARY KEY,
+    bytes     BYTEA NOT NULL,
+    added_at  BIGINT NOT NULL,
+    device    TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS audit_checkpoints (
     tree_size  BIGINT PRIMARY KEY,
     root       BYTEA NOT NULL,
@@ -99,14 +111,17 @@ BEGIN
     END LOOP;
 END
 $$;
-REVOKE ALL ON medcard_schema, cards, card_revocations, consent_versions, qr_used, records, audit_entries, audit_checkpoints FROM PUBLIC;
-REVOKE ALL ON medcard_schema, cards, card_revocations, consent_versions, qr_used, records, audit_entries, audit_checkpoints
-    FROM medcard_admin, medcard_kiosk, medcard_bedside;
+REVOKE ALL ON medcard_schema, cards, card_revocations, consent_versions, qr_used, records, audit_entries, audit_checkpoints, trust_files FROM PUBLIC;
+REVOKE ALL ON medcard_schema, cards, card_revocations, consent_versions, qr_used, records, audit_entries, audit_checkpoints,
+    trust_files FROM medcard_admin, medcard_kiosk, medcard_bedside;
 GRANT USAGE ON SCHEMA public TO medcard_admin, medcard_kiosk, medcard_bedside;
 GRANT SELECT ON medcard_schema TO medcard_admin, medcard_kiosk, medcard_bedside;
 -- admin PC: issues and revokes cards, adds records, checkpoints the log.
 GRANT SELECT, INSERT, UPDATE ON cards, card_revocations, consent_versions, records TO medcard_admin;
 GRANT SELECT, INSERT ON qr_used, audit_entries, audit_checkpoints TO medcard_admin;
+GRANT SELECT, INSERT, DELETE ON trust_files TO medcard_admin;
+-- every device reads the trust list (and keeps a copy for when the database does not answer).
+GRANT SELECT ON trust_files TO medcard_kiosk, medcard_bedside;
 -- kiosk: reads cards, revocations and the records index; remembers consent versions.
 GRANT SELECT ON cards, card_revocations, records TO medcard_kiosk;
 GRANT SELECT, INSERT, UPDATE ON consent_versions TO medcard_kiosk;
