@@ -277,14 +277,30 @@ fn five_devices_share_one_clinic_state_enforced_by_the_database() {
     assert_eq!(seqs, (0..log.len() as u64).collect::<Vec<_>>(), "one gapless clinic sequence");
 
     // One clinic-wide log: checkpoint at the admin PC, verify from a kiosk.
-    ok(&medcard(&c.dev("admin-1"), &["audit", "checkpoint"]));
+    let cp1 = c.root.join("cp1.cose");
+    ok(&medcard(&c.dev("admin-1"), &["audit", "checkpoint", "--out", cp1.to_str().unwrap()]));
     let v = json(&medcard(&c.dev("kiosk-2"), &["audit", "verify", "--json"]));
     assert_eq!(v["ok"], true);
     assert_eq!(v["entries"].as_u64().unwrap(), log.len() as u64);
+    // RFC 9162 proofs over the clinic log, from any device: entry 3 is in the latest checkpoint,
+    // and the log only grew since the first.
+    let exported = c.root.join("clinic-a.pem");
+    ok(&medcard(&c.dev("admin-1"), &["trust", "export", "--out", exported.to_str().unwrap()]));
+    ok(&medcard(&c.dev("kiosk-1"), &["audit", "checkpoint"]));
+    let p = json(&medcard(&c.dev("bed-2"), &["audit", "prove", "--entry", "3", "--json"]));
+    assert_eq!(p["verified"], true, "{p}");
+    let latest = p["tree_size"].as_u64().unwrap();
+    let p = json(&medcard(&c.dev("bed-1"), &["audit", "consistency", "--old", cp1.to_str().unwrap(), "--json"]));
+    assert_eq!(p["verified"], true, "{p}");
+    let (old, new) = (p["old_size"].as_u64().unwrap(), p["new_size"].as_u64().unwrap());
+    assert!(old >= log.len() as u64 && new == latest && new > old, "{p}");
     // A row edited in PostgreSQL (by someone with the owner's rights) is found.
     c.pg.sql(DB, "UPDATE audit_entries SET detail = 'nothing to see' WHERE seq = 3");
     let o = medcard(&c.dev("bed-1"), &["audit", "verify"]);
     refused(&o, 1, "first bad entry: #3");
+    // ... and no proof over the edited log checks out against the signed roots.
+    assert!(!medcard(&c.dev("bed-2"), &["audit", "prove", "--entry", "3"]).status.success());
+    assert!(!medcard(&c.dev("bed-2"), &["audit", "consistency", "--old", cp1.to_str().unwrap()]).status.success());
 }
 
 #[test]

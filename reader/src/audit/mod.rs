@@ -648,6 +648,43 @@ pub fn prove(db: &ClinicDb, issuer: &VerifyingKey, seq: u64) -> Result<Inclusion
         )));
     }
     let leaves = leaf_hashes(db, cp.tree_size)?;
+    prove_over(&leaves, &cp, seq)
+}
+
+/// The leaf hashes of the first `n` of `entries` (by seq, from 0), recomputed from their fields.
+/// A gap or reorder is an error (run `audit verify`); so are fewer than `n` entries.
+pub fn leaf_hashes_of(entries: &[Entry], n: u64) -> Result<Vec<Hash>, AuditError> {
+    let mut out = Vec::with_capacity(usize::try_from(n).unwrap_or(0).min(entries.len()));
+    for e in entries {
+        if out.len() as u64 == n {
+            break;
+        }
+        if e.seq != out.len() as u64 {
+            return Err(AuditError::Range(format!("audit log has a gap or reorder at entry {}: run `medcard audit verify`", out.len())));
+        }
+        out.push(merkle::leaf_hash(&e.encode()));
+    }
+    if (out.len() as u64) < n {
+        return Err(AuditError::Range(format!("audit log has {} entries, fewer than {n}", out.len())));
+    }
+    Ok(out)
+}
+
+/// The latest of `stored` checkpoints (by size), verified with the issuer key.
+pub fn latest_of(stored: &[StoredCheckpoint], issuer: &VerifyingKey) -> Result<Option<Checkpoint>, AuditError> {
+    stored.iter().max_by_key(|(size, _, _)| *size).map(|(_, _, signed)| open_checkpoint(signed, issuer)).transpose()
+}
+
+/// Proves entry `seq` is in the tree of checkpoint `cp` over `leaves` (its first `cp.tree_size`
+/// leaf hashes); the proof is checked against the signed root before it is returned.
+pub fn prove_over(leaves: &[Hash], cp: &Checkpoint, seq: u64) -> Result<InclusionProof, AuditError> {
+    if seq >= cp.tree_size {
+        return Err(AuditError::Range(format!(
+            "entry #{seq} is not covered by the latest checkpoint (size {}): make a new checkpoint",
+            cp.tree_size
+        )));
+    }
+    let leaves = leaves.get(..usize::try_from(cp.tree_size).unwrap_or(usize::MAX)).unwrap_or(leaves);
     let idx = usize::try_from(seq).map_err(|_| AuditError::Range("entry index too large".into()))?;
     let path = merkle::inclusion_proof(&leaves, idx).ok_or_else(|| AuditError::Range(format!("entry #{seq} out of range")))?;
     let leaf = *leaves.get(idx).ok_or_else(|| AuditError::Range(format!("entry #{seq} out of range")))?;
@@ -678,6 +715,19 @@ pub fn consistency(db: &ClinicDb, issuer: &VerifyingKey, old_signed: &[u8]) -> R
         )));
     }
     let leaves = leaf_hashes(db, new.tree_size)?;
+    consistency_over(&leaves, old, new)
+}
+
+/// Proves the tree of checkpoint `old` is a prefix of the tree of `new` over `leaves` (the first
+/// `new.tree_size` leaf hashes); checked before it is returned.
+pub fn consistency_over(leaves: &[Hash], old: Checkpoint, new: Checkpoint) -> Result<ConsistencyProof, AuditError> {
+    if old.tree_size > new.tree_size {
+        return Err(AuditError::Range(format!(
+            "the old checkpoint covers {} entries but the latest covers only {}: the log shrank",
+            old.tree_size, new.tree_size
+        )));
+    }
+    let leaves = leaves.get(..usize::try_from(new.tree_size).unwrap_or(usize::MAX)).unwrap_or(leaves);
     let path = if old.tree_size == 0 || old.tree_size == new.tree_size {
         Vec::new()
     } else {

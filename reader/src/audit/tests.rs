@@ -237,6 +237,30 @@ fn consistency_from_an_old_checkpoint_holds_after_appends_and_fails_after_a_rewr
     assert!(matches!(consistency(&f.db, &issuer(&f), &old), Err(AuditError::ProofFailed { .. })));
 }
 
+#[test]
+fn proofs_over_entries_read_elsewhere_match_the_database_proofs_and_name_a_gap() {
+    // The clinic mode proves over entries read from PostgreSQL: same proofs as over the file.
+    let mut f = fixture(13);
+    let old_signed = cp(&mut f, 5);
+    for i in 13..20 {
+        add(&mut f, i);
+    }
+    let new_signed = cp(&mut f, 6);
+    let all = entries(&f.db, 0, None).unwrap_or_default();
+    let stored = vec![(13, Vec::new(), old_signed.clone()), (20, Vec::new(), new_signed)];
+    let latest = latest_of(&stored, &issuer(&f)).ok().flatten();
+    let Some(latest) = latest else { panic!("no latest checkpoint") };
+    assert_eq!(latest.tree_size, 20);
+    let leaves = leaf_hashes_of(&all, latest.tree_size).unwrap_or_default();
+    assert_eq!(prove_over(&leaves, &latest, 9).ok(), prove(&f.db, &issuer(&f), 9).ok());
+    let old = open_checkpoint(&old_signed, &issuer(&f)).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(consistency_over(&leaves, old, latest.clone()).ok(), consistency(&f.db, &issuer(&f), &old_signed).ok());
+    // An entry missing in the middle is a gap, not a proof over the wrong tree.
+    let gapped: Vec<Entry> = all.iter().filter(|e| e.seq != 4).cloned().collect();
+    assert!(matches!(leaf_hashes_of(&gapped, 20), Err(AuditError::Range(m)) if m.contains("gap or reorder at entry 4")));
+    assert!(matches!(leaf_hashes_of(&all[..10], 20), Err(AuditError::Range(m)) if m.contains("fewer than 20")));
+}
+
 proptest::proptest! {
     #[test]
     fn checkpoint_parsing_never_panics_on_arbitrary_bytes(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300)) {

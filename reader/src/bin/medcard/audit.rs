@@ -90,14 +90,16 @@ fn entries(c: &cli::Clinic, since: Option<i64>) -> Result<Vec<audit::Entry>, Cli
     }
 }
 
-/// Clinic mode: proofs are over this device's log only; refuse rather than prove the wrong log.
-fn refuse_in_clinic_mode(c: &cli::Clinic, what: &str) -> Result<(), CliError> {
-    if c.state.is_clinic()? {
-        return Err(CliError::Invalid(format!(
-            "`medcard audit {what}` works on a single-device log; in clinic mode use `medcard audit verify` (whole clinic log) and `medcard audit checkpoint`"
-        )));
-    }
-    Ok(())
+/// Clinic mode: the whole clinic log's latest checkpoint and the leaf hashes it covers
+/// (recomputed from the rows); `None` in single-device mode.
+fn clinic_tree(c: &cli::Clinic) -> Result<Option<(audit::Checkpoint, Vec<[u8; 32]>)>, CliError> {
+    let Some((stored, entries)) = c.state.with_clinic_db(|pg| Ok((pg.audit_checkpoints()?, pg.audit_entries(None)?)))? else {
+        return Ok(None);
+    };
+    let cp = audit::latest_of(&stored, &c.ks.issuer_public())?
+        .ok_or_else(|| audit::AuditError::Range("no checkpoint yet: run `medcard audit checkpoint` first".into()))?;
+    let leaves = audit::leaf_hashes_of(&entries, cp.tree_size)?;
+    Ok(Some((cp, leaves)))
 }
 
 fn hexes(v: &[[u8; 32]]) -> Vec<String> {
@@ -226,8 +228,10 @@ fn checkpoint(data: &DataArg, out: Option<PathBuf>, format: Output) -> Result<()
 
 fn prove(data: &DataArg, entry: u64, format: Output) -> Result<(), CliError> {
     let c = data.clinic()?;
-    refuse_in_clinic_mode(&c, "prove")?;
-    let p = audit::prove(&c.db, &c.ks.issuer_public(), entry)?;
+    let p = match clinic_tree(&c)? {
+        Some((cp, leaves)) => audit::prove_over(&leaves, &cp, entry)?,
+        None => audit::prove(&c.db, &c.ks.issuer_public(), entry)?,
+    };
     if format.json {
         println!(
             "{}",
@@ -247,9 +251,11 @@ fn prove(data: &DataArg, entry: u64, format: Output) -> Result<(), CliError> {
 
 fn consistency(data: &DataArg, old: &std::path::Path, format: Output) -> Result<(), CliError> {
     let c = data.clinic()?;
-    refuse_in_clinic_mode(&c, "consistency")?;
     let bytes = cli::read_file(old)?;
-    let p = audit::consistency(&c.db, &c.ks.issuer_public(), &bytes)?;
+    let p = match clinic_tree(&c)? {
+        Some((new, leaves)) => audit::consistency_over(&leaves, audit::open_checkpoint(&bytes, &c.ks.issuer_public())?, new)?,
+        None => audit::consistency(&c.db, &c.ks.issuer_public(), &bytes)?,
+    };
     if format.json {
         println!(
             "{}",
