@@ -686,7 +686,7 @@ pub fn prove_over(leaves: &[Hash], cp: &Checkpoint, seq: u64) -> Result<Inclusio
     }
     let leaves = leaves.get(..usize::try_from(cp.tree_size).unwrap_or(usize::MAX)).unwrap_or(leaves);
     let idx = usize::try_from(seq).map_err(|_| AuditError::Range("entry index too large".into()))?;
-    let path = merkle::inclusion_proof(&leaves, idx).ok_or_else(|| AuditError::Range(format!("entry #{seq} out of range")))?;
+    let path = merkle::inclusion_proof(leaves, idx).ok_or_else(|| AuditError::Range(format!("entry #{seq} out of range")))?;
     let leaf = *leaves.get(idx).ok_or_else(|| AuditError::Range(format!("entry #{seq} out of range")))?;
     if !merkle::verify_inclusion(seq, cp.tree_size, &leaf, &path, &cp.root) {
         return Err(AuditError::ProofFailed { what: "inclusion" });
@@ -731,7 +731,7 @@ pub fn consistency_over(leaves: &[Hash], old: Checkpoint, new: Checkpoint) -> Re
     let path = if old.tree_size == 0 || old.tree_size == new.tree_size {
         Vec::new()
     } else {
-        merkle::consistency_proof(&leaves, usize::try_from(old.tree_size).unwrap_or(usize::MAX))
+        merkle::consistency_proof(leaves, usize::try_from(old.tree_size).unwrap_or(usize::MAX))
             .ok_or_else(|| AuditError::Range("old size out of range".into()))?
     };
     let ok = if old.tree_size == 0 {
