@@ -92,7 +92,10 @@ fn entries(c: &cli::Clinic, since: Option<i64>) -> Result<Vec<audit::Entry>, Cli
 
 /// Clinic mode: the whole clinic log's latest checkpoint and the leaf hashes it covers
 /// (recomputed from the rows); `None` in single-device mode.
-fn clinic_tree(c: &cli::Clinic) -> Result<Option<(audit::Checkpoint, Vec<[u8; 32]>)>, CliError> {
+/// A signed checkpoint and the leaf hashes of the entries it covers.
+type Tree = (audit::Checkpoint, Vec<[u8; 32]>);
+
+fn clinic_tree(c: &cli::Clinic) -> Result<Option<Tree>, CliError> {
     let Some((stored, entries)) = c.state.with_clinic_db(|pg| Ok((pg.audit_checkpoints()?, pg.audit_entries(None)?)))? else {
         return Ok(None);
     };
