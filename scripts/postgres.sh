@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # A throwaway PostgreSQL server for MedCard's clinic-mode tests (and for trying clinic mode on
 # one machine): Debian's PostgreSQL binaries, a cluster in DIR owned by the `postgres` user,
-# listening on 127.0.0.1:PORT only, SCRAM-SHA-256 passwords for TCP logins.
+# listening on 127.0.0.1:PORT only, SCRAM-SHA-256 passwords for TCP logins, TLS with a private
+# CA (DIR/ca.crt; plain TCP allowed too).
 #
 #   scripts/postgres.sh start DIR [PORT]   # initdb on first use, start, write DIR/env
 #   scripts/postgres.sh stop DIR
@@ -54,7 +55,27 @@ start)
             --pwfile="$dir/pwfile" -E UTF8 --locale=C.UTF-8 >"$dir/initdb.log" 2>&1 \
             || { cat "$dir/initdb.log" >&2; exit 1; }
         rm -f "$dir/pwfile"
+        # TLS as a clinic runs it: a private CA (DIR/ca.crt, what devices get as --db-ca) and a
+        # server certificate for 127.0.0.1. Plain TCP stays allowed for the tests that say
+        # --db-tls disable.
+        openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 30 -subj "/CN=medcard test CA" \
+            -keyout "$dir/ca.key" -out "$dir/ca.crt" >/dev/null 2>&1
+        openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=127.0.0.1" \
+            -keyout "$data/server.key" -out "$dir/server.csr" >/dev/null 2>&1
+        printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\n' > "$dir/san.ext"
+        openssl x509 -req -in "$dir/server.csr" -CA "$dir/ca.crt" -CAkey "$dir/ca.key" -CAcreateserial -days 30 \
+            -extfile "$dir/san.ext" -out "$data/server.crt" >/dev/null 2>&1
+        rm -f "$dir/server.csr" "$dir/san.ext" "$dir/ca.key"
+        chmod 0600 "$data/server.key"
+        chmod 0644 "$dir/ca.crt"
+        if [ "$(id -u)" -eq 0 ]; then chown postgres: "$data/server.key" "$data/server.crt"; fi
+        # The database medcard_tls takes encrypted connections only (the tests prove TLS is used).
+        { echo "hostnossl medcard_tls all all reject"; cat "$data/pg_hba.conf"; } > "$dir/hba.tmp"
+        cat "$dir/hba.tmp" > "$data/pg_hba.conf" && rm -f "$dir/hba.tmp"
         cat >>"$data/postgresql.conf" <<EOF
+ssl = on
+ssl_cert_file = 'server.crt'
+ssl_key_file = 'server.key'
 listen_addresses = '127.0.0.1'
 port = $port
 unix_socket_directories = '$dir'

@@ -344,6 +344,52 @@ fn a_wrong_password_a_missing_database_or_schema_writes_nothing_and_says_what_to
     let o = join(&pg.url("postgres", "postgres"), &admin_pw);
     assert!(!String::from_utf8_lossy(&o.stderr).contains(pw.trim()));
 
+    // TLS as a clinic runs it (the default, --db-tls require): with the clinic's CA the join goes
+    // through; with another CA, or a CA file that is not one, it is refused and nothing is written.
+    // medcard_tls refuses unencrypted connections (scripts/postgres.sh), so a join that works
+    // there went over TLS.
+    pg.sql("postgres", "CREATE DATABASE medcard_tls");
+    let tls_owner = pg.url("postgres", "medcard_tls");
+    let ca = pg.dir.join("ca.crt");
+    let setup =
+        ["device", "setup-db", "--db", &tls_owner, "--db-ca", ca.to_str().unwrap(), "--db-password-file", admin_pw.to_str().unwrap()];
+    ok(&Command::new(medcard_bin()).args(setup).output().unwrap());
+    let other_ca = dir.path().join("other-ca.crt");
+    let o = Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "1", "-subj", "/CN=other"])
+        .arg("-keyout")
+        .arg(dir.path().join("other.key"))
+        .arg("-out")
+        .arg(&other_ca)
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    let not_a_ca = dir.path().join("not-a-ca.pem");
+    std::fs::write(&not_a_ca, "hello\n").unwrap();
+    let tls_dev = dir.path().join("tls-dev");
+    ok(&medcard(&tls_dev, &["init", "--clinic-id", "clinic-t"]));
+    let tls_join = |ca: &Path| {
+        medcard(
+            &tls_dev,
+            &["device", "join", "--role", "admin", "--device-id", "t", "--db", &tls_owner, "--db-ca", ca.to_str().unwrap()]
+                .into_iter()
+                .chain(["--db-password-file", admin_pw.to_str().unwrap()])
+                .collect::<Vec<_>>(),
+        )
+    };
+    refused(&tls_join(&other_ca), 1, "its TLS certificate is not trusted (unable to get local issuer certificate); check the CA file");
+    refused(&tls_join(&not_a_ca), 1, "no certificate or crl found");
+    assert!(!tls_dev.join("device.json").exists(), "a refused TLS join wrote device.json");
+    ok(&tls_join(&ca));
+    let st = json(&medcard(&tls_dev, &["device", "status", "--json"]));
+    assert_eq!((st["database"]["ok"].as_bool(), st["database"]["tls"].as_bool()), (Some(true), Some(true)), "{st}");
+    // The same database without TLS: the server refuses.
+    let plain = Command::new(medcard_bin())
+        .args(["device", "setup-db", "--db", &tls_owner, "--db-tls", "disable", "--db-password-file", admin_pw.to_str().unwrap()])
+        .output()
+        .unwrap();
+    refused(&plain, 1, "accepts only encrypted connections: use --db-tls require");
+
     // A clinic database of schema version 1 (before the shared trust list): a device says to
     // upgrade it; `setup-db` does, and keeps what was there.
     pg.sql("postgres", "CREATE DATABASE old");

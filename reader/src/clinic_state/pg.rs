@@ -72,8 +72,17 @@ pub enum PgError {
     )]
     Denied { operation: &'static str, message: String },
     /// TLS could not be set up (the CA file, the library).
-    #[error("clinic database TLS: {message}; check postgres.ca_file in device.json")]
+    #[error("clinic database TLS: {message}; check the CA file (--db-ca at join, postgres.ca_file in device.json)")]
     Tls { message: String },
+    /// The server's TLS certificate is not trusted: the connection is not made.
+    #[error(
+        "clinic database ({target}): its TLS certificate is not trusted ({reason}); check the CA file (--db-ca at join, \
+         postgres.ca_file in device.json) and that the server's certificate names the host in the URL"
+    )]
+    TlsUntrusted { target: String, reason: String },
+    /// The server takes encrypted connections only and this device connected without TLS.
+    #[error("clinic database ({target}) accepts only encrypted connections: use --db-tls require (the default) with --db-ca")]
+    TlsRequired { target: String },
     /// Any other server error.
     #[error("clinic database: {operation}: {message}")]
     Query { operation: &'static str, message: String },
@@ -86,7 +95,9 @@ impl PgError {
     /// Whether the database could not be reached (the device may work offline where it can).
     #[must_use]
     pub fn is_unavailable(&self) -> bool {
-        matches!(self, PgError::Unavailable { .. })
+        // An untrusted certificate (expired, say) keeps the device from the database like a
+        // network fault: it works offline and queues its audit entries.
+        matches!(self, PgError::Unavailable { .. } | PgError::TlsUntrusted { .. })
     }
 
     fn from_pg(operation: &'static str, target: &str, e: &postgres::Error) -> PgError {
@@ -94,7 +105,9 @@ impl PgError {
         if let Some(db) = e.as_db_error() {
             let message = db.message().to_owned();
             let code = db.code();
-            return if code == &SqlState::INVALID_PASSWORD || code == &SqlState::INVALID_AUTHORIZATION_SPECIFICATION {
+            return if code == &SqlState::INVALID_AUTHORIZATION_SPECIFICATION && message.contains("no encryption") {
+                PgError::TlsRequired { target }
+            } else if code == &SqlState::INVALID_PASSWORD || code == &SqlState::INVALID_AUTHORIZATION_SPECIFICATION {
                 PgError::Login { target, message }
             } else if code == &SqlState::INVALID_CATALOG_NAME {
                 PgError::NoDatabase { target, message }
@@ -114,6 +127,17 @@ impl PgError {
         while let Some(s) = source {
             message = format!("{message}: {s}");
             source = s.source();
+        }
+        if message.contains("certificate verify failed") {
+            const REASONS: [&str; 5] = [
+                "unable to get local issuer certificate",
+                "certificate has expired",
+                "hostname mismatch",
+                "self-signed certificate",
+                "certificate is not yet valid",
+            ];
+            let reason = REASONS.iter().find(|r| message.contains(*r)).unwrap_or(&"certificate verify failed");
+            return PgError::TlsUntrusted { target, reason: (*reason).to_owned() };
         }
         PgError::Unavailable { target, message }
     }
