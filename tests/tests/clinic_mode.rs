@@ -380,7 +380,13 @@ fn a_wrong_password_a_missing_database_or_schema_writes_nothing_and_says_what_to
     refused(&tls_join(&other_ca), 1, "its TLS certificate is not trusted (unable to get local issuer certificate); check the CA file");
     refused(&tls_join(&not_a_ca), 1, "no certificate or crl found");
     assert!(!tls_dev.join("device.json").exists(), "a refused TLS join wrote device.json");
+    // What the admin PC trusted before it joined becomes the clinic's trust list.
+    let b_pem = dir.path().join("clinic-b.pem");
+    ok(&medcard(&data, &["trust", "export", "--out", b_pem.to_str().unwrap()]));
+    let fp = json(&medcard(&data, &["trust", "fingerprint", "--json"]))["fingerprint"].as_str().unwrap().to_owned();
+    ok(&medcard(&tls_dev, &["trust", "add", b_pem.to_str().unwrap(), "--fingerprint", &fp]));
     ok(&tls_join(&ca));
+    assert_eq!(pg.sql("medcard_tls", "SELECT name FROM trust_files").trim(), "clinic-b.pem");
     let st = json(&medcard(&tls_dev, &["device", "status", "--json"]));
     assert_eq!((st["database"]["ok"].as_bool(), st["database"]["tls"].as_bool()), (Some(true), Some(true)), "{st}");
     // The same database without TLS: the server refuses.
