@@ -14,10 +14,10 @@
 //!    thresholding; 45° and 22.5° help its grid fitting on skewed codes), and last, for photos
 //!    larger than the working size, a view of up to [`HIRES_MAX_SIDE`] px taken from the input
 //!    itself (a small code in a big photo);
-//! 3. every rqrr call (prepare, detect, decode) is inside [`std::panic::catch_unwind`]; a panic
-//!    counts as "nothing from this attempt" and is reported in [`ScanReport::panics`] (this
-//!    needs the default `panic = "unwind"`; the default panic hook still prints the message to
-//!    stderr, which a library must not silence for the whole process);
+//! 3. every rqrr call (prepare, detect, decode) is inside [`quiet::quietly`]: a panic counts as
+//!    "nothing from this attempt", is reported in [`ScanReport::panics`] and prints nothing (a
+//!    panic hook that is silent only for a thread inside a scan; this needs the default
+//!    `panic = "unwind"`);
 //! 4. every decoded text is kept once (first finder wins), in the order found.
 //!
 //! # When to stop (several codes per image)
@@ -42,12 +42,12 @@
 //! ISO-8859-1 (the QR default character set, ISO/IEC 18004 §7.4.4 without ECI).
 
 mod binarize;
+pub mod quiet;
 mod transform;
 
 pub use binarize::Bitmap;
 pub use transform::View;
 
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, mpsc};
 use std::time::Duration;
 
@@ -407,11 +407,11 @@ fn run_guarded(img: &Arc<image::GrayImage>, attempt: Attempt, timeout: Option<Du
     }
 }
 
-/// Runs one attempt under `catch_unwind`; `None` if rqrr panicked.
+/// Runs one attempt under [`quiet::quietly`]; `None` if rqrr panicked (nothing printed).
 fn run_attempt(img: &image::GrayImage, attempt: Attempt) -> Option<Vec<Hit>> {
     let short = img.width().min(img.height()) as usize;
     let window = |div: u32| (short / (div.max(1) as usize)).max(9) | 1;
-    catch_unwind(AssertUnwindSafe(|| {
+    quiet::quietly(|| {
         let bitmap = match attempt.binarizer {
             Binarizer::Rqrr => {
                 let mut prepared = if attempt.inverted {
@@ -430,8 +430,7 @@ fn run_attempt(img: &image::GrayImage, attempt: Attempt) -> Option<Vec<Hit>> {
         let bitmap = if attempt.inverted { bitmap.inverted() } else { bitmap };
         let mut prepared = rqrr::PreparedImage::prepare_from_bitmap(bitmap.width, bitmap.height, |x, y| bitmap.is_dark(x, y));
         detect!(prepared)
-    }))
-    .ok()
+    })
 }
 
 /// UTF-8 as is, otherwise ISO-8859-1 (see the module docs).
@@ -512,7 +511,7 @@ pub fn decode_gray(bytes: &[u8]) -> Result<image::GrayImage, ScanError> {
     let (width, height) =
         d.dimensions().map(|(w, h)| (u32::try_from(w).unwrap_or(u32::MAX), u32::try_from(h).unwrap_or(u32::MAX))).unwrap_or((0, 0));
     within_limits(width, height)?;
-    let luma = catch_unwind(AssertUnwindSafe(|| d.decode())).ok().and_then(Result::ok);
+    let luma = quiet::quietly(|| d.decode()).and_then(Result::ok);
     match luma.and_then(|l| image::GrayImage::from_raw(width, height, l)) {
         Some(g) => Ok(g),
         // Colour spaces the luma-only path does not take (CMYK, YCCK): the full decoder.
@@ -540,7 +539,7 @@ pub fn decode_image(bytes: &[u8]) -> Result<image::DynamicImage, ScanError> {
     limits.max_image_height = Some(MAX_INPUT_SIDE);
     limits.max_alloc = Some(MAX_INPUT_PIXELS * 8);
     reader.limits(limits);
-    catch_unwind(AssertUnwindSafe(|| reader.decode()))
-        .map_err(|_| ScanError::Image("the image decoder panicked".into()))?
+    quiet::quietly(|| reader.decode())
+        .ok_or_else(|| ScanError::Image("the image decoder panicked".into()))?
         .map_err(|e| ScanError::Image(e.to_string()))
 }
