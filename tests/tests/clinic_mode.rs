@@ -660,3 +660,60 @@ fn clinic_mode_figures() {
         verify_ms / sha_ms
     );
 }
+
+#[test]
+fn a_missing_bucket_a_wrong_secret_or_no_endpoint_at_join_writes_nothing_and_says_what_to_check() {
+    let g = Garage::start("s3bad");
+    let c = Clinic::with_store("s3bad", Some(g.join_args()), &[]);
+    let user = "bed_x";
+    let pw = c.pg.login_role(user, "medcard_bedside", &c.root);
+    let url = c.pg.url(user, DB);
+    let keys = c.dev("admin-1").join("keys");
+    let wrong_secret = c.root.join("wrong.secret");
+    std::fs::write(&wrong_secret, "0000000000000000000000000000000000000000000000000000000000000000\n").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&wrong_secret, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let closed = format!("http://127.0.0.1:{}", std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port());
+    let join = |endpoint: &str, bucket: &str, secret: &Path| {
+        let args = [
+            "device",
+            "join",
+            "--role",
+            "bedside",
+            "--device-id",
+            "bed-x",
+            "--keys",
+            keys.to_str().unwrap(),
+            "--db",
+            &url,
+            "--db-tls",
+            "disable",
+            "--db-password-file",
+            pw.to_str().unwrap(),
+            "--s3-endpoint",
+            endpoint,
+            "--s3-bucket",
+            bucket,
+            "--s3-key-id",
+            &g.key_id,
+            "--s3-secret-file",
+            secret.to_str().unwrap(),
+        ];
+        medcard(&c.dev("bed-x"), &args)
+    };
+    let e = g.endpoints[0].clone();
+    for (o, needle) in [
+        (join(&e, "no-such-bucket", &g.secret_file), "no-such-bucket"),
+        (join(&e, &g.bucket, &wrong_secret), "record store"),
+        (join(&closed, &g.bucket, &g.secret_file), "record store unavailable"),
+    ] {
+        let err = refused(&o, 1, needle);
+        println!("{}", err.trim());
+        assert!(!err.contains(std::fs::read_to_string(&g.secret_file).unwrap().trim()), "the secret was printed: {err}");
+        assert!(!c.dev("bed-x").join("device.json").exists(), "a refused join wrote device.json: {err}");
+        assert!(!c.dev("bed-x").join("keys").join("s3.secret").exists(), "a refused join kept the secret: {err}");
+    }
+    // The same join with the right bucket and secret goes through.
+    let out = ok(&join(&e, &g.bucket, &g.secret_file));
+    assert!(out.contains("bed-x joined clinic clinic-a as bedside"), "{out}");
+}

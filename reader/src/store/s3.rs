@@ -93,6 +93,64 @@ impl S3Store {
         Ok(S3Store { nodes, creds: Credentials::new(cfg.access_key_id.clone(), secret.as_str()), agent, name: cfg.bucket.clone() })
     }
 
+    /// Checks that the bucket is there and the key may read it: a GET of an object that is not
+    /// there must answer "no such key". A missing bucket, refused credentials or no endpoint
+    /// answering is the error `device join` reports before it writes anything.
+    pub fn check(&self) -> Result<(), StoreError> {
+        let key = key_of(&Locator::of(b"medcard: is the bucket there?"));
+        self.each(|node| {
+            let url = node.bucket.get_object(Some(&self.creds), &key).sign(SIGN_FOR);
+            let resp = self
+                .agent
+                .get(url.as_str())
+                .call()
+                .map_err(|e| StoreError::Unavailable { endpoint: node.endpoint.clone(), message: e.to_string() })?;
+            match self.missing_or_refused(node, "bucket check", &key, resp) {
+                Ok(true) => Ok(()),
+                Ok(false) => Err(StoreError::S3 {
+                    endpoint: node.endpoint.clone(),
+                    bucket: self.name.clone(),
+                    operation: "bucket check",
+                    status: 200,
+                    message: format!("{key} exists, but nothing ever writes it: is this MedCard's bucket?"),
+                }),
+                Err(e) => Err(e),
+            }
+        })
+    }
+
+    /// For a GET answer: `Ok(true)`: 404 "no such key" (or a 404 without a readable code);
+    /// `Ok(false)`: 200; `Err`: any other refusal, a missing bucket included.
+    fn missing_or_refused(
+        &self,
+        node: &Node,
+        operation: &'static str,
+        key: &str,
+        mut resp: ureq::http::Response<ureq::Body>,
+    ) -> Result<bool, StoreError> {
+        match resp.status().as_u16() {
+            200 => Ok(false),
+            404 => {
+                let body = resp.body_mut().with_config().limit(16 * 1024).read_to_string().unwrap_or_default();
+                match between(&body, "<Code>", "</Code>") {
+                    Some("NoSuchBucket") => Err(StoreError::S3 {
+                        endpoint: node.endpoint.clone(),
+                        bucket: self.name.clone(),
+                        operation,
+                        status: 404,
+                        message: format!(
+                            "NoSuchBucket {}: the bucket {} does not exist (create it, or check --s3-bucket)",
+                            between(&body, "<Message>", "</Message>").unwrap_or_default(),
+                            self.name
+                        ),
+                    }),
+                    _ => Ok(true),
+                }
+            }
+            _ => Err(self.refused(node, operation, key, resp)),
+        }
+    }
+
     /// `s3://bucket (endpoint, ...)`, for messages.
     #[must_use]
     pub fn describe(&self) -> String {
@@ -208,12 +266,17 @@ impl RecordStore for S3Store {
             let unavailable =
                 |e: &dyn std::fmt::Display| StoreError::Unavailable { endpoint: node.endpoint.clone(), message: e.to_string() };
             let url = node.bucket.get_object(Some(&self.creds), &key).sign(SIGN_FOR);
-            let mut resp = self.agent.get(url.as_str()).call().map_err(|e| unavailable(&e))?;
-            match resp.status().as_u16() {
-                200 => {}
-                404 => return Err(StoreError::NotFound { locator: *locator, path: self.where_(&key) }),
-                _ => return Err(self.refused(node, "read", &key, resp)),
-            }
+            let resp = self.agent.get(url.as_str()).call().map_err(|e| unavailable(&e))?;
+            // A missing bucket is a configuration error, not a missing record.
+            let mut resp = match resp.status().as_u16() {
+                200 => resp,
+                _ => {
+                    return Err(match self.missing_or_refused(node, "read", &key, resp) {
+                        Ok(_) => StoreError::NotFound { locator: *locator, path: self.where_(&key) },
+                        Err(e) => e,
+                    });
+                }
+            };
             let declared = resp.body().content_length();
             if let Some(len) = declared.filter(|l| *l > MAX_BLOB) {
                 return Err(StoreError::TooLarge { locator: *locator, path: self.where_(&key), len, limit: MAX_BLOB });

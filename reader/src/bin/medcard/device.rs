@@ -8,7 +8,7 @@ use reader::clinic::ClinicState;
 use reader::clinic_state::PgClinic;
 use reader::deployment::{self, Deployment, PgConfig, Role, StoreConfig, Tls};
 use reader::keystore::Holds;
-use reader::store::{Locator, RecordStore, S3Config, S3Store};
+use reader::store::{S3Config, S3Store};
 use reader::{Keystore, keystore};
 use zeroize::Zeroizing;
 
@@ -225,7 +225,7 @@ fn join(args: &JoinArgs) -> Result<(), CliError> {
             // The bucket first: wrong endpoints, keys or bucket are reported and nothing is written.
             let secret = s3_secret.as_ref().ok_or_else(|| CliError::Secret("--s3-secret-file is needed with --s3-endpoint".into()))?;
             let st = S3Store::open(cfg, secret)?;
-            st.contains(&Locator::of(b"medcard join check"))?;
+            st.check()?;
             Some(StoreConfig { dir: None, s3: Some(cfg.clone()) })
         }
         (None, None) => None,
