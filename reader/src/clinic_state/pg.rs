@@ -143,6 +143,12 @@ impl PgError {
     }
 }
 
+/// Whether `server_version_num` (as the server sends it) is older than [`MIN_SERVER_VERSION`];
+/// an answer that is not a number counts as too old (fail closed).
+fn server_too_old(version_num: &str) -> bool {
+    version_num.trim().parse::<i32>().map_or(true, |v| v < MIN_SERVER_VERSION)
+}
+
 /// Where the database is, for messages: `host:port/dbname` (never the password).
 fn target_of(url: &str) -> String {
     let rest = url.strip_prefix("postgresql://").or_else(|| url.strip_prefix("postgres://")).unwrap_or(url);
@@ -231,7 +237,7 @@ impl PgClinic {
         .map_err(|e| PgError::from_pg("connect", &target, &e))?;
         let mut c = PgClinic { client, device: device.to_owned(), target };
         let v: String = c.one("read the server version", "SHOW server_version_num", &[])?.get(0);
-        if v.parse::<i32>().unwrap_or(0) < MIN_SERVER_VERSION {
+        if server_too_old(&v) {
             let human: String = c.one("read the server version", "SHOW server_version", &[])?.get(0);
             return Err(PgError::ServerVersion { target: c.target.clone(), got: human });
         }
@@ -917,6 +923,17 @@ fn append_in(tx: &mut Transaction<'_>, ctx: &Ctx, events: &[(String, Event)], no
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn servers_older_than_13_or_with_an_unreadable_version_are_refused() {
+        for (num, old) in
+            [("120015", true), ("90624", true), ("130000", false), ("150008", false), ("170002", false), ("", true), ("15beta", true)]
+        {
+            assert_eq!(server_too_old(num), old, "{num:?}");
+        }
+        let e = PgError::ServerVersion { target: "db:5432/medcard".into(), got: "12.15".into() };
+        assert_eq!(e.to_string(), "clinic database (db:5432/medcard) runs PostgreSQL 12.15, MedCard needs 13 or newer: upgrade the server");
+    }
 
     #[test]
     fn messages_name_the_server_but_never_the_password() {
