@@ -42,14 +42,16 @@
 //! ISO-8859-1 (the QR default character set, ISO/IEC 18004 §7.4.4 without ECI).
 
 mod binarize;
+pub mod live;
 pub mod quiet;
 mod transform;
+mod zxing;
 
 pub use binarize::Bitmap;
 pub use transform::View;
 
 use std::sync::{Arc, mpsc};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Largest image (in pixels) [`scan_bytes`] agrees to decode, and the per-side limit.
 pub const MAX_INPUT_PIXELS: u64 = 100_000_000;
@@ -83,24 +85,34 @@ pub enum Binarizer {
     Sauvola { div: u32, k_percent: u8 },
 }
 
-/// One attempt: a view of the working image, a binarizer and a polarity.
+/// Which detector and decoder an attempt runs.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Method {
+    /// ZXing's hybrid binarizer, finder search and decoder (through `rxing`), every code found.
+    Zxing,
+    /// rqrr's detector and decoder on a bitmap made by the binarizer.
+    Rqrr(Binarizer),
+}
+
+/// One attempt: a view of the working image, a method and a polarity.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Attempt {
     /// Scale and rotation.
     pub view: View,
-    /// Binarization.
-    pub binarizer: Binarizer,
+    /// Detector, decoder and binarization.
+    pub method: Method,
     /// Look for light-on-dark codes.
     pub inverted: bool,
 }
 
 impl std::fmt::Display for Attempt {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self.binarizer {
-            Binarizer::Rqrr => write!(f, "rqrr")?,
-            Binarizer::Otsu => write!(f, "otsu")?,
-            Binarizer::LocalMean { div, offset } => write!(f, "mean(1/{div},-{offset})")?,
-            Binarizer::Sauvola { div, k_percent } => write!(f, "sauvola(1/{div},k=0.{k_percent:02})")?,
+        match self.method {
+            Method::Zxing => write!(f, "zxing")?,
+            Method::Rqrr(Binarizer::Rqrr) => write!(f, "rqrr")?,
+            Method::Rqrr(Binarizer::Otsu) => write!(f, "otsu")?,
+            Method::Rqrr(Binarizer::LocalMean { div, offset }) => write!(f, "mean(1/{div},-{offset})")?,
+            Method::Rqrr(Binarizer::Sauvola { div, k_percent }) => write!(f, "sauvola(1/{div},k=0.{k_percent:02})")?,
         }
         write!(f, " x{}", self.view.scale)?;
         if self.view.degrees != 0.0 {
@@ -129,21 +141,46 @@ pub struct ScanOptions {
     /// and sets [`ScanReport::timed_out`] (the overrunning thread is left to finish on its own:
     /// safe Rust cannot cancel it).
     pub attempt_timeout: Option<Duration>,
+    /// Time budget of one scan (`None`: no budget). The first attempt always runs; a further
+    /// attempt starts only if the time spent so far plus the duration of the attempt before it
+    /// (the estimate of its cost) stays within the budget, so a scan ends close to the budget
+    /// and seldom beyond it. Stopping for the budget sets [`ScanReport::over_budget`].
+    pub budget: Option<Duration>,
 }
 
 impl ScanOptions {
-    /// For a camera loop, where the next frame comes anyway: only the first two tiers (rqrr's
-    /// threshold, Otsu, local mean, Sauvola; 5 attempts, about 45 ms for a 1280x720 frame
-    /// without a code on one core of the reference machine).
+    /// The camera budget per frame: what a live preview on a 2-core machine can spend on one
+    /// 1280x720 frame and keep up (docs/scanner.md).
+    pub const CAMERA_BUDGET: Duration = Duration::from_millis(30);
+    /// The budget of one image file or pasted picture (`medcard qr decode`, the bedside's
+    /// "open image"): long enough for the rqrr fallback tiers on a hard photo, short enough
+    /// that a picture without a code answers "no code found" at once.
+    pub const FILE_BUDGET: Duration = Duration::from_millis(300);
+
+    /// For a camera loop, where the next frame comes anyway: a budget of
+    /// [`ScanOptions::CAMERA_BUDGET`] per frame.
     #[must_use]
     pub fn camera() -> Self {
-        ScanOptions { max_attempts: 5, ..ScanOptions::default() }
+        ScanOptions { budget: Some(Self::CAMERA_BUDGET), ..ScanOptions::default() }
+    }
+
+    /// No time budget: every attempt of the plan (up to [`ScanOptions::max_attempts`]) may run.
+    /// For tests and measurements that must not depend on the machine's load.
+    #[must_use]
+    pub fn unbudgeted() -> Self {
+        ScanOptions { budget: None, ..ScanOptions::default() }
     }
 }
 
 impl Default for ScanOptions {
     fn default() -> Self {
-        ScanOptions { max_side: 1600, exhaustive: false, max_attempts: 64, attempt_timeout: Some(Duration::from_secs(3)) }
+        ScanOptions {
+            max_side: 1600,
+            exhaustive: false,
+            max_attempts: 64,
+            attempt_timeout: Some(Duration::from_secs(3)),
+            budget: Some(Self::FILE_BUDGET),
+        }
     }
 }
 
@@ -154,8 +191,10 @@ pub struct Found {
     pub text: String,
     /// The first attempt that decoded it.
     pub attempt: Attempt,
-    /// Its corners (top-left, top-right, bottom-right, bottom-left of the symbol) in the
-    /// coordinates of the image passed in.
+    /// Its outline in the coordinates of the image passed in: four points in order around the
+    /// symbol. From rqrr: the symbol's corners (top-left, top-right, bottom-right, bottom-left);
+    /// from ZXing: a quadrilateral through the points it reports, widened to cover the symbol
+    /// (see `scan/zxing.rs`).
     pub corners: [(f64, f64); 4],
 }
 
@@ -172,6 +211,31 @@ pub struct ScanReport {
     pub undecoded_grids: usize,
     /// An attempt overran [`ScanOptions::attempt_timeout`] and the scan stopped early.
     pub timed_out: bool,
+    /// The scan stopped because of [`ScanOptions::budget`] with attempts left.
+    pub over_budget: bool,
+    /// Wall time of the scan (the working image, the views and the attempts).
+    pub elapsed: Duration,
+}
+
+impl std::fmt::Display for ScanReport {
+    /// One line for a debug log: what was found, how, and what it cost.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} code(s) in {:.1} ms, {} attempt(s)", self.codes.len(), self.elapsed.as_secs_f64() * 1e3, self.attempts)?;
+        if let Some(first) = self.codes.first() {
+            write!(f, ", first by {first_attempt}", first_attempt = first.attempt)?;
+        }
+        write!(f, ", {} decoder panic(s) caught", self.panics)?;
+        if self.undecoded_grids > 0 {
+            write!(f, ", {} grid(s) seen but not decoded", self.undecoded_grids)?;
+        }
+        if self.over_budget {
+            write!(f, ", stopped at the time budget")?;
+        }
+        if self.timed_out {
+            write!(f, ", stopped: one attempt overran its time limit")?;
+        }
+        Ok(())
+    }
 }
 
 impl ScanReport {
@@ -189,7 +253,7 @@ pub struct Scanner {
     pub options: ScanOptions,
 }
 
-/// A grid rqrr found in one attempt: its corners in working-image coordinates, and its text.
+/// A grid found in one attempt: its outline in the view's coordinates, and its text.
 struct Hit {
     corners: [(f64, f64); 4],
     text: Option<String>,
@@ -208,12 +272,14 @@ impl Scanner {
     /// in a big photo keeps its pixels per module.
     #[must_use]
     pub fn plan(&self, w: u32, h: u32, detail: f64) -> Vec<Vec<Attempt>> {
-        let plain = |binarizer, scale, degrees, inverted| Attempt { view: View { scale, degrees }, binarizer, inverted };
+        let plain = |binarizer, scale, degrees, inverted| Attempt { view: View { scale, degrees }, method: Method::Rqrr(binarizer), inverted };
+        let zxing = |scale, inverted| Attempt { view: View { scale, degrees: 0.0 }, method: Method::Zxing, inverted };
         let mean = Binarizer::LocalMean { div: 8, offset: 6 };
         let mean_small = Binarizer::LocalMean { div: 24, offset: 4 };
         let sauvola = Binarizer::Sauvola { div: 10, k_percent: 20 };
         let short = w.min(h);
         let mut tiers = vec![
+            vec![zxing(1.0, false)],
             vec![plain(Binarizer::Rqrr, 1.0, 0.0, false)],
             vec![
                 plain(Binarizer::Otsu, 1.0, 0.0, false),
@@ -221,7 +287,12 @@ impl Scanner {
                 plain(sauvola, 1.0, 0.0, false),
                 plain(mean_small, 1.0, 0.0, false),
             ],
-            vec![plain(Binarizer::Rqrr, 1.0, 0.0, true), plain(Binarizer::Otsu, 1.0, 0.0, true), plain(mean, 1.0, 0.0, true)],
+            vec![
+                zxing(1.0, true),
+                plain(Binarizer::Rqrr, 1.0, 0.0, true),
+                plain(Binarizer::Otsu, 1.0, 0.0, true),
+                plain(mean, 1.0, 0.0, true),
+            ],
         ];
         let mut scales = Vec::new();
         if short >= 600 {
@@ -238,6 +309,7 @@ impl Scanner {
         }
         for s in scales {
             tiers.push(vec![
+                zxing(s, false),
                 plain(Binarizer::Rqrr, s, 0.0, false),
                 plain(Binarizer::Otsu, s, 0.0, false),
                 plain(mean, s, 0.0, false),
@@ -252,6 +324,7 @@ impl Scanner {
         let hires = detail.min(f64::from(HIRES_MAX_SIDE) / long);
         if hires > 1.3 {
             tiers.push(vec![
+                zxing(hires, false),
                 plain(Binarizer::Rqrr, hires, 0.0, false),
                 plain(mean, hires, 0.0, false),
                 plain(Binarizer::Otsu, hires, 0.0, false),
@@ -271,8 +344,15 @@ impl Scanner {
 
     /// [`Scanner::scan_report`] of a grey image, taken by value so a large photo is not held
     /// twice (see [`decode_gray`]).
-    #[allow(clippy::too_many_lines)]
     pub fn scan_gray(&self, full: image::GrayImage) -> ScanReport {
+        let started = Instant::now();
+        let mut report = self.scan_gray_inner(full, started);
+        report.elapsed = started.elapsed();
+        report
+    }
+
+    #[allow(clippy::too_many_lines)]
+    fn scan_gray_inner(&self, full: image::GrayImage, started: Instant) -> ScanReport {
         let mut report = ScanReport::default();
         let (iw, ih) = (full.width(), full.height());
         if iw < 21 || ih < 21 {
@@ -293,11 +373,20 @@ impl Scanner {
 
         let mut undecoded: Vec<[(f64, f64); 4]> = Vec::new();
         let mut views: Vec<(View, Arc<image::GrayImage>)> = Vec::new();
+        let mut last_cost = Duration::ZERO;
         'tiers: for tier in self.plan(gw, gh, detail) {
             for attempt in tier {
                 if report.attempts >= self.options.max_attempts {
                     break 'tiers;
                 }
+                if let Some(budget) = self.options.budget
+                    && report.attempts > 0
+                    && started.elapsed() + last_cost > budget
+                {
+                    report.over_budget = true;
+                    break 'tiers;
+                }
+                let attempt_started = Instant::now();
                 report.attempts += 1;
                 let view_img = match views.iter().find(|(v, _)| *v == attempt.view) {
                     Some((_, img)) => img,
@@ -319,7 +408,9 @@ impl Scanner {
                         }
                     }
                 };
-                let hits = match run_guarded(view_img, attempt, self.options.attempt_timeout) {
+                let outcome = run_guarded(view_img, attempt, self.options.attempt_timeout);
+                last_cost = attempt_started.elapsed();
+                let hits = match outcome {
                     Outcome::Done(Some(hits)) => hits,
                     Outcome::Done(None) => {
                         report.panics += 1;
@@ -336,11 +427,12 @@ impl Scanner {
                         (wx * to_input.0, wy * to_input.1)
                     });
                     match hit.text {
-                        Some(text) => {
-                            if !report.codes.iter().any(|f| f.text == text) {
-                                report.codes.push(Found { text, attempt, corners });
-                            }
+                        // A second decoder's reading of a code already found (the same place;
+                        // rqrr and ZXing may differ in the character set) is not a second code.
+                        Some(text) if !report.codes.iter().any(|f| f.text == text || inside(&f.corners, centre(&corners))) => {
+                            report.codes.push(Found { text, attempt, corners });
                         }
+                        Some(_) => {}
                         None => undecoded.push(corners),
                     }
                 }
@@ -411,8 +503,12 @@ fn run_guarded(img: &Arc<image::GrayImage>, attempt: Attempt, timeout: Option<Du
 fn run_attempt(img: &image::GrayImage, attempt: Attempt) -> Option<Vec<Hit>> {
     let short = img.width().min(img.height()) as usize;
     let window = |div: u32| (short / (div.max(1) as usize)).max(9) | 1;
+    let binarizer = match attempt.method {
+        Method::Zxing => return quiet::quietly(|| zxing::detect(img, attempt.inverted)),
+        Method::Rqrr(b) => b,
+    };
     quiet::quietly(|| {
-        let bitmap = match attempt.binarizer {
+        let bitmap = match binarizer {
             Binarizer::Rqrr => {
                 let mut prepared = if attempt.inverted {
                     let mut inv = img.clone();

@@ -7,6 +7,11 @@ use image::{DynamicImage, GrayImage, Luma};
 use qr::scan::{ScanError, ScanOptions, Scanner};
 use scan_support::Rng;
 
+/// A scanner without a time budget: which codes a test finds must not depend on machine load.
+fn unbudgeted() -> Scanner {
+    Scanner::new(ScanOptions::unbudgeted())
+}
+
 fn code(text: &str, module_px: u32) -> GrayImage {
     let img = qr::render::render_image(text, module_px);
     assert!(img.is_ok(), "render {text:?}: {img:?}");
@@ -29,7 +34,7 @@ fn three_codes_on_one_canvas_are_all_returned() {
     for (i, t) in texts.iter().enumerate() {
         image::imageops::overlay(&mut img, &code(t, 6), 20 + 300 * i as i64, 40);
     }
-    let got = qr::scan::scan_image(&DynamicImage::ImageLuma8(img));
+    let got = unbudgeted().scan_image(&DynamicImage::ImageLuma8(img));
     assert_eq!(sorted(got), sorted(texts.iter().map(|t| t.to_string()).collect()));
 }
 
@@ -39,7 +44,7 @@ fn two_codes_of_different_sizes_and_the_same_text_twice_are_returned_once_each()
     image::imageops::overlay(&mut img, &code("MC1:BIG", 10), 10, 10);
     image::imageops::overlay(&mut img, &code("MC1:SMALL", 4), 500, 300);
     image::imageops::overlay(&mut img, &code("MC1:SMALL", 3), 450, 30);
-    let got = qr::scan::scan_image(&DynamicImage::ImageLuma8(img));
+    let got = unbudgeted().scan_image(&DynamicImage::ImageLuma8(img));
     assert_eq!(sorted(got), vec!["MC1:BIG".to_string(), "MC1:SMALL".to_string()]);
 }
 
@@ -47,7 +52,7 @@ fn two_codes_of_different_sizes_and_the_same_text_twice_are_returned_once_each()
 fn a_light_on_dark_code_decodes_through_inversion() {
     let mut img = code("MC1:INVERTED 42", 5);
     image::imageops::invert(&mut img);
-    let report = Scanner::default().scan_report(&DynamicImage::ImageLuma8(img));
+    let report = unbudgeted().scan_report(&DynamicImage::ImageLuma8(img));
     assert_eq!(report.texts(), vec!["MC1:INVERTED 42".to_string()]);
     assert!(report.codes.iter().all(|f| f.attempt.inverted), "found by an inverted attempt: {report:?}");
 }
@@ -78,7 +83,7 @@ fn codes_rotated_by_right_and_arbitrary_angles_decode() {
     let base = code(text, 5);
     for degrees in [90.0, 180.0, 270.0, 17.0, 30.0, 45.0, 133.0, 200.0] {
         let img = rotated(&base, degrees);
-        let got = qr::scan::scan_image(&DynamicImage::ImageLuma8(img));
+        let got = unbudgeted().scan_image(&DynamicImage::ImageLuma8(img));
         assert_eq!(got, vec![text.to_string()], "rotated by {degrees} degrees");
     }
 }
@@ -88,7 +93,7 @@ fn a_tiny_code_at_one_pixel_per_module_is_read_by_upscaling() {
     let text = "MC1:TINY ONE PIXEL MODULES";
     let img = code(text, 1);
     assert!(img.width() < 60, "the code is {} px wide", img.width());
-    let report = Scanner::default().scan_report(&DynamicImage::ImageLuma8(img));
+    let report = unbudgeted().scan_report(&DynamicImage::ImageLuma8(img));
     assert_eq!(report.texts(), vec![text.to_string()]);
 }
 
@@ -97,12 +102,16 @@ fn a_small_code_in_a_huge_photo_is_read_after_downscaling() {
     let text = "MC1:LARGE PHOTO 6000X4000";
     let mut img = canvas(6000, 4000, 200);
     image::imageops::overlay(&mut img, &code(text, 16), 2500, 1500);
-    let report = Scanner::default().scan_report(&DynamicImage::ImageLuma8(img));
+    let report = unbudgeted().scan_report(&DynamicImage::ImageLuma8(img));
     assert_eq!(report.texts(), vec![text.to_string()]);
-    let [tl, _, br, _] = report.codes.first().map(|f| f.corners).unwrap_or_default();
-    // corners are reported in the coordinates of the 6000x4000 input (symbol starts 4 modules in)
-    assert!((tl.0 - 2564.0).abs() < 40.0 && (tl.1 - 1564.0).abs() < 40.0, "top-left {tl:?}");
-    assert!(br.0 > tl.0 + 300.0, "bottom-right {br:?}");
+    // the outline is in the coordinates of the 6000x4000 input: it covers the symbol (from
+    // (2564, 1564), 25 modules of 16 px) and is not much larger
+    let outline = report.codes.first().map(|f| f.corners).unwrap_or_default();
+    let (xs, ys): (Vec<f64>, Vec<f64>) = outline.iter().copied().unzip();
+    let (x0, x1) = (xs.iter().copied().fold(f64::MAX, f64::min), xs.iter().copied().fold(f64::MIN, f64::max));
+    let (y0, y1) = (ys.iter().copied().fold(f64::MAX, f64::min), ys.iter().copied().fold(f64::MIN, f64::max));
+    assert!(x0 < 2580.0 && y0 < 1580.0 && x1 > 2948.0 && y1 > 1948.0, "outline {outline:?}");
+    assert!(x0 > 2400.0 && y0 > 1400.0 && x1 < 3120.0 && y1 < 2120.0, "outline {outline:?}");
 }
 
 #[test]
@@ -120,7 +129,7 @@ fn a_code_under_uneven_light_noise_and_blur_decodes() {
         Luma([(30.0 + base * 0.8 * light + noise).clamp(0.0, 255.0) as u8])
     });
     let img = image::imageops::blur(&img, 1.2);
-    assert_eq!(qr::scan::scan_image(&DynamicImage::ImageLuma8(img)), vec![text.to_string()]);
+    assert_eq!(unbudgeted().scan_image(&DynamicImage::ImageLuma8(img)), vec![text.to_string()]);
 }
 
 #[test]
@@ -175,8 +184,8 @@ fn bytes_that_are_no_image_are_an_image_error() {
 #[test]
 fn exhaustive_scanning_runs_every_attempt_and_finds_the_same_code() {
     let img = DynamicImage::ImageLuma8(code("MC1:EXHAUSTIVE", 4));
-    let quick = Scanner::default().scan_report(&img);
-    let all = Scanner::new(ScanOptions { exhaustive: true, ..ScanOptions::default() }).scan_report(&img);
+    let quick = unbudgeted().scan_report(&img);
+    let all = Scanner::new(ScanOptions { exhaustive: true, ..ScanOptions::unbudgeted() }).scan_report(&img);
     assert_eq!(quick.attempts, 1, "a clean render is read by the first attempt");
     assert!(all.attempts > quick.attempts);
     assert_eq!(all.texts(), quick.texts());
@@ -184,23 +193,51 @@ fn exhaustive_scanning_runs_every_attempt_and_finds_the_same_code() {
 
 #[test]
 fn a_code_with_few_pixels_per_module_in_a_big_photo_is_read_at_full_resolution() {
-    // 4 px per module in a 4000x3000 photo: 1.6 px per module after the downscale to 1600 px
+    // 3 px per module in a 4000x3000 photo: 1.2 px per module after the downscale to 1600 px,
+    // too few for any decoder, so only the view taken from the full-resolution input reads it
     let mut rng = Rng(31);
     let text = scan_support::mc1_text(&mut rng, 300);
     let mut img = canvas(4000, 3000, 210);
-    image::imageops::overlay(&mut img, &code(&text, 4), 1800, 1300);
-    let report = Scanner::default().scan_report(&DynamicImage::ImageLuma8(img));
+    image::imageops::overlay(&mut img, &code(&text, 3), 1800, 1300);
+    let report = unbudgeted().scan_report(&DynamicImage::ImageLuma8(img));
     assert_eq!(report.texts(), vec![text]);
     assert!(report.codes.iter().all(|f| f.attempt.view.scale > 1.0), "read from the full-resolution view: {report:?}");
 }
 
 #[test]
 fn an_attempt_that_overruns_its_time_limit_stops_the_scan_and_says_so() {
-    let img = DynamicImage::ImageLuma8(code("MC1:TIME LIMIT", 8));
-    let options = ScanOptions { attempt_timeout: Some(std::time::Duration::ZERO), ..ScanOptions::default() };
+    // a code in a large frame, so that the first attempt takes milliseconds, not microseconds
+    let mut frame = canvas(1600, 1200, 220);
+    image::imageops::overlay(&mut frame, &code("MC1:TIME LIMIT", 8), 600, 400);
+    let img = DynamicImage::ImageLuma8(frame);
+    let options = ScanOptions { attempt_timeout: Some(std::time::Duration::ZERO), ..ScanOptions::unbudgeted() };
     let report = Scanner::new(options).scan_report(&img);
     assert!(report.timed_out, "a zero limit is overrun by the first attempt: {report:?}");
     assert_eq!(report.attempts, 1);
-    let unlimited = ScanOptions { attempt_timeout: None, ..ScanOptions::default() };
+    let unlimited = ScanOptions { attempt_timeout: None, ..ScanOptions::unbudgeted() };
     assert_eq!(Scanner::new(unlimited).scan_image(&img), vec!["MC1:TIME LIMIT".to_string()]);
+}
+
+#[test]
+fn a_zero_budget_runs_only_the_first_attempt_and_says_it_stopped_at_the_budget() {
+    let mut rng = Rng(17);
+    let noise = DynamicImage::ImageLuma8(GrayImage::from_fn(640, 480, |_, _| Luma([rng.below(256) as u8])));
+    let options = ScanOptions { budget: Some(std::time::Duration::ZERO), ..ScanOptions::default() };
+    let report = Scanner::new(options).scan_report(&noise);
+    assert_eq!(report.attempts, 1, "{report}");
+    assert!(report.over_budget, "{report}");
+    let all = unbudgeted().scan_report(&noise);
+    assert!(all.attempts > 1 && !all.over_budget, "{all}");
+}
+
+#[test]
+fn four_codes_in_one_picture_are_each_reported() {
+    let texts = ["MC1:WARD A", "MC1:WARD B", "MC1:WARD C", "MC1:WARD D"];
+    let mut img = canvas(900, 700, 225);
+    for (i, t) in texts.iter().enumerate() {
+        let c = rotated(&code(t, 5), [3.0, -4.0, 6.0, -2.0][i]);
+        image::imageops::overlay(&mut img, &c, 30 + 440 * (i as i64 % 2), 20 + 340 * (i as i64 / 2));
+    }
+    let report = unbudgeted().scan_report(&DynamicImage::ImageLuma8(img));
+    assert_eq!(sorted(report.texts()), sorted(texts.iter().map(|t| t.to_string()).collect()), "{report}");
 }

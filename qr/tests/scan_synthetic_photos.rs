@@ -95,7 +95,7 @@ fn camera_like_degraded_codes_decode_at_least_as_often_as_with_zbar() {
         let case = make_case(&mut rng);
         let path = dir.join(format!("{i}.png"));
         assert!(case.image.save(&path).is_ok(), "cannot write {}", path.display());
-        let report = qr::scan::Scanner::default().scan_report(&DynamicImage::ImageLuma8(case.image));
+        let report = qr::scan::Scanner::new(qr::scan::ScanOptions::unbudgeted()).scan_report(&DynamicImage::ImageLuma8(case.image));
         let o = report.texts().contains(&case.text);
         let z = scan_support::zbarimg(&path).has(case.text.as_bytes());
         ours += usize::from(o);

@@ -41,7 +41,7 @@ fn zxing_photos_decode_at_least_the_measured_floor_and_report_against_zbar() {
             let bytes = std::fs::read(&png).unwrap_or_default();
             let (ours, how) = match qr::scan::decode_image(&bytes) {
                 Ok(img) => {
-                    let report = qr::scan::Scanner::default().scan_report(&img);
+                    let report = qr::scan::Scanner::new(qr::scan::ScanOptions::unbudgeted()).scan_report(&img);
                     let hit = report.codes.iter().find(|f| f.text.as_bytes() == expected.as_slice());
                     let how = match hit {
                         Some(f) => format!("{} (attempts {})", f.attempt, report.attempts),
