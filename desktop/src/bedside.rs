@@ -685,6 +685,8 @@ mod camera_ui {
         scan: Option<CameraScan>,
         preview: Option<egui::TextureHandle>,
         note: Option<String>,
+        /// Several codes were in view in a recent frame: how many, as a hint (scanning goes on).
+        several: Option<String>,
         start: bool,
     }
 
@@ -700,6 +702,9 @@ mod camera_ui {
                             None => self.preview = Some(ctx.load_texture("bedside-camera", img, egui::TextureOptions::LINEAR)),
                         },
                         CamEvent::Found(t) => found = Some(Zeroizing::new(t)),
+                        CamEvent::Several(n) => {
+                            self.several = Some(format!("{n} QR codes in view: hold up only the patient's code (cover the others)."));
+                        }
                         CamEvent::Failed(m) => self.note = Some(m),
                     }
                 }
@@ -707,6 +712,7 @@ mod camera_ui {
             if found.is_some() || self.note.is_some() {
                 self.scan = None;
                 self.preview = None;
+                self.several = None;
             }
             if self.start {
                 self.start = false;
@@ -738,6 +744,7 @@ mod camera_ui {
                     if ui.button("Stop camera").clicked() {
                         self.scan = None;
                         self.preview = None;
+                        self.several = None;
                     }
                 } else if ui.button("Scan with camera").clicked() {
                     self.start = true;
@@ -746,6 +753,9 @@ mod camera_ui {
             if let Some(t) = &self.preview {
                 ui.add(egui::Image::new(t).max_size(egui::vec2(480.0, 270.0)).alt_text("Camera preview"));
                 ui.label(RichText::new("Hold the code steady in front of the camera.").color(style::MUTED));
+                if let Some(s) = &self.several {
+                    ui.label(RichText::new(s).color(style::WARN));
+                }
             }
             if let Some(n) = &self.note {
                 ui.label(RichText::new(n).color(style::WARN));

@@ -1,8 +1,11 @@
 //! Scanning from a camera (cargo feature `camera`): V4L2 through `linuxvideo` (pure Rust, no C
 //! library to build). A thread reads frames (YUYV or MJPEG, about 1280×720), keeps the luma,
-//! sends a small preview to the UI and runs the QR scanner's camera preset on every third frame
-//! until one code is read. The frame decoding is a pure function with tests; the device loop
-//! needs a camera and is only exercised by hand.
+//! sends a small preview to the UI and offers every frame to the QR scanner's live loop
+//! (`qr::scan::live`), which scans the newest frame with the camera budget (30 ms), never a
+//! queue, until exactly one code is read; several codes in view are reported with their count,
+//! and scanning goes on. The frame decoding is a pure function with tests, the live loop is
+//! tested on generated frame sequences in the qr crate; only the V4L2 device loop needs a camera
+//! and is exercised by hand.
 //!
 //! Without the feature the app builds and runs the same, with image files and pasted text.
 
@@ -20,6 +23,8 @@ pub enum CamEvent {
     Preview(egui::ColorImage),
     /// One QR code was read: its text.
     Found(String),
+    /// Several codes are in view (how many): the bedside does not guess which one was meant.
+    Several(usize),
     /// The camera failed or stopped: what to do.
     Failed(String),
 }
@@ -137,28 +142,46 @@ fn run(path: &Path, tx: &Sender<CamEvent>, stop: &AtomicBool, wake: &dyn Fn()) -
     let capture = device.video_capture(PixFormat::new(1280, 720, pixel)).map_err(|e| e.to_string())?;
     let (w, h, bpl) = (capture.format().width(), capture.format().height(), capture.format().bytes_per_line());
     let mut stream = capture.into_stream().map_err(|e| e.to_string())?;
-    let scanner = qr::scan::Scanner::new(qr::scan::ScanOptions::camera());
-    let mut n: u64 = 0;
+    let mut live = qr::scan::live::LiveScanner::start(qr::scan::ScanOptions::camera(), || {}).map_err(|e| e.to_string())?;
+    let mut several = 0;
     while !stop.load(Ordering::SeqCst) {
         let frame = stream.dequeue(|buf| Ok(frame_luma(format, &buf, w, h, bpl))).map_err(|e| e.to_string())?;
-        n += 1;
         let Ok(luma) = frame else { continue };
         let preview = image::imageops::thumbnail(&luma, 480, 270);
         let size = [preview.width() as usize, preview.height() as usize];
         if tx.send(CamEvent::Preview(egui::ColorImage::from_gray(size, preview.as_raw()))).is_err() {
             return Ok(());
         }
-        wake();
-        if n.is_multiple_of(3) {
-            let texts = scanner.scan_image(&image::DynamicImage::ImageLuma8(luma));
-            if let [one] = texts.as_slice() {
-                let _ = tx.send(CamEvent::Found(one.clone()));
-                wake();
-                return Ok(());
+        // The frame replaces any frame the scanner has not started on; results of earlier frames
+        // arrive meanwhile (checked at every frame, 30 times a second).
+        live.offer(luma);
+        for scanned in live.poll() {
+            match outcome(&scanned.report) {
+                Some(CamEvent::Found(text)) => {
+                    let _ = tx.send(CamEvent::Found(text));
+                    wake();
+                    return Ok(());
+                }
+                Some(CamEvent::Several(n)) if n != several => {
+                    several = n;
+                    let _ = tx.send(CamEvent::Several(n));
+                }
+                _ => {}
             }
         }
+        wake();
     }
     Ok(())
+}
+
+/// What one scanned frame means for the bedside: one code read, several in view, or nothing.
+#[must_use]
+pub fn outcome(report: &qr::scan::ScanReport) -> Option<CamEvent> {
+    match report.codes.as_slice() {
+        [] => None,
+        [one] => Some(CamEvent::Found(one.text.clone())),
+        more => Some(CamEvent::Several(more.len())),
+    }
 }
 
 #[cfg(test)]
@@ -179,6 +202,18 @@ mod tests {
         assert_eq!(luma, frame);
         let texts = qr::scan::Scanner::new(qr::scan::ScanOptions::camera()).scan_image(&image::DynamicImage::ImageLuma8(luma));
         assert_eq!(texts, vec!["MC1:CAMERA-TEST-0123456789".to_owned()]);
+    }
+
+    #[test]
+    fn a_frame_with_two_codes_is_reported_as_several_not_read() {
+        let mut frame = GrayImage::from_pixel(900, 480, image::Luma([210]));
+        for (i, t) in ["MC1:LEFT", "MC1:RIGHT"].iter().enumerate() {
+            let code = qr::render::render_image(t, 6).unwrap_or_else(|e| unreachable!("{e}"));
+            image::imageops::overlay(&mut frame, &code, 30 + 450 * i as i64, 60);
+        }
+        let report = qr::scan::Scanner::new(qr::scan::ScanOptions::unbudgeted()).scan_gray(frame);
+        assert!(matches!(outcome(&report), Some(CamEvent::Several(2))), "{report}");
+        assert!(outcome(&qr::scan::ScanReport::default()).is_none());
     }
 
     #[test]

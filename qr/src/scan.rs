@@ -1,45 +1,50 @@
-//! Finding and decoding every QR code in an image (camera photos, screenshots, PNG renders).
+//! Finding and decoding every QR code in an image (camera photos, camera frames, screenshots,
+//! PNG renders). docs/scanner.md has the measurements behind the choices made here.
 //!
 //! # How
-//! The detector and decoder is `rqrr` (a port of quirc). On its own it reads clean renders but
-//! misses many camera photos, and it can panic on crafted images, so it is driven by a list of
-//! attempts, each one a *view* of the image (scale, rotation), a *binarizer* and a polarity:
+//! Two detectors and decoders, each driven by a list of attempts; an attempt is a *view* of the
+//! image (scale, rotation), a *method* and a polarity:
 //!
 //! 1. the image is converted to 8-bit luma and, if larger than [`ScanOptions::max_side`],
 //!    downscaled by area averaging (this bounds time and memory whatever the input);
-//! 2. attempts run in tiers, cheapest and most likely first (see [`Scanner::plan`]): rqrr's own
-//!    row threshold, Otsu, local mean, Sauvola, then the inverted bitmaps (light-on-dark codes),
-//!    then a scale pyramid (½ for large photos: less noise and blur per pixel; ×2 and ×3 for
-//!    small images: rqrr needs a few pixels per module), then rotations (90° changes rqrr's row
-//!    thresholding; 45° and 22.5° help its grid fitting on skewed codes), and last, for photos
-//!    larger than the working size, a view of up to [`HIRES_MAX_SIDE`] px taken from the input
-//!    itself (a small code in a big photo);
-//! 3. every rqrr call (prepare, detect, decode) is inside [`quiet::quietly`]: a panic counts as
-//!    "nothing from this attempt", is reported in [`ScanReport::panics`] and prints nothing (a
-//!    panic hook that is silent only for a thread inside a scan; this needs the default
-//!    `panic = "unwind"`);
-//! 4. every decoded text is kept once (first finder wins), in the order found.
+//! 2. the first attempt is ZXing's detector (`rxing`, the pure-Rust port; [`Method::Zxing`]): it
+//!    reads most photos in a few milliseconds and finds every code of a picture with several;
+//!    for a photo larger than the working size it is tried second on a view of up to
+//!    [`HIRES_MAX_SIDE`] px taken from the input (a small code in a big photo);
+//! 3. then rqrr (a port of quirc; [`Method::Rqrr`]), which reads some blurred and damaged codes
+//!    ZXing does not, in tiers, cheapest and most likely first (see [`Scanner::plan`]): rqrr's own
+//!    row threshold, Otsu, local mean, Sauvola, then the inverted bitmaps (light-on-dark codes,
+//!    with ZXing too), then a scale pyramid (½ for large photos: less noise and blur per pixel;
+//!    ×2 and ×3 for small images: rqrr needs a few pixels per module), then rotations (90°
+//!    changes rqrr's row thresholding; 45° and 22.5° help its grid fitting on skewed codes), and
+//!    last the full-resolution view again;
+//! 4. every decoder call is inside [`quiet::quietly`]: a panic counts as "nothing from this
+//!    attempt", is reported in [`ScanReport::panics`] and prints nothing (a panic hook that is
+//!    silent only for a thread inside a scan; this needs the default `panic = "unwind"`);
+//! 5. every decoded code is kept once, in the order found: a text already found, or a reading at
+//!    the place of a code already found (ZXing and rqrr may disagree on the character set), is
+//!    not a new code.
 //!
-//! # When to stop (several codes per image)
-//! After each tier, the scan stops if at least one code was decoded **and** every grid that rqrr
-//! detected so far lies inside a decoded code (mapped back to working-image coordinates). A
-//! detected but undecodable grid elsewhere (a second code that resisted the first tiers) keeps
-//! the scan going. A code that no attempt even detects cannot be waited for, so an image with a
-//! clean code and a second code that only a late tier finds returns only the first one, unless
-//! [`ScanOptions::exhaustive`] is set. The budget is counted in attempts, not wall time, so the
-//! result of a scan does not depend on machine load, except for the safety limit per attempt
-//! ([`ScanOptions::attempt_timeout`], 3 s by default), which only pathological inputs reach.
+//! # When to stop
+//! * **Found**: after each tier, the scan stops if at least one code was decoded **and** every
+//!   grid that rqrr detected so far lies inside a decoded code. A detected but undecodable grid
+//!   elsewhere (a second code that resisted the first tiers) keeps the scan going, unless
+//!   [`ScanOptions::exhaustive`] asks for every tier.
+//! * **Time budget** ([`ScanOptions::budget`]): an attempt starts only if the time spent plus the
+//!   cost of the attempt before it fits the budget: 300 ms for an image file, 30 ms for a camera
+//!   frame ([`ScanOptions::camera`]), where the next frame comes anyway. The first attempt
+//!   always runs. So what a budgeted scan finds on a hard image depends on the machine's speed
+//!   and load; tests that must not depend on it use [`ScanOptions::unbudgeted`].
+//! * **Safety limit** per attempt ([`ScanOptions::attempt_timeout`], 3 s by default), which only
+//!   pathological inputs reach.
 //!
-//! # Cost (release build, one core of a 2-core CI machine; see `benches/scan.rs`)
-//! A 1280x720 frame with one code is read by the first attempt in about 21 ms. A frame with no
-//! code runs every attempt, about 0.4 s; a camera loop should use [`ScanOptions::camera`]
-//! (first two tiers, about 45 ms) and rely on the next frame. Each rqrr detection of a grid
-//! that then fails to decode costs tens of milliseconds in rqrr's grid fitting, which is what
-//! makes hard photos slow.
+//! # Live camera
+//! [`live::LiveScanner`] scans the newest frame of a camera, never a queue (see its docs).
 //!
 //! # Text
-//! rqrr yields the payload bytes. Valid UTF-8 is returned as is; anything else is read as
-//! ISO-8859-1 (the QR default character set, ISO/IEC 18004 §7.4.4 without ECI).
+//! rqrr yields the payload bytes: valid UTF-8 is returned as is; anything else is read as
+//! ISO-8859-1 (the QR default character set, ISO/IEC 18004 §7.4.4 without ECI). ZXing decodes
+//! the character set itself (ECI, or its UTF-8 / Shift_JIS guess).
 
 mod binarize;
 pub mod live;
@@ -272,14 +277,22 @@ impl Scanner {
     /// in a big photo keeps its pixels per module.
     #[must_use]
     pub fn plan(&self, w: u32, h: u32, detail: f64) -> Vec<Vec<Attempt>> {
-        let plain = |binarizer, scale, degrees, inverted| Attempt { view: View { scale, degrees }, method: Method::Rqrr(binarizer), inverted };
+        let plain =
+            |binarizer, scale, degrees, inverted| Attempt { view: View { scale, degrees }, method: Method::Rqrr(binarizer), inverted };
         let zxing = |scale, inverted| Attempt { view: View { scale, degrees: 0.0 }, method: Method::Zxing, inverted };
         let mean = Binarizer::LocalMean { div: 8, offset: 6 };
         let mean_small = Binarizer::LocalMean { div: 24, offset: 4 };
         let sauvola = Binarizer::Sauvola { div: 10, k_percent: 20 };
         let short = w.min(h);
-        let mut tiers = vec![
-            vec![zxing(1.0, false)],
+        let long = f64::from(w.max(h).max(1));
+        let hires = detail.min(f64::from(HIRES_MAX_SIDE) / long);
+        let mut tiers = vec![vec![zxing(1.0, false)]];
+        if hires > 1.3 {
+            // ZXing is fast enough on the full-resolution view to try it second: a small code in
+            // a big photo has too few pixels per module once downscaled
+            tiers.push(vec![zxing(hires, false)]);
+        }
+        tiers.extend([
             vec![plain(Binarizer::Rqrr, 1.0, 0.0, false)],
             vec![
                 plain(Binarizer::Otsu, 1.0, 0.0, false),
@@ -293,7 +306,7 @@ impl Scanner {
                 plain(Binarizer::Otsu, 1.0, 0.0, true),
                 plain(mean, 1.0, 0.0, true),
             ],
-        ];
+        ]);
         let mut scales = Vec::new();
         if short >= 600 {
             scales.push(0.5);
@@ -320,11 +333,8 @@ impl Scanner {
         }
         tiers.push(vec![plain(Binarizer::Rqrr, 1.0, 90.0, false), plain(mean, 1.0, 45.0, false), plain(Binarizer::Rqrr, 1.0, 45.0, false)]);
         tiers.push(vec![plain(mean, 1.0, 22.5, false), plain(Binarizer::Otsu, 1.0, 22.5, false), plain(mean, 1.0, 67.5, false)]);
-        let long = f64::from(w.max(h).max(1));
-        let hires = detail.min(f64::from(HIRES_MAX_SIDE) / long);
         if hires > 1.3 {
             tiers.push(vec![
-                zxing(hires, false),
                 plain(Binarizer::Rqrr, hires, 0.0, false),
                 plain(mean, hires, 0.0, false),
                 plain(Binarizer::Otsu, hires, 0.0, false),

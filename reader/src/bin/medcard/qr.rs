@@ -17,11 +17,20 @@ use crate::cli::{self, CliError};
 pub enum QrCommand {
     /// Print the raw text of every QR code in each image (one per line; "FILE: TEXT" when several files).
     ///
+    /// Each image is scanned within a time budget (300 ms by default; docs/scanner.md): ZXing's
+    /// detector first, then rqrr's binarizations, scales and rotations while time is left.
     /// Exit status 0 if at least one code was found, 1 if none, 2 on an unreadable file.
     Decode {
         /// Image files (PNG, JPEG).
         #[arg(required = true)]
         images: Vec<PathBuf>,
+        /// Time budget per image in milliseconds; 0 = no budget (every attempt runs).
+        #[arg(long, value_name = "MS", default_value_t = 300)]
+        budget_ms: u64,
+        /// Also print, on stderr, how each image was scanned: attempts, time, the decoder that
+        /// read each code, decoder panics caught, whether the budget stopped the scan.
+        #[arg(long, short)]
+        verbose: bool,
     },
     /// Print a JSON report of every layer (ok, the error, or not reached) and the claims.
     ///
@@ -103,10 +112,17 @@ fn hex32(s: &str, what: &str) -> Result<[u8; 32], CliError> {
     <[u8; 32]>::try_from(b).map_err(|b| CliError::Usage(format!("{what}: {} bytes, expected 32", b.len())))
 }
 
-fn decode(images: &[PathBuf]) -> Result<ExitCode, CliError> {
+fn decode(images: &[PathBuf], budget_ms: u64, verbose: bool) -> Result<ExitCode, CliError> {
+    let budget = (budget_ms > 0).then(|| std::time::Duration::from_millis(budget_ms));
+    let scanner = qr::scan::Scanner::new(qr::scan::ScanOptions { budget, ..qr::scan::ScanOptions::default() });
     let mut found = 0;
     for path in images {
-        let texts = qr::scan::scan_bytes(&read(path)?).map_err(|e| CliError::Usage(format!("{}: {e}", path.display())))?;
+        let gray = qr::scan::decode_gray(&read(path)?).map_err(|e| CliError::Usage(format!("{}: {e}", path.display())))?;
+        let report = scanner.scan_gray(gray);
+        if verbose {
+            eprintln!("{}: {report}", path.display());
+        }
+        let texts = report.texts();
         found += texts.len();
         for t in texts {
             if images.len() > 1 {
@@ -196,7 +212,7 @@ fn write_private(path: &Path, bytes: &[u8]) -> Result<(), CliError> {
 
 fn dispatch(cmd: QrCommand) -> Result<ExitCode, CliError> {
     match cmd {
-        QrCommand::Decode { images } => decode(&images),
+        QrCommand::Decode { images, budget_ms, verbose } => decode(&images, budget_ms, verbose),
         QrCommand::Inspect { prefix, trust, at, skew, foreign, input } => inspect(&prefix, &trust, at.as_deref(), skew, foreign, &input),
         QrCommand::Keygen { key } => keygen(&key),
         QrCommand::Sign { key, iss, patient, locator, record_sha256, consent_sha256, categories, content_key, minutes, at, png } => {
