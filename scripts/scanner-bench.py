@@ -82,6 +82,7 @@ def p95(values):
 
 
 def score(name, items, medcard, runs, zx):
+    medcard = medcard if isinstance(medcard, list) else [medcard]
     per_image = {str(p): {"medcard": [], "zbarimg": []} for p, _ in items}
     read = {"medcard": set(), "zbarimg": set(), "zxing-cpp": set()}
     panics = 0
@@ -92,7 +93,7 @@ def score(name, items, medcard, runs, zx):
             order = ["medcard", "zbarimg"] if (i + r) % 2 == 0 else ["zbarimg", "medcard"]
             for who in order:
                 if who == "medcard":
-                    dt, out, err = run([medcard, "qr", "decode", str(path)])
+                    dt, out, err = run([medcard[0], "qr", "decode", *medcard[1:], str(path)])
                     if r == 0:
                         panics += err.count(b"panicked")
                 else:
@@ -124,6 +125,8 @@ def score(name, items, medcard, runs, zx):
         "p95_s": p95s,
         "ratio_p95": p95s["medcard"] / p95s["zbarimg"] if p95s["zbarimg"] else None,
         "zxing_cpp_in_process_total_s": sum(zx_time),
+        "run_totals": totals,
+        "image_medians": {w: [statistics.median(v[w]) for v in per_image.values()] for w in ("medcard", "zbarimg")},
     }
 
 
@@ -132,6 +135,7 @@ def main():
     ap.add_argument("sets", nargs="*", help="set directories (N.png + N.txt)")
     ap.add_argument("--medcard", default=os.environ.get("MEDCARD", "target/release/medcard"))
     ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--budget-ms", type=int, help="passed to medcard qr decode (default: its own, 80 ms)")
     ap.add_argument("--synthetic", help="write the synthetic sets here first and score them too")
     ap.add_argument("--json", help="write the full report here")
     args = ap.parse_args()
@@ -150,7 +154,8 @@ def main():
     for s in sets:
         items = load_set(s)
         all_items += items
-        rep = score(Path(s).name, items, args.medcard, args.runs, zx)
+        medcard = [args.medcard] + ([f"--budget-ms={args.budget_ms}"] if args.budget_ms is not None else [])
+        rep = score(Path(s).name, items, medcard, args.runs, zx)
         reports.append(rep)
         print(
             f"{rep['set']:>22}: {rep['images']:3} images | read medcard {rep['read']['medcard']:3} "
@@ -159,6 +164,18 @@ def main():
             f"p95 {rep['p95_s']['medcard'] * 1000:.0f} / {rep['p95_s']['zbarimg'] * 1000:.0f} ms ratio {rep['ratio_p95']:.2f} | "
             f"panicked {rep['panicked_lines']}",
             flush=True,
+        )
+    if len(reports) > 1:
+        n = sum(r["images"] for r in reports)
+        read = {w: sum(r["read"][w] for r in reports) for w in ("medcard", "zbarimg", "zxing-cpp")}
+        runs = min(len(r["run_totals"]["medcard"]) for r in reports)
+        tot = {w: statistics.median([sum(r["run_totals"][w][i] for r in reports) for i in range(runs)]) for w in ("medcard", "zbarimg")}
+        p95s = {w: p95([t for r in reports for t in r["image_medians"][w]]) for w in ("medcard", "zbarimg")}
+        print(
+            f"{'all':>22}: {n:3} images | read medcard {read['medcard']:3} zbar {read['zbarimg']:3} zxing-cpp {read['zxing-cpp']:3} | "
+            f"total medcard {tot['medcard']:.2f} s zbar {tot['zbarimg']:.2f} s ratio {tot['medcard'] / tot['zbarimg']:.2f} | "
+            f"p95 {p95s['medcard'] * 1000:.0f} / {p95s['zbarimg'] * 1000:.0f} ms ratio {p95s['medcard'] / p95s['zbarimg']:.2f} | "
+            f"panicked {sum(r['panicked_lines'] for r in reports)}"
         )
     if args.json:
         Path(args.json).write_text(json.dumps(reports, indent=1))

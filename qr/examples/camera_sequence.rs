@@ -12,6 +12,8 @@ use std::time::{Duration, Instant};
 use qr::scan::ScanOptions;
 use qr::scan::live::LiveScanner;
 
+const BASE45: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ $%*+-./:";
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     v.get(v.len() / 2).copied().unwrap_or(0.0)
@@ -24,10 +26,7 @@ fn main() {
     let mut paced = Vec::new();
     for run in 0..runs {
         let text: String = std::iter::once("MC1:".to_owned())
-            .chain(
-                (0..300)
-                    .map(|i| char::from(b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ $%*+-./:"[(i * 7 + run as usize * 13) % 45]).to_string()),
-            )
+            .chain((0..300).map(|i| char::from(BASE45.get((i * 7 + run as usize * 13) % 45).copied().unwrap_or(b'0')).to_string()))
             .collect();
         let seq = camera_support::wristband(&text, 4, run + 1);
         let Ok(mut live) = LiveScanner::start(ScanOptions::camera(), || {}) else { return };

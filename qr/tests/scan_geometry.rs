@@ -234,8 +234,8 @@ fn a_zero_budget_runs_only_the_first_attempt_and_says_it_stopped_at_the_budget()
 fn four_codes_in_one_picture_are_each_reported() {
     let texts = ["MC1:WARD A", "MC1:WARD B", "MC1:WARD C", "MC1:WARD D"];
     let mut img = canvas(900, 700, 225);
-    for (i, t) in texts.iter().enumerate() {
-        let c = rotated(&code(t, 5), [3.0, -4.0, 6.0, -2.0][i]);
+    for (i, (t, degrees)) in texts.iter().zip([3.0, -4.0, 6.0, -2.0]).enumerate() {
+        let c = rotated(&code(t, 5), degrees);
         image::imageops::overlay(&mut img, &c, 30 + 440 * (i as i64 % 2), 20 + 340 * (i as i64 / 2));
     }
     let report = unbudgeted().scan_report(&DynamicImage::ImageLuma8(img));

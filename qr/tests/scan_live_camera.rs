@@ -53,7 +53,10 @@ fn frames_offered_faster_than_they_are_scanned_are_skipped_and_the_newest_is_alw
     while scanned.last().is_none_or(|s| s.seq != last) {
         scanned.push(live.wait(Duration::from_secs(60)).unwrap_or_else(|| unreachable!("the last frame was not scanned")));
     }
-    assert!(scanned.windows(2).all(|w| w[0].seq < w[1].seq), "frames are scanned newest-first, never an older one after a newer");
+    assert!(
+        scanned.iter().zip(scanned.iter().skip(1)).all(|(a, b)| a.seq < b.seq),
+        "frames are scanned newest-first, never an older one after a newer"
+    );
     assert_eq!(scanned.len() as u64 + live.skipped(), seq.frames.len() as u64, "every frame is scanned or skipped, once");
     assert!(scanned.iter().any(|s| s.report.texts() == vec![seq.text.clone()]), "the sharp code was read");
 }

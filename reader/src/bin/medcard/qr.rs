@@ -17,7 +17,7 @@ use crate::cli::{self, CliError};
 pub enum QrCommand {
     /// Print the raw text of every QR code in each image (one per line; "FILE: TEXT" when several files).
     ///
-    /// Each image is scanned within a time budget (300 ms by default; docs/scanner.md): ZXing's
+    /// Each image is scanned within a time budget (80 ms by default; docs/scanner.md): ZXing's
     /// detector first, then rqrr's binarizations, scales and rotations while time is left.
     /// Exit status 0 if at least one code was found, 1 if none, 2 on an unreadable file.
     Decode {
@@ -25,7 +25,7 @@ pub enum QrCommand {
         #[arg(required = true)]
         images: Vec<PathBuf>,
         /// Time budget per image in milliseconds; 0 = no budget (every attempt runs).
-        #[arg(long, value_name = "MS", default_value_t = 300)]
+        #[arg(long, value_name = "MS", default_value_t = qr::scan::ScanOptions::FILE_BUDGET_MS)]
         budget_ms: u64,
         /// Also print, on stderr, how each image was scanned: attempts, time, the decoder that
         /// read each code, decoder panics caught, whether the budget stopped the scan.
