@@ -5,7 +5,8 @@
 //! saved as PNG in a temporary directory. Measured:
 //! - criterion: `scan_image` on the decoded frame (what a camera loop calls), `scan_bytes` on
 //!   the PNG (decode + scan, what zbarimg does), and a frame without a code (every attempt runs:
-//!   the worst case per frame), also with `ScanOptions::camera()` (first two tiers only);
+//!   the worst case per frame, bounded by the file budget), also with `ScanOptions::camera()`
+//!   (the 30 ms camera budget);
 //! - reference from the same run: wall time of `zbarimg --raw -q frame.png` over N invocations,
 //!   of `zbarimg` on a blank 1280x720 PNG (no code: start-up, PNG decoding, full search), and on
 //!   a 32x32 white PNG (process start-up);
