@@ -82,7 +82,7 @@ def p95(values):
 
 
 def score(name, items, medcard, runs, zx):
-    medcard = medcard if isinstance(medcard, list) else [medcard]
+    """`medcard`: the command and its options before the image path."""
     per_image = {str(p): {"medcard": [], "zbarimg": []} for p, _ in items}
     read = {"medcard": set(), "zbarimg": set(), "zxing-cpp": set()}
     panics = 0

@@ -14,7 +14,6 @@
 
 use std::sync::mpsc::{self, Receiver};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 use image::GrayImage;
@@ -56,8 +55,6 @@ pub struct Scanned {
     pub seq: u64,
     /// What the scan found and what it cost.
     pub report: ScanReport,
-    /// Frames skipped (replaced by newer ones unscanned) since the loop started.
-    pub skipped_so_far: u64,
 }
 
 type Shared = Arc<(Mutex<Newest<GrayImage>>, Condvar)>;
@@ -66,7 +63,6 @@ type Shared = Arc<(Mutex<Newest<GrayImage>>, Condvar)>;
 pub struct LiveScanner {
     shared: Shared,
     results: Receiver<Scanned>,
-    worker: Option<JoinHandle<()>>,
     next_seq: u64,
 }
 
@@ -81,30 +77,31 @@ impl LiveScanner {
         let (tx, results) = mpsc::channel();
         let theirs = Arc::clone(&shared);
         let scanner = Scanner::new(options);
-        let worker = std::thread::Builder::new().name("qr-live-scan".into()).spawn(move || {
+        // The worker is detached: it ends after its current scan (bounded by the budget) once the
+        // slot is closed, and dropping the scanner never blocks the UI thread on a join.
+        std::thread::Builder::new().name("qr-live-scan".into()).spawn(move || {
             let (lock, ready) = &*theirs;
             loop {
-                let (next, skipped) = {
+                let (seq, frame) = {
                     let mut slot = lock.lock().unwrap_or_else(PoisonError::into_inner);
                     loop {
                         if slot.closed {
                             return;
                         }
                         if let Some(frame) = slot.take() {
-                            break (frame, slot.skipped());
+                            break frame;
                         }
                         slot = ready.wait(slot).unwrap_or_else(PoisonError::into_inner);
                     }
                 };
-                let (seq, frame) = next;
                 let report = scanner.scan_gray(frame);
-                if tx.send(Scanned { seq, report, skipped_so_far: skipped }).is_err() {
+                if tx.send(Scanned { seq, report }).is_err() {
                     return;
                 }
                 wake();
             }
         })?;
-        Ok(LiveScanner { shared, results, worker: Some(worker), next_seq: 0 })
+        Ok(LiveScanner { shared, results, next_seq: 0 })
     }
 
     /// Hands the newest camera frame to the scanner and returns at once; the frame number it
@@ -141,9 +138,6 @@ impl Drop for LiveScanner {
         let (lock, ready) = &*self.shared;
         lock.lock().unwrap_or_else(PoisonError::into_inner).closed = true;
         ready.notify_all();
-        // The worker ends after its current scan (bounded by the budget); not joined here so
-        // that dropping never blocks the UI thread.
-        drop(self.worker.take());
     }
 }
 
