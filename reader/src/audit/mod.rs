@@ -289,18 +289,12 @@ pub fn leaf_hashes(db: &ClinicDb, n: u64) -> Result<Vec<Hash>, AuditError> {
         .prepare_cached("SELECT seq, time, kind, actor, subject, outcome, detail, leaf_hash FROM audit_entries WHERE seq < ?1 ORDER BY seq")
         .map_err(db.err("read audit entries"))?;
     let mut rows = st.query([i64::try_from(n).unwrap_or(i64::MAX)]).map_err(db.err("read audit entries"))?;
-    let mut out = Vec::with_capacity(usize::try_from(n).unwrap_or(0));
-    while let Some(r) = rows.next().map_err(db.err("read audit entries"))? {
-        let entry = entry_from_row(db, r)?;
-        if entry.seq != out.len() as u64 {
-            return Err(AuditError::Range(format!("audit log has a gap or reorder at entry {}: run `medcard audit verify`", out.len())));
-        }
-        out.push(merkle::leaf_hash(&entry.encode()));
-    }
-    if (out.len() as u64) < n {
-        return Err(AuditError::Range(format!("audit log has {} entries, fewer than {n}", out.len())));
-    }
-    Ok(out)
+    let entries = std::iter::from_fn(|| match rows.next() {
+        Ok(Some(r)) => Some(entry_from_row(db, r)),
+        Ok(None) => None,
+        Err(e) => Some(Err(AuditError::from(db.err("read audit entries")(e)))),
+    });
+    leaf_hashes_in_order(entries, n)
 }
 
 /// Signs a checkpoint of the whole log now, stores it and returns its COSE_Sign1 bytes.
@@ -654,11 +648,24 @@ pub fn prove(db: &ClinicDb, issuer: &VerifyingKey, seq: u64) -> Result<Inclusion
 /// The leaf hashes of the first `n` of `entries` (by seq, from 0), recomputed from their fields.
 /// A gap or reorder is an error (run `audit verify`); so are fewer than `n` entries.
 pub fn leaf_hashes_of(entries: &[Entry], n: u64) -> Result<Vec<Hash>, AuditError> {
-    let mut out = Vec::with_capacity(usize::try_from(n).unwrap_or(0).min(entries.len()));
+    leaf_hashes_in_order(entries.iter().map(Ok), n)
+}
+
+/// The leaf hashes of the first `n` of `entries`, which must be entries `0, 1, 2, …` in order:
+/// a gap or reorder is an error (run `audit verify`); so are fewer than `n` entries. The one
+/// check behind [`leaf_hashes`] (rows of this device's log) and [`leaf_hashes_of`] (entries read
+/// from the clinic database).
+fn leaf_hashes_in_order<E: std::borrow::Borrow<Entry>>(
+    entries: impl IntoIterator<Item = Result<E, AuditError>>,
+    n: u64,
+) -> Result<Vec<Hash>, AuditError> {
+    let mut out = Vec::with_capacity(usize::try_from(n).unwrap_or(0).min(1 << 20));
     for e in entries {
         if out.len() as u64 == n {
             break;
         }
+        let e = e?;
+        let e = e.borrow();
         if e.seq != out.len() as u64 {
             return Err(AuditError::Range(format!("audit log has a gap or reorder at entry {}: run `medcard audit verify`", out.len())));
         }

@@ -256,8 +256,22 @@ impl PgClinic {
         sql: &str,
         params: &[&(dyn postgres::types::ToSql + Sync)],
     ) -> Result<postgres::Row, PgError> {
-        let target = self.target.clone();
-        self.client.query_one(sql, params).map_err(|e| PgError::from_pg(operation, &target, &e))
+        self.client.query_one(sql, params).map_err(|e| self.err(operation, &e))
+    }
+
+    /// Runs a query; an error names the operation and the server.
+    fn rows(
+        &mut self,
+        operation: &'static str,
+        sql: &str,
+        params: &[&(dyn postgres::types::ToSql + Sync)],
+    ) -> Result<Vec<postgres::Row>, PgError> {
+        self.client.query(sql, params).map_err(|e| self.err(operation, &e))
+    }
+
+    /// Runs a statement; the rows it changed. An error names the operation and the server.
+    fn exec(&mut self, operation: &'static str, sql: &str, params: &[&(dyn postgres::types::ToSql + Sync)]) -> Result<u64, PgError> {
+        self.client.execute(sql, params).map_err(|e| self.err(operation, &e))
     }
 
     fn check_schema(&mut self) -> Result<(), PgError> {
@@ -339,21 +353,13 @@ impl PgClinic {
 
     /// Every issued card, by serial.
     pub fn cards(&mut self) -> Result<Vec<IssuedCard>, PgError> {
-        let target = self.target.clone();
-        let rows = self
-            .client
-            .query(&format!("SELECT {} FROM cards ORDER BY serial", Self::CARD_COLS), &[])
-            .map_err(|e| PgError::from_pg("list cards", &target, &e))?;
+        let rows = self.rows("list cards", &format!("SELECT {} FROM cards ORDER BY serial", Self::CARD_COLS), &[])?;
         rows.iter().map(Self::card_from).collect()
     }
 
     /// The card with `serial`.
     pub fn card(&mut self, serial: u32) -> Result<Option<IssuedCard>, PgError> {
-        let target = self.target.clone();
-        let rows = self
-            .client
-            .query(&format!("SELECT {} FROM cards WHERE serial = $1", Self::CARD_COLS), &[&i64::from(serial)])
-            .map_err(|e| PgError::from_pg("query card", &target, &e))?;
+        let rows = self.rows("query card", &format!("SELECT {} FROM cards WHERE serial = $1", Self::CARD_COLS), &[&i64::from(serial)])?;
         rows.first().map(Self::card_from).transpose()
     }
 
@@ -400,11 +406,7 @@ impl PgClinic {
 
     /// Every revocation, by serial.
     pub fn revocations(&mut self) -> Result<Vec<Revocation>, PgError> {
-        let target = self.target.clone();
-        let rows = self
-            .client
-            .query("SELECT serial, revoked_at, reason FROM card_revocations ORDER BY serial", &[])
-            .map_err(|e| PgError::from_pg("list revocations", &target, &e))?;
+        let rows = self.rows("list revocations", "SELECT serial, revoked_at, reason FROM card_revocations ORDER BY serial", &[])?;
         rows.iter()
             .map(|r| Ok(Revocation { serial: u32_serial("card_revocations", r.get(0))?, revoked_at: r.get(1), reason: r.get(2) }))
             .collect()
@@ -412,11 +414,8 @@ impl PgClinic {
 
     /// The revocation of `serial`.
     pub fn revocation(&mut self, serial: u32) -> Result<Option<Revocation>, PgError> {
-        let target = self.target.clone();
-        let rows = self
-            .client
-            .query("SELECT revoked_at, reason FROM card_revocations WHERE serial = $1", &[&i64::from(serial)])
-            .map_err(|e| PgError::from_pg("query revocation", &target, &e))?;
+        let rows =
+            self.rows("query revocation", "SELECT revoked_at, reason FROM card_revocations WHERE serial = $1", &[&i64::from(serial)])?;
         Ok(rows.first().map(|r| Revocation { serial, revoked_at: r.get(0), reason: r.get(1) }))
     }
 
@@ -425,11 +424,7 @@ impl PgClinic {
     /// The clinic's trust files (name, bytes), by name. A row whose name is not a trust file
     /// name or whose bytes exceed [`MAX_TRUST_FILE`] is refused.
     pub fn trust_files(&mut self) -> Result<Vec<(String, Vec<u8>)>, PgError> {
-        let target = self.target.clone();
-        let rows = self
-            .client
-            .query("SELECT name, bytes FROM trust_files ORDER BY name", &[])
-            .map_err(|e| PgError::from_pg("list trust files", &target, &e))?;
+        let rows = self.rows("list trust files", "SELECT name, bytes FROM trust_files ORDER BY name", &[])?;
         rows.iter()
             .map(|r| {
                 let (name, bytes): (String, Vec<u8>) = (r.get(0), r.get(1));
@@ -447,24 +442,18 @@ impl PgClinic {
 
     /// Adds a trust file; `Ok(false)`: one of that name is there already (nothing changed).
     pub fn add_trust_file(&mut self, name: &str, bytes: &[u8], now: i64) -> Result<bool, PgError> {
-        let (target, device) = (self.target.clone(), self.device.clone());
-        let n = self
-            .client
-            .execute(
-                "INSERT INTO trust_files (name, bytes, added_at, device) VALUES ($1, $2, $3, $4) ON CONFLICT (name) DO NOTHING",
-                &[&name, &bytes, &now, &device],
-            )
-            .map_err(|e| PgError::from_pg("add trust file", &target, &e))?;
+        let device = self.device.clone();
+        let n = self.exec(
+            "add trust file",
+            "INSERT INTO trust_files (name, bytes, added_at, device) VALUES ($1, $2, $3, $4) ON CONFLICT (name) DO NOTHING",
+            &[&name, &bytes, &now, &device],
+        )?;
         Ok(n == 1)
     }
 
     /// Removes a trust file; `Ok(false)`: there was none of that name.
     pub fn remove_trust_file(&mut self, name: &str) -> Result<bool, PgError> {
-        let target = self.target.clone();
-        let n = self
-            .client
-            .execute("DELETE FROM trust_files WHERE name = $1", &[&name])
-            .map_err(|e| PgError::from_pg("remove trust file", &target, &e))?;
+        let n = self.exec("remove trust file", "DELETE FROM trust_files WHERE name = $1", &[&name])?;
         Ok(n == 1)
     }
 
@@ -621,11 +610,7 @@ impl PgClinic {
 
     /// When and where `qr_id` was spent, if it was.
     pub fn spent(&mut self, qr_id: &str) -> Result<Option<Spent>, PgError> {
-        let target = self.target.clone();
-        let rows = self
-            .client
-            .query("SELECT used_at, device FROM qr_used WHERE cti = $1", &[&qr_id])
-            .map_err(|e| PgError::from_pg("look up spent code", &target, &e))?;
+        let rows = self.rows("look up spent code", "SELECT used_at, device FROM qr_used WHERE cti = $1", &[&qr_id])?;
         Ok(rows.first().map(|r| Spent { used_at: r.get(0), device: r.get(1) }))
     }
 
@@ -688,24 +673,17 @@ impl PgClinic {
 
     /// Records, optionally of one patient, oldest first.
     pub fn records(&mut self, patient_id: Option<&str>) -> Result<Vec<RecordRow>, PgError> {
-        let target = self.target.clone();
-        let rows = self
-            .client
-            .query(
-                &format!("SELECT {} FROM records WHERE $1::TEXT IS NULL OR patient_id = $1 ORDER BY created, record_id", Self::RECORD_COLS),
-                &[&patient_id],
-            )
-            .map_err(|e| PgError::from_pg("list records", &target, &e))?;
+        let rows = self.rows(
+            "list records",
+            &format!("SELECT {} FROM records WHERE $1::TEXT IS NULL OR patient_id = $1 ORDER BY created, record_id", Self::RECORD_COLS),
+            &[&patient_id],
+        )?;
         rows.iter().map(Self::record_from).collect()
     }
 
     /// One record's row.
     pub fn record(&mut self, record_id: &str) -> Result<Option<RecordRow>, PgError> {
-        let target = self.target.clone();
-        let rows = self
-            .client
-            .query(&format!("SELECT {} FROM records WHERE record_id = $1", Self::RECORD_COLS), &[&record_id])
-            .map_err(|e| PgError::from_pg("query record", &target, &e))?;
+        let rows = self.rows("query record", &format!("SELECT {} FROM records WHERE record_id = $1", Self::RECORD_COLS), &[&record_id])?;
         rows.first().map(Self::record_from).transpose()
     }
 
@@ -725,15 +703,12 @@ impl PgClinic {
 
     /// Entries at or after `since` (Unix s), by seq.
     pub fn audit_entries(&mut self, since: Option<i64>) -> Result<Vec<Entry>, PgError> {
-        let target = self.target.clone();
-        let rows = self
-            .client
-            .query(
-                "SELECT seq, time, kind, actor, subject, outcome, detail, leaf_hash FROM audit_entries
+        let rows = self.rows(
+            "read audit entries",
+            "SELECT seq, time, kind, actor, subject, outcome, detail, leaf_hash FROM audit_entries
                  WHERE $1::BIGINT IS NULL OR time >= $1 ORDER BY seq",
-                &[&since],
-            )
-            .map_err(|e| PgError::from_pg("read audit entries", &target, &e))?;
+            &[&since],
+        )?;
         rows.iter()
             .map(|r| {
                 let seq: i64 = r.get(0);
@@ -757,11 +732,7 @@ impl PgClinic {
 
     /// Stored checkpoints (size, root, signed), by size.
     pub fn audit_checkpoints(&mut self) -> Result<Vec<StoredCheckpoint>, PgError> {
-        let target = self.target.clone();
-        let rows = self
-            .client
-            .query("SELECT tree_size, root, signed FROM audit_checkpoints ORDER BY tree_size", &[])
-            .map_err(|e| PgError::from_pg("read checkpoints", &target, &e))?;
+        let rows = self.rows("read checkpoints", "SELECT tree_size, root, signed FROM audit_checkpoints ORDER BY tree_size", &[])?;
         Ok(rows.iter().map(|r| (u64::try_from(r.get::<_, i64>(0)).unwrap_or(u64::MAX), r.get(1), r.get(2))).collect())
     }
 

@@ -62,6 +62,13 @@ struct Node {
     endpoint: String,
 }
 
+impl Node {
+    /// This node did not answer (connection refused, timeout, TLS): the store is unavailable.
+    fn unavailable(&self, e: &dyn std::fmt::Display) -> StoreError {
+        StoreError::Unavailable { endpoint: self.endpoint.clone(), message: e.to_string() }
+    }
+}
+
 impl std::fmt::Debug for S3Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("S3Store").field("bucket", &self.name).field("endpoints", &self.nodes.len()).finish()
@@ -100,11 +107,7 @@ impl S3Store {
         let key = key_of(&Locator::of(b"medcard: is the bucket there?"));
         self.each(|node| {
             let url = node.bucket.get_object(Some(&self.creds), &key).sign(SIGN_FOR);
-            let resp = self
-                .agent
-                .get(url.as_str())
-                .call()
-                .map_err(|e| StoreError::Unavailable { endpoint: node.endpoint.clone(), message: e.to_string() })?;
+            let resp = self.agent.get(url.as_str()).call().map_err(|e| node.unavailable(&e))?;
             match self.missing_or_refused(node, "bucket check", &key, resp) {
                 Ok(true) => Ok(()),
                 Ok(false) => Err(StoreError::S3 {
@@ -189,15 +192,14 @@ impl S3Store {
     }
 
     fn put_multipart(&self, node: &Node, key: &str, bytes: &[u8]) -> Result<(), StoreError> {
-        let unavailable = |e: &dyn std::fmt::Display| StoreError::Unavailable { endpoint: node.endpoint.clone(), message: e.to_string() };
         let create = node.bucket.create_multipart_upload(Some(&self.creds), key).sign(SIGN_FOR);
-        let mut resp = self.agent.post(create.as_str()).send(&[][..]).map_err(|e| unavailable(&e))?;
+        let mut resp = self.agent.post(create.as_str()).send(&[][..]).map_err(|e| node.unavailable(&e))?;
         if resp.status().as_u16() != 200 {
             return Err(self.refused(node, "start upload of", key, resp));
         }
-        let body = resp.body_mut().with_config().limit(64 * 1024).read_to_string().map_err(|e| unavailable(&e))?;
+        let body = resp.body_mut().with_config().limit(64 * 1024).read_to_string().map_err(|e| node.unavailable(&e))?;
         let created = rusty_s3::actions::CreateMultipartUpload::parse_response(&body)
-            .map_err(|e| unavailable(&format!("unreadable reply to a multipart upload: {e}")))?;
+            .map_err(|e| node.unavailable(&format!("unreadable reply to a multipart upload: {e}")))?;
         let upload_id = created.upload_id().to_owned();
         let result = (|| {
             let mut etags = Vec::new();
@@ -209,7 +211,7 @@ impl S3Store {
                     limit: MAX_BLOB,
                 })?;
                 let url = node.bucket.upload_part(Some(&self.creds), key, n, &upload_id).sign(SIGN_FOR);
-                let resp = self.agent.put(url.as_str()).send(part).map_err(|e| unavailable(&e))?;
+                let resp = self.agent.put(url.as_str()).send(part).map_err(|e| node.unavailable(&e))?;
                 if resp.status().as_u16() != 200 {
                     return Err(self.refused(node, "upload part of", key, resp));
                 }
@@ -218,7 +220,7 @@ impl S3Store {
             }
             let complete = node.bucket.complete_multipart_upload(Some(&self.creds), key, &upload_id, etags.iter().map(String::as_str));
             let url = complete.sign(SIGN_FOR);
-            let resp = self.agent.post(url.as_str()).send(complete.body().as_bytes()).map_err(|e| unavailable(&e))?;
+            let resp = self.agent.post(url.as_str()).send(complete.body().as_bytes()).map_err(|e| node.unavailable(&e))?;
             if resp.status().as_u16() != 200 {
                 return Err(self.refused(node, "complete upload of", key, resp));
             }
@@ -248,10 +250,8 @@ impl RecordStore for S3Store {
             if bytes.len() > PART_SIZE {
                 return self.put_multipart(node, &key, bytes);
             }
-            let unavailable =
-                |e: &dyn std::fmt::Display| StoreError::Unavailable { endpoint: node.endpoint.clone(), message: e.to_string() };
             let url = node.bucket.put_object(Some(&self.creds), &key).sign(SIGN_FOR);
-            let resp = self.agent.put(url.as_str()).send(bytes).map_err(|e| unavailable(&e))?;
+            let resp = self.agent.put(url.as_str()).send(bytes).map_err(|e| node.unavailable(&e))?;
             if resp.status().as_u16() != 200 {
                 return Err(self.refused(node, "store", &key, resp));
             }
@@ -263,10 +263,8 @@ impl RecordStore for S3Store {
     fn get(&self, locator: &Locator) -> Result<Vec<u8>, StoreError> {
         let key = key_of(locator);
         let out = self.each(|node| {
-            let unavailable =
-                |e: &dyn std::fmt::Display| StoreError::Unavailable { endpoint: node.endpoint.clone(), message: e.to_string() };
             let url = node.bucket.get_object(Some(&self.creds), &key).sign(SIGN_FOR);
-            let resp = self.agent.get(url.as_str()).call().map_err(|e| unavailable(&e))?;
+            let resp = self.agent.get(url.as_str()).call().map_err(|e| node.unavailable(&e))?;
             // A missing bucket is a configuration error, not a missing record.
             let mut resp = match resp.status().as_u16() {
                 200 => resp,
@@ -284,7 +282,7 @@ impl RecordStore for S3Store {
             // One buffer, sized from the declared length; never more than MAX_BLOB + 1 bytes read.
             let mut out = Vec::with_capacity(usize::try_from(declared.unwrap_or(0)).unwrap_or(0));
             let reader = resp.body_mut().with_config().limit(MAX_BLOB + 1).reader();
-            reader.take(MAX_BLOB + 1).read_to_end(&mut out).map_err(|e| unavailable(&format!("reading {key}: {e}")))?;
+            reader.take(MAX_BLOB + 1).read_to_end(&mut out).map_err(|e| node.unavailable(&format!("reading {key}: {e}")))?;
             Ok(out)
         })?;
         if out.len() as u64 > MAX_BLOB {
@@ -301,11 +299,7 @@ impl RecordStore for S3Store {
         let key = key_of(locator);
         self.each(|node| {
             let url = node.bucket.head_object(Some(&self.creds), &key).sign(SIGN_FOR);
-            let resp = self
-                .agent
-                .head(url.as_str())
-                .call()
-                .map_err(|e| StoreError::Unavailable { endpoint: node.endpoint.clone(), message: e.to_string() })?;
+            let resp = self.agent.head(url.as_str()).call().map_err(|e| node.unavailable(&e))?;
             match resp.status().as_u16() {
                 200 => Ok(true),
                 404 => Ok(false),
@@ -318,11 +312,7 @@ impl RecordStore for S3Store {
         let key = key_of(locator);
         self.each(|node| {
             let url = node.bucket.delete_object(Some(&self.creds), &key).sign(SIGN_FOR);
-            let resp = self
-                .agent
-                .delete(url.as_str())
-                .call()
-                .map_err(|e| StoreError::Unavailable { endpoint: node.endpoint.clone(), message: e.to_string() })?;
+            let resp = self.agent.delete(url.as_str()).call().map_err(|e| node.unavailable(&e))?;
             match resp.status().as_u16() {
                 200 | 204 | 404 => Ok(()),
                 _ => Err(self.refused(node, "delete", &key, resp)),
