@@ -30,6 +30,7 @@ pub fn verification_outcome(e: &Error) -> (Outcome, Option<u32>) {
             CredentialError::Revoked { serial } => (Outcome::Revoked, Some(*serial)),
             CredentialError::ForeignIssuer { serial, .. } => (Outcome::ForeignIssuer, Some(*serial)),
             CredentialError::PinNotProven { serial } => (Outcome::PinNotProven, Some(*serial)),
+            CredentialError::StaffCard => (Outcome::WrongCard, None),
             _ => (Outcome::MalformedCredential, None),
         },
         Error::Card(PivError::Transport(_)) => (Outcome::TransportError, None),
@@ -122,7 +123,7 @@ fn verify_card_from<T: Transport>(
 
 /// The audit events of a PIN operation's result: `ok_kind` on success; a wrong PIN is
 /// `card.pin_failed` (tries left; `card.blocked` too at 0), a blocked PIN `card.blocked`.
-fn pin_events(state: &ClinicState, now: i64, subject: &str, operation: &str, r: &Result<(), Error>, ok_kind: EventKind) -> Vec<Event> {
+pub fn pin_events(state: &ClinicState, now: i64, subject: &str, operation: &str, r: &Result<(), Error>, ok_kind: EventKind) -> Vec<Event> {
     let ev = |kind, outcome, detail: String| state.event(now, kind, subject, outcome, detail);
     match r {
         Ok(()) => vec![ev(ok_kind, Outcome::Ok, format!("operation={operation}"))],

@@ -72,6 +72,9 @@ pub enum CredentialError {
     /// Structure, algorithm, content type or payload.
     #[error(transparent)]
     Object(#[from] ObjectError),
+    /// A staff card where a patient card is expected.
+    #[error("this is a staff card, not a patient card: the patient must use their own card")]
+    StaffCard,
     /// The issuer kid is not in the trust list.
     #[error("card credential signed by an unknown issuer (kid {kid}): add that clinic with `medcard trust add`")]
     UnknownIssuer { kid: String },
@@ -203,7 +206,13 @@ impl VerifiedCredential {
 /// clinic id the trust entry is bound to ([`qr::trust::TrustedKey::clinic`]); an entry bound to
 /// no clinic vouches for no credential.
 pub fn verify(bytes: &[u8], trust: &TrustList, now: i64) -> Result<VerifiedCredential, CredentialError> {
-    let parsed = cose_util::parse(bytes, "card credential", CONTENT_TYPE)?;
+    let parsed = match cose_util::parse(bytes, "card credential", CONTENT_TYPE) {
+        Ok(p) => p,
+        Err(ObjectError::ContentType { got, .. }) if got.contains(crate::staff::credential::CONTENT_TYPE) => {
+            return Err(CredentialError::StaffCard);
+        }
+        Err(e) => return Err(e.into()),
+    };
     let kid_hex = hex::encode(&parsed.kid);
     let mut candidates = trust.lookup(&parsed.kid).peekable();
     if candidates.peek().is_none() {

@@ -49,8 +49,23 @@ pub enum Error {
         #[source]
         source: CertError,
     },
+    /// A staff card was refused: not a staff credential, forged, another clinic's, expired.
+    #[error(transparent)]
+    Staff(#[from] crate::staff::StaffCredentialError),
+    /// A staff credential names a role this version does not know: no rights.
+    #[error(transparent)]
+    UnknownRole(#[from] crate::staff::UnknownRole),
+    /// The staff member's role may not do this.
+    #[error("{staff_id} is signed in as {role}, and a {role} may not {what}: this needs {needs}", what = action_text(*.action), needs = roles_text(*.action))]
+    NotPermitted { staff_id: String, role: crate::staff::Role, action: crate::staff::Action },
+    /// A staff id we do not accept.
+    #[error("the staff id must be 1 to 32 characters of A-Z, a-z, 0-9, '.', '_' and '-'")]
+    StaffId,
+    /// A staff name we do not accept.
+    #[error("the staff member's name must be 1 to 80 characters without control characters")]
+    StaffName,
     /// A patient id we do not accept.
-    #[error("the patient id must be 1 to 64 characters without control characters")]
+    #[error("the patient id must be 1 to 64 characters without control characters, and may not start with \"staff:\"")]
     PatientId,
     /// A credential validity outside what issuance accepts.
     #[error("the validity must be 1 to {max_days} days")]
@@ -77,4 +92,24 @@ impl From<SignError<PivError>> for Error {
             other => Error::CardSignature(other),
         }
     }
+}
+
+/// What an action is, for messages.
+fn action_text(a: crate::staff::Action) -> &'static str {
+    use crate::staff::Action;
+    match a {
+        Action::RunKiosk => "run the check-in kiosk",
+        Action::ScanAndRead => "scan patients' codes or read their records",
+        Action::EmergencyAccess => "open a patient's emergency data",
+        Action::ManageCards => "issue, revoke or unblock cards",
+        Action::EditTrust => "change the trust list",
+        Action::AddRecords => "add records",
+        Action::Administer => "open the admin view or the audit log",
+    }
+}
+
+/// Who may do an action ("a clinician's staff card").
+fn roles_text(a: crate::staff::Action) -> String {
+    let roles: Vec<&str> = crate::staff::Role::allowed(a).into_iter().map(crate::staff::Role::as_str).collect();
+    format!("the staff card of a {}", roles.join(" or "))
 }

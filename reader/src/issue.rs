@@ -24,6 +24,7 @@ use crate::Error;
 use crate::credential::{self, CardCredential, CredentialError, VerifiedCredential};
 use crate::keystore::Keystore;
 use crate::piv::{ManagementKey, PinBlock, Piv, PivError, Slot, tags};
+use crate::staff::{Role, StaffCredential};
 use crate::sw::CardError;
 use crate::transport::{Transport, TransportError};
 use crate::x509;
@@ -102,7 +103,7 @@ pub struct Issued {
 
 /// Checks a patient id: 1-64 characters, no control characters.
 pub fn check_patient_id(id: &str) -> Result<(), Error> {
-    if id.is_empty() || id.chars().count() > 64 || id.chars().any(char::is_control) {
+    if id.is_empty() || id.chars().count() > 64 || id.chars().any(char::is_control) || id.starts_with("staff:") {
         return Err(Error::PatientId);
     }
     Ok(())
@@ -140,16 +141,38 @@ fn delete<T: Transport>(piv: &mut Piv<T>, tag: u32) -> Result<(), PivError> {
     }
 }
 
-/// Issues the card behind `piv` (see the module docs for the order of steps). `progress` is
-/// called after each step; an error from it stops the issuance there.
-pub fn issue<T: Transport>(
+/// What steps 1-6 of an issuance made: the card is keyed, certified and has its PIN and PUK,
+/// but no credential yet.
+struct Prepared {
+    serial: u32,
+    reissue: bool,
+    not_before: i64,
+    expires_at: i64,
+    key_9a: VerifyingKey,
+    key_9c: VerifyingKey,
+    key_9e: VerifyingKey,
+    certificates: Vec<(Slot, Vec<u8>)>,
+}
+
+/// The secrets and validity of an issuance, patient or staff.
+struct CardSetup<'a> {
+    /// The certificate's holder text (patient id, or `staff <id>`).
+    holder: &'a str,
+    pin: &'a PinBlock,
+    puk: &'a PinBlock,
+    current_puk: &'a PinBlock,
+    validity_days: u32,
+    now: i64,
+}
+
+/// Steps 1-6 of the module docs, common to patient and staff cards.
+fn prepare<T: Transport>(
     piv: &mut Piv<T>,
     ks: &Keystore,
-    req: &IssueRequest,
+    setup: &CardSetup<'_>,
     progress: &mut dyn FnMut(IssueStep) -> Result<(), Error>,
-) -> Result<Issued, Error> {
-    check_patient_id(&req.patient_id)?;
-    if req.validity_days == 0 || req.validity_days > 20 * 365 {
+) -> Result<Prepared, Error> {
+    if setup.validity_days == 0 || setup.validity_days > 20 * 365 {
         return Err(Error::Validity { max_days: 20 * 365 });
     }
     piv.select()?;
@@ -163,8 +186,8 @@ pub fn issue<T: Transport>(
         piv.set_management_key(&ks.card_management_key(serial)?)?;
         progress(IssueStep::ManagementKeySet)?;
     }
-    let not_before = req.now - 300;
-    let expires_at = req.now + i64::from(req.validity_days) * 86_400;
+    let not_before = setup.now - 300;
+    let expires_at = setup.now + i64::from(setup.validity_days) * 86_400;
     let mut keys: Vec<(Slot, VerifyingKey)> = Vec::new();
     for slot in [Slot::PivAuth, Slot::Signature, Slot::CardAuth] {
         let key = piv.generate(slot)?;
@@ -174,7 +197,7 @@ pub fn issue<T: Transport>(
     let mut certificates = Vec::new();
     for (slot, key) in &keys {
         let spec = x509::CertSpec {
-            subject: x509::subject_card(ks.clinic_id(), &req.patient_id, serial, &slot.to_string()),
+            subject: x509::subject_card(ks.clinic_id(), setup.holder, serial, &slot.to_string()),
             not_before,
             not_after: expires_at,
             ca: false,
@@ -186,11 +209,11 @@ pub fn issue<T: Transport>(
         certificates.push((*slot, der));
         progress(IssueStep::CertificateWritten(*slot))?;
     }
-    piv.unblock_pin(&req.current_puk, &req.pin).map_err(|e| match e {
+    piv.unblock_pin(setup.current_puk, setup.pin).map_err(|e| match e {
         PivError::Card(CardError::WrongSecret { .. }) => Error::CurrentPuk(e),
         other => other.into(),
     })?;
-    piv.change_puk(&req.current_puk, &req.puk)?;
+    piv.change_puk(setup.current_puk, setup.puk)?;
     progress(IssueStep::PinAndPukSet)?;
     let find = |s: Slot| keys.iter().find(|(k, _)| *k == s).map(|(_, v)| *v);
     let (Some(key_9a), Some(key_9c), Some(key_9e)) = (find(Slot::PivAuth), find(Slot::Signature), find(Slot::CardAuth)) else {
@@ -199,21 +222,121 @@ pub fn issue<T: Transport>(
             PivError::Unexpected { operation: "generate", expected: "keys in 9A, 9C and 9E", got: "a slot without a key".into() }.into()
         );
     };
+    Ok(Prepared { serial, reissue, not_before, expires_at, key_9a, key_9c, key_9e, certificates })
+}
+
+/// Issues the card behind `piv` (see the module docs for the order of steps). `progress` is
+/// called after each step; an error from it stops the issuance there.
+pub fn issue<T: Transport>(
+    piv: &mut Piv<T>,
+    ks: &Keystore,
+    req: &IssueRequest,
+    progress: &mut dyn FnMut(IssueStep) -> Result<(), Error>,
+) -> Result<Issued, Error> {
+    check_patient_id(&req.patient_id)?;
+    let setup = CardSetup {
+        holder: &req.patient_id,
+        pin: &req.pin,
+        puk: &req.puk,
+        current_puk: &req.current_puk,
+        validity_days: req.validity_days,
+        now: req.now,
+    };
+    let p = prepare(piv, ks, &setup, progress)?;
     let credential = CardCredential {
         issuer: ks.clinic_id().to_owned(),
         patient_id: req.patient_id.clone(),
-        expires_at,
-        not_before,
+        expires_at: p.expires_at,
+        not_before: p.not_before,
         issued_at: req.now,
-        card_serial: serial,
-        key_9a,
-        key_9c,
-        key_9e,
+        card_serial: p.serial,
+        key_9a: p.key_9a,
+        key_9c: p.key_9c,
+        key_9e: p.key_9e,
     };
     let credential_bytes = credential.sign(ks.issuer_key()?)?;
     piv.put_data(tags::CARD_CREDENTIAL, &credential_bytes)?;
     progress(IssueStep::CredentialWritten)?;
-    Ok(Issued { credential, credential_bytes, certificates, reissue })
+    Ok(Issued { credential, credential_bytes, certificates: p.certificates, reissue: p.reissue })
+}
+
+/// What to issue to a member of staff.
+#[derive(Debug, Clone)]
+pub struct StaffIssueRequest {
+    /// Staff id ([`crate::staff::signed::check_staff_id`]).
+    pub staff_id: String,
+    /// Name, as the audit log and patients' access reports show it (1-80 characters).
+    pub name: String,
+    /// The role.
+    pub role: Role,
+    /// The new PIN.
+    pub pin: PinBlock,
+    /// The new PUK (kept by the administrator, to unblock a blocked PIN).
+    pub puk: PinBlock,
+    /// The card's current PUK.
+    pub current_puk: PinBlock,
+    /// Validity in days.
+    pub validity_days: u32,
+    /// Now (Unix seconds).
+    pub now: i64,
+}
+
+/// Default validity of a staff card.
+pub const STAFF_VALIDITY_DAYS: u32 = 2 * 365;
+
+/// The result of a staff card issuance.
+#[derive(Debug, Clone)]
+pub struct IssuedStaff {
+    /// The claims written.
+    pub credential: StaffCredential,
+    /// The COSE_Sign1 bytes written to `5FFFC0`.
+    pub credential_bytes: Vec<u8>,
+    /// Certificates written (slot, DER).
+    pub certificates: Vec<(Slot, Vec<u8>)>,
+    /// Whether the card already had this clinic's management key.
+    pub reissue: bool,
+}
+
+/// Issues a staff card: the same steps as [`issue`], with a staff credential written last.
+pub fn issue_staff<T: Transport>(
+    piv: &mut Piv<T>,
+    ks: &Keystore,
+    req: &StaffIssueRequest,
+    progress: &mut dyn FnMut(IssueStep) -> Result<(), Error>,
+) -> Result<IssuedStaff, Error> {
+    if !crate::staff::signed::check_staff_id(&req.staff_id) {
+        return Err(Error::StaffId);
+    }
+    if req.name.trim().is_empty() || req.name.chars().count() > 80 || req.name.chars().any(char::is_control) {
+        return Err(Error::StaffName);
+    }
+    let holder = format!("staff {}", req.staff_id);
+    let setup = CardSetup {
+        holder: &holder,
+        pin: &req.pin,
+        puk: &req.puk,
+        current_puk: &req.current_puk,
+        validity_days: req.validity_days,
+        now: req.now,
+    };
+    let p = prepare(piv, ks, &setup, progress)?;
+    let credential = StaffCredential {
+        issuer: ks.clinic_id().to_owned(),
+        staff_id: req.staff_id.clone(),
+        name: req.name.clone(),
+        role: req.role.as_str().to_owned(),
+        expires_at: p.expires_at,
+        not_before: p.not_before,
+        issued_at: req.now,
+        card_serial: p.serial,
+        key_9a: p.key_9a,
+        key_9c: p.key_9c,
+        key_9e: p.key_9e,
+    };
+    let credential_bytes = credential.sign(ks.issuer_key()?)?;
+    piv.put_data(tags::CARD_CREDENTIAL, &credential_bytes)?;
+    progress(IssueStep::CredentialWritten)?;
+    Ok(IssuedStaff { credential, credential_bytes, certificates: p.certificates, reissue: p.reissue })
 }
 
 /// A card that passed [`authenticate_card`].

@@ -5,18 +5,19 @@
 //!
 //! Layers, bottom up (a module uses only modules of lower layers; `tests/tests/layers.rs` checks it):
 //! 1. [`clock`], [`fsutil`], [`category`], [`cbor`], [`cose_util`]
-//! 2. [`keystore`], [`credential`], [`sealed`], [`export`], [`record_index`]
-//! 3. [`consent_token`], [`store`]
-//! 4. [`db`], [`deployment`]
-//! 5. [`audit`]
-//! 6. [`clinic_state`]
-//! 7. [`error`]
-//! 8. [`issue`]
-//! 9. [`clinic`], [`records`], [`trust`]
-//! 10. [`consent`]
-//! 11. [`checkin`]
-//! 12. [`scan_flow`]
-//! 13. [`bedside`]
+//! 2. [`keystore`], [`staff`], [`sealed`], [`export`], [`record_index`]
+//! 3. [`credential`]
+//! 4. [`consent_token`], [`store`]
+//! 5. [`db`], [`deployment`]
+//! 6. [`audit`]
+//! 7. [`clinic_state`]
+//! 8. [`error`]
+//! 9. [`issue`]
+//! 10. [`clinic`], [`records`], [`trust`]
+//! 11. [`staff_card`], [`consent`]
+//! 12. [`checkin`]
+//! 13. [`scan_flow`]
+//! 14. [`bedside`]
 //!
 //! Below them all is the card client, re-exported from `medcard-piv`: [`random`], [`sw`],
 //! [`tlv`], [`sig`], [`x509`], [`transport`], [`piv`]. Each layer has one error type wrapping
@@ -53,6 +54,8 @@ pub mod record_index;
 pub mod records;
 pub mod scan_flow;
 pub mod sealed;
+pub mod staff;
+pub mod staff_card;
 pub mod store;
 pub mod trust;
 

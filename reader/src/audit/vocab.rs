@@ -65,11 +65,20 @@ pub enum EventKind {
     AdminPinSet,
     /// A device joined the clinic (`medcard device join`; written to the clinic log).
     DeviceJoined,
+    /// A staff card issued (detail: staff id, role and the signed staff credential).
+    StaffIssued,
+    /// A staff sign-in: `ok` (signed by the card), or refused (the outcome says why).
+    StaffSession,
+    /// A staff session ended (card removed, idle, signed out).
+    StaffSessionEnded,
+    /// A patient's emergency data opened without their code ("break the glass"), signed by the
+    /// clinician's card; detail: patient, reason.
+    EmergencyAccess,
 }
 
 impl EventKind {
     /// Every kind.
-    pub const ALL: [EventKind; 25] = [
+    pub const ALL: [EventKind; 29] = [
         EventKind::CardIssued,
         EventKind::CardVerified,
         EventKind::PinFailed,
@@ -95,6 +104,10 @@ impl EventKind {
         EventKind::TrustExported,
         EventKind::AdminPinSet,
         EventKind::DeviceJoined,
+        EventKind::StaffIssued,
+        EventKind::StaffSession,
+        EventKind::StaffSessionEnded,
+        EventKind::EmergencyAccess,
     ];
 
     /// The stored name.
@@ -126,6 +139,10 @@ impl EventKind {
             EventKind::TrustExported => "trust.exported",
             EventKind::AdminPinSet => "admin.pin_set",
             EventKind::DeviceJoined => "device.joined",
+            EventKind::StaffIssued => "staff.issued",
+            EventKind::StaffSession => "staff.session",
+            EventKind::StaffSessionEnded => "staff.session_ended",
+            EventKind::EmergencyAccess => "record.emergency",
         }
     }
 }
@@ -303,11 +320,19 @@ pub enum Outcome {
     CacheRefused,
     /// `integrity-failed`: `medcard record get`: the stored bytes or the wrapped key were altered.
     IntegrityFailed,
+
+    // Staff: `staff.session`, and reads refused for want of a staff session.
+    /// `not-permitted`: the staff card's role may not do this, or names a role we do not know.
+    NotPermitted,
+    /// `no-staff-session`: this clinic requires a staff sign-in and there was none.
+    NoStaffSession,
+    /// `no-reason`: emergency access asked for without a reason.
+    NoReason,
 }
 
 impl Outcome {
     /// Every outcome (each layer of [`Outcome::Invalid`] once).
-    pub const ALL: [Outcome; 69] = [
+    pub const ALL: [Outcome; 72] = [
         Outcome::Ok,
         Outcome::Seen,
         Outcome::Unchanged,
@@ -377,6 +402,9 @@ impl Outcome {
         Outcome::TooLong,
         Outcome::CacheRefused,
         Outcome::IntegrityFailed,
+        Outcome::NotPermitted,
+        Outcome::NoStaffSession,
+        Outcome::NoReason,
     ];
 
     /// The stored text.
@@ -456,6 +484,9 @@ impl Outcome {
             Outcome::TooLong => "too-long",
             Outcome::CacheRefused => "cache-refused",
             Outcome::IntegrityFailed => "integrity-failed",
+            Outcome::NotPermitted => "not-permitted",
+            Outcome::NoStaffSession => "no-staff-session",
+            Outcome::NoReason => "no-reason",
         }
     }
 }
