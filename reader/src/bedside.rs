@@ -23,6 +23,8 @@ use crate::clinic_state::{ClinicError, ClinicState};
 use crate::db::{CacheRow, ClinicDb, DbError};
 use crate::keystore::{self, Keystore, KeystoreError};
 use crate::scan_flow::{self, ScanError, Scanned};
+use crate::staff::Action;
+use crate::staff_card::EntrySigner;
 use crate::store::{AnyStore, DirStore, StoreError};
 
 /// The records directory inside the data directory (the default store).
@@ -57,6 +59,28 @@ pub enum BedsideError {
     /// The clinic deployment (`device.json`) or the clinic log (clinic mode).
     #[error(transparent)]
     Clinic(ClinicError),
+    /// This clinic requires a staff sign-in to read records, and there was none (audited).
+    #[error(
+        "this clinic requires a clinician's staff card to read records: insert your staff card, sign in with its PIN (medcard scan --staff-reader READER), then scan again"
+    )]
+    StaffSessionRequired,
+    /// The signed-in staff member's role may not read records (audited).
+    #[error(transparent)]
+    NotPermitted(crate::Error),
+    /// The staff card could not sign the access entry (removed, or it answered garbage): the
+    /// record is not shown. A scanned code's records stay in this device's cache: sign in again
+    /// and open them with `--cached`.
+    #[error("the staff card could not sign the access (was it removed?): nothing is shown; sign in again and open the record from the cache: {0}")]
+    Signing(crate::Error),
+}
+
+/// Who reads at the bedside.
+pub enum Reader<'a> {
+    /// The device or its operating-system user (`cli:<user>`, `desktop:<user>`): allowed only
+    /// while the clinic has no staff cards.
+    Device(&'a str),
+    /// A signed-in member of staff, whose card signs each entry.
+    Staff(&'a mut dyn EntrySigner),
 }
 
 impl From<ClinicError> for BedsideError {
@@ -109,8 +133,55 @@ impl Bedside {
 
     /// Scans QR `text` at `now` ([`scan_flow::scan`] against this device's trust list; one-time
     /// use unless `reusable`) and audits the outcome as `actor`. `Ok`: verified, the records are
-    /// cached and may be shown. [`BedsideError::Refused`]: refused and audited.
+    /// cached and may be shown. [`BedsideError::Refused`]: refused and audited. Once the clinic
+    /// has staff cards this is refused ([`BedsideError::StaffSessionRequired`]): use
+    /// [`Bedside::scan_as`] with a staff session.
     pub fn scan_text(&mut self, text: &str, now: i64, reusable: bool, actor: &str) -> Result<Scanned, BedsideError> {
+        self.scan_as(text, now, reusable, Reader::Device(actor))
+    }
+
+    /// Checks that `who` may read records here, before anything is spent; audits a refusal as
+    /// `kind` (`qr.refused` for a scan, `record.read` for the cache).
+    fn check_reader(&self, who: &Reader<'_>, now: i64, kind: EventKind) -> Result<(), BedsideError> {
+        let refusal = match who {
+            Reader::Device(actor) => {
+                if !self.state.staff_required()? {
+                    return Ok(());
+                }
+                (event(now, actor, kind, "-", Outcome::NoStaffSession, "no staff sign-in".into()), BedsideError::StaffSessionRequired)
+            }
+            Reader::Staff(s) => {
+                let session = s.session();
+                if session.permits(Action::ScanAndRead) {
+                    return Ok(());
+                }
+                let e = crate::Error::NotPermitted { staff_id: session.staff_id().to_owned(), role: session.role(), action: Action::ScanAndRead };
+                let detail = format!("staff={} role={}", session.staff_id(), session.role());
+                (event(now, &session.actor(), kind, "-", Outcome::NotPermitted, detail), BedsideError::NotPermitted(e))
+            }
+        };
+        self.state.audit(std::slice::from_ref(&refusal.0))?;
+        Err(refusal.1)
+    }
+
+    /// Writes `events`, each signed by the staff card when a member of staff reads.
+    fn audit_as(&self, who: &mut Reader<'_>, mut events: Vec<Event>) -> Result<(), BedsideError> {
+        if let Reader::Staff(signer) = who {
+            for ev in &mut events {
+                signer.sign(ev).map_err(BedsideError::Signing)?;
+            }
+        }
+        self.state.audit(&events)?;
+        Ok(())
+    }
+
+    /// [`Bedside::scan_text`] as `who`: a member of staff signs every entry with their card.
+    pub fn scan_as(&mut self, text: &str, now: i64, reusable: bool, mut who: Reader<'_>) -> Result<Scanned, BedsideError> {
+        self.check_reader(&who, now, EventKind::QrRefused)?;
+        let actor = match &who {
+            Reader::Device(a) => (*a).to_owned(),
+            Reader::Staff(s) => s.session().actor(),
+        };
         let stamp = std::fs::metadata(self.ks.data_dir().join(crate::clinic_state::TRUST_DIR)).and_then(|m| m.modified()).ok();
         let trust = match self.trust.take() {
             Some((at, list)) if at == stamp && stamp.is_some() => list,
@@ -125,7 +196,7 @@ impl Bedside {
                 let mut events = Vec::with_capacity(1 + s.rows.len());
                 events.push(event(
                     now,
-                    actor,
+                    &actor,
                     EventKind::QrScanned,
                     &c.pointer.patient_id,
                     Outcome::Ok,
@@ -134,19 +205,19 @@ impl Bedside {
                 for r in &s.rows {
                     events.push(event(
                         now,
-                        actor,
+                        &actor,
                         EventKind::RecordRead,
                         &r.locator,
                         Outcome::Ok,
                         format!("qr={qr_id} cache={} patient={}", r.qr_id, r.patient_id),
                     ));
                 }
-                self.state.audit(&events)?;
+                self.audit_as(&mut who, events)?;
                 Ok(s)
             }
             Err(e) => {
-                let ev = event(now, actor, EventKind::QrRefused, "-", e.outcome(), refusal_detail(e.to_string()));
-                self.state.audit(std::slice::from_ref(&ev))?;
+                let ev = event(now, &actor, EventKind::QrRefused, "-", e.outcome(), refusal_detail(e.to_string()));
+                self.audit_as(&mut who, vec![ev])?;
                 Err(BedsideError::Refused(e))
             }
         }
@@ -156,12 +227,22 @@ impl Bedside {
     /// at `now` ([`scan_flow::open_cached`]: expired codes and revoked consent are purged first),
     /// audited as `actor`: `record.read` `ok`, or `cache-refused` and `Ok(None)` when it is gone.
     pub fn open_cached(&mut self, id: &str, now: i64, actor: &str) -> Result<Option<CacheRow>, BedsideError> {
+        self.open_cached_as(id, now, Reader::Device(actor))
+    }
+
+    /// [`Bedside::open_cached`] as `who` (a member of staff signs the entry with their card).
+    pub fn open_cached_as(&mut self, id: &str, now: i64, mut who: Reader<'_>) -> Result<Option<CacheRow>, BedsideError> {
+        self.check_reader(&who, now, EventKind::RecordRead)?;
+        let actor = match &who {
+            Reader::Device(a) => (*a).to_owned(),
+            Reader::Staff(s) => s.session().actor(),
+        };
         let row = scan_flow::open_cached(&mut self.db, id, now)?;
         let ev = match &row {
-            Some(r) => event(now, actor, EventKind::RecordRead, &r.locator, Outcome::Ok, format!("cached={id} patient={}", r.patient_id)),
-            None => event(now, actor, EventKind::RecordRead, id, Outcome::CacheRefused, "not in the cache or no longer valid".into()),
+            Some(r) => event(now, &actor, EventKind::RecordRead, &r.locator, Outcome::Ok, format!("cached={id} patient={}", r.patient_id)),
+            None => event(now, &actor, EventKind::RecordRead, id, Outcome::CacheRefused, "not in the cache or no longer valid".into()),
         };
-        self.state.audit(std::slice::from_ref(&ev))?;
+        self.audit_as(&mut who, vec![ev])?;
         Ok(row)
     }
 }

@@ -386,6 +386,28 @@ impl ClinicState {
         self.with_db(|db| Ok(db.card_revocation(serial)?.is_some()))
     }
 
+    /// Whether this clinic requires a staff sign-in to read records: it does from its first staff
+    /// card on (`docs/staff.md`, "Sessions"). Clinic mode: asked of the clinic database, and
+    /// noted in this device's database once true, so a device that cannot reach the clinic
+    /// database keeps requiring sign-ins.
+    pub fn staff_required(&self) -> Result<bool, ClinicError> {
+        match self.with_clinic_db(PgClinic::has_staff_cards) {
+            Ok(Some(true)) => {
+                self.with_db(|db| {
+                    if !db.staff_required_noted()? {
+                        db.note_staff_required(crate::clock::now().unwrap_or(0))?;
+                    }
+                    Ok(())
+                })?;
+                Ok(true)
+            }
+            Ok(Some(false)) => self.with_db(|db| Ok(db.staff_required_noted()?)),
+            Ok(None) => self.with_db(|db| Ok(db.has_staff_cards()?)),
+            Err(e) if e.is_clinic_db_unavailable() => self.with_db(|db| Ok(db.staff_required_noted()?)),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Revokes `serial` (idempotent: a second revocation keeps the first), audited.
     pub fn revoke(&self, serial: u32, now: i64, reason: &str) -> Result<Revocation, ClinicError> {
         let actor = self.actor.clone();

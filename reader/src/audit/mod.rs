@@ -378,6 +378,9 @@ pub enum Finding {
     Truncated { tree_size: u64, entries: u64 },
     /// A checkpoint's signature, encoding or stored columns are wrong.
     BadCheckpoint { tree_size: u64, why: String },
+    /// An entry in a staff card's name whose signature is missing or wrong, or a staff card
+    /// issuance whose credential the clinic key did not sign (`docs/staff.md`).
+    StaffSignature { seq: u64, why: String },
 }
 
 impl fmt::Display for Finding {
@@ -400,6 +403,7 @@ impl fmt::Display for Finding {
                 "first bad entry: #{entries} is missing: the log has {entries} entries but a signed checkpoint covers {tree_size}"
             ),
             Finding::BadCheckpoint { tree_size, why } => write!(f, "checkpoint at size {tree_size} is invalid: {why}"),
+            Finding::StaffSignature { seq, why } => write!(f, "first bad entry: #{seq}: {why}"),
         }
     }
 }
@@ -413,6 +417,8 @@ pub struct VerifyReport {
     pub checkpoints: u64,
     /// The root of the whole log.
     pub root: Hash,
+    /// Entries in a staff card's name whose card signature was checked.
+    pub staff_signatures: u64,
 }
 
 /// Recomputes the tree from the rows and checks every row and every stored checkpoint.
@@ -450,7 +456,8 @@ pub fn verify_rows(
     let checkpoints_ref = &checkpoints;
     let (produced, consumed) = std::thread::scope(|scope| {
         let consumer = scope.spawn(move || hash_stage(rx, checkpoints_ref));
-        let mut sink = RowSink { tx, position: 0, batch: Batch::new(), stop: None, closed: false };
+        let mut sink =
+            RowSink { tx, position: 0, batch: Batch::new(), stop: None, closed: false, staff: StaffKeys::new(issuer), signed: 0 };
         let produced = read(&mut sink).map(|()| sink.finish());
         let consumed = consumer.join().unwrap_or(Err(Finding::BadCheckpoint { tree_size: 0, why: "verifier thread failed".into() }));
         (produced, consumed)
@@ -460,13 +467,14 @@ pub fn verify_rows(
         Err(f) => return Ok(Err(f)),
         Ok(x) => x,
     };
-    if let Some(stop) = produced? {
+    let (stop, staff_signatures) = produced?;
+    if let Some(stop) = stop {
         return Ok(Err(stop));
     }
     if let Some(cp) = checkpoints.iter().find(|cp| cp.tree_size > position) {
         return Ok(Err(Finding::Truncated { tree_size: cp.tree_size, entries: position }));
     }
-    Ok(Ok(VerifyReport { entries: position, checkpoints: checkpoints.len() as u64, root }))
+    Ok(Ok(VerifyReport { entries: position, checkpoints: checkpoints.len() as u64, root, staff_signatures }))
 }
 
 const BATCH: usize = 4096;
@@ -509,6 +517,47 @@ pub struct RowSink {
     batch: Batch,
     stop: Option<Finding>,
     closed: bool,
+    staff: StaffKeys,
+    /// Entries whose staff-card signature was checked.
+    signed: u64,
+}
+
+/// The staff cards' keys, learnt from the `staff.issued` entries as the rows go by.
+struct StaffKeys {
+    issuer: VerifyingKey,
+    keys: std::collections::HashMap<u32, crate::staff::signed::CardKey>,
+}
+
+impl StaffKeys {
+    fn new(issuer: &VerifyingKey) -> Self {
+        StaffKeys { issuer: *issuer, keys: std::collections::HashMap::new() }
+    }
+
+    /// Checks the staff side of one row: a `staff.issued` entry's credential (signed by the
+    /// clinic key, for the serial it names), and the signature of an entry in a staff card's
+    /// name. `Ok(true)`: a signature was checked.
+    fn check(&mut self, time: i64, text: [&str; 5]) -> Result<bool, String> {
+        use crate::staff::signed;
+        let [kind, actor, subject, outcome, detail] = text;
+        if kind == EventKind::StaffIssued.as_str() && outcome == Outcome::Ok.as_str() {
+            let hex_text = detail.rsplit_once("credential=").map_or("", |x| x.1);
+            let bytes = hex::decode(hex_text).map_err(|_| "its staff credential is not hex".to_owned())?;
+            let staff = crate::staff::credential::verify_with(&bytes, &self.issuer)
+                .map_err(|e| format!("its staff credential does not verify with the clinic key: {e}"))?;
+            let c = staff.credential();
+            if subject != c.card_serial.to_string() || !detail.starts_with(&format!("staff={} ", c.staff_id)) {
+                return Err("its subject or staff id differs from the credential it carries".into());
+            }
+            self.keys.insert(c.card_serial, signed::CardKey::new(&c.key_9a));
+            return Ok(false);
+        }
+        if !actor.starts_with(signed::ACTOR_PREFIX) {
+            return Ok(false);
+        }
+        let Some((_, serial)) = signed::parse_actor(actor) else { return Err(format!("its actor {actor:?} is not a staff card")) };
+        signed::check(time, kind, actor, subject, outcome, detail, self.keys.get(&serial)).map_err(|e| e.to_string())?;
+        Ok(true)
+    }
 }
 
 impl RowSink {
@@ -526,6 +575,15 @@ impl RowSink {
                 Finding::OutOfOrder { position, found }
             });
             return false;
+        }
+        if let (Some(time), [Some(k), Some(a), Some(s), Some(o), Some(d)]) = (r.time, r.text) {
+            match self.staff.check(time, [k, a, s, o, d]) {
+                Ok(checked) => self.signed += u64::from(checked),
+                Err(why) => {
+                    self.stop = Some(Finding::StaffSignature { seq: position, why });
+                    return false;
+                }
+            }
         }
         let batch = &mut self.batch;
         let start = batch.bytes.len();
@@ -556,11 +614,11 @@ impl RowSink {
         true
     }
 
-    fn finish(self) -> Option<Finding> {
+    fn finish(self) -> (Option<Finding>, u64) {
         if !self.batch.ends.is_empty() && !self.closed {
             let _ = self.tx.send(self.batch);
         }
-        self.stop
+        (self.stop, self.signed)
     }
 }
 

@@ -15,6 +15,10 @@ use crate::db::{ClinicDb, DbError};
 /// The `copy_refreshed` row of the lists (both are refreshed together).
 const LISTS: &str = "revocations+trust";
 
+/// The `copy_refreshed` row that notes this clinic requires staff sign-ins (once seen, kept:
+/// a device that cannot reach the clinic database still requires them).
+const STAFF_REQUIRED: &str = "staff-required";
+
 /// This device's copy of the clinic's lists.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct LocalCopies {
@@ -27,6 +31,21 @@ pub struct LocalCopies {
 }
 
 impl ClinicDb {
+    /// Notes, for good, that the clinic has staff cards (so sign-ins are required) as seen `at`.
+    pub fn note_staff_required(&self, at: i64) -> Result<(), DbError> {
+        self.conn()
+            .execute("INSERT INTO copy_refreshed (list, at) VALUES (?1, ?2) ON CONFLICT (list) DO NOTHING", params![STAFF_REQUIRED, at])
+            .map_err(self.err("note that staff sign-ins are required"))?;
+        Ok(())
+    }
+
+    /// Whether [`ClinicDb::note_staff_required`] was ever called here.
+    pub fn staff_required_noted(&self) -> Result<bool, DbError> {
+        self.conn()
+            .query_row("SELECT EXISTS (SELECT 1 FROM copy_refreshed WHERE list = ?1)", params![STAFF_REQUIRED], |r| r.get(0))
+            .map_err(self.err("read whether staff sign-ins are required"))
+    }
+
     /// Replaces the copy with `revocations` and `trust_files`, refreshed `at`, in one transaction.
     pub fn replace_copies(&mut self, revocations: &[Revocation], trust_files: &[(String, Vec<u8>)], at: i64) -> Result<(), DbError> {
         let err = |op| self.err(op);

@@ -357,6 +357,12 @@ impl PgClinic {
         rows.iter().map(Self::card_from).collect()
     }
 
+    /// Whether any staff card was ever issued (the cards table holds `staff:` rows).
+    pub fn has_staff_cards(&mut self) -> Result<bool, PgError> {
+        let rows = self.rows("query staff cards", "SELECT 1 FROM cards WHERE patient_id LIKE 'staff:%' LIMIT 1", &[])?;
+        Ok(!rows.is_empty())
+    }
+
     /// The card with `serial`.
     pub fn card(&mut self, serial: u32) -> Result<Option<IssuedCard>, PgError> {
         let rows = self.rows("query card", &format!("SELECT {} FROM cards WHERE serial = $1", Self::CARD_COLS), &[&i64::from(serial)])?;

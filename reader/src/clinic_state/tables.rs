@@ -86,6 +86,13 @@ impl ClinicDb {
         Ok(out)
     }
 
+    /// Whether any staff card was ever issued (the cards table holds `staff:` rows).
+    pub fn has_staff_cards(&self) -> Result<bool, DbError> {
+        self.conn()
+            .query_row("SELECT EXISTS (SELECT 1 FROM cards WHERE patient_id LIKE 'staff:%')", [], |r| r.get(0))
+            .map_err(self.err("query staff cards"))
+    }
+
     /// The issued card with `serial`, if any.
     pub fn issued_card(&self, serial: u32) -> Result<Option<IssuedCard>, DbError> {
         let mut st = self

@@ -14,7 +14,6 @@
 //! and recomputes its hash still cannot make the card's signature, and one who re-signs with
 //! another key is found because the key must be the one in the card's staff credential.
 
-use p256::ecdsa::signature::hazmat::PrehashVerifier;
 use p256::ecdsa::{Signature, VerifyingKey};
 use sha2::{Digest, Sha256};
 
@@ -48,16 +47,23 @@ pub fn parse_actor(actor: &str) -> Option<(&str, u32)> {
     (check_staff_id(id) && serial.to_string() == serial_text).then_some((id, serial))
 }
 
-/// The digest a staff card signs for an entry (see the module docs).
+/// The signed message of an entry: the domain string, then the CBOR array (module docs).
+#[must_use]
+pub fn message(time: i64, kind: &str, actor: &str, subject: &str, outcome: &str, detail: &str) -> Vec<u8> {
+    let mut m = Vec::with_capacity(DOMAIN.len() + 64 + kind.len() + actor.len() + subject.len() + outcome.len() + detail.len());
+    m.extend_from_slice(DOMAIN);
+    cbor::write_head(&mut m, cbor::ARRAY, 6);
+    cbor::write_int(&mut m, time);
+    for s in [kind, actor, subject, outcome, detail] {
+        cbor::write_text(&mut m, s);
+    }
+    m
+}
+
+/// The digest a staff card signs for an entry: SHA-256 of [`message`].
 #[must_use]
 pub fn digest(time: i64, kind: &str, actor: &str, subject: &str, outcome: &str, detail: &str) -> [u8; 32] {
-    let mut body = Vec::with_capacity(64 + kind.len() + actor.len() + subject.len() + outcome.len() + detail.len());
-    cbor::write_head(&mut body, cbor::ARRAY, 6);
-    cbor::write_int(&mut body, time);
-    for s in [kind, actor, subject, outcome, detail] {
-        cbor::write_text(&mut body, s);
-    }
-    Sha256::new().chain_update(DOMAIN).chain_update(&body).finalize().into()
+    Sha256::digest(message(time, kind, actor, subject, outcome, detail)).into()
 }
 
 /// `detail` with the signature appended.
@@ -91,8 +97,21 @@ fn split(detail: &str) -> Option<(&str, &str)> {
     Some((head, tail.get(SIG_MARK.len()..)?))
 }
 
+/// A card's 9A key as the verifier keeps it: the 65-byte uncompressed point.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CardKey(Vec<u8>);
+
+impl CardKey {
+    /// The key of `key`.
+    #[must_use]
+    pub fn new(key: &VerifyingKey) -> Self {
+        CardKey(key.to_sec1_point(false).as_bytes().to_vec())
+    }
+}
+
 /// Checks an entry written as staff card `actor` against that card's 9A key (`key`: `None` when
-/// the log issued no such card).
+/// the log issued no such card). The arithmetic is `ring`'s (as for QR codes: the verifier of a
+/// long log checks many).
 pub fn check(
     time: i64,
     kind: &str,
@@ -100,15 +119,16 @@ pub fn check(
     subject: &str,
     outcome: &str,
     detail: &str,
-    key: Option<&VerifyingKey>,
+    key: Option<&CardKey>,
 ) -> Result<(), SignatureProblem> {
     let Some((unsigned, sig_hex)) = split(detail) else { return Err(SignatureProblem::Unsigned { actor: actor.to_owned() }) };
     let key = key.ok_or_else(|| SignatureProblem::UnknownCard { actor: actor.to_owned() })?;
     let mut raw = [0u8; 64];
     hex::decode_to_slice(sig_hex, &mut raw).map_err(|_| SignatureProblem::Malformed)?;
-    let sig = Signature::from_slice(&raw).map_err(|_| SignatureProblem::Malformed)?;
-    let d = digest(time, kind, actor, subject, outcome, unsigned);
-    key.verify_prehash(&d, &sig).map_err(|_| SignatureProblem::BadSignature { actor: actor.to_owned() })
+    let public = ring::signature::UnparsedPublicKey::new(&ring::signature::ECDSA_P256_SHA256_FIXED, &key.0);
+    public
+        .verify(&message(time, kind, actor, subject, outcome, unsigned), &raw)
+        .map_err(|_| SignatureProblem::BadSignature { actor: actor.to_owned() })
 }
 
 #[cfg(test)]
@@ -132,7 +152,7 @@ mod tests {
     fn signed_entry_verifies_with_the_cards_key_only() {
         let a = actor("S-0042", 5_500_042);
         let detail = signed(&key(1), "qr=ab patient=P-1");
-        let pk = VerifyingKey::from(&key(1));
+        let pk = CardKey::new(&VerifyingKey::from(&key(1)));
         assert_eq!(check(100, "record.read", &a, "loc-1", "ok", &detail, Some(&pk)), Ok(()));
         // Re-signed with another key.
         let other = signed(&key(2), "qr=ab patient=P-1");
