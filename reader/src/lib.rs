@@ -10,12 +10,12 @@
 //! 4. [`consent_token`], [`store`]
 //! 5. [`db`], [`deployment`]
 //! 6. [`audit`]
-//! 7. [`clinic_state`]
+//! 7. [`clinic_state`], [`access_report`]
 //! 8. [`error`]
 //! 9. [`issue`]
 //! 10. [`clinic`], [`records`], [`trust`]
 //! 11. [`staff_card`], [`consent`]
-//! 12. [`checkin`]
+//! 12. [`checkin`], [`emergency`]
 //! 13. [`scan_flow`]
 //! 14. [`bedside`]
 //!
@@ -31,6 +31,7 @@
 
 pub use medcard_piv::{piv, random, sig, sw, tlv, transport, x509};
 
+pub mod access_report;
 pub mod audit;
 pub mod bedside;
 pub mod category;
@@ -45,6 +46,7 @@ pub mod cose_util;
 pub mod credential;
 pub mod db;
 pub mod deployment;
+pub mod emergency;
 pub mod error;
 pub mod export;
 pub mod fsutil;

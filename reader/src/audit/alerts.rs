@@ -43,6 +43,8 @@ pub enum Rule {
     OutsideConsent,
     /// Refused QR codes in a row from one actor.
     RefusedInARow,
+    /// A patient's records opened without their code (break the glass): always an alert.
+    EmergencyAccess,
 }
 
 /// One alert: the rule, a plain message and the audit entries (sequence numbers) behind it.
@@ -87,7 +89,28 @@ pub fn alerts(entries: &[Entry], rules: &Rules) -> Vec<Alert> {
     out.extend(scan_burst(entries, rules));
     out.extend(outside_consent(entries));
     out.extend(refused_in_a_row(entries, rules));
+    out.extend(emergency_access(entries));
     out
+}
+
+/// [`Rule::EmergencyAccess`]: every `record.emergency` entry that opened records, one alert each,
+/// naming who, whose records and why (reviewing each one is the point of breaking the glass).
+#[must_use]
+pub fn emergency_access(entries: &[Entry]) -> Vec<Alert> {
+    entries
+        .iter()
+        .filter(|e| e.kind() == Some(EventKind::EmergencyAccess) && e.outcome() == Some(Outcome::Ok))
+        .map(|e| {
+            let unsigned = e.detail.rsplit_once(" sig=").map_or(e.detail.as_str(), |x| x.0);
+            let reason = unsigned.split_once("reason=").map_or("", |x| x.1);
+            Alert {
+                rule: Rule::EmergencyAccess,
+                subject: e.subject.clone(),
+                message: format!("emergency access to the records of {} by {} without their code, because: {reason}", e.subject, e.actor),
+                entries: vec![e.seq],
+            }
+        })
+        .collect()
 }
 
 /// [`Rule::PinFailures`]: `card.pin_failed` and `card.blocked` per card (subject), counted in a

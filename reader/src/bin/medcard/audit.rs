@@ -153,10 +153,15 @@ fn show(data: &DataArg, since: Option<i64>, format: Output) -> Result<(), CliErr
     Ok(())
 }
 
-fn verify(data: &DataArg, format: Output) -> Result<(), CliError> {
-    let c = data.clinic()?;
-    let issuer = c.ks.issuer_public();
-    let shared = c.state.with_clinic_db(|pg| {
+/// Verifies the whole log (the clinic's in clinic mode, else this device's): `Ok(Err(finding))`
+/// names the first problem.
+pub fn verify_log(
+    ks: &reader::Keystore,
+    state: &reader::clinic::ClinicState,
+    db: &reader::db::ClinicDb,
+) -> Result<Result<audit::VerifyReport, audit::Finding>, CliError> {
+    let issuer = ks.issuer_public();
+    let shared = state.with_clinic_db(|pg| {
         let cps = pg.audit_checkpoints()?;
         let mut failed = None;
         let r = audit::verify_rows(cps, &issuer, |sink| {
@@ -167,23 +172,66 @@ fn verify(data: &DataArg, format: Output) -> Result<(), CliError> {
         });
         Ok((r, failed))
     })?;
-    let result = match shared {
+    Ok(match shared {
         Some((_, Some(e))) => return Err(reader::clinic::ClinicError::Shared(e).into()),
         Some((r, None)) => r?,
-        None => audit::verify(&c.db, &issuer)?,
+        None => audit::verify(db, &issuer)?,
+    })
+}
+
+/// From when an access report runs.
+pub enum Since {
+    /// Accesses at or after this time (`None`: all).
+    Time(Option<i64>),
+    /// Since the patient's previous check-in (the kiosk, right after a check-in).
+    LastVisit,
+}
+
+/// The patient's access report from the log, verified first (a log that does not verify is an
+/// error, not a report).
+pub fn access_report(
+    ks: &reader::Keystore,
+    state: &reader::clinic::ClinicState,
+    db: &reader::db::ClinicDb,
+    patient_id: &str,
+    since: Since,
+) -> Result<Vec<reader::access_report::Access>, CliError> {
+    if let Err(finding) = verify_log(ks, state, db)? {
+        return Err(CliError::AuditFinding(finding));
+    }
+    let entries = match state.with_clinic_db(|pg| pg.audit_entries(None))? {
+        Some(e) => e,
+        None => audit::entries(db, 0, None)?,
     };
+    let categories = state
+        .records(Some(patient_id))?
+        .into_iter()
+        .map(|r| (r.locator.to_string(), r.meta.category.as_str().to_owned()))
+        .collect();
+    let since = match since {
+        Since::Time(t) => t,
+        Since::LastVisit => reader::access_report::previous_visit(&entries, patient_id),
+    };
+    Ok(reader::access_report::report(&entries, patient_id, since, &ks.issuer_public(), &categories))
+}
+
+fn verify(data: &DataArg, format: Output) -> Result<(), CliError> {
+    let c = data.clinic()?;
+    let result = verify_log(&c.ks, &c.state, &c.db)?;
     match result {
         Ok(r) => {
             if format.json {
                 println!(
                     "{}",
-                    serde_json::json!({"ok": true, "entries": r.entries, "checkpoints": r.checkpoints, "root": hex::encode(r.root)})
+                    serde_json::json!({"ok": true, "entries": r.entries, "checkpoints": r.checkpoints, "root": hex::encode(r.root),
+                        "staff_signatures": r.staff_signatures})
                 );
             } else {
                 println!(
-                    "audit log OK: {} entries, {} signed checkpoint(s) verified, root {}",
+                    "audit log OK: {} entries, {} signed checkpoint(s) verified, {} staff card signature(s) verified, root {}",
                     r.entries,
                     r.checkpoints,
+                    r.staff_signatures,
                     hex::encode(r.root)
                 );
             }

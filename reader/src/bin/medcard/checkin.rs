@@ -103,6 +103,10 @@ pub fn run(args: &CheckinArgs) -> Result<(), CliError> {
     let issued = checkin::issue_qr(&ks, &state, &store, &card, asked.as_deref(), valid_for, now)?;
     let png_path = write_png(ks.data_dir(), args.out.as_deref(), export_dir.as_deref(), &issued.qr_id, &issued.text)?;
     let total_ms = started.elapsed().as_secs_f64() * 1000.0;
+    // The patient's access report since their last visit, from the verified log. The code is
+    // made: a report that cannot be built is said, not a failed check-in.
+    let db = reader::db::ClinicDb::open_clinic(&ks)?;
+    let report = crate::audit::access_report(&ks, &state, &db, &issued.patient_id, crate::audit::Since::LastVisit);
     if args.format.json {
         print_json(&serde_json::json!({
             "qr_id": issued.qr_id,
@@ -118,6 +122,10 @@ pub fn run(args: &CheckinArgs) -> Result<(), CliError> {
             "apdus": apdus,
             "card_ms": card_ms,
             "elapsed_ms": total_ms,
+            "access_report": match &report {
+                Ok(r) => serde_json::json!(r),
+                Err(e) => serde_json::json!({"error": e.to_string()}),
+            },
         }));
     } else {
         println!("checked in: patient {}", issued.patient_id);
@@ -127,6 +135,16 @@ pub fn run(args: &CheckinArgs) -> Result<(), CliError> {
         println!("  records:    {}{}", issued.records.len(), if issued.index { " (via a record index)" } else { "" });
         println!("  PNG:        {}", png_path.display());
         println!("{}", issued.text);
+        match &report {
+            Ok(r) if r.is_empty() => println!("since your last visit: no one read your records"),
+            Ok(r) => {
+                println!("since your last visit:");
+                for a in r {
+                    println!("  {}", reader::access_report::describe(a));
+                }
+            }
+            Err(e) => println!("since your last visit: the access report is not available ({e}); ask reception"),
+        }
     }
     Ok(())
 }

@@ -129,6 +129,15 @@ pub enum CliError {
     /// `medcard qr`'s input is not usable (exit 2); the text says which and why.
     #[error("{0}")]
     Usage(String),
+    /// This clinic has staff cards and the command needs a staff sign-in that was not given
+    /// (audited).
+    #[error(
+        "this clinic requires a staff sign-in to {what}: insert your staff card and pass --staff-reader READER (its PIN is asked for, or read from stdin)"
+    )]
+    StaffRequired { what: &'static str },
+    /// Emergency access refused or failed.
+    #[error(transparent)]
+    Emergency(#[from] reader::emergency::EmergencyError),
 }
 
 impl CliError {
@@ -242,9 +251,69 @@ impl Clinic {
     }
 }
 
-/// Who runs the command, for audit entries: `cli:<login name>`.
+/// `--staff-reader READER`: the reader holding the signed-in staff member's card.
+#[derive(Args, Clone, Debug, Default)]
+pub struct StaffArg {
+    /// The reader holding your staff card (required once the clinic has issued staff cards; see
+    /// `medcard staff --help`). Its PIN is asked on the terminal, or read as a line from stdin.
+    #[arg(long = "staff-reader", value_name = "READER", global = true)]
+    pub staff_reader: Option<String>,
+}
+
+/// The staff actor of this process's session, once signed in (see [`actor`]).
+static STAFF_ACTOR: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// Runs `f` as the member of staff whose card is in `--staff-reader`, signed in for `action`
+/// (PIN from the terminal or stdin; audited), with the session and its card; the session ends
+/// (audited) when `f` returns, and the card is reset. Without `--staff-reader`: `f` gets `None`
+/// while the clinic has no staff cards, and the command is refused (audited) once it has.
+pub fn as_staff<R>(
+    staff: &StaffArg,
+    data: &DataArg,
+    state: &ClinicState,
+    action: reader::staff::Action,
+    what: &'static str,
+    f: impl FnOnce(Option<&mut dyn reader::staff_card::EntrySigner>) -> Result<R, CliError>,
+) -> Result<R, CliError> {
+    let now = now()?;
+    let Some(name) = &staff.staff_reader else {
+        if !state.staff_required()? {
+            return f(None);
+        }
+        let ev = state.event(now, EventKind::StaffSession, "-", Outcome::NoStaffSession, format!("action={action}"));
+        state.audit(std::slice::from_ref(&ev)).map_err(|e| match e {
+            ClinicError::Audit(a) => CliError::AuditWrite(a),
+            other => CliError::Clinic(other),
+        })?;
+        return Err(CliError::StaffRequired { what });
+    };
+    let ks = data.keystore()?;
+    let pin = pin(None, "staff card PIN")?;
+    let ctx = PcscContext::establish()?;
+    let mut transport: PcscTransport = ctx.connect(name)?;
+    let result = transport.transaction(|tx| -> Result<R, CliError> {
+        let mut piv = Piv::new(tx);
+        let session = reader::staff_card::sign_in(&mut piv, &ks, state, now, &pin, action)?;
+        let _ = STAFF_ACTOR.set(session.actor());
+        let mut signer = reader::staff_card::SessionSigner { session: &session, piv: &mut piv };
+        let r = f(Some(&mut signer));
+        let ended = reader::staff_card::end_session(state, &session, crate::cli::now()?, "signed-out");
+        let r = r?;
+        ended?;
+        Ok(r)
+    })?;
+    let _ = transport.disconnect();
+    result
+}
+
+/// Who runs the command, for audit entries: `cli:<login name>`, and after a staff sign-in
+/// `cli:<login name>/staff:<staff id>#<serial>` (the entries the card signs itself name the card
+/// alone: `staff:<staff id>#<serial>`).
 pub fn actor() -> String {
-    format!("cli:{}", audit::os_user())
+    match STAFF_ACTOR.get() {
+        Some(staff) => format!("cli:{}/{staff}", audit::os_user()),
+        None => format!("cli:{}", audit::os_user()),
+    }
 }
 
 /// The one clock of every command: [`reader::clock::now`] (`MEDCARD_NOW` in test builds only,

@@ -18,6 +18,7 @@ mod qr;
 mod readers;
 mod record;
 mod scan;
+mod staff;
 mod trust;
 
 #[derive(Parser)]
@@ -34,6 +35,8 @@ mod trust;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    #[command(flatten)]
+    staff: cli::StaffArg,
 }
 
 #[derive(Subcommand)]
@@ -84,6 +87,18 @@ enum Command {
     Checkin(checkin::CheckinArgs),
     /// Bedside scan: verify a QR code (image or text), fetch, check and cache its records, show them.
     Scan(scan::ScanArgs),
+    /// Staff cards: issue, list, revoke (docs/staff.md).
+    Staff {
+        #[command(subcommand)]
+        command: staff::StaffCommand,
+    },
+    /// Emergency access ("break the glass"): a clinician opens a patient's emergency data without their code.
+    Emergency(staff::EmergencyArgs),
+    /// The patient's access report: who read their records, and every emergency access.
+    Patient {
+        #[command(subcommand)]
+        command: staff::PatientCommand,
+    },
     /// QR pointers: decode images, inspect and verify codes layer by layer.
     Qr {
         #[command(subcommand)]
@@ -91,15 +106,40 @@ enum Command {
     },
 }
 
-fn main() -> ExitCode {
-    let cli = Cli::parse();
+/// The right an administrative command needs once the clinic has staff cards (the permission
+/// table is `reader::staff::role`), with the command's data directory; `None`: no staff right
+/// (read-only commands, the kiosk's patient self-service, and the commands that sign in
+/// themselves: scan, staff, emergency, patient).
+fn needs_admin(command: &Command) -> Option<(reader::staff::Action, &'static str, cli::DataArg)> {
+    use card::CardCommand as C;
+    use reader::staff::Action;
+    use record::RecordCommand as R;
+    use trust::TrustCommand as T;
+    match command {
+        Command::Card { command: C::Issue { data, .. } | C::Revoke { data, .. } | C::Unblock { data, .. } } => {
+            Some((Action::ManageCards, "issue, revoke or unblock cards", data.clone()))
+        }
+        Command::Trust { command: T::Add { data, .. } | T::Remove { data, .. } | T::Import { data, .. } } => {
+            Some((Action::EditTrust, "change the trust list", data.clone()))
+        }
+        Command::Record { command: R::Add { data, .. } | R::Get { data, .. } } => {
+            Some((Action::AddRecords, "add or export records", data.clone()))
+        }
+        Command::Audit { command: audit::AuditCommand::Checkpoint { data, .. } } => {
+            Some((Action::Administer, "sign audit checkpoints", data.clone()))
+        }
+        _ => None,
+    }
+}
+
+fn run(command: Command, staff: &cli::StaffArg) -> Result<ExitCode, cli::CliError> {
     let done = |r: Result<(), cli::CliError>| r.map(|()| ExitCode::SUCCESS);
-    let result = match cli.command {
+    match command {
         Command::Record { command } => done(record::run(command)),
         Command::Cache { command } => done(cache::run(command)),
         Command::Audit { command } => done(audit::run(command)),
         Command::Qr { command } => qr::run(command),
-        Command::Scan(args) => done(scan::run(&args)),
+        Command::Scan(args) => done(scan::run(&args, staff)),
         Command::Checkin(args) => done(checkin::run(&args)),
         Command::Readers { format } => done(readers::readers(format)),
         Command::Card { command } => done(card::run(command)),
@@ -107,6 +147,20 @@ fn main() -> ExitCode {
         Command::Device { command } => done(device::run(command)),
         Command::Consent { command } => done(consent::run(command)),
         Command::Trust { command } => done(trust::run(command)),
+        Command::Staff { command } => done(staff::run(command, staff)),
+        Command::Emergency(args) => done(staff::emergency(&args, staff)),
+        Command::Patient { command } => done(staff::patient(command, staff)),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match needs_admin(&cli.command) {
+        // Signed in for the command's right (or refused, audited) once the clinic has staff cards.
+        Some((action, what, data)) => data.state().and_then(|(_, state)| {
+            cli::as_staff(&cli.staff, &data, &state, action, what, |_| run(cli.command, &cli.staff))
+        }),
+        None => run(cli.command, &cli.staff),
     };
     result.unwrap_or_else(|e| e.report())
 }

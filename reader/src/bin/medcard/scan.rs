@@ -6,11 +6,12 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use clap::Args;
-use reader::bedside::{Bedside, BedsideError};
+use reader::bedside::{Bedside, BedsideError, Reader};
+use reader::staff::Action;
 use reader::db::CacheRow;
 use reader::scan_flow;
 
-use crate::cli::{self, CliError, DataArg, Output, print_json};
+use crate::cli::{self, CliError, DataArg, Output, StaffArg, print_json};
 
 #[derive(Args)]
 #[command(after_help = "Examples:\n  medcard scan qr.png\n  medcard scan --text 'MC1:...' --json\n  \
@@ -100,8 +101,8 @@ fn read_text(args: &ScanArgs) -> Result<String, CliError> {
     scan_flow::qr_text_from_image(&bytes).map_err(|source| CliError::Image { path: path.clone(), source })
 }
 
-fn cached(b: &mut Bedside, id: &str, args: &ScanArgs, now: i64) -> Result<(), CliError> {
-    match b.open_cached(id, now, &cli::actor())? {
+fn cached(b: &mut Bedside, id: &str, args: &ScanArgs, now: i64, who: Reader<'_>) -> Result<(), CliError> {
+    match b.open_cached_as(id, now, who)? {
         Some(row) => {
             if args.format.json {
                 print_json(&row_json(&row));
@@ -112,9 +113,9 @@ fn cached(b: &mut Bedside, id: &str, args: &ScanArgs, now: i64) -> Result<(), Cl
     }
 }
 
-fn scan(b: &mut Bedside, args: &ScanArgs, now: i64) -> Result<(), CliError> {
+fn scan(b: &mut Bedside, args: &ScanArgs, now: i64, who: Reader<'_>) -> Result<(), CliError> {
     let text = read_text(args)?;
-    match b.scan_text(&text, now, args.reusable, &cli::actor()) {
+    match b.scan_as(&text, now, args.reusable, who) {
         Ok(s) => {
             let c = s.verified.claims();
             let qr_id = hex::encode(&c.cti);
@@ -147,15 +148,28 @@ fn scan(b: &mut Bedside, args: &ScanArgs, now: i64) -> Result<(), CliError> {
     }
 }
 
-pub fn run(args: &ScanArgs) -> Result<(), CliError> {
+pub fn run(args: &ScanArgs, staff: &StaffArg) -> Result<(), CliError> {
     let now = cli::now()?;
     // A refused --out must not spend the one-time code.
     if let Some(out) = &args.out {
         reader::export::check_new(&args.data.dir()?, out)?;
     }
     let mut b = open(args)?;
-    match &args.cached {
-        Some(id) => cached(&mut b, id, args, now),
-        None => scan(&mut b, args, now),
+    let state = b.state.clone();
+    // Without --staff-reader the device user reads (refused by the bedside, audited, once the
+    // clinic has staff cards); with it, the clinician signs in and their card signs each entry.
+    if staff.staff_reader.is_none() {
+        let actor = cli::actor();
+        return match &args.cached {
+            Some(id) => cached(&mut b, id, args, now, Reader::Device(&actor)),
+            None => scan(&mut b, args, now, Reader::Device(&actor)),
+        };
     }
+    cli::as_staff(staff, &args.data, &state, Action::ScanAndRead, "read records", |signer| {
+        let Some(signer) = signer else { return Err(CliError::StaffRequired { what: "read records" }) };
+        match &args.cached {
+            Some(id) => cached(&mut b, id, args, now, Reader::Staff(signer)),
+            None => scan(&mut b, args, now, Reader::Staff(signer)),
+        }
+    })
 }
