@@ -62,7 +62,7 @@ fn field<'a>(detail: &'a str, key: &str) -> Option<&'a str> {
 
 /// The accesses to `patient_id`'s records in `entries` (log order) at or after `since`.
 /// `issuer`: the clinic issuer key, to read the staff credentials in `staff.issued` entries;
-/// `categories`: the category of each record locator the clinic's index knows.
+/// `categories`: the category of each record the clinic's index knows, by locator and by record id.
 #[must_use]
 pub fn report(
     entries: &[Entry],
@@ -88,7 +88,10 @@ pub fn report(
         }
         let what = match kind {
             Some(EventKind::RecordRead) if field(&e.detail, "patient") == Some(patient_id) => {
-                AccessKind::Read { record: e.subject.clone(), category: categories.get(&e.subject).cloned() }
+                // A code with a record index caches each record as `<code id>.<record id>`.
+                let record_id = field(&e.detail, "cache").or_else(|| field(&e.detail, "cached")).and_then(|c| c.split_once('.')).map(|x| x.1);
+                let category = categories.get(&e.subject).or_else(|| record_id.and_then(|r| categories.get(r))).cloned();
+                AccessKind::Read { record: e.subject.clone(), category }
             }
             Some(EventKind::EmergencyAccess) if e.subject == patient_id => {
                 let unsigned = e.detail.rsplit_once(" sig=").map_or(e.detail.as_str(), |x| x.0);

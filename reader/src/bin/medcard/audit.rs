@@ -206,7 +206,10 @@ pub fn access_report(
     let categories = state
         .records(Some(patient_id))?
         .into_iter()
-        .map(|r| (r.locator.to_string(), r.meta.category.as_str().to_owned()))
+        .flat_map(|r| {
+            let c = r.meta.category.as_str().to_owned();
+            [(r.locator.to_string(), c.clone()), (r.meta.record_id, c)]
+        })
         .collect();
     let since = match since {
         Since::Time(t) => t,
