@@ -402,14 +402,14 @@ fn a_wrong_password_a_missing_database_or_schema_writes_nothing_and_says_what_to
     let owner = pg.url("postgres", "old");
     let setup = ["device", "setup-db", "--db", &owner, "--db-tls", "disable", "--db-password-file", admin_pw.to_str().unwrap()];
     ok(&Command::new(medcard_bin()).args(setup).output().unwrap());
-    pg.sql("old", "DROP TABLE trust_files; UPDATE medcard_schema SET version = 1; INSERT INTO card_revocations VALUES (9, 1, 'kept', 'x')");
+    pg.sql("old", "DROP TABLE trust_files; DROP VIEW staff_cards_exist; UPDATE medcard_schema SET version = 1; INSERT INTO card_revocations VALUES (9, 1, 'kept', 'x')");
     refused(
         &join(&owner, &admin_pw),
         1,
-        "schema version 1, this program knows 2: upgrade the clinic database with `medcard device setup-db`",
+        "schema version 1, this program knows 3: upgrade the clinic database with `medcard device setup-db`",
     );
     let up = ok(&Command::new(medcard_bin()).args(setup).output().unwrap());
-    assert!(up.contains("schema version 2"), "{up}");
+    assert!(up.contains("schema version 3"), "{up}");
     ok(&join(&owner, &admin_pw));
     let st = json(&medcard(&data, &["device", "status", "--json"]));
     assert_eq!(st["lists"]["revoked_cards"], 1, "{st}");

@@ -359,8 +359,8 @@ impl PgClinic {
 
     /// Whether any staff card was ever issued (the cards table holds `staff:` rows).
     pub fn has_staff_cards(&mut self) -> Result<bool, PgError> {
-        let rows = self.rows("query staff cards", "SELECT 1 FROM cards WHERE patient_id LIKE 'staff:%' LIMIT 1", &[])?;
-        Ok(!rows.is_empty())
+        let row = self.one("query whether staff sign-ins are required", "SELECT required FROM staff_cards_exist", &[])?;
+        Ok(row.get(0))
     }
 
     /// The card with `serial`.

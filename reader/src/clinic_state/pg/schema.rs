@@ -3,13 +3,16 @@
 //! runs [`SETUP`] once per clinic, as the database owner, in one transaction.
 
 /// The schema version this build reads and writes (`medcard_schema.version`).
-pub const VERSION: i32 = 2;
+pub const VERSION: i32 = 3;
 
 /// What each version added, for `setup-db` upgrading an older clinic database (the tables are
 /// created with `IF NOT EXISTS`, so an upgrade is: run [`TABLES`], then set the version).
 /// 1: cards, revocations, consent versions, spent codes, records index, audit log.
 /// 2: `trust_files`, the clinic's trust list (other clinics' issuer certificates and keys).
-pub const HISTORY: &[(i32, &str)] = &[(1, "the clinic state and audit log"), (2, "the shared trust list")];
+/// 3: `staff_cards_exist`, whether the clinic has staff cards (so staff sign-ins are required),
+///    readable by every device without reading the cards table (docs/staff.md).
+pub const HISTORY: &[(i32, &str)] =
+    &[(1, "the clinic state and audit log"), (2, "the shared trust list"), (3, "whether staff sign-ins are required")];
 
 /// Tables (idempotent: `IF NOT EXISTS`), then the schema version row.
 pub const TABLES: &str = "
@@ -92,6 +95,9 @@ CREATE TABLE IF NOT EXISTS audit_checkpoints (
     signed     BYTEA NOT NULL,
     device     TEXT NOT NULL
 );
+-- v3: one boolean for every device: does the clinic have staff cards? A view reads the cards table
+-- with its owner's rights, so a bedside learns this without being able to read the cards.
+CREATE OR REPLACE VIEW staff_cards_exist AS SELECT EXISTS (SELECT 1 FROM cards WHERE patient_id LIKE 'staff:%') AS required;
 ";
 
 /// The group roles (cluster-wide, created when missing; a concurrent creation by another
@@ -111,11 +117,12 @@ BEGIN
     END LOOP;
 END
 $$;
-REVOKE ALL ON medcard_schema, cards, card_revocations, consent_versions, qr_used, records, audit_entries, audit_checkpoints, trust_files FROM PUBLIC;
+REVOKE ALL ON medcard_schema, cards, card_revocations, consent_versions, qr_used, records, audit_entries, audit_checkpoints, trust_files,
+    staff_cards_exist FROM PUBLIC;
 REVOKE ALL ON medcard_schema, cards, card_revocations, consent_versions, qr_used, records, audit_entries, audit_checkpoints,
-    trust_files FROM medcard_admin, medcard_kiosk, medcard_bedside;
+    trust_files, staff_cards_exist FROM medcard_admin, medcard_kiosk, medcard_bedside;
 GRANT USAGE ON SCHEMA public TO medcard_admin, medcard_kiosk, medcard_bedside;
-GRANT SELECT ON medcard_schema TO medcard_admin, medcard_kiosk, medcard_bedside;
+GRANT SELECT ON medcard_schema, staff_cards_exist TO medcard_admin, medcard_kiosk, medcard_bedside;
 -- admin PC: issues and revokes cards, adds records, checkpoints the log.
 GRANT SELECT, INSERT, UPDATE ON cards, card_revocations, consent_versions, records TO medcard_admin;
 GRANT SELECT, INSERT ON qr_used, audit_entries, audit_checkpoints TO medcard_admin;
