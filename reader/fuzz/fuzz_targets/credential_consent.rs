@@ -1,7 +1,8 @@
 //! The card credential and consent token a kiosk reads from a card (reader/src/credential.rs,
-//! reader/src/consent.rs): COSE_Sign1 structure, content type, kid, signature, strict claims.
-//! The signature gate stops most mutations, so the payload decoders are also run directly.
-//! The first input byte picks what the rest is (credential, consent token, or a bare payload).
+//! reader/src/consent.rs), and the staff credential a sign-in reads (reader/src/staff/):
+//! COSE_Sign1 structure, content type, kid, signature, strict claims. The signature gate stops
+//! most mutations, so the payload decoders are also run directly. The first input byte picks what
+//! the rest is (credential, consent token, staff credential, or a bare payload of one of them).
 #![no_main]
 
 #[path = "common.rs"]
@@ -12,6 +13,7 @@ use std::sync::OnceLock;
 use libfuzzer_sys::fuzz_target;
 use reader::consent::{self, ConsentToken};
 use reader::credential::{self, CardCredential, VerifiedCredential};
+use reader::staff::credential::{self as staff_credential, StaffCredential};
 
 fn trust() -> &'static qr::TrustList {
     static T: OnceLock<qr::TrustList> = OnceLock::new();
@@ -29,7 +31,7 @@ fn card() -> Option<&'static VerifiedCredential> {
 
 fuzz_target!(|data: &[u8]| {
     let Some((which, bytes)) = data.split_first() else { return };
-    match which % 4 {
+    match which % 6 {
         0 => {
             if let Ok(v) = credential::verify(bytes, trust(), common::NOW) {
                 // Accepted: the payload must survive a re-encode round trip.
@@ -45,6 +47,18 @@ fuzz_target!(|data: &[u8]| {
         2 => {
             if let Ok(c) = CardCredential::from_cbor(bytes) {
                 assert_eq!(CardCredential::from_cbor(&c.to_cbor()).ok(), Some(c));
+            }
+        }
+        3 => {
+            if let Ok(v) = staff_credential::verify(bytes, trust(), common::CLINIC_ID, common::NOW) {
+                let c = v.credential();
+                assert_eq!(StaffCredential::from_cbor(&c.to_cbor()).ok().as_ref(), Some(c));
+                let _ = c.role();
+            }
+        }
+        4 => {
+            if let Ok(c) = StaffCredential::from_cbor(bytes) {
+                assert_eq!(StaffCredential::from_cbor(&c.to_cbor()).ok(), Some(c));
             }
         }
         _ => {
