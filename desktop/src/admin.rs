@@ -23,6 +23,7 @@ use zeroize::Zeroizing;
 use crate::admin_pin::{self, AdminPinError, Throttle};
 use crate::context::{AppContext, Opened};
 use crate::jobs::{Job, Poll};
+use crate::staff_gate::{EndReason, GateEvent, StaffGate};
 use crate::style;
 
 /// The view locks itself after this long without a touch.
@@ -144,6 +145,9 @@ pub struct AdminView {
     pub trust: trust::TrustTab,
     /// Audit log sub-tab.
     pub audit: audit::AuditTab,
+    /// The administrator's staff sign-in, which replaces the admin PIN once the clinic has
+    /// staff cards.
+    pub staff: StaffGate,
 }
 
 impl AdminView {
@@ -163,6 +167,7 @@ impl AdminView {
             records: records::RecordsTab::default(),
             trust: trust::TrustTab::default(),
             audit: audit::AuditTab::default(),
+            staff: StaffGate::new(reader::staff::Action::Administer),
         }
     }
 
@@ -212,8 +217,9 @@ impl AdminView {
         self.cards.busy() || self.records.busy() || self.trust.busy() || self.audit.busy()
     }
 
-    /// Locks the view and clears every secret typed into it.
+    /// Locks the view and clears every secret typed into it; a staff session ends.
     pub fn lock(&mut self) {
+        self.staff.end(EndReason::SignedOut);
         self.lock = Lock::Locked;
         self.pin = secret_buffer();
         self.cards.clear_secrets();
@@ -226,9 +232,25 @@ impl AdminView {
     /// Every frame, shown or not: collects the unlock check and every sub-tab's finished work,
     /// and runs the idle lock, so an unlocked admin view left behind another view locks itself
     /// (and forgets the typed PINs) on time instead of when it is next shown.
-    pub fn logic(&mut self, ctx: &egui::Context) {
+    pub fn logic(&mut self, ctx: &egui::Context, env: &AppContext) {
         let now = ctx.input(|i| i.time);
         self.clock = now;
+        match self.staff.logic(ctx, env) {
+            GateEvent::SignedIn => {
+                self.lock_note = None;
+                self.last_touch = now;
+                self.lock = Lock::Unlocked;
+            }
+            GateEvent::Ended(why) => {
+                self.lock();
+                self.lock_note = Some(match why {
+                    EndReason::CardRemoved => "Locked: the staff card was taken out.".to_owned(),
+                    EndReason::Idle => "Locked after the idle time.".to_owned(),
+                    EndReason::SignedOut => "Locked.".to_owned(),
+                });
+            }
+            GateEvent::Nothing => {}
+        }
         self.poll_unlock(now);
         self.cards.poll();
         self.records.poll();
@@ -255,7 +277,17 @@ impl AdminView {
         // on the admin's own screen is the admin at work.
         if ui.input(|i| !i.events.is_empty() || i.pointer.any_down()) {
             self.last_touch = self.clock;
+            self.staff.touch(env.now());
         }
+        // Work done in a staff session names the administrator beside the device user.
+        let staff_env;
+        let env = match self.staff.session() {
+            Some(s) => {
+                staff_env = AppContext { actor: format!("{}/{}", env.actor, s.actor()), ..env.clone() };
+                &staff_env
+            }
+            None => env,
+        };
         match self.lock {
             Lock::Unlocked => self.unlocked_ui(ui, env),
             _ => self.locked_ui(ui, env, self.clock),
@@ -312,6 +344,22 @@ impl AdminView {
         ui.vertical_centered(|ui| {
             style::heading(ui, "Admin is locked", style::INK);
             ui.add_space(8.0);
+            if self.staff.required() == Some(true) {
+                // A shared PIN identifies nobody: once the clinic has staff cards, only an
+                // administrator's own card opens the view.
+                ui.with_layout(egui::Layout::top_down(egui::Align::Min), |ui| {
+                    ui.set_max_width(820.0);
+                    self.staff.ui(
+                        ui,
+                        env,
+                        "This clinic has staff cards: the admin view opens with an administrator's staff card and its PIN. The shared admin PIN is no longer used.",
+                    );
+                    if let Some(n) = &self.lock_note {
+                        ui.label(RichText::new(n).color(style::MUTED));
+                    }
+                });
+                return;
+            }
             if !admin_pin::is_set(&env.data_dir) {
                 style::big_text(ui, "No admin PIN is set for this clinic, so the admin view stays locked.");
                 ui.label("Set one on this computer with:");
@@ -357,6 +405,9 @@ impl AdminView {
     }
 
     fn unlocked_ui(&mut self, ui: &mut Ui, env: &AppContext) {
+        if self.staff.session().is_some() {
+            self.staff.ui(ui, env, "");
+        }
         ui.horizontal(|ui| {
             for t in [Tab::Cards, Tab::Records, Tab::Trust, Tab::Audit] {
                 if ui.selectable_label(self.tab == t, RichText::new(t.label()).size(18.0)).clicked() {
@@ -406,6 +457,20 @@ fn check_admin_pin(env: &AppContext, pin: &str) -> Attempt {
         if l.wait_left > 0 {
             return Attempt::Wait(l);
         }
+    }
+    // Once the clinic has staff cards the shared PIN opens nothing (fail closed: unknown is no).
+    match opened.as_ref().map(|o| o.state.staff_required()) {
+        Ok(Ok(false)) => {}
+        Ok(Ok(true)) => {
+            return Attempt::Refused(
+                "This clinic has staff cards: the admin view opens with an administrator's staff card and its PIN, not the shared admin PIN."
+                    .into(),
+            );
+        }
+        Ok(Err(e)) => {
+            return Attempt::Refused(format!("Whether this clinic requires staff cards could not be read ({e}); the view stays locked."));
+        }
+        Err(e) => return Attempt::Refused(format!("The clinic could not be opened ({e}); the view stays locked.")),
     }
     let right = match admin_pin::verify(&env.data_dir, pin) {
         Ok(r) => r,

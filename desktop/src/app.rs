@@ -19,7 +19,7 @@ pub enum View {
     Kiosk,
     /// Bedside scanner (clinicians).
     Bedside,
-    /// Clinic admin (IT, behind the admin PIN).
+    /// Clinic admin (IT: an administrator's staff card, or the admin PIN in a clinic without staff cards).
     Admin,
 }
 
@@ -82,7 +82,7 @@ impl MedcardApp {
     pub fn logic(&mut self, ctx: &egui::Context) {
         self.kiosk.logic(ctx, &self.env);
         self.bedside.logic(ctx, &self.env);
-        self.admin.logic(ctx);
+        self.admin.logic(ctx, &self.env);
         self.mode.logic(ctx);
     }
 

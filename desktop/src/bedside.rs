@@ -9,6 +9,7 @@
 //! from the Cached list while the code is valid, and that read is audited too).
 
 pub mod checks;
+pub mod emergency;
 pub mod picker;
 pub mod work;
 
@@ -17,11 +18,13 @@ use std::time::Instant;
 
 use egui::{Color32, RichText, Ui};
 use reader::scan_flow::Verdict;
+use reader::staff::Action;
 use zeroize::Zeroizing;
 
 use crate::context::{AppContext, countdown};
 use crate::document::{Rendered, Section};
 use crate::jobs::{Job, Poll};
+use crate::staff_gate::{GateEvent, StaffGate};
 use crate::style;
 use checks::{CheckLine, Mark};
 use picker::{Picked, Picker};
@@ -56,9 +59,17 @@ pub struct BedsideView {
     cached_job: Option<Job<CachedList>>,
     cached_note: Option<String>,
     cached_stale: bool,
+    /// The clinician's staff sign-in (once the clinic has staff cards).
+    pub staff: StaffGate,
+    /// Emergency access.
+    pub emergency: emergency::EmergencyPanel,
     #[cfg(feature = "camera")]
     camera: camera_ui::CameraUi,
 }
+
+/// What the bedside says when nothing can be read for want of a sign-in.
+pub const SIGN_IN_FIRST: &str =
+    "This clinic requires a clinician's staff card to read records: nothing can be scanned or opened until you sign in above.";
 
 impl BedsideView {
     /// A bedside view.
@@ -75,9 +86,27 @@ impl BedsideView {
             cached_job: None,
             cached_note: None,
             cached_stale: true,
+            staff: StaffGate::new(Action::ScanAndRead),
+            emergency: emergency::EmergencyPanel::default(),
             #[cfg(feature = "camera")]
             camera: camera_ui::CameraUi::default(),
         }
+    }
+
+    /// Whether the clinic requires a staff sign-in and there is none: nothing may be read.
+    #[must_use]
+    pub fn needs_sign_in(&self) -> bool {
+        self.staff.required() == Some(true) && self.staff.session().is_none()
+    }
+
+    /// Forgets everything shown (the staff session ended): records, emergency records, the
+    /// pasted text, the work in flight.
+    fn forget(&mut self) {
+        self.clear_screen();
+        self.job = None;
+        self.text = Zeroizing::new(String::new());
+        self.emergency.forget();
+        self.note = Some("Signed out: what was shown has been cleared.".into());
     }
 
     /// Verifies the QR code in the image file at `path` (also the tour's hook).
@@ -123,11 +152,17 @@ impl BedsideView {
             return;
         }
         self.clear_screen();
+        if self.needs_sign_in() {
+            self.note = Some(SIGN_IN_FIRST.into());
+            return;
+        }
         self.note = None;
+        self.staff.touch(env.now());
+        let signer = self.staff.signer();
         let source = input.describe();
         let env = env.clone();
         let c = ctx.clone();
-        let job = Job::spawn("Verifying the code", move || c.request_repaint(), move || work::scan(&env, input));
+        let job = Job::spawn("Verifying the code", move || c.request_repaint(), move || work::scan(&env, input, signer));
         self.job = Some((job, source));
     }
 
@@ -136,10 +171,16 @@ impl BedsideView {
             return;
         }
         self.clear_screen();
+        if self.needs_sign_in() {
+            self.note = Some(SIGN_IN_FIRST.into());
+            return;
+        }
         self.note = None;
+        self.staff.touch(env.now());
+        let signer = self.staff.signer();
         let env = env.clone();
         let c = ctx.clone();
-        let job = Job::spawn("Opening the cached record", move || c.request_repaint(), move || work::open_cached(&env, &id));
+        let job = Job::spawn("Opening the cached record", move || c.request_repaint(), move || work::open_cached(&env, &id, signer));
         self.job = Some((job, "this device's cache".into()));
     }
 
@@ -166,6 +207,9 @@ impl BedsideView {
                 Poll::Lost(m) => Some(Outcome::Problem { title: "Something went wrong".into(), message: m }),
             };
             if let Some(outcome) = done {
+                if matches!(&outcome, Outcome::Problem { title, .. } if title == work::STAFF_REQUIRED) {
+                    self.staff.set_required();
+                }
                 let n = match &outcome {
                     Outcome::Shown(s) => s.records.len(),
                     _ => 0,
@@ -241,6 +285,10 @@ impl BedsideView {
     /// when its time is up and drops expired codes from the Cached list, so a record left on
     /// screen behind another view still hides itself on time.
     pub fn logic(&mut self, ctx: &egui::Context, env: &AppContext) {
+        if let GateEvent::Ended(_) = self.staff.logic(ctx, env) {
+            self.forget();
+        }
+        self.emergency.poll();
         self.poll(env);
         #[cfg(feature = "camera")]
         if let Some(text) = self.camera.poll(ctx) {
@@ -259,14 +307,40 @@ impl BedsideView {
         if self.cached_stale && self.job.is_none() {
             self.refresh_cached(&ctx, env);
         }
+        if ui.input(|i| !i.events.is_empty() || i.pointer.any_down()) {
+            self.staff.touch(env.now());
+        }
         self.take_dropped(&ctx, env);
 
         egui::Panel::right("bedside-cached").default_size(320.0).min_size(260.0).show(ui, |ui| self.cached_ui(ui, env));
         egui::ScrollArea::vertical().id_salt("bedside-main").auto_shrink([false, false]).show(ui, |ui| {
             style::heading(ui, "Bedside scanner", style::INK);
-            self.inputs_ui(ui, env);
+            if self.staff.required() == Some(true) || self.staff.session().is_some() {
+                self.staff.ui(
+                    ui,
+                    env,
+                    "This clinic requires a clinician's staff card to read records. Insert your staff card, choose its reader, enter its PIN and sign in.",
+                );
+                ui.separator();
+            }
+            let locked = self.needs_sign_in();
+            ui.add_enabled_ui(!locked, |ui| self.inputs_ui(ui, env));
             ui.separator();
-            self.result_ui(ui, env);
+            if locked && self.job.is_none() {
+                ui.label(RichText::new(SIGN_IN_FIRST).size(18.0).color(style::WARN));
+                if let Some(n) = &self.note
+                    && n != SIGN_IN_FIRST
+                {
+                    ui.label(RichText::new(n).color(style::MUTED).size(18.0));
+                }
+            } else {
+                if self.staff.session().is_some_and(|s| s.permits(Action::EmergencyAccess)) {
+                    let signer = self.staff.signer();
+                    self.emergency.ui(ui, env, signer);
+                    ui.separator();
+                }
+                self.result_ui(ui, env);
+            }
         });
 
         if let Some(p) = &mut self.picker {
@@ -422,6 +496,10 @@ impl BedsideView {
             }
         });
         ui.label(RichText::new("Records verified on this device, kept until their code expires.").small().color(style::MUTED));
+        if self.needs_sign_in() {
+            ui.label(RichText::new("Sign in with your staff card to see and open them.").color(style::MUTED));
+            return;
+        }
         if let Some(n) = &self.cached_note {
             ui.label(RichText::new(n).color(style::WARN));
         }
@@ -628,7 +706,7 @@ fn mark_colour(m: Mark) -> Color32 {
     }
 }
 
-fn section_ui(ui: &mut Ui, s: &Section) {
+pub(crate) fn section_ui(ui: &mut Ui, s: &Section) {
     ui.label(RichText::new(&s.title).size(18.0).strong());
     if let Some(w) = &s.warning {
         ui.label(RichText::new(format!("Warning: {w}")).size(18.0).strong().color(style::BAD));
@@ -645,13 +723,13 @@ fn section_ui(ui: &mut Ui, s: &Section) {
     ui.add_space(6.0);
 }
 
-fn notes_ui(ui: &mut Ui, notes: &[String]) {
+pub(crate) fn notes_ui(ui: &mut Ui, notes: &[String]) {
     for n in notes {
         ui.label(RichText::new(n).color(style::MUTED));
     }
 }
 
-fn mono_ui(ui: &mut Ui, text: &str) {
+pub(crate) fn mono_ui(ui: &mut Ui, text: &str) {
     egui::ScrollArea::both().max_height(360.0).show(ui, |ui| ui.label(RichText::new(text).monospace()));
 }
 

@@ -70,6 +70,24 @@ impl SimSlot {
         self.lock().transport.card().is_some()
     }
 
+    /// Runs `f` on the card in the reader **without** resetting it afterwards, so a PIN verified
+    /// in one call still counts in the next (a staff session holds its card this way). Fails with
+    /// "card removed" when the card is out.
+    pub fn with_card_kept<R>(&self, f: impl FnOnce(&mut Piv<&mut dyn Transport>) -> R) -> R {
+        let mut g = self.lock();
+        let t: &mut dyn Transport = &mut g.transport;
+        let mut piv = Piv::new(t);
+        f(&mut piv)
+    }
+
+    /// Resets the card in the reader (its PIN status is cleared), if it is in.
+    pub fn reset_card(&self) {
+        let mut g = self.lock();
+        if g.transport.card().is_some() {
+            let _ = g.transport.reset();
+        }
+    }
+
     /// Replaces the card (e.g. a blank card for issuing), leaving it in the hand.
     pub fn swap_card(&self, card: Card) -> Option<Card> {
         let mut g = self.lock();

@@ -21,11 +21,19 @@ pub struct Settings {
     pub qr_valid_for: i64,
     /// The bedside hides a shown record after this long.
     pub record_hide: Duration,
+    /// A staff session (bedside, admin) ends after this long without activity (`--staff-idle`;
+    /// default [`reader::staff_card::DEFAULT_IDLE_SECS`], at least 10 s).
+    pub staff_idle: Duration,
 }
 
 impl Default for Settings {
     fn default() -> Self {
-        Settings { kiosk_idle: Duration::from_secs(90), qr_valid_for: 600, record_hide: Duration::from_secs(120) }
+        Settings {
+            kiosk_idle: Duration::from_secs(90),
+            qr_valid_for: 600,
+            record_hide: Duration::from_secs(120),
+            staff_idle: Duration::from_secs(reader::staff_card::DEFAULT_IDLE_SECS.unsigned_abs()),
+        }
     }
 }
 
@@ -37,8 +45,11 @@ pub struct AppContext {
     /// The record store directory (`--store`); `None`: the data directory's own (the clinic's
     /// store in clinic mode, else `<data>/records`).
     pub store_dir: Option<PathBuf>,
-    /// The card reader.
+    /// The card reader (the kiosk's patient cards, the admin's card issuing).
     pub source: CardSource,
+    /// The staff card readers offered at sign-in (`--staff-reader`); empty: the PC/SC readers
+    /// found on this computer.
+    pub staff_readers: Vec<CardSource>,
     /// Timeouts.
     pub settings: Settings,
     /// Who acts, as audit entries name them (`desktop:<os user>`).
@@ -82,6 +93,7 @@ impl AppContext {
             data_dir: data_dir.to_owned(),
             store_dir: None,
             source,
+            staff_readers: Vec::new(),
             settings: Settings::default(),
             actor: format!("desktop:{}", reader::audit::os_user()),
             fixed_now: None,

@@ -9,7 +9,8 @@ use card_applet_sim::{Card, MemoryStore, PersistentState};
 use reader::category::Category;
 use reader::clinic::{self, ClinicState};
 use reader::consent::{self, ConsentRequest};
-use reader::issue::IssueRequest;
+use reader::issue::{IssueRequest, StaffIssueRequest};
+use reader::staff::Role;
 use reader::store::DirStore;
 use reader::{Keystore, PinBlock, Piv, SimTransport};
 
@@ -198,4 +199,79 @@ fn add_sample(ks: &Keystore, store: &DirStore, s: &Sample, now: i64) -> Result<(
     };
     reader::records::add_record(ks, &db, store, &new, &s.bytes, now, "demo-setup").map_err(step("adding a sample record"))?;
     Ok(())
+}
+
+/// The demo's staff: id, name, role, PIN of each staff card ([`create_staff`]).
+pub const STAFF: [(&str, &str, Role, &str); 3] = [
+    ("A-1", "Sam Admin", Role::Admin, "314159"),
+    ("S-1", "Dr N. Lee", Role::Clinician, "135790"),
+    ("R-1", "Robin Desk", Role::Reception, "192837"),
+];
+/// The staff cards' PUK.
+pub const STAFF_PUK: &str = "55443322";
+/// The first staff card's serial (then +1, +2 in the order of [`STAFF`]).
+pub const STAFF_SERIAL_BASE: u32 = 7_200_001;
+
+/// The demo's staff cards in an in-process staff card reader: one card in the hand at a time
+/// ([`StaffCards::hold`] swaps them), the others in a drawer.
+#[derive(Clone)]
+pub struct StaffCards {
+    /// The staff card reader.
+    pub slot: SimSlot,
+    drawer: std::sync::Arc<std::sync::Mutex<(Role, Vec<(Role, Card)>)>>,
+}
+
+impl StaffCards {
+    /// Puts the card of `role` into the hand (out of the reader), the one held before into the drawer.
+    pub fn hold(&self, role: Role) {
+        let mut g = self.drawer.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let (current, drawer) = &mut *g;
+        if *current == role {
+            self.slot.remove();
+            return;
+        }
+        let Some(i) = drawer.iter().position(|(r, _)| *r == role) else { return };
+        let (_, card) = drawer.swap_remove(i);
+        if let Some(old) = self.slot.swap_card(card) {
+            drawer.push((*current, old));
+        }
+        *current = role;
+    }
+
+    /// The PIN of the staff card of `role`.
+    #[must_use]
+    pub fn pin(role: Role) -> &'static str {
+        STAFF.iter().find(|s| s.2 == role).map_or("", |s| s.3)
+    }
+}
+
+/// Issues the demo's staff cards ([`STAFF`]) for the clinic in `data_dir` on blank simulated
+/// cards, through the library's audited staff issuance: from then on the clinic requires staff
+/// sign-ins (bedside, admin). The clinician's card is held first.
+///
+/// # Errors
+/// Any step's failure, named.
+pub fn create_staff(data_dir: &Path, now: i64) -> Result<StaffCards, DemoError> {
+    let ks = Keystore::open(data_dir).map_err(step("opening the clinic keys"))?;
+    let state = ClinicState::open(&ks).map_err(step("opening the clinic database"))?.with_actor("demo-setup");
+    let mut cards = Vec::new();
+    for (serial, (id, name, role, pin)) in (STAFF_SERIAL_BASE..).zip(STAFF) {
+        let mut piv = Piv::new(SimTransport::new(Card::new(PersistentState::blank(serial), Box::new(MemoryStore::default()))));
+        let req = StaffIssueRequest {
+            staff_id: id.into(),
+            name: name.into(),
+            role,
+            pin: PinBlock::pin(pin).map_err(step("making a staff PIN"))?,
+            puk: PinBlock::puk(STAFF_PUK).map_err(step("making the staff PUK"))?,
+            current_puk: PinBlock::puk(BLANK_PUK).map_err(step("making the PUK"))?,
+            validity_days: 365,
+            now,
+        };
+        reader::staff_card::issue_staff_card(&mut piv, &ks, &state, &req, &mut |_| Ok(())).map_err(step("issuing a staff card"))?;
+        let card = piv.into_inner().remove_card().ok_or(DemoError { step: "taking the staff card out", msg: "no card".into() })?;
+        cards.push((role, card));
+    }
+    let i = cards.iter().position(|(r, _)| *r == Role::Clinician).unwrap_or(0);
+    let (first_role, first) = cards.swap_remove(i);
+    Ok(StaffCards { slot: SimSlot::new(first), drawer: std::sync::Arc::new(std::sync::Mutex::new((first_role, cards))) })
 }

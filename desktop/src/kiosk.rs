@@ -47,6 +47,9 @@ pub struct ShownQr {
     pub categories: Vec<Category>,
     /// Records shared.
     pub records: usize,
+    /// Who read the patient's records since their previous visit
+    /// ([`crate::visit_report::since_last_visit`]), or why that cannot be shown.
+    pub report: Result<Vec<String>, String>,
     texture: Option<egui::TextureHandle>,
     image: Option<egui::ColorImage>,
 }
@@ -511,8 +514,11 @@ impl KioskView {
         style::heading(ui, "You are checked in", style::GOOD);
         ui.label(RichText::new("Show this code to the nurse or doctor.").size(22.0));
         ui.add_space(6.0);
+        let report_lines = q.report.as_ref().map_or(1, |r| r.len().clamp(1, MAX_REPORT_LINES + 1));
+        #[allow(clippy::cast_precision_loss)]
+        let report_height = 40.0 + 24.0 * report_lines as f32;
         if let Some(t) = &q.texture {
-            let side = (ui.available_height() - 210.0).clamp(220.0, 520.0);
+            let side = (ui.available_height() - 210.0 - report_height).clamp(220.0, 520.0);
             ui.add(egui::Image::new(t).fit_to_exact_size(Vec2::splat(side)).alt_text("Check-in QR code"));
         }
         ui.label(RichText::new(format!("Valid for {}", countdown(left))).size(26.0).strong());
@@ -553,10 +559,49 @@ impl KioskView {
             }
             None => {}
         }
+        report_ui(ui, &q.report);
         if done {
             self.take_card("Thank you", "Please take your card. The code stays valid on paper or in your photo.", false);
         }
     }
+}
+
+/// The most access lines the QR screen shows (then "and N more: ask reception").
+const MAX_REPORT_LINES: usize = 5;
+
+/// The heading of the access report under the QR code.
+pub const REPORT_HEADING: &str = "Since your last visit";
+
+/// The access report under the QR code: who read the patient's records since their last visit.
+fn report_ui(ui: &mut Ui, report: &Result<Vec<String>, String>) {
+    ui.add_space(8.0);
+    style::centered(ui, 940.0, |ui| {
+        egui::Frame::group(ui.style()).show(ui, |ui| {
+            ui.set_width(920.0);
+            match report {
+                Ok(lines) if lines.is_empty() => {
+                    ui.label(RichText::new(format!("{REPORT_HEADING}: no one read your records.")).size(19.0));
+                }
+                Ok(lines) => {
+                    ui.label(RichText::new(format!("{REPORT_HEADING}:")).size(19.0).strong());
+                    for l in lines.iter().take(MAX_REPORT_LINES) {
+                        let colour = if l.contains("EMERGENCY ACCESS") { style::BAD } else { style::INK };
+                        ui.label(RichText::new(l).size(17.0).color(colour));
+                    }
+                    if lines.len() > MAX_REPORT_LINES {
+                        ui.label(
+                            RichText::new(format!("and {} more: ask reception for the full report.", lines.len() - MAX_REPORT_LINES))
+                                .size(17.0)
+                                .color(style::MUTED),
+                        );
+                    }
+                }
+                Err(m) => {
+                    ui.label(RichText::new(format!("{REPORT_HEADING}: {m}.")).size(17.0).color(style::MUTED));
+                }
+            }
+        });
+    });
 }
 
 /// The card session on a worker thread.
@@ -580,7 +625,10 @@ fn issue(env: &AppContext, outcome: &CardOutcome) -> Result<ShownQr, String> {
         qr::render::render_png(&issued.text, 8).map_err(|e| format!("The QR code could not be drawn ({e}). Please see reception."))?;
     let size = [gray.width() as usize, gray.height() as usize];
     let image = egui::ColorImage::from_gray(size, gray.as_raw());
+    // The code is made: a report that cannot be built is said, not a failed check-in.
+    let report = crate::visit_report::since_last_visit(env, &issued.patient_id);
     Ok(ShownQr {
+        report,
         text: Zeroizing::new(issued.text),
         png: Zeroizing::new(png),
         exp: issued.exp,

@@ -6,10 +6,11 @@
 //! Layers, bottom up (a module uses only modules of lower layers):
 //! 1. [`style`], [`jobs`], [`admin_pin`], [`camera`]
 //! 2. [`card_source`], [`document`]
-//! 3. [`context`], [`demo`], [`mode`]
-//! 4. [`kiosk`], [`bedside`], [`admin`]
-//! 5. [`app`]
-//! 6. [`tour`]
+//! 3. [`context`], [`demo`], [`mode`], [`held_card`]
+//! 4. [`staff_gate`], [`visit_report`]
+//! 5. [`kiosk`], [`bedside`], [`admin`]
+//! 6. [`app`]
+//! 7. [`tour`]
 //!
 //! Each view (kiosk, bedside, admin) has `logic()`, its background work, which the app runs for
 //! every view every frame, and `ui()`, its drawing, run for the view shown. The tour wraps the
@@ -25,11 +26,14 @@ pub mod card_source;
 pub mod context;
 pub mod demo;
 pub mod document;
+pub mod held_card;
 pub mod jobs;
 pub mod kiosk;
 pub mod mode;
+pub mod staff_gate;
 pub mod style;
 pub mod tour;
+pub mod visit_report;
 
 pub use app::{MedcardApp, View};
 pub use card_source::{CardSource, SimSlot};

@@ -223,7 +223,12 @@ impl AuditTab {
         }
         for a in &loaded.alerts {
             egui::Frame::group(ui.style()).show(ui, |ui| {
-                ui.label(RichText::new(format!("Alert: {}", a.message)).color(style::WARN).strong());
+                // Break the glass: every emergency access is reviewed, so it stands out.
+                if a.rule == alerts::Rule::EmergencyAccess {
+                    ui.label(RichText::new(format!("EMERGENCY ACCESS alert: {}", a.message)).color(style::BAD).strong());
+                } else {
+                    ui.label(RichText::new(format!("Alert: {}", a.message)).color(style::WARN).strong());
+                }
                 for seq in &a.entries {
                     if let Some(e) = loaded.entries.binary_search_by_key(seq, |e| e.seq).ok().and_then(|i| loaded.entries.get(i)) {
                         ui.label(

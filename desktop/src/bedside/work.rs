@@ -7,7 +7,7 @@
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use reader::bedside::{Bedside, BedsideError};
+use reader::bedside::{Bedside, BedsideError, Reader};
 use reader::db::{CacheRow, ClinicDb};
 use reader::records::fetch::FetchError;
 use reader::scan_flow::{ImageError, ScanError, Verdict};
@@ -16,6 +16,7 @@ use zeroize::Zeroizing;
 use super::checks::{self, CheckLine};
 use crate::context::AppContext;
 use crate::document::{self, BinaryKind, Rendered};
+use crate::held_card::CardSigner;
 
 /// The largest image file read (bytes); larger files are refused before reading them whole.
 pub const MAX_IMAGE_FILE: u64 = 25 * 1024 * 1024;
@@ -114,6 +115,9 @@ pub enum Outcome {
         message: String,
     },
 }
+
+/// The title of the problem shown when the clinic requires a staff sign-in and there was none.
+pub const STAFF_REQUIRED: &str = "Staff sign-in needed";
 
 fn problem(title: &str, message: impl Into<String>) -> Outcome {
     Outcome::Problem { title: title.to_owned(), message: message.into() }
@@ -229,6 +233,12 @@ fn device_problem(env: &AppContext, e: &BedsideError) -> Outcome {
             format!("{e}. Records are only shown when the access is logged. Free disk space or report it to IT, then scan again."),
         ),
         BedsideError::Refused(_) => problem("Refused", e.to_string()),
+        BedsideError::StaffSessionRequired => problem(
+            STAFF_REQUIRED,
+            "This clinic requires a clinician's staff card to read records: insert your staff card, enter its PIN and press Sign in above, then scan again.",
+        ),
+        BedsideError::NotPermitted(_) => problem("Not permitted", format!("{e}. Nothing was read; the refusal is in the audit log.")),
+        BedsideError::Signing(_) => problem("Nothing shown: the staff card could not sign the access", e.to_string()),
         _ => problem(
             "This device cannot verify codes right now",
             format!("{e}. Check that the app was started on the clinic's data directory (or with --demo), or report it to IT."),
@@ -236,9 +246,11 @@ fn device_problem(env: &AppContext, e: &BedsideError) -> Outcome {
     }
 }
 
-/// Scans `input` with the library's audited bedside scan (one-time use). Runs on a worker.
+/// Scans `input` with the library's audited bedside scan (one-time use), as the signed-in member
+/// of staff behind `signer` (their card signs every entry), else as the device (refused by the
+/// library once the clinic has staff cards). Runs on a worker.
 #[must_use]
-pub fn scan(env: &AppContext, input: Input) -> Outcome {
+pub fn scan(env: &AppContext, input: Input, signer: Option<CardSigner>) -> Outcome {
     let text = match text_of(input) {
         Ok(t) => t,
         Err(o) => return o,
@@ -248,7 +260,11 @@ pub fn scan(env: &AppContext, input: Input) -> Outcome {
         Err(o) => return o,
     };
     let now = env.now();
-    match b.scan_text(&text, now, false, &env.actor) {
+    let scanned = match signer {
+        Some(mut s) => b.scan_as(&text, now, false, Reader::Staff(&mut s)),
+        None => b.scan_text(&text, now, false, &env.actor),
+    };
+    match scanned {
         Ok(s) => {
             drop(text);
             let c = s.verified.claims();
@@ -274,14 +290,19 @@ pub fn scan(env: &AppContext, input: Input) -> Outcome {
     }
 }
 
-/// Opens cached record `id` with the library's audited cache read (only while still valid).
+/// Opens cached record `id` with the library's audited cache read (only while still valid), as
+/// [`scan`] reads: by the member of staff behind `signer`, else the device.
 #[must_use]
-pub fn open_cached(env: &AppContext, id: &str) -> Outcome {
+pub fn open_cached(env: &AppContext, id: &str, signer: Option<CardSigner>) -> Outcome {
     let mut b = match open(env) {
         Ok(b) => b,
         Err(o) => return o,
     };
-    match b.open_cached(id, env.now(), &env.actor) {
+    let opened = match signer {
+        Some(mut s) => b.open_cached_as(id, env.now(), Reader::Staff(&mut s)),
+        None => b.open_cached(id, env.now(), &env.actor),
+    };
+    match opened {
         Ok(Some(row)) => {
             let (issuer, patient_id, valid_until, verified_at) =
                 (hex::encode(&row.issuer_kid), row.patient_id.clone(), row.expires_at, row.verified_at);
