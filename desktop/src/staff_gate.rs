@@ -308,12 +308,12 @@ impl StaffGate {
             ui.horizontal(|ui| {
                 let l = ui.add_sized([170.0, 24.0], egui::Label::new("Staff card reader"));
                 let shown = self.choices.get(self.chosen).map_or_else(|| "(none found)".to_owned(), CardSource::name);
-                egui::ComboBox::from_id_salt(("staff-reader", self.action.as_str())).selected_text(shown).show_ui(ui, |ui| {
+                let combo = egui::ComboBox::from_id_salt(("staff-reader", self.action.as_str())).selected_text(shown).show_ui(ui, |ui| {
                     for (i, c) in self.choices.iter().enumerate() {
                         ui.selectable_value(&mut self.chosen, i, c.name());
                     }
                 });
-                let _ = l;
+                combo.response.labelled_by(l.id);
                 if env.staff_readers.is_empty() && ui.add_enabled(self.listing.is_none(), egui::Button::new("Find readers")).clicked() {
                     self.find_readers(ui.ctx());
                 }
