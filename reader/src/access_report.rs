@@ -102,7 +102,7 @@ pub fn report(
             }
             _ => continue,
         };
-        let card = signed::parse_actor(&e.actor);
+        let card = signed::card_actor(&e.actor).and_then(signed::parse_actor);
         let known = card.and_then(|(_, serial)| staff.get(&serial));
         out.push(Access {
             seq: e.seq,

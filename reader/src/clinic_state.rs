@@ -386,6 +386,22 @@ impl ClinicState {
         self.with_db(|db| Ok(db.card_revocation(serial)?.is_some()))
     }
 
+    /// [`ClinicState::is_revoked`], falling back in clinic mode, when the clinic database does
+    /// not answer, to this device's copy of the revocation list: `(revoked, Some(refreshed_at))`
+    /// says the answer came from the copy as last refreshed then (`Some(0)`: never refreshed, an
+    /// empty copy). For a staff sign-in at a bedside, which must still open its cached records
+    /// while the database is down (docs/staff.md, "Sessions"); the kiosk keeps refusing.
+    pub fn is_revoked_or_copy(&self, serial: u32) -> Result<(bool, Option<i64>), ClinicError> {
+        match self.is_revoked(serial) {
+            Ok(r) => Ok((r, None)),
+            Err(ClinicError::RevocationUnknown { .. }) => {
+                let copy = self.local_copies()?;
+                Ok((copy.revocations.iter().any(|r| r.serial == serial), Some(copy.refreshed_at.unwrap_or(0))))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
     /// Whether this clinic requires a staff sign-in to read records: it does from its first staff
     /// card on (`docs/staff.md`, "Sessions"). Clinic mode: asked of the clinic database, and
     /// noted in this device's database once true, so a device that cannot reach the clinic

@@ -233,7 +233,7 @@ fn authenticate<T: Transport>(
     clinic: &str,
     state: &ClinicState,
     now: i64,
-) -> Result<(u32, VerifiedStaff), Error> {
+) -> Result<(u32, VerifiedStaff, Option<i64>), Error> {
     piv.select()?;
     let serial = piv.serial()?;
     let bytes = piv.card_credential()?.ok_or(StaffCredentialError::Missing)?;
@@ -242,14 +242,17 @@ fn authenticate<T: Transport>(
     if c.card_serial != serial {
         return Err(CredentialError::SerialMismatch { credential: c.card_serial, card: serial }.into());
     }
-    if state.is_revoked(serial)? {
+    // Offline (clinic database down) the device's copy of the revocation list answers; the
+    // sign-in's audit entry says so (`revocations_from_copy`).
+    let (revoked, copy) = state.is_revoked_or_copy(serial)?;
+    if revoked {
         return Err(CredentialError::Revoked { serial }.into());
     }
     let mut challenge = [0u8; 32];
     crate::random::fill(&mut challenge)?;
     let digest: [u8; 32] = Sha256::new().chain_update(issue::CHALLENGE_DOMAIN).chain_update(challenge).finalize().into();
     match piv.sign_digest(Slot::CardAuth, &digest) {
-        Ok(sig) if c.key_9e.verify_prehash(&digest, &sig).is_ok() => Ok((serial, staff)),
+        Ok(sig) if c.key_9e.verify_prehash(&digest, &sig).is_ok() => Ok((serial, staff, copy)),
         Ok(_) | Err(PivError::Card(CardError::NoKey { .. })) => Err(CredentialError::NotGenuine { serial }.into()),
         Err(e) => Err(e.into()),
     }
@@ -275,7 +278,7 @@ pub fn sign_in<T: Transport>(
         state.audit(&[state.event(now, EventKind::StaffSession, &subject, outcome, detail)])?;
         Err(e)
     };
-    let (serial, staff) = match authenticate(piv, &trust, ks.clinic_id(), state, now) {
+    let (serial, staff, copy) = match authenticate(piv, &trust, ks.clinic_id(), state, now) {
         Ok(x) => x,
         Err(e) => {
             let subject = refusal_outcome(&e).1.map_or_else(|| format!("reader:{}", piv.transport_mut().reader_name()), |s| s.to_string());
@@ -297,7 +300,11 @@ pub fn sign_in<T: Transport>(
         proven?;
     }
     let session = StaffSession { staff, role, opened_at: now, last_active: now, idle_secs: DEFAULT_IDLE_SECS };
-    let mut ev = state.event(now, EventKind::StaffSession, &serial.to_string(), Outcome::Ok, who);
+    let detail = match copy {
+        Some(at) => format!("{who} revocations_from_copy={at}"),
+        None => who,
+    };
+    let mut ev = state.event(now, EventKind::StaffSession, &serial.to_string(), Outcome::Ok, detail);
     session.sign_event(piv, &mut ev)?;
     state.audit(&[ev])?;
     Ok(session)

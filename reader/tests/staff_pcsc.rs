@@ -201,7 +201,7 @@ fn staff_cards_gate_the_bedside_and_the_admin_commands_and_sign_every_read_throu
     assert_eq!(last_entry(&e, "staff.session")["outcome"], "ok");
     assert!(e.iter().any(|x| x["kind"] == "staff.session" && x["outcome"] == "no-staff-session"), "the refusal is audited");
     assert!(
-        e.iter().any(|x| x["kind"] == "card.issued" && x["actor"].as_str().unwrap().ends_with("/staff:A-01#7100001")),
+        e.iter().any(|x| x["kind"] == "card.issued" && x["actor"].as_str().unwrap().ends_with(" as staff:A-01#7100001")),
         "entries of an admin command name the admin"
     );
     let listed = json(&as_admin(&["staff", "list", "--json"], ""));

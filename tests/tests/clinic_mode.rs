@@ -15,7 +15,7 @@ mod pcscd_support;
 mod pg_support;
 
 use garage_support::Garage;
-use pcscd_support::{READER_00, ServedCard, card_sim, context_for, lock_reader, medcard_bin};
+use pcscd_support::{READER_00, READER_01, ServedCard, card_sim, context_for, lock_reader, medcard_bin};
 use pg_support::PgServer;
 
 const READER: &str = READER_00.name;
@@ -413,6 +413,102 @@ fn a_wrong_password_a_missing_database_or_schema_writes_nothing_and_says_what_to
     ok(&join(&owner, &admin_pw));
     let st = json(&medcard(&data, &["device", "status", "--json"]));
     assert_eq!(st["lists"]["revoked_cards"], 1, "{st}");
+}
+
+/// `medcard <args> --data <data>` with `stdin` (PINs for the staff sign-in and a new card).
+fn medcard_in(data: &Path, args: &[&str], stdin: &str) -> Output {
+    use std::io::Write;
+    let mut child = Command::new(medcard_bin())
+        .args(args)
+        .arg("--data")
+        .arg(data)
+        .env_remove("MEDCARD_NOW")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn staff_cards_issued_at_the_admin_pc_gate_every_bedside_of_the_clinic_even_offline() {
+    const ADMIN_PIN: &str = "246810";
+    const CLIN_PIN: &str = "135790";
+    const STAFF_PUK: &str = "55443322";
+    let c = Clinic::with_store("staff", None, &[("kiosk-1", "kiosk"), ("bed-1", "bedside")]);
+    let _l0 = lock_reader(&READER_00);
+    let _l1 = lock_reader(&READER_01);
+    let ctx = context_for(&READER_00);
+    let new_card = |name: &str, serial: &str| {
+        let card = c.root.join(name);
+        assert!(Command::new(card_sim()).args(["new", "--serial", serial, "--out"]).arg(&card).status().unwrap().success());
+        card
+    };
+    let f = c.root.join("allergies.txt");
+    std::fs::write(&f, "penicillin\n").unwrap();
+    ok(&medcard(&c.dev("admin-1"), &["record", "add", "--patient-id", PATIENT, "--category", "allergies", f.to_str().unwrap()]));
+    let patient = new_card("patient.bin", "8401");
+    let mut sim = ServedCard::serve(&card_sim(), &READER_00, &ctx, &patient);
+    ok(&medcard(&c.dev("admin-1"), &["card", "issue", "--reader", READER, "--patient-id", PATIENT, "--name", "Ada", "--pin", PIN, "--puk", PUK]));
+    ok(&medcard(&c.dev("kiosk-1"), &["consent", "set", "--reader", READER, "--scope", "allergies", "--pin", PIN]));
+    let code1 = c.code("kiosk-1", "s1");
+    let code2 = c.code("kiosk-1", "s2");
+    sim.kill(&ctx);
+
+    // The admin PC issues the first (admin) card, then a clinician's with the admin signed in.
+    let admin = new_card("admin.bin", "8402");
+    let clinician = new_card("clinician.bin", "8403");
+    let mut r1 = ServedCard::serve(&card_sim(), &READER_01, &ctx, &admin);
+    let issue = |id: &str, role: &str| {
+        ["staff", "issue", "--reader", READER_01.name, "--staff-id", id, "--name", id, "--role", role].map(str::to_owned).to_vec()
+    };
+    let args = issue("A-01", "admin");
+    ok(&medcard_in(&c.dev("admin-1"), &args.iter().map(String::as_str).collect::<Vec<_>>(), &format!("{ADMIN_PIN}\n{STAFF_PUK}\n")));
+    r1.kill(&ctx);
+    let r0 = ServedCard::serve(&card_sim(), &READER_00, &ctx, &admin);
+    let _r1 = ServedCard::serve(&card_sim(), &READER_01, &ctx, &clinician);
+    let mut args = issue("S-0042", "clinician");
+    args.extend(["--staff-reader".into(), READER.into()]);
+    ok(&medcard_in(&c.dev("admin-1"), &args.iter().map(String::as_str).collect::<Vec<_>>(), &format!("{ADMIN_PIN}\n{CLIN_PIN}\n{STAFF_PUK}\n")));
+    drop(r0);
+
+    // bed-1, another process with its own data directory and a database role that may not read
+    // the cards table, knows the clinic has staff cards and refuses a scan without a sign-in.
+    refused(&medcard(&c.dev("bed-1"), &["scan", "--text", &code1]), 1, "requires a clinician's staff card");
+    let staff = ["--staff-reader", READER_01.name];
+    let scanned = medcard_in(&c.dev("bed-1"), &[&["scan", "--text", &code1, "--json"][..], &staff].concat(), &format!("{CLIN_PIN}\n"));
+    let v = json(&scanned);
+    let cache_id = v["records"][0]["cache_id"].as_str().unwrap().to_owned();
+    let log = c.audit();
+    let read = log.iter().rev().find(|e| e["kind"] == "record.read").unwrap();
+    assert_eq!(read["actor"], "bed-1/staff:S-0042#8403", "the clinic log prefixes the device; the card signed the rest");
+    let verified = json(&medcard(&c.dev("bed-1"), &["audit", "verify", "--json"]));
+    assert!(verified["staff_signatures"].as_u64().unwrap() >= 3, "{verified}");
+
+    // The clinic database down: the bedside still requires a sign-in (it noted the requirement),
+    // and a signed-in clinician opens the cached record, the revocation checked against the
+    // device's copy of the list; a new scan is refused as before, the code not spent.
+    c.pg.stop();
+    refused(&medcard(&c.dev("bed-1"), &["scan", "--cached", &cache_id]), 1, "requires a clinician's staff card");
+    let cached = ok(&medcard_in(&c.dev("bed-1"), &[&["scan", "--cached", &cache_id][..], &staff].concat(), &format!("{CLIN_PIN}\n")));
+    assert!(cached.contains("penicillin"), "{cached}");
+    refused(
+        &medcard_in(&c.dev("bed-1"), &[&["scan", "--text", &code2][..], &staff].concat(), &format!("{CLIN_PIN}\n")),
+        3,
+        "cannot check whether this code was already used",
+    );
+    c.pg.restart();
+    let sent = json(&medcard(&c.dev("bed-1"), &["device", "sync", "--json"]))["sent"].as_u64().unwrap();
+    assert!(sent >= 3, "the offline sign-in, read and end reach the clinic log: {sent}");
+    let log = c.audit();
+    assert!(
+        log.iter().any(|e| e["kind"] == "staff.session" && e["detail"].as_str().unwrap().contains("revocations_from_copy=")),
+        "the offline sign-in says its revocation check used the copy"
+    );
+    let verified = json(&medcard(&c.dev("admin-1"), &["audit", "verify", "--json"]));
+    assert!(verified["staff_signatures"].as_u64().unwrap() >= 5, "{verified}");
 }
 
 #[test]

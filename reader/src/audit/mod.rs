@@ -551,11 +551,10 @@ impl StaffKeys {
             self.keys.insert(c.card_serial, signed::CardKey::new(&c.key_9a));
             return Ok(false);
         }
-        if !actor.starts_with(signed::ACTOR_PREFIX) {
-            return Ok(false);
-        }
-        let Some((_, serial)) = signed::parse_actor(actor) else { return Err(format!("its actor {actor:?} is not a staff card")) };
-        signed::check(time, kind, actor, subject, outcome, detail, self.keys.get(&serial)).map_err(|e| e.to_string())?;
+        // In the clinic log the actor is `<device>/<actor>`; the card signed the actor it wrote.
+        let Some(card) = signed::card_actor(actor) else { return Ok(false) };
+        let Some((_, serial)) = signed::parse_actor(card) else { return Err(format!("its actor {actor:?} is not a staff card")) };
+        signed::check(time, kind, card, subject, outcome, detail, self.keys.get(&serial)).map_err(|e| e.to_string())?;
         Ok(true)
     }
 }

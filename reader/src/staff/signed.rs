@@ -38,6 +38,15 @@ pub fn actor(staff_id: &str, serial: u32) -> String {
     format!("{ACTOR_PREFIX}{staff_id}#{serial}")
 }
 
+/// The staff card part of a stored actor: the actor itself (`staff:<id>#<serial>`), or its last
+/// `/`-separated part in the clinic log, which stores `<device>/<actor>` (device ids and staff
+/// ids hold no `/`). `None`: not written in a staff card's name.
+#[must_use]
+pub fn card_actor(stored: &str) -> Option<&str> {
+    let last = stored.rsplit_once('/').map_or(stored, |x| x.1);
+    last.starts_with(ACTOR_PREFIX).then_some(last)
+}
+
 /// The staff id and card serial of a staff actor; `None` for any other actor text.
 #[must_use]
 pub fn parse_actor(actor: &str) -> Option<(&str, u32)> {
@@ -174,6 +183,11 @@ mod tests {
     #[test]
     fn staff_actor_round_trips_and_other_actor_text_is_not_a_staff_card() {
         assert_eq!(parse_actor(&actor("S-0042", 7)), Some(("S-0042", 7)));
+        assert_eq!(card_actor("bed-1/staff:S-0042#7"), Some("staff:S-0042#7"));
+        assert_eq!(card_actor("staff:S-0042#7"), Some("staff:S-0042#7"));
+        for not_a_card in ["cli:root", "bed-1/cli:root", "cli:root as staff:S-0042#7", "admin-1/cli:root as staff:S-0042#7"] {
+            assert_eq!(card_actor(not_a_card), None, "{not_a_card}");
+        }
         for other in ["cli:root", "desktop:root", "staff:", "staff:S#", "staff:S#x", "staff:S 1#2", "staff:S#07", "staff:#1", "staff:S#1#2"] {
             assert_eq!(parse_actor(other), None, "{other}");
         }

@@ -307,11 +307,12 @@ pub fn as_staff<R>(
 }
 
 /// Who runs the command, for audit entries: `cli:<login name>`, and after a staff sign-in
-/// `cli:<login name>/staff:<staff id>#<serial>` (the entries the card signs itself name the card
-/// alone: `staff:<staff id>#<serial>`).
+/// `cli:<login name> as staff:<staff id>#<serial>` (not in the card's name: these entries are
+/// not signed by it; the entries the card signs itself name the card alone,
+/// `staff:<staff id>#<serial>`, docs/staff.md).
 pub fn actor() -> String {
     match STAFF_ACTOR.get() {
-        Some(staff) => format!("cli:{}/{staff}", audit::os_user()),
+        Some(staff) => format!("cli:{} as {staff}", audit::os_user()),
         None => format!("cli:{}", audit::os_user()),
     }
 }

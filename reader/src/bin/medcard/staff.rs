@@ -74,7 +74,8 @@ pub enum StaffCommand {
 /// The state, its actor naming the signed-in administrator after the device user.
 fn acting(state: &ClinicState, signer: Option<&mut dyn EntrySigner>) -> ClinicState {
     match signer {
-        Some(s) => state.clone().with_actor(&format!("{}/{}", cli::actor(), s.session().actor())),
+        // `cli::actor()` names the signed-in administrator once the sign-in is done.
+        Some(_) => state.clone().with_actor(&cli::actor()),
         None => state.clone(),
     }
 }
