@@ -89,7 +89,8 @@ pub fn report(
         let what = match kind {
             Some(EventKind::RecordRead) if field(&e.detail, "patient") == Some(patient_id) => {
                 // A code with a record index caches each record as `<code id>.<record id>`.
-                let record_id = field(&e.detail, "cache").or_else(|| field(&e.detail, "cached")).and_then(|c| c.split_once('.')).map(|x| x.1);
+                let record_id =
+                    field(&e.detail, "cache").or_else(|| field(&e.detail, "cached")).and_then(|c| c.split_once('.')).map(|x| x.1);
                 let category = categories.get(&e.subject).or_else(|| record_id.and_then(|r| categories.get(r))).cloned();
                 AccessKind::Read { record: e.subject.clone(), category }
             }
@@ -172,7 +173,13 @@ mod tests {
         let entries = vec![
             entry(0, "record.read", "staff:S-1#7", "loc-a", "qr=1 cache=c patient=P-1 sig=00"),
             entry(1, "record.read", "staff:S-1#7", "loc-b", "qr=2 cache=c patient=P-2 sig=00"),
-            entry(2, "record.emergency", "staff:S-1#7", "P-1", "patient=P-1 records=2 categories=allergies reason=found unconscious sig=00"),
+            entry(
+                2,
+                "record.emergency",
+                "staff:S-1#7",
+                "P-1",
+                "patient=P-1 records=2 categories=allergies reason=found unconscious sig=00",
+            ),
             entry(3, "qr.scanned", "staff:S-1#7", "P-1", "qr=1"),
             entry(4, "record.read", "cli:root", "loc-c", "cached=x patient=P-1"),
         ];
@@ -180,10 +187,7 @@ mod tests {
         let r = report(&entries, "P-1", None, &issuer, &cats);
         assert_eq!(r.iter().map(|a| a.seq).collect::<Vec<_>>(), vec![0, 2, 4]);
         assert_eq!(r.first().map(|a| a.what.clone()), Some(AccessKind::Read { record: "loc-a".into(), category: Some("labs".into()) }));
-        assert_eq!(
-            r.get(1).map(|a| a.what.clone()),
-            Some(AccessKind::Emergency { reason: "found unconscious".into(), records: 2 })
-        );
+        assert_eq!(r.get(1).map(|a| a.what.clone()), Some(AccessKind::Emergency { reason: "found unconscious".into(), records: 2 }));
         assert!(describe(r.get(1).unwrap_or_else(|| unreachable!())).contains("EMERGENCY ACCESS by staff:S-1#7"));
         assert_eq!(r.get(2).map(|a| (a.who.as_str(), a.signed)), Some(("cli:root", false)));
         assert!(report(&entries, "P-1", Some(1_796_300_003), &issuer, &cats).iter().all(|a| a.seq == 4));

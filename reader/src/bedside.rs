@@ -70,7 +70,9 @@ pub enum BedsideError {
     /// The staff card could not sign the access entry (removed, or it answered garbage): the
     /// record is not shown. A scanned code's records stay in this device's cache: sign in again
     /// and open them with `--cached`.
-    #[error("the staff card could not sign the access (was it removed?): nothing is shown; sign in again and open the record from the cache: {0}")]
+    #[error(
+        "the staff card could not sign the access (was it removed?): nothing is shown; sign in again and open the record from the cache: {0}"
+    )]
     Signing(crate::Error),
 }
 
@@ -155,7 +157,11 @@ impl Bedside {
                 if session.permits(Action::ScanAndRead) {
                     return Ok(());
                 }
-                let e = crate::Error::NotPermitted { staff_id: session.staff_id().to_owned(), role: session.role(), action: Action::ScanAndRead };
+                let e = crate::Error::NotPermitted {
+                    staff_id: session.staff_id().to_owned(),
+                    role: session.role(),
+                    action: Action::ScanAndRead,
+                };
                 let detail = format!("staff={} role={}", session.staff_id(), session.role());
                 (event(now, &session.actor(), kind, "-", Outcome::NotPermitted, detail), BedsideError::NotPermitted(e))
             }

@@ -41,7 +41,9 @@ pub enum EmergencyError {
     #[error(transparent)]
     NotPermitted(crate::Error),
     /// No reason, or an unusable one (audited).
-    #[error("emergency access needs a reason: say in 1 to {MAX_REASON} characters, on one line, why you open this patient's records without their code")]
+    #[error(
+        "emergency access needs a reason: say in 1 to {MAX_REASON} characters, on one line, why you open this patient's records without their code"
+    )]
     NoReason,
     /// This device holds no record keys.
     #[error(
@@ -154,7 +156,8 @@ pub fn open(
         Ok(())
     };
     if !session.permits(Action::EmergencyAccess) {
-        let e = crate::Error::NotPermitted { staff_id: session.staff_id().to_owned(), role: session.role(), action: Action::EmergencyAccess };
+        let e =
+            crate::Error::NotPermitted { staff_id: session.staff_id().to_owned(), role: session.role(), action: Action::EmergencyAccess };
         audit(Outcome::NotPermitted, format!("patient={patient_id} role={}", session.role()))?;
         return Err(EmergencyError::NotPermitted(e));
     }

@@ -134,17 +134,21 @@ fn staff_cards_gate_the_bedside_and_the_admin_commands_and_sign_every_read_throu
     // reference scan time without staff signatures.
     let patient = new_card(dir.path(), "patient.card", 7_100_004);
     let mut served1 = ServedCard::serve(&sim, &READER_01, &ctx, &patient);
-    ok(&medcard(&data, &["card", "issue", "--reader", R1, "--patient-id", "P-1", "--name", "Ada", "--pin", PATIENT_PIN, "--puk", PATIENT_PUK], ""));
     ok(&medcard(
         &data,
-        &["consent", "set", "--reader", R1, "--scope", "labs,allergies,summary", "--days", "30", "--pin", PATIENT_PIN],
+        &["card", "issue", "--reader", R1, "--patient-id", "P-1", "--name", "Ada", "--pin", PATIENT_PIN, "--puk", PATIENT_PUK],
         "",
     ));
+    ok(&medcard(&data, &["consent", "set", "--reader", R1, "--scope", "labs,allergies,summary", "--days", "30", "--pin", PATIENT_PIN], ""));
     std::fs::write(p("labs.json"), br#"{"hb": 13.9}"#).unwrap();
     std::fs::write(p("allergies.json"), br#"{"allergies": ["penicillin"]}"#).unwrap();
     ok(&medcard(&data, &["record", "add", "--patient-id", "P-1", "--category", "labs", &p("labs.json")], ""));
     ok(&medcard(&data, &["record", "add", "--patient-id", "P-1", "--category", "allergies", &p("allergies.json")], ""));
-    let first = json(&medcard(&data, &["checkin", "--reader", R1, "--pin", PATIENT_PIN, "--valid-for", "2h", "--out", &p("qr1.png"), "--json"], ""));
+    let first = json(&medcard(
+        &data,
+        &["checkin", "--reader", R1, "--pin", PATIENT_PIN, "--valid-for", "2h", "--out", &p("qr1.png"), "--json"],
+        "",
+    ));
     assert_eq!(first["access_report"], serde_json::json!([]), "a first visit has nothing to report");
     let code = first["text"].as_str().unwrap().to_owned();
     let now = reader::clock::now().unwrap();
@@ -241,17 +245,17 @@ fn staff_cards_gate_the_bedside_and_the_admin_commands_and_sign_every_read_throu
     patient_in_r1.kill(&ctx);
     r0.kill(&ctx);
     let mut s1 = ServedCard::serve(&sim, &READER_01, &ctx, &reception);
-    refused(&medcard(&data, &["checkin", "--reader", R1, "--pin", RECEP_PIN, "--out", &p("x.png")], ""), "this is a staff card, not a patient card");
+    refused(
+        &medcard(&data, &["checkin", "--reader", R1, "--pin", RECEP_PIN, "--out", &p("x.png")], ""),
+        "this is a staff card, not a patient card",
+    );
     s1.kill(&ctx);
 
     // ---- With the clinician's card and PIN: the scan works; each entry names the clinician and
     // carries the card's signature, which openssl verifies under the 9A certificate.
     let mut r0 = ServedCard::serve(&sim, &READER_00, &ctx, &clinician);
-    let scanned = json(&medcard(
-        &data,
-        &["scan", &p("qr2.png"), "--out", &p("ward"), "--json", "--staff-reader", R0],
-        &format!("{CLIN_PIN}\n"),
-    ));
+    let scanned =
+        json(&medcard(&data, &["scan", &p("qr2.png"), "--out", &p("ward"), "--json", "--staff-reader", R0], &format!("{CLIN_PIN}\n")));
     assert_eq!(scanned["records"].as_array().unwrap().len(), 2);
     let e = entries(&data);
     let read = last_entry(&e, "record.read");
@@ -282,10 +286,7 @@ fn staff_cards_gate_the_bedside_and_the_admin_commands_and_sign_every_read_throu
     r0.kill(&ctx);
     let reads_before = entries(&data).iter().filter(|x| x["kind"] == "record.read").count();
     let cached_id = scanned["records"][0]["cache_id"].as_str().unwrap().to_owned();
-    refused(
-        &medcard(&data, &["scan", "--cached", &cached_id, "--out", &p("c1"), "--staff-reader", R0], &format!("{CLIN_PIN}\n")),
-        "",
-    );
+    refused(&medcard(&data, &["scan", "--cached", &cached_id, "--out", &p("c1"), "--staff-reader", R0], &format!("{CLIN_PIN}\n")), "");
     assert_eq!(entries(&data).iter().filter(|x| x["kind"] == "record.read").count(), reads_before);
 
     // ---- Costs: a sign-in (APDUs, ms) and scan-to-record with the card's signatures, against
@@ -338,7 +339,18 @@ fn staff_cards_gate_the_bedside_and_the_admin_commands_and_sign_every_read_throu
     );
     let em = json(&medcard(
         &data,
-        &["emergency", "--patient-id", "P-1", "--reason", "unconscious on arrival, no card", "--out", &p("em"), "--json", "--staff-reader", R0],
+        &[
+            "emergency",
+            "--patient-id",
+            "P-1",
+            "--reason",
+            "unconscious on arrival, no card",
+            "--out",
+            &p("em"),
+            "--json",
+            "--staff-reader",
+            R0,
+        ],
         &format!("{CLIN_PIN}\n"),
     ));
     let em_records = em["records"].as_array().unwrap();
@@ -399,7 +411,11 @@ fn staff_cards_gate_the_bedside_and_the_admin_commands_and_sign_every_read_throu
     let foreign = new_card(dir.path(), "foreign.card", 7_100_005);
     drop(_r0);
     let s1 = ServedCard::serve(&sim, &READER_01, &ctx, &foreign);
-    ok(&medcard(&other, &issue("B-1", "Dr Elsewhere", "admin").iter().map(String::as_str).collect::<Vec<_>>(), &format!("{CLIN_PIN}\n{STAFF_PUK}\n")));
+    ok(&medcard(
+        &other,
+        &issue("B-1", "Dr Elsewhere", "admin").iter().map(String::as_str).collect::<Vec<_>>(),
+        &format!("{CLIN_PIN}\n{STAFF_PUK}\n"),
+    ));
     refused(&medcard(&data, &["scan", "--cached", &cached_id, "--staff-reader", R1], &format!("{CLIN_PIN}\n")), "unknown issuer");
     drop(s1);
     // A patient card as a staff card.

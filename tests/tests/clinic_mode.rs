@@ -451,7 +451,10 @@ fn staff_cards_issued_at_the_admin_pc_gate_every_bedside_of_the_clinic_even_offl
     ok(&medcard(&c.dev("admin-1"), &["record", "add", "--patient-id", PATIENT, "--category", "allergies", f.to_str().unwrap()]));
     let patient = new_card("patient.bin", "8401");
     let mut sim = ServedCard::serve(&card_sim(), &READER_00, &ctx, &patient);
-    ok(&medcard(&c.dev("admin-1"), &["card", "issue", "--reader", READER, "--patient-id", PATIENT, "--name", "Ada", "--pin", PIN, "--puk", PUK]));
+    ok(&medcard(
+        &c.dev("admin-1"),
+        &["card", "issue", "--reader", READER, "--patient-id", PATIENT, "--name", "Ada", "--pin", PIN, "--puk", PUK],
+    ));
     ok(&medcard(&c.dev("kiosk-1"), &["consent", "set", "--reader", READER, "--scope", "allergies", "--pin", PIN]));
     let code1 = c.code("kiosk-1", "s1");
     let code2 = c.code("kiosk-1", "s2");
@@ -471,7 +474,11 @@ fn staff_cards_issued_at_the_admin_pc_gate_every_bedside_of_the_clinic_even_offl
     let _r1 = ServedCard::serve(&card_sim(), &READER_01, &ctx, &clinician);
     let mut args = issue("S-0042", "clinician");
     args.extend(["--staff-reader".into(), READER.into()]);
-    ok(&medcard_in(&c.dev("admin-1"), &args.iter().map(String::as_str).collect::<Vec<_>>(), &format!("{ADMIN_PIN}\n{CLIN_PIN}\n{STAFF_PUK}\n")));
+    ok(&medcard_in(
+        &c.dev("admin-1"),
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+        &format!("{ADMIN_PIN}\n{CLIN_PIN}\n{STAFF_PUK}\n"),
+    ));
     drop(r0);
 
     // bed-1, another process with its own data directory and a database role that may not read

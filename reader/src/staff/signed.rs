@@ -188,7 +188,8 @@ mod tests {
         for not_a_card in ["cli:root", "bed-1/cli:root", "cli:root as staff:S-0042#7", "admin-1/cli:root as staff:S-0042#7"] {
             assert_eq!(card_actor(not_a_card), None, "{not_a_card}");
         }
-        for other in ["cli:root", "desktop:root", "staff:", "staff:S#", "staff:S#x", "staff:S 1#2", "staff:S#07", "staff:#1", "staff:S#1#2"] {
+        for other in ["cli:root", "desktop:root", "staff:", "staff:S#", "staff:S#x", "staff:S 1#2", "staff:S#07", "staff:#1", "staff:S#1#2"]
+        {
             assert_eq!(parse_actor(other), None, "{other}");
         }
     }

@@ -157,9 +157,9 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match needs_admin(&cli.command) {
         // Signed in for the command's right (or refused, audited) once the clinic has staff cards.
-        Some((action, what, data)) => data.state().and_then(|(_, state)| {
-            cli::as_staff(&cli.staff, &data, &state, action, what, |_| run(cli.command, &cli.staff))
-        }),
+        Some((action, what, data)) => {
+            data.state().and_then(|(_, state)| cli::as_staff(&cli.staff, &data, &state, action, what, |_| run(cli.command, &cli.staff)))
+        }
         None => run(cli.command, &cli.staff),
     };
     result.unwrap_or_else(|e| e.report())

@@ -7,9 +7,9 @@ use std::path::{Path, PathBuf};
 
 use clap::Args;
 use reader::bedside::{Bedside, BedsideError, Reader};
-use reader::staff::Action;
 use reader::db::CacheRow;
 use reader::scan_flow;
+use reader::staff::Action;
 
 use crate::cli::{self, CliError, DataArg, Output, StaffArg, print_json};
 

@@ -18,12 +18,14 @@ pub enum StaffCommand {
     /// to the clinic CA, per-card management key), with a staff credential naming the staff id,
     /// name and role. The first staff card of a clinic must be an administrator's, and from then
     /// on every staff and admin command needs an administrator's sign-in (--staff-reader).
-    #[command(after_help = "Examples:\n  medcard staff issue --reader 'Virtual PCD 00 00' --staff-id A-01 --name 'R. Admin' --role admin\n  \
+    #[command(
+        after_help = "Examples:\n  medcard staff issue --reader 'Virtual PCD 00 00' --staff-id A-01 --name 'R. Admin' --role admin\n  \
         medcard staff issue --reader 'Virtual PCD 00 00' --staff-id S-0042 --name 'Dr N. Lee' --role clinician --staff-reader 'Virtual PCD 00 01'\n\n\
         Roles: reception (runs the kiosk), clinician (scans and reads within consent; emergency access),\n\
         admin (cards, trust list, records, audit). The new PIN and PUK are asked on the terminal (not echoed) or\n\
         read from stdin, one per line, after the administrator's own PIN when --staff-reader is given.\n\
-        Keep the PUK with the clinic's administrator: it unblocks a PIN blocked by three wrong tries (medcard card unblock).")]
+        Keep the PUK with the clinic's administrator: it unblocks a PIN blocked by three wrong tries (medcard card unblock)."
+    )]
     Issue {
         #[command(flatten)]
         reader: ReaderArg,
@@ -194,11 +196,13 @@ fn list(state: &ClinicState, format: Output) -> Result<(), CliError> {
 
 /// `medcard emergency`: break the glass.
 #[derive(clap::Args)]
-#[command(after_help = "Example:\n  medcard emergency --patient-id P-1001 --reason 'unconscious on arrival, no card' --staff-reader 'Virtual PCD 00 01' --out ./p1001\n\n\
+#[command(
+    after_help = "Example:\n  medcard emergency --patient-id P-1001 --reason 'unconscious on arrival, no card' --staff-reader 'Virtual PCD 00 01' --out ./p1001\n\n\
     Opens the patient's emergency data set (default categories allergies, medications, summary; set them in\n\
     <data>/emergency.json as {\"categories\": [...]}) without the patient's code. Needs a clinician's staff card and PIN\n\
     and a reason; runs on a device that holds the clinic's record keys (admin PC or kiosk). Always audited, signed by\n\
-    the card, raised by `medcard audit alerts`, and shown in the patient's access report.")]
+    the card, raised by `medcard audit alerts`, and shown in the patient's access report."
+)]
 pub struct EmergencyArgs {
     /// The patient.
     #[arg(long, value_name = "ID")]
@@ -246,7 +250,11 @@ fn write_records(ks: &Keystore, args: &EmergencyArgs, records: &[reader::emergen
                 "media_type": r.media_type, "bytes": r.document.len()})).collect::<Vec<_>>(),
         }));
     } else {
-        eprintln!("EMERGENCY ACCESS to {} record(s) of patient {}: audited, signed by your card, and shown to the patient", records.len(), args.patient_id);
+        eprintln!(
+            "EMERGENCY ACCESS to {} record(s) of patient {}: audited, signed by your card, and shown to the patient",
+            records.len(),
+            args.patient_id
+        );
         if args.out.is_none() {
             let mut so = std::io::stdout().lock();
             for r in records {
@@ -263,7 +271,9 @@ fn write_records(ks: &Keystore, args: &EmergencyArgs, records: &[reader::emergen
 pub enum PatientCommand {
     /// Who read the patient's records and when, and every emergency access with its reason,
     /// from the audit log (verified first: a log that does not verify gives no report).
-    #[command(after_help = "Examples:\n  medcard patient access-report --patient-id P-1001\n  medcard patient access-report --patient-id P-1001 --since 1796300000 --json")]
+    #[command(
+        after_help = "Examples:\n  medcard patient access-report --patient-id P-1001\n  medcard patient access-report --patient-id P-1001 --since 1796300000 --json"
+    )]
     AccessReport {
         #[arg(long, value_name = "ID")]
         patient_id: String,
