@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Plays the desktop app's demo tour in a REAL window under Xvfb (Mesa's software OpenGL): the
-# app drives the kiosk → bedside flow by itself and saves what the window drew for each screen.
+# Plays the desktop app's demo tours in a REAL window under Xvfb (Mesa's software OpenGL): the
+# app drives the kiosk → bedside flow by itself and saves what the window drew for each screen;
+# then the staff tour (--demo-staff): staff sign-in, emergency access, the kiosk's access report.
 #
 #   bash scripts/screenshots.sh           refresh docs/screenshots/*.png
 #   bash scripts/screenshots.sh --check   into a temporary directory, then check the result
@@ -38,7 +39,16 @@ LIBGL_ALWAYS_SOFTWARE=1 xvfb-run -a -s "-screen 0 1280x900x24" "$bin" --demo --t
 grep -E "first frame|RSS" "$log"
 rm -f "$log"
 
-for shot in kiosk-insert kiosk-pin kiosk-consent kiosk-qr bedside-verified admin; do
+# The staff tour: a clinic with staff cards (--demo-staff): the bedside's staff sign-in, a
+# clinician's emergency access, and the patient's access report at the next check-in.
+LIBGL_ALWAYS_SOFTWARE=1 xvfb-run -a -s "-screen 0 1280x900x24" "$bin" --demo --demo-staff --tour "$out" >"$log" 2>&1 || {
+    cat "$log"
+    echo "screenshots: the staff tour failed (log above)" >&2
+    exit 1
+}
+rm -f "$log"
+
+for shot in kiosk-insert kiosk-pin kiosk-consent kiosk-qr bedside-verified admin bedside-staff-sign-in bedside-emergency kiosk-report; do
     f="$out/$shot.png"
     [ -s "$f" ] || { echo "screenshots: $shot.png missing" >&2; exit 1; }
 done

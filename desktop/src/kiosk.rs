@@ -514,9 +514,11 @@ impl KioskView {
         style::heading(ui, "You are checked in", style::GOOD);
         ui.label(RichText::new("Show this code to the nurse or doctor.").size(22.0));
         ui.add_space(6.0);
-        let report_lines = q.report.as_ref().map_or(1, |r| r.len().clamp(1, MAX_REPORT_LINES + 1));
+        // Each access line may wrap once (an emergency access with its reason does).
+        let report_lines =
+            q.report.as_ref().map_or(1, |r| r.iter().take(MAX_REPORT_LINES).map(|l| 1 + l.len() / 100).sum::<usize>().max(1));
         #[allow(clippy::cast_precision_loss)]
-        let report_height = 40.0 + 24.0 * report_lines as f32;
+        let report_height = 44.0 + 24.0 * report_lines as f32;
         if let Some(t) = &q.texture {
             let side = (ui.available_height() - 210.0 - report_height).clamp(220.0, 520.0);
             ui.add(egui::Image::new(t).fit_to_exact_size(Vec2::splat(side)).alt_text("Check-in QR code"));
@@ -567,7 +569,7 @@ impl KioskView {
 }
 
 /// The most access lines the QR screen shows (then "and N more: ask reception").
-const MAX_REPORT_LINES: usize = 5;
+const MAX_REPORT_LINES: usize = 4;
 
 /// The heading of the access report under the QR code.
 pub const REPORT_HEADING: &str = "Since your last visit";

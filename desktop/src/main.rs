@@ -45,6 +45,19 @@ struct Args {
     /// Minutes a check-in QR code stays valid (1 to 1440).
     #[arg(long, value_name = "MIN", default_value_t = 10)]
     qr_minutes: i64,
+    /// Seconds without activity before a staff session (bedside, admin) ends and the view
+    /// forgets what it showed (at least 10).
+    #[arg(long, value_name = "SECS", default_value_t = 300)]
+    staff_idle: u64,
+    /// A PC/SC reader for staff cards, offered at the staff sign-in (repeat for several).
+    /// Default: the readers found on this computer.
+    #[arg(long, value_name = "READER")]
+    staff_reader: Vec<String>,
+    /// With --demo: also issue the demo staff cards (an administrator, a clinician and a
+    /// reception card, in-process, in their own staff card reader), so the bedside and admin
+    /// views ask for a staff sign-in. With --tour: the staff tour.
+    #[arg(long, requires = "demo")]
+    demo_staff: bool,
     /// Seconds before the bedside hides a shown record.
     #[arg(long, value_name = "SECS", default_value_t = 120)]
     hide_after: u64,
@@ -90,6 +103,9 @@ fn run(args: Args, t0: Instant) -> Result<(), String> {
         return set_admin_pin(&dir);
     }
     let now = medcard_desktop::context::system_now();
+    if args.demo_staff && args.reader.is_some() {
+        return Err("--demo-staff issues the staff cards in process: leave out --reader".into());
+    }
     let (data_dir, source, banner, _keep) = if args.demo {
         match &args.reader {
             None => {
@@ -126,6 +142,14 @@ fn run(args: Args, t0: Instant) -> Result<(), String> {
         (dir, CardSource::Pcsc { reader }, None, None)
     };
     let mut env = AppContext::new(&data_dir, source);
+    env.staff_readers = args.staff_reader.iter().map(|r| CardSource::Pcsc { reader: r.clone() }).collect();
+    let mut banner = banner;
+    if args.demo_staff {
+        let staff = demo::create_staff(&data_dir, now).map_err(|e| e.to_string())?;
+        env.staff_readers = vec![CardSource::Sim(staff.slot.clone())];
+        let pins: Vec<String> = demo::STAFF.iter().map(|(id, name, role, pin)| format!("{name} ({role}, {id}) PIN {pin}")).collect();
+        banner = banner.map(|b| format!("{b} Staff cards: {}; the clinician's card is in the staff reader's tray.", pins.join(", ")));
+    }
     if let Some(s) = args.store {
         env.store_dir = Some(s);
     }
@@ -139,6 +163,7 @@ fn run(args: Args, t0: Instant) -> Result<(), String> {
     env.settings.kiosk_idle = Duration::from_secs(args.kiosk_idle.max(5));
     env.settings.qr_valid_for = args.qr_minutes * 60;
     env.settings.record_hide = Duration::from_secs(args.hide_after.max(5));
+    env.settings.staff_idle = Duration::from_secs(args.staff_idle.max(10));
     let options = eframe::NativeOptions {
         viewport: egui::ViewportBuilder::default()
             .with_title("MedCard")
@@ -153,7 +178,7 @@ fn run(args: Args, t0: Instant) -> Result<(), String> {
     let tour = match &args.tour {
         Some(dir) => {
             std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-            Some(medcard_desktop::tour::Tour::standard(dir))
+            Some(if args.demo_staff { medcard_desktop::tour::Tour::staff(dir) } else { medcard_desktop::tour::Tour::standard(dir) })
         }
         None => None,
     };

@@ -130,6 +130,15 @@ impl StaffGate {
         self.active.as_ref().map(|a| a.signer.clone())
     }
 
+    /// The refusal or failure on screen, if any.
+    #[must_use]
+    pub fn error(&self) -> Option<&str> {
+        match &self.note {
+            Some(Err(m)) => Some(m),
+            _ => None,
+        }
+    }
+
     /// Whether a sign-in is being checked.
     #[must_use]
     pub fn is_signing_in(&self) -> bool {

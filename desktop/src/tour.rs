@@ -64,6 +64,22 @@ pub enum Act {
     VerifyLog,
     /// Wait until the admin view is unlocked and its work done.
     WaitAdmin,
+    /// Take the demo card out of the reader.
+    RemoveCard,
+    /// Wait until the bedside knows the clinic requires staff sign-ins.
+    WaitStaffRequired,
+    /// Put the demo staff card into the staff card reader.
+    InsertStaffCard,
+    /// Type the staff card's PIN at the bedside.
+    StaffPin(&'static str),
+    /// Press Sign in at the bedside.
+    StaffSignIn,
+    /// Wait until the bedside is signed in.
+    WaitSignedIn,
+    /// Open the emergency data set of a patient for a reason, at the bedside.
+    Emergency(&'static str, &'static str),
+    /// Wait until emergency records are on screen.
+    WaitEmergency,
     /// Save a screenshot under this name.
     Shot(&'static str),
     /// Close the window.
@@ -122,6 +138,42 @@ impl Tour {
             Shot("admin-audit"),
             Exit,
         ];
+        Self::of(dir, acts)
+    }
+
+    /// The staff tour (`--demo --demo-staff`), saving into `dir`: a check-in; the bedside's staff
+    /// sign-in; the clinician's emergency access; a scan of the code; the next check-in with the
+    /// patient's access report.
+    #[must_use]
+    pub fn staff(dir: &Path) -> Self {
+        use Act::*;
+        let clinician_pin = crate::demo::StaffCards::pin(reader::staff::Role::Clinician);
+        let check_in = [InsertCard, WaitKiosk("pin"), Digits(crate::demo::PIN), SubmitPin, WaitKiosk("welcome"), CheckIn, WaitKiosk("qr")];
+        let mut acts: Vec<Act> = check_in.to_vec();
+        acts.extend([
+            SaveQr,
+            RemoveCard,
+            WaitKiosk("insert"),
+            Show(View::Bedside),
+            WaitStaffRequired,
+            InsertStaffCard,
+            StaffPin(clinician_pin),
+            Shot("bedside-staff-sign-in"),
+            StaffSignIn,
+            WaitSignedIn,
+            Emergency(crate::demo::PATIENT_ID, "unconscious on arrival, no code"),
+            WaitEmergency,
+            Shot("bedside-emergency"),
+            OpenQrAtBedside,
+            WaitBedside,
+            Show(View::Kiosk),
+        ]);
+        acts.extend(check_in);
+        acts.extend([Shot("kiosk-report"), Exit]);
+        Self::of(dir, acts)
+    }
+
+    fn of(dir: &Path, acts: Vec<Act>) -> Self {
         Tour {
             dir: dir.to_owned(),
             acts: acts.into(),
@@ -172,6 +224,51 @@ impl Tour {
                     self.fail(&ctx, "the tour needs --demo (the in-process card)".into());
                     return;
                 }
+            }
+            Act::RemoveCard => {
+                if let crate::card_source::CardSource::Sim(slot) = &app.env.source {
+                    slot.remove();
+                }
+                true
+            }
+            Act::WaitStaffRequired => self.wait(&ctx, app.bedside.staff.required() == Some(true), "the bedside's staff sign-in"),
+            Act::InsertStaffCard => match app.env.staff_readers.first() {
+                Some(crate::card_source::CardSource::Sim(slot)) => {
+                    slot.insert();
+                    true
+                }
+                _ => {
+                    self.fail(&ctx, "the staff tour needs --demo --demo-staff (the in-process staff card)".into());
+                    return;
+                }
+            },
+            Act::StaffPin(pin) => {
+                app.bedside.staff.type_pin(pin);
+                true
+            }
+            Act::StaffSignIn => {
+                app.bedside.staff.submit(&ctx, &app.env);
+                true
+            }
+            Act::WaitSignedIn => {
+                if let Some(e) = app.bedside.staff.error() {
+                    self.fail(&ctx, format!("the staff sign-in failed: {e}"));
+                    return;
+                }
+                self.wait(&ctx, app.bedside.staff.session().is_some(), "the staff sign-in")
+            }
+            Act::Emergency(patient, reason) => match app.bedside.staff.signer() {
+                Some(signer) => {
+                    app.bedside.emergency.start(&ctx, &app.env, signer, patient, reason);
+                    true
+                }
+                None => {
+                    self.fail(&ctx, "not signed in for emergency access".into());
+                    return;
+                }
+            },
+            Act::WaitEmergency => {
+                self.wait(&ctx, app.bedside.emergency.records_shown() > 0 && !app.bedside.emergency.busy(), "the emergency records")
             }
             Act::Digits(d) => {
                 d.chars().for_each(|c| app.kiosk.push_digit(c));

@@ -8,15 +8,15 @@
 use std::collections::HashMap;
 
 use reader::Keystore;
-use reader::access_report::{self, Access};
+use reader::access_report::{self, Access, AccessKind};
 use reader::audit::{self, Entry};
 use reader::clinic::ClinicState;
 use reader::db::ClinicDb;
 
 use crate::context::AppContext;
 
-/// The report since the patient's previous check-in, one line per access
-/// ([`access_report::describe`]); empty when no one read their records.
+/// The report since the patient's previous check-in in lines for the patient ([`lines`]);
+/// empty when no one read their records.
 ///
 /// # Errors
 /// A sentence for the patient's screen: the log could not be read, or it does not verify.
@@ -37,7 +37,63 @@ pub fn since_last_visit(env: &AppContext, patient_id: &str) -> Result<Vec<String
         .collect();
     let since = access_report::previous_visit(&entries, patient_id);
     let found: Vec<Access> = access_report::report(&entries, patient_id, since, &o.ks.issuer_public(), &categories);
-    Ok(found.iter().map(access_report::describe).collect())
+    Ok(lines(&found))
+}
+
+/// The accesses in lines for the patient, oldest first: the reads one person made in the same
+/// minute on one line ("2026-12-03 10:42 UTC: Dr N. Lee (clinician) read your allergies and
+/// labs"), each emergency access on its own with its reason. Pure.
+#[must_use]
+pub fn lines(found: &[Access]) -> Vec<String> {
+    // (minute, who, what was read) of the line being built; emergency lines are made at once.
+    let mut out: Vec<String> = Vec::new();
+    let mut reads: Option<(i64, String, Vec<String>)> = None;
+    let flush = |reads: &mut Option<(i64, String, Vec<String>)>, out: &mut Vec<String>| {
+        if let Some((minute, who, what)) = reads.take() {
+            out.push(format!("{}: {who} read your {}", crate::style::date_time(minute * 60), join(&what)));
+        }
+    };
+    for a in found {
+        let who = match &a.role {
+            Some(r) => format!("{} ({r})", a.who),
+            None => a.who.clone(),
+        };
+        let minute = a.time.div_euclid(60);
+        match &a.what {
+            AccessKind::Read { record, category } => {
+                let what = category.clone().unwrap_or_else(|| format!("record {record}"));
+                match &mut reads {
+                    Some((m, w, list)) if *m == minute && *w == who => {
+                        if !list.contains(&what) {
+                            list.push(what);
+                        }
+                    }
+                    _ => {
+                        flush(&mut reads, &mut out);
+                        reads = Some((minute, who, vec![what]));
+                    }
+                }
+            }
+            AccessKind::Emergency { reason, records } => {
+                flush(&mut reads, &mut out);
+                out.push(format!(
+                    "{}: EMERGENCY ACCESS by {who} to {records} record(s) without your code, because: {reason}",
+                    crate::style::date_time(a.time)
+                ));
+            }
+        }
+    }
+    flush(&mut reads, &mut out);
+    out
+}
+
+/// "a", "a and b", "a, b and c".
+fn join(items: &[String]) -> String {
+    match items.split_last() {
+        None => String::new(),
+        Some((last, [])) => last.clone(),
+        Some((last, rest)) => format!("{} and {last}", rest.join(", ")),
+    }
 }
 
 /// The log's entries (the clinic's in clinic mode, else this device's), after verifying the
@@ -73,5 +129,37 @@ fn verified_entries(ks: &Keystore, state: &ClinicState, db: &ClinicDb) -> Result
     match state.with_clinic_db(|pg| pg.audit_entries(None)).map_err(|e| unavailable(&e))? {
         Some(e) => Ok(e),
         None => audit::entries(db, 0, None).map_err(|e| unavailable(&e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read(time: i64, who: &str, category: &str) -> Access {
+        Access {
+            seq: 0,
+            time,
+            who: who.into(),
+            staff_id: Some("S-1".into()),
+            role: Some("clinician".into()),
+            signed: true,
+            what: AccessKind::Read { record: "loc".into(), category: Some(category.into()) },
+        }
+    }
+
+    #[test]
+    fn reads_of_one_person_in_one_minute_make_one_line_and_an_emergency_access_stands_alone() {
+        let t = 1_796_300_000 - 1_796_300_000 % 60;
+        let emergency = Access { what: AccessKind::Emergency { reason: "unconscious".into(), records: 3 }, ..read(t + 5, "Dr N. Lee", "") };
+        let found =
+            vec![read(t, "Dr N. Lee", "allergies"), read(t + 1, "Dr N. Lee", "labs"), emergency, read(t + 7200, "Dr K. Ito", "labs")];
+        let l = lines(&found);
+        let at = |i: usize| l.get(i).map_or("", String::as_str);
+        assert_eq!(l.len(), 3, "{l:?}");
+        assert!(at(0).ends_with("Dr N. Lee (clinician) read your allergies and labs"), "{l:?}");
+        assert!(at(1).contains("EMERGENCY ACCESS by Dr N. Lee (clinician) to 3 record(s) without your code, because: unconscious"));
+        assert!(at(2).ends_with("Dr K. Ito (clinician) read your labs"), "{l:?}");
+        assert!(lines(&[]).is_empty());
     }
 }
