@@ -218,8 +218,11 @@ pub const STAFF_SERIAL_BASE: u32 = 7_200_001;
 pub struct StaffCards {
     /// The staff card reader.
     pub slot: SimSlot,
-    drawer: std::sync::Arc<std::sync::Mutex<(Role, Vec<(Role, Card)>)>>,
+    drawer: std::sync::Arc<std::sync::Mutex<Drawer>>,
 }
+
+/// The role of the card in the hand (or reader), and the other cards.
+type Drawer = (Role, Vec<(Role, Card)>);
 
 impl StaffCards {
     /// Puts the card of `role` into the hand (out of the reader), the one held before into the drawer.

@@ -339,7 +339,7 @@ impl StaffGate {
                 })
                 .inner;
             let ready = !busy && !self.pin.is_empty();
-            if (ui.add_enabled(ready, egui::Button::new(RichText::new("Sign in").size(18.0))).clicked() || (enter && ready)) && ready {
+            if (ui.add_enabled(ready, egui::Button::new(RichText::new("Sign in").size(18.0))).clicked() || enter) && ready {
                 self.submit(ui.ctx(), env);
             }
             if let Some(j) = &self.signing {
