@@ -40,6 +40,25 @@ pub fn verification_outcome(e: &Error) -> (Outcome, Option<u32>) {
     }
 }
 
+/// Audits a failed issuance (`card.issued` or `staff.issued`) under the reader's name: the card's
+/// serial may be unknown, and nothing was recorded.
+pub fn audit_issue_failure<T: Transport>(
+    piv: &mut Piv<T>,
+    state: &ClinicState,
+    now: i64,
+    kind: EventKind,
+    e: &Error,
+    detail: String,
+) -> Result<(), Error> {
+    let outcome = match e {
+        Error::Card(PivError::Transport(_)) => Outcome::TransportError,
+        Error::Card(_) => Outcome::CardError,
+        _ => Outcome::Failed,
+    };
+    state.audit(&[state.event(now, kind, &reader_subject(piv), outcome, detail)])?;
+    Ok(())
+}
+
 fn reader_subject<T: Transport>(piv: &mut Piv<T>) -> String {
     format!("reader:{}", piv.transport_mut().reader_name())
 }
@@ -218,13 +237,7 @@ pub fn issue_card<T: Transport>(
             Ok(issued)
         }
         Err(e) => {
-            let subject = reader_subject(piv);
-            let outcome = match &e {
-                Error::Card(PivError::Transport(_)) => Outcome::TransportError,
-                Error::Card(_) => Outcome::CardError,
-                _ => Outcome::Failed,
-            };
-            state.audit(&[state.event(req.now, EventKind::CardIssued, &subject, outcome, format!("patient={}", req.patient_id))])?;
+            audit_issue_failure(piv, state, req.now, EventKind::CardIssued, &e, format!("patient={}", req.patient_id))?;
             Err(e)
         }
     }

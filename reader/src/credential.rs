@@ -21,23 +21,13 @@
 use p256::ecdsa::VerifyingKey;
 use qr::TrustList;
 
+use crate::card_claims::{self, CardClaims, ClaimsProblem, SignerProblem};
 use crate::cose_util::{self, Fields, ObjectError};
 
 /// The protected content type of a card credential.
 pub const CONTENT_TYPE: &str = "application/medcard-credential+cbor";
 /// The credential format this code writes and reads.
-pub const FORMAT_VERSION: u64 = 1;
-
-const ISS: i64 = 1;
-const SUB: i64 = 2;
-const EXP: i64 = 4;
-const NBF: i64 = 5;
-const IAT: i64 = 6;
-const FORMAT: i64 = -65_600;
-const SERIAL: i64 = -65_601;
-const KEY_9A: i64 = -65_602;
-const KEY_9C: i64 = -65_603;
-const KEY_9E: i64 = -65_604;
+pub const FORMAT_VERSION: u64 = crate::card_claims::FORMAT_VERSION;
 
 /// The claims of a card credential.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -119,46 +109,53 @@ pub enum CredentialError {
 }
 
 impl CardCredential {
+    /// The claims a staff credential shares (`crate::card_claims`).
+    fn card_claims(&self) -> CardClaims {
+        CardClaims {
+            issuer: self.issuer.clone(),
+            holder: self.patient_id.clone(),
+            expires_at: self.expires_at,
+            not_before: self.not_before,
+            issued_at: self.issued_at,
+            card_serial: self.card_serial,
+            key_9a: self.key_9a,
+            key_9c: self.key_9c,
+            key_9e: self.key_9e,
+        }
+    }
+
+    /// The credential of the shared claims `c`.
+    #[must_use]
+    pub fn from_card_claims(c: CardClaims) -> Self {
+        CardCredential {
+            issuer: c.issuer,
+            patient_id: c.holder,
+            expires_at: c.expires_at,
+            not_before: c.not_before,
+            issued_at: c.issued_at,
+            card_serial: c.card_serial,
+            key_9a: c.key_9a,
+            key_9c: c.key_9c,
+            key_9e: c.key_9e,
+        }
+    }
+
     /// The CBOR claims (deterministic encoding, keys in RFC 8949 §4.2.1 order).
     #[must_use]
     pub fn to_cbor(&self) -> Vec<u8> {
-        use ciborium::Value;
-        cose_util::encode_map(vec![
-            (ISS, Value::Text(self.issuer.clone())),
-            (SUB, Value::Text(self.patient_id.clone())),
-            (EXP, Value::from(self.expires_at)),
-            (NBF, Value::from(self.not_before)),
-            (IAT, Value::from(self.issued_at)),
-            (FORMAT, Value::from(FORMAT_VERSION)),
-            (SERIAL, Value::from(self.card_serial)),
-            (KEY_9A, cose_util::point_value(&self.key_9a)),
-            (KEY_9C, cose_util::point_value(&self.key_9c)),
-            (KEY_9E, cose_util::point_value(&self.key_9e)),
-        ])
+        cose_util::encode_map(self.card_claims().entries())
     }
 
     /// Decodes the claims strictly: every key present once, no unknown key, right types.
     pub fn from_cbor(bytes: &[u8]) -> Result<Self, CredentialError> {
         let mut f = Fields::decode(bytes, "card credential")?;
-        let format = f.uint(FORMAT)?;
-        if format != FORMAT_VERSION {
-            return Err(CredentialError::Format { got: format });
-        }
-        let serial = f.uint(SERIAL)?;
-        let card_serial = u32::try_from(serial).map_err(|_| CredentialError::Serial { got: serial })?;
-        let c = CardCredential {
-            issuer: f.text(ISS)?,
-            patient_id: f.text(SUB)?,
-            expires_at: f.time(EXP)?,
-            not_before: f.time(NBF)?,
-            issued_at: f.time(IAT)?,
-            card_serial,
-            key_9a: f.point(KEY_9A)?,
-            key_9c: f.point(KEY_9C)?,
-            key_9e: f.point(KEY_9E)?,
-        };
+        let c = CardClaims::take(&mut f).map_err(|p| match p {
+            ClaimsProblem::Object(e) => CredentialError::Object(e),
+            ClaimsProblem::Format(got) => CredentialError::Format { got },
+            ClaimsProblem::Serial(got) => CredentialError::Serial { got },
+        })?;
         f.finish()?;
-        Ok(c)
+        Ok(Self::from_card_claims(c))
     }
 
     /// Signs the credential with the issuer key.
@@ -213,12 +210,10 @@ pub fn verify(bytes: &[u8], trust: &TrustList, now: i64) -> Result<VerifiedCrede
         }
         Err(e) => return Err(e.into()),
     };
-    let kid_hex = hex::encode(&parsed.kid);
-    let mut candidates = trust.lookup(&parsed.kid).peekable();
-    if candidates.peek().is_none() {
-        return Err(CredentialError::UnknownIssuer { kid: kid_hex });
-    }
-    let signer = candidates.find(|k| parsed.verifies_with(&k.key)).ok_or(CredentialError::BadSignature { kid: kid_hex })?;
+    let signer = card_claims::trusted_signer(&parsed, trust).map_err(|p| match p {
+        SignerProblem::UnknownIssuer(kid) => CredentialError::UnknownIssuer { kid },
+        SignerProblem::BadSignature(kid) => CredentialError::BadSignature { kid },
+    })?;
     let credential = CardCredential::from_cbor(parsed.payload())?;
     if signer.clinic.as_deref() != Some(credential.issuer.as_str()) {
         let name = signer.clinic.clone().unwrap_or_else(|| signer.issuer.clone());

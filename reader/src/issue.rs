@@ -21,6 +21,7 @@ use p256::ecdsa::signature::hazmat::PrehashVerifier;
 use sha2::{Digest, Sha256};
 
 use crate::Error;
+use crate::card_claims::CardClaims;
 use crate::credential::{self, CardCredential, CredentialError, VerifiedCredential};
 use crate::keystore::Keystore;
 use crate::piv::{ManagementKey, PinBlock, Piv, PivError, Slot, tags};
@@ -154,6 +155,36 @@ struct Prepared {
     certificates: Vec<(Slot, Vec<u8>)>,
 }
 
+impl Prepared {
+    /// The claims of the credential to write for `holder` (`crate::card_claims`).
+    fn claims(&self, ks: &Keystore, holder: &str, now: i64) -> CardClaims {
+        CardClaims {
+            issuer: ks.clinic_id().to_owned(),
+            holder: holder.to_owned(),
+            expires_at: self.expires_at,
+            not_before: self.not_before,
+            issued_at: now,
+            card_serial: self.serial,
+            key_9a: self.key_9a,
+            key_9c: self.key_9c,
+            key_9e: self.key_9e,
+        }
+    }
+}
+
+/// Step 7: signs the credential with the issuer key and writes it, last.
+fn write_credential<T: Transport>(
+    piv: &mut Piv<T>,
+    ks: &Keystore,
+    sign: impl FnOnce(&p256::ecdsa::SigningKey) -> Result<Vec<u8>, crate::cose_util::SignError<p256::ecdsa::Error>>,
+    progress: &mut dyn FnMut(IssueStep) -> Result<(), Error>,
+) -> Result<Vec<u8>, Error> {
+    let bytes = sign(ks.issuer_key()?)?;
+    piv.put_data(tags::CARD_CREDENTIAL, &bytes)?;
+    progress(IssueStep::CredentialWritten)?;
+    Ok(bytes)
+}
+
 /// The secrets and validity of an issuance, patient or staff.
 struct CardSetup<'a> {
     /// The certificate's holder text (patient id, or `staff <id>`).
@@ -243,20 +274,8 @@ pub fn issue<T: Transport>(
         now: req.now,
     };
     let p = prepare(piv, ks, &setup, progress)?;
-    let credential = CardCredential {
-        issuer: ks.clinic_id().to_owned(),
-        patient_id: req.patient_id.clone(),
-        expires_at: p.expires_at,
-        not_before: p.not_before,
-        issued_at: req.now,
-        card_serial: p.serial,
-        key_9a: p.key_9a,
-        key_9c: p.key_9c,
-        key_9e: p.key_9e,
-    };
-    let credential_bytes = credential.sign(ks.issuer_key()?)?;
-    piv.put_data(tags::CARD_CREDENTIAL, &credential_bytes)?;
-    progress(IssueStep::CredentialWritten)?;
+    let credential = CardCredential::from_card_claims(p.claims(ks, &req.patient_id, req.now));
+    let credential_bytes = write_credential(piv, ks, |k| credential.sign(k), progress)?;
     Ok(Issued { credential, credential_bytes, certificates: p.certificates, reissue: p.reissue })
 }
 
@@ -320,22 +339,9 @@ pub fn issue_staff<T: Transport>(
         now: req.now,
     };
     let p = prepare(piv, ks, &setup, progress)?;
-    let credential = StaffCredential {
-        issuer: ks.clinic_id().to_owned(),
-        staff_id: req.staff_id.clone(),
-        name: req.name.clone(),
-        role: req.role.as_str().to_owned(),
-        expires_at: p.expires_at,
-        not_before: p.not_before,
-        issued_at: req.now,
-        card_serial: p.serial,
-        key_9a: p.key_9a,
-        key_9c: p.key_9c,
-        key_9e: p.key_9e,
-    };
-    let credential_bytes = credential.sign(ks.issuer_key()?)?;
-    piv.put_data(tags::CARD_CREDENTIAL, &credential_bytes)?;
-    progress(IssueStep::CredentialWritten)?;
+    let claims = p.claims(ks, &req.staff_id, req.now);
+    let credential = StaffCredential::from_card_claims(claims, req.name.clone(), req.role.as_str().to_owned());
+    let credential_bytes = write_credential(piv, ks, |k| credential.sign(k), progress)?;
     Ok(IssuedStaff { credential, credential_bytes, certificates: p.certificates, reissue: p.reissue })
 }
 

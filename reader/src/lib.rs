@@ -5,19 +5,20 @@
 //!
 //! Layers, bottom up (a module uses only modules of lower layers; `tests/tests/layers.rs` checks it):
 //! 1. [`clock`], [`fsutil`], [`category`], [`cbor`], [`cose_util`]
-//! 2. [`keystore`], [`staff`], [`sealed`], [`export`], [`record_index`]
-//! 3. [`credential`]
-//! 4. [`consent_token`], [`store`]
-//! 5. [`db`], [`deployment`]
-//! 6. [`audit`]
-//! 7. [`clinic_state`], [`access_report`]
-//! 8. [`error`]
-//! 9. [`issue`]
-//! 10. [`clinic`], [`records`], [`trust`]
-//! 11. [`staff_card`], [`consent`]
-//! 12. [`checkin`], [`emergency`]
-//! 13. [`scan_flow`]
-//! 14. [`bedside`]
+//! 2. [`card_claims`], [`keystore`], [`sealed`], [`export`], [`record_index`]
+//! 3. [`staff`]
+//! 4. [`credential`]
+//! 5. [`consent_token`], [`store`]
+//! 6. [`db`], [`deployment`]
+//! 7. [`audit`]
+//! 8. [`clinic_state`], [`access_report`]
+//! 9. [`error`]
+//! 10. [`issue`]
+//! 11. [`clinic`], [`records`], [`trust`]
+//! 12. [`staff_card`], [`consent`]
+//! 13. [`checkin`], [`emergency`]
+//! 14. [`scan_flow`]
+//! 15. [`bedside`]
 //!
 //! Below them all is the card client, re-exported from `medcard-piv`: [`random`], [`sw`],
 //! [`tlv`], [`sig`], [`x509`], [`transport`], [`piv`]. Each layer has one error type wrapping
@@ -34,6 +35,7 @@ pub use medcard_piv::{piv, random, sig, sw, tlv, transport, x509};
 pub mod access_report;
 pub mod audit;
 pub mod bedside;
+pub mod card_claims;
 pub mod category;
 pub mod cbor;
 pub mod checkin;

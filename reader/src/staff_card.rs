@@ -78,14 +78,8 @@ pub fn issue_staff_card<T: Transport>(
             Ok(issued)
         }
         Err(e) => {
-            let subject = format!("reader:{}", piv.transport_mut().reader_name());
-            let outcome = match &e {
-                Error::Card(PivError::Transport(_)) => Outcome::TransportError,
-                Error::Card(_) => Outcome::CardError,
-                _ => Outcome::Failed,
-            };
             let detail = format!("staff={} role={}", req.staff_id, req.role);
-            state.audit(&[state.event(req.now, EventKind::StaffIssued, &subject, outcome, detail)])?;
+            clinic::audit_issue_failure(piv, state, req.now, EventKind::StaffIssued, &e, detail)?;
             Err(e)
         }
     }

@@ -3,6 +3,9 @@
 //! same card flows run through pcscd + vpcd in `clinic_pcsc.rs`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 
+mod card_shims;
+use card_shims::*;
+
 use card_applet_sim::{Card, MemoryStore, PersistentState};
 use reader::category::Category;
 use reader::checkin;
@@ -11,7 +14,7 @@ use reader::consent::{self, ConsentRequest, ConsentToken};
 use reader::credential::CredentialError;
 use reader::issue::{IssueRequest, IssueStep};
 use reader::piv::tags;
-use reader::{Error, Keystore, PinBlock, Piv, SimTransport, Slot, Transport, TransportError, audit};
+use reader::{Error, Keystore, PinBlock, Piv, SimTransport, Slot, Transport, audit};
 
 const NOW: i64 = 1_795_000_000;
 const PIN: &str = "482913";
@@ -145,25 +148,6 @@ fn our_own_card_still_checks_in() {
     card.transport_mut().reset().unwrap();
     let out = checkin::card_step(&mut card, &ks_a, &state_a, &PinBlock::pin(PIN).unwrap(), NOW + 60).unwrap();
     assert_eq!(out.credential.credential().patient_id, PATIENT);
-}
-
-/// A reader shim between the kiosk and a real card: it answers VERIFY (INS 20) with 9000 itself,
-/// whatever PIN was typed, and forwards everything else.
-struct PinShim(SimTransport);
-
-impl Transport for PinShim {
-    fn transmit(&mut self, apdu: &[u8]) -> Result<Vec<u8>, TransportError> {
-        if apdu.get(1) == Some(&0x20) && apdu.len() > 5 {
-            return Ok(vec![0x90, 0x00]);
-        }
-        self.0.transmit(apdu)
-    }
-    fn reset(&mut self) -> Result<(), TransportError> {
-        self.0.reset()
-    }
-    fn reader_name(&self) -> &str {
-        "pin-shim"
-    }
 }
 
 #[test]

@@ -5,6 +5,9 @@
 //! plain message, audited, and grants nothing; none panics. The pcscd path is `staff_pcsc.rs`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 
+mod card_shims;
+use card_shims::*;
+
 use card_applet_sim::{Card, MemoryStore, PersistentState};
 use p256::ecdsa::SigningKey;
 use reader::audit::{self, Event, EventKind, Outcome};
@@ -14,7 +17,7 @@ use reader::piv::tags;
 use reader::staff::credential::StaffCredential;
 use reader::staff::{Action, Role};
 use reader::staff_card::{self, StaffSession};
-use reader::{Error, Keystore, PinBlock, Piv, SimTransport, Transport, TransportError};
+use reader::{Error, Keystore, PinBlock, Piv, SimTransport, Transport};
 
 const NOW: i64 = 1_795_000_000;
 const PIN: &str = "135790";
@@ -67,46 +70,6 @@ fn credential_of(card: &mut Piv<SimTransport>) -> StaffCredential {
     let bytes = card.card_credential().unwrap().unwrap();
     let parsed = qr::cose::parse(&bytes).unwrap().0;
     StaffCredential::from_cbor(parsed.payload.as_deref().unwrap()).unwrap()
-}
-
-/// A card that answers every GENERAL AUTHENTICATE (INS 87) with a flipped byte in its signature.
-struct GarbledSignatures(SimTransport);
-
-impl Transport for GarbledSignatures {
-    fn transmit(&mut self, apdu: &[u8]) -> Result<Vec<u8>, TransportError> {
-        let mut r = self.0.transmit(apdu)?;
-        if apdu.get(1) == Some(&0x87) && r.len() > 12 {
-            let at = r.len() - 6;
-            if let Some(b) = r.get_mut(at) {
-                *b ^= 0x01;
-            }
-        }
-        Ok(r)
-    }
-    fn reset(&mut self) -> Result<(), TransportError> {
-        self.0.reset()
-    }
-    fn reader_name(&self) -> &str {
-        "garbled"
-    }
-}
-
-/// A reader shim that answers VERIFY (INS 20) with 9000 itself.
-struct PinShim(SimTransport);
-
-impl Transport for PinShim {
-    fn transmit(&mut self, apdu: &[u8]) -> Result<Vec<u8>, TransportError> {
-        if apdu.get(1) == Some(&0x20) && apdu.len() > 5 {
-            return Ok(vec![0x90, 0x00]);
-        }
-        self.0.transmit(apdu)
-    }
-    fn reset(&mut self) -> Result<(), TransportError> {
-        self.0.reset()
-    }
-    fn reader_name(&self) -> &str {
-        "pin-shim"
-    }
 }
 
 #[test]

@@ -26,6 +26,9 @@ use p256::ecdsa::VerifyingKey;
 use qr::TrustList;
 
 use super::role::{Role, UnknownRole};
+use ciborium::Value;
+
+use crate::card_claims::{self, CardClaims, ClaimsProblem, SignerProblem};
 use crate::cose_util::{self, Fields, ObjectError};
 
 /// The protected content type of a staff credential.
@@ -33,18 +36,8 @@ pub const CONTENT_TYPE: &str = "application/medcard-staff-credential+cbor";
 /// The content type of a patient's card credential (refused here by name).
 const PATIENT_CONTENT_TYPE: &str = "application/medcard-credential+cbor";
 /// The format this code writes and reads.
-pub const FORMAT_VERSION: u64 = 1;
+pub const FORMAT_VERSION: u64 = crate::card_claims::FORMAT_VERSION;
 
-const ISS: i64 = 1;
-const SUB: i64 = 2;
-const EXP: i64 = 4;
-const NBF: i64 = 5;
-const IAT: i64 = 6;
-const FORMAT: i64 = -65_600;
-const SERIAL: i64 = -65_601;
-const KEY_9A: i64 = -65_602;
-const KEY_9C: i64 = -65_603;
-const KEY_9E: i64 = -65_604;
 const NAME: i64 = -65_610;
 const ROLE: i64 = -65_611;
 
@@ -109,50 +102,60 @@ pub enum StaffCredentialError {
 }
 
 impl StaffCredential {
-    /// The CBOR claims (deterministic encoding, keys in RFC 8949 §4.2.1 order).
+    /// The claims a patient's card credential shares (`crate::card_claims`).
+    fn card_claims(&self) -> CardClaims {
+        CardClaims {
+            issuer: self.issuer.clone(),
+            holder: self.staff_id.clone(),
+            expires_at: self.expires_at,
+            not_before: self.not_before,
+            issued_at: self.issued_at,
+            card_serial: self.card_serial,
+            key_9a: self.key_9a,
+            key_9c: self.key_9c,
+            key_9e: self.key_9e,
+        }
+    }
+
+    /// The credential of the shared claims `c`, with a name and a role.
+    #[must_use]
+    pub fn from_card_claims(c: CardClaims, name: String, role: String) -> Self {
+        StaffCredential {
+            issuer: c.issuer,
+            staff_id: c.holder,
+            name,
+            role,
+            expires_at: c.expires_at,
+            not_before: c.not_before,
+            issued_at: c.issued_at,
+            card_serial: c.card_serial,
+            key_9a: c.key_9a,
+            key_9c: c.key_9c,
+            key_9e: c.key_9e,
+        }
+    }
+
+    /// The CBOR claims (deterministic encoding, keys in RFC 8949 §4.2.1 order: the shared
+    /// claims, then name and role).
     #[must_use]
     pub fn to_cbor(&self) -> Vec<u8> {
-        use ciborium::Value;
-        cose_util::encode_map(vec![
-            (ISS, Value::Text(self.issuer.clone())),
-            (SUB, Value::Text(self.staff_id.clone())),
-            (EXP, Value::from(self.expires_at)),
-            (NBF, Value::from(self.not_before)),
-            (IAT, Value::from(self.issued_at)),
-            (FORMAT, Value::from(FORMAT_VERSION)),
-            (SERIAL, Value::from(self.card_serial)),
-            (KEY_9A, cose_util::point_value(&self.key_9a)),
-            (KEY_9C, cose_util::point_value(&self.key_9c)),
-            (KEY_9E, cose_util::point_value(&self.key_9e)),
-            (NAME, Value::Text(self.name.clone())),
-            (ROLE, Value::Text(self.role.clone())),
-        ])
+        let mut entries = self.card_claims().entries();
+        entries.push((NAME, Value::Text(self.name.clone())));
+        entries.push((ROLE, Value::Text(self.role.clone())));
+        cose_util::encode_map(entries)
     }
 
     /// Decodes the claims strictly: every key present once, no unknown key, right types.
     pub fn from_cbor(bytes: &[u8]) -> Result<Self, StaffCredentialError> {
         let mut f = Fields::decode(bytes, "staff credential")?;
-        let format = f.uint(FORMAT)?;
-        if format != FORMAT_VERSION {
-            return Err(StaffCredentialError::Format { got: format });
-        }
-        let serial = f.uint(SERIAL)?;
-        let card_serial = u32::try_from(serial).map_err(|_| StaffCredentialError::Serial { got: serial })?;
-        let c = StaffCredential {
-            issuer: f.text(ISS)?,
-            staff_id: f.text(SUB)?,
-            expires_at: f.time(EXP)?,
-            not_before: f.time(NBF)?,
-            issued_at: f.time(IAT)?,
-            card_serial,
-            key_9a: f.point(KEY_9A)?,
-            key_9c: f.point(KEY_9C)?,
-            key_9e: f.point(KEY_9E)?,
-            name: f.text(NAME)?,
-            role: f.text(ROLE)?,
-        };
+        let c = CardClaims::take(&mut f).map_err(|p| match p {
+            ClaimsProblem::Object(e) => StaffCredentialError::Object(e),
+            ClaimsProblem::Format(got) => StaffCredentialError::Format { got },
+            ClaimsProblem::Serial(got) => StaffCredentialError::Serial { got },
+        })?;
+        let (name, role) = (f.text(NAME)?, f.text(ROLE)?);
         f.finish()?;
-        Ok(c)
+        Ok(Self::from_card_claims(c, name, role))
     }
 
     /// The role, if this version knows it; an unknown role grants nothing.
@@ -203,17 +206,18 @@ fn parse(bytes: &[u8]) -> Result<cose_util::Parsed, StaffCredentialError> {
 /// validity at `now`.
 pub fn verify(bytes: &[u8], trust: &TrustList, clinic: &str, now: i64) -> Result<VerifiedStaff, StaffCredentialError> {
     let parsed = parse(bytes)?;
-    let kid_hex = hex::encode(&parsed.kid);
-    let mut candidates = trust.lookup(&parsed.kid).peekable();
-    if candidates.peek().is_none() {
-        return Err(StaffCredentialError::UnknownIssuer { kid: kid_hex });
-    }
-    let signer = candidates.find(|k| parsed.verifies_with(&k.key)).ok_or(StaffCredentialError::BadSignature { kid: kid_hex })?;
+    let signer = card_claims::trusted_signer(&parsed, trust).map_err(|p| match p {
+        SignerProblem::UnknownIssuer(kid) => StaffCredentialError::UnknownIssuer { kid },
+        SignerProblem::BadSignature(kid) => StaffCredentialError::BadSignature { kid },
+    })?;
     let credential = StaffCredential::from_cbor(parsed.payload())?;
     if signer.clinic.as_deref() != Some(credential.issuer.as_str()) || credential.issuer != clinic {
         return Err(StaffCredentialError::ForeignClinic { issuer: credential.issuer, clinic: clinic.to_owned() });
     }
-    check_validity(&credential, now)?;
+    if !credential.card_claims().valid_at(now) {
+        let c = &credential;
+        return Err(StaffCredentialError::OutsideValidity { now, not_before: c.not_before, expires_at: c.expires_at });
+    }
     Ok(VerifiedStaff { credential, bytes: bytes.to_vec() })
 }
 
@@ -227,13 +231,6 @@ pub fn verify_with(bytes: &[u8], issuer: &VerifyingKey) -> Result<VerifiedStaff,
     }
     let credential = StaffCredential::from_cbor(parsed.payload())?;
     Ok(VerifiedStaff { credential, bytes: bytes.to_vec() })
-}
-
-fn check_validity(c: &StaffCredential, now: i64) -> Result<(), StaffCredentialError> {
-    if now < c.not_before || now > c.expires_at {
-        return Err(StaffCredentialError::OutsideValidity { now, not_before: c.not_before, expires_at: c.expires_at });
-    }
-    Ok(())
 }
 
 #[cfg(test)]
