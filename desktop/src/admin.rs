@@ -277,6 +277,8 @@ impl AdminView {
         // on the admin's own screen is the admin at work.
         if ui.input(|i| !i.events.is_empty() || i.pointer.any_down()) {
             self.last_touch = self.clock;
+        }
+        if crate::staff_gate::active_input(ui) {
             self.staff.touch(env.now());
         }
         // Work done in a staff session names the administrator beside the device user.

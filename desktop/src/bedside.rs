@@ -307,7 +307,7 @@ impl BedsideView {
         if self.cached_stale && self.job.is_none() {
             self.refresh_cached(&ctx, env);
         }
-        if ui.input(|i| !i.events.is_empty() || i.pointer.any_down()) {
+        if crate::staff_gate::active_input(ui) {
             self.staff.touch(env.now());
         }
         self.take_dropped(&ctx, env);

@@ -92,7 +92,9 @@ impl HeldCard {
         match ready_rx.recv_timeout(WORK_TIMEOUT) {
             Ok(Ok(())) => Ok(HeldCard { tx, reader }),
             Ok(Err(e)) => Err(reader::Error::Card(PivError::Transport(e))),
-            Err(_) => Err(gone(&reader)),
+            // The thread waits for exclusive access: another session or application holds the card.
+            Err(mpsc::RecvTimeoutError::Timeout) => Err(reader::Error::Card(PivError::Transport(TransportError::Sharing { reader }))),
+            Err(mpsc::RecvTimeoutError::Disconnected) => Err(gone(&reader)),
         }
     }
 

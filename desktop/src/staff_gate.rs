@@ -145,7 +145,7 @@ impl StaffGate {
         self.signing.is_some()
     }
 
-    /// Notes activity now (each scan, open or click on the view): the idle time starts again.
+    /// Notes activity now (each scan, open, click or key on the view): the idle time starts again.
     pub fn touch(&mut self, now: i64) {
         if let Some(a) = &mut self.active {
             a.signer.session.touch(now);
@@ -205,13 +205,11 @@ impl StaffGate {
             self.choices = env.staff_readers.clone();
         }
         if let Some(r) = finished(&mut self.checking) {
-            match r.and_then(|x| x) {
-                Ok(req) => self.required = Some(req || self.required == Some(true)),
-                // Unknown: fail closed for reading, and say why.
-                Err(m) => {
-                    self.required = Some(true);
-                    self.note.get_or_insert(Err(m));
-                }
+            // Unknown (no clinic, database unreadable): the last answer stands. The library
+            // refuses a device read in a clinic with staff cards whatever the gate believes, and
+            // the view's own work reports a clinic it cannot open.
+            if let Ok(Ok(req)) = r {
+                self.required = Some(req || self.required == Some(true));
             }
         }
         if self.checking.is_none() && self.checked_at.is_none_or(|t| t.elapsed() >= RECHECK) {
@@ -390,6 +388,16 @@ fn list_readers() -> Result<Vec<String>, String> {
     let ctx = reader::PcscContext::establish()
         .map_err(|e| format!("The smart-card service is not available ({e}): ask IT to start pcscd, then press Find readers."))?;
     ctx.reader_names().map_err(|e| format!("The card readers could not be listed ({e}). Press Find readers to try again."))
+}
+
+/// Whether input this frame counts as activity for the idle time: a press or a key, not a
+/// pointer merely passing over the window.
+#[must_use]
+pub fn active_input(ui: &Ui) -> bool {
+    ui.input(|i| {
+        i.pointer.any_pressed()
+            || i.events.iter().any(|e| matches!(e, egui::Event::Key { .. } | egui::Event::Text(_) | egui::Event::Paste(_)))
+    })
 }
 
 /// Whether the clinic has staff cards (worker thread).
