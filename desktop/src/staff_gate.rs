@@ -204,13 +204,11 @@ impl StaffGate {
         if self.choices.is_empty() && !env.staff_readers.is_empty() {
             self.choices = env.staff_readers.clone();
         }
-        if let Some(r) = finished(&mut self.checking) {
-            // Unknown (no clinic, database unreadable): the last answer stands. The library
-            // refuses a device read in a clinic with staff cards whatever the gate believes, and
-            // the view's own work reports a clinic it cannot open.
-            if let Ok(Ok(req)) = r {
-                self.required = Some(req || self.required == Some(true));
-            }
+        // Unknown (no clinic, database unreadable): the last answer stands. The library refuses a
+        // device read in a clinic with staff cards whatever the gate believes, and the view's own
+        // work reports a clinic it cannot open.
+        if let Some(Ok(Ok(req))) = finished(&mut self.checking) {
+            self.required = Some(req || self.required == Some(true));
         }
         if self.checking.is_none() && self.checked_at.is_none_or(|t| t.elapsed() >= RECHECK) {
             self.checked_at = Some(Instant::now());
