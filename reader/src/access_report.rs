@@ -12,7 +12,8 @@ use std::collections::HashMap;
 
 use p256::ecdsa::VerifyingKey;
 
-use crate::audit::{Entry, EventKind, Outcome};
+use crate::audit::{Entry, EventKind, Finding, Outcome};
+use crate::clinic_state::{ClinicError, ClinicState};
 use crate::staff::credential::verify_with;
 use crate::staff::signed;
 
@@ -131,6 +132,49 @@ pub fn previous_visit(entries: &[Entry], patient_id: &str) -> Option<i64> {
         last = Some(e.time);
     }
     before_last
+}
+
+/// From when a report runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Since {
+    /// Accesses at or after this time (`None`: all).
+    Time(Option<i64>),
+    /// Since the patient's previous check-in (the kiosk, right after a check-in).
+    LastVisit,
+}
+
+/// Why there is no report.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReportError {
+    /// The log does not verify: no report is built from it.
+    #[error("the audit log does not verify, so no access report is built from it ({0}); tell the clinic's IT")]
+    Log(Finding),
+    /// The clinic state (database, log) could not be read.
+    #[error(transparent)]
+    Clinic(#[from] ClinicError),
+}
+
+/// The report of `patient_id`'s accesses from the clinic's log, verified first (every row,
+/// checkpoint and staff signature), with the categories of the clinic's records index.
+pub fn verified_report(state: &ClinicState, issuer: &VerifyingKey, patient_id: &str, since: Since) -> Result<Vec<Access>, ReportError> {
+    if let Err(finding) = state.verify_audit(issuer)? {
+        return Err(ReportError::Log(finding));
+    }
+    let entries = state.audit_entries(None)?;
+    let categories = state
+        .records(Some(patient_id))?
+        .into_iter()
+        .flat_map(|r| {
+            let c = r.meta.category.as_str().to_owned();
+            [(r.locator.to_string(), c.clone()), (r.meta.record_id, c)]
+        })
+        .collect();
+    let since = match since {
+        Since::Time(t) => t,
+        Since::LastVisit => previous_visit(&entries, patient_id),
+    };
+    Ok(report(&entries, patient_id, since, issuer, &categories))
 }
 
 /// One line of the report for people: "3 Dec 2026 10:42 UTC: Dr N. Lee (clinician) read your labs".

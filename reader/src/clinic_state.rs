@@ -402,6 +402,39 @@ impl ClinicState {
         }
     }
 
+    /// Verifies the whole audit log: the clinic's in clinic mode, else this device's (every row,
+    /// every checkpoint, every staff signature; `docs/audit-log.md`). `Ok(Err(finding))` names
+    /// the first problem.
+    pub fn verify_audit(
+        &self,
+        issuer: &p256::ecdsa::VerifyingKey,
+    ) -> Result<Result<crate::audit::VerifyReport, crate::audit::Finding>, ClinicError> {
+        let shared = self.with_clinic_db(|pg| {
+            let cps = pg.audit_checkpoints()?;
+            let mut failed = None;
+            let r = crate::audit::verify_rows(cps, issuer, |sink| {
+                if let Err(e) = pg.audit_rows(sink) {
+                    failed = Some(e);
+                }
+                Ok(())
+            });
+            Ok((r, failed))
+        })?;
+        match shared {
+            Some((_, Some(e))) => Err(ClinicError::Shared(e)),
+            Some((r, None)) => Ok(r?),
+            None => self.with_db(|db| Ok(crate::audit::verify(db, issuer)?)),
+        }
+    }
+
+    /// The audit entries at or after `since`: the clinic log in clinic mode, else this device's.
+    pub fn audit_entries(&self, since: Option<i64>) -> Result<Vec<crate::audit::Entry>, ClinicError> {
+        if let Some(e) = self.with_clinic_db(|pg| pg.audit_entries(since))? {
+            return Ok(e);
+        }
+        self.with_db(|db| Ok(crate::audit::entries(db, 0, since)?))
+    }
+
     /// Whether this clinic requires a staff sign-in to read records: it does from its first staff
     /// card on (`docs/staff.md`, "Sessions"). Clinic mode: asked of the clinic database, and
     /// noted in this device's database once true, so a device that cannot reach the clinic

@@ -153,74 +153,9 @@ fn show(data: &DataArg, since: Option<i64>, format: Output) -> Result<(), CliErr
     Ok(())
 }
 
-/// Verifies the whole log (the clinic's in clinic mode, else this device's): `Ok(Err(finding))`
-/// names the first problem.
-pub fn verify_log(
-    ks: &reader::Keystore,
-    state: &reader::clinic::ClinicState,
-    db: &reader::db::ClinicDb,
-) -> Result<Result<audit::VerifyReport, audit::Finding>, CliError> {
-    let issuer = ks.issuer_public();
-    let shared = state.with_clinic_db(|pg| {
-        let cps = pg.audit_checkpoints()?;
-        let mut failed = None;
-        let r = audit::verify_rows(cps, &issuer, |sink| {
-            if let Err(e) = pg.audit_rows(sink) {
-                failed = Some(e);
-            }
-            Ok(())
-        });
-        Ok((r, failed))
-    })?;
-    Ok(match shared {
-        Some((_, Some(e))) => return Err(reader::clinic::ClinicError::Shared(e).into()),
-        Some((r, None)) => r?,
-        None => audit::verify(db, &issuer)?,
-    })
-}
-
-/// From when an access report runs.
-pub enum Since {
-    /// Accesses at or after this time (`None`: all).
-    Time(Option<i64>),
-    /// Since the patient's previous check-in (the kiosk, right after a check-in).
-    LastVisit,
-}
-
-/// The patient's access report from the log, verified first (a log that does not verify is an
-/// error, not a report).
-pub fn access_report(
-    ks: &reader::Keystore,
-    state: &reader::clinic::ClinicState,
-    db: &reader::db::ClinicDb,
-    patient_id: &str,
-    since: Since,
-) -> Result<Vec<reader::access_report::Access>, CliError> {
-    if let Err(finding) = verify_log(ks, state, db)? {
-        return Err(CliError::AuditFinding(finding));
-    }
-    let entries = match state.with_clinic_db(|pg| pg.audit_entries(None))? {
-        Some(e) => e,
-        None => audit::entries(db, 0, None)?,
-    };
-    let categories = state
-        .records(Some(patient_id))?
-        .into_iter()
-        .flat_map(|r| {
-            let c = r.meta.category.as_str().to_owned();
-            [(r.locator.to_string(), c.clone()), (r.meta.record_id, c)]
-        })
-        .collect();
-    let since = match since {
-        Since::Time(t) => t,
-        Since::LastVisit => reader::access_report::previous_visit(&entries, patient_id),
-    };
-    Ok(reader::access_report::report(&entries, patient_id, since, &ks.issuer_public(), &categories))
-}
-
 fn verify(data: &DataArg, format: Output) -> Result<(), CliError> {
     let c = data.clinic()?;
-    let result = verify_log(&c.ks, &c.state, &c.db)?;
+    let result = c.state.verify_audit(&c.ks.issuer_public())?;
     match result {
         Ok(r) => {
             if format.json {

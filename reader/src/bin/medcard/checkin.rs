@@ -105,8 +105,8 @@ pub fn run(args: &CheckinArgs) -> Result<(), CliError> {
     let total_ms = started.elapsed().as_secs_f64() * 1000.0;
     // The patient's access report since their last visit, from the verified log. The code is
     // made: a report that cannot be built is said, not a failed check-in.
-    let db = reader::db::ClinicDb::open_clinic(&ks)?;
-    let report = crate::audit::access_report(&ks, &state, &db, &issued.patient_id, crate::audit::Since::LastVisit);
+    let report =
+        reader::access_report::verified_report(&state, &ks.issuer_public(), &issued.patient_id, reader::access_report::Since::LastVisit);
     if args.format.json {
         print_json(&serde_json::json!({
             "qr_id": issued.qr_id,

@@ -138,6 +138,9 @@ pub enum CliError {
     /// Emergency access refused or failed.
     #[error(transparent)]
     Emergency(#[from] reader::emergency::EmergencyError),
+    /// The patient's access report could not be built.
+    #[error(transparent)]
+    Report(#[from] reader::access_report::ReportError),
 }
 
 impl CliError {

@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use clap::Subcommand;
+use reader::access_report;
 use reader::clinic::ClinicState;
 use reader::issue::{IssueStep, STAFF_VALIDITY_DAYS, StaffIssueRequest};
 use reader::staff::{Action, Role};
@@ -291,7 +292,7 @@ pub fn patient(cmd: PatientCommand, staff: &StaffArg) -> Result<(), CliError> {
     let PatientCommand::AccessReport { patient_id, since, data, format } = cmd;
     let c = data.clinic()?;
     cli::as_staff(staff, &data, &c.state, Action::Administer, "read patients' access reports", |_| {
-        let report = crate::audit::access_report(&c.ks, &c.state, &c.db, &patient_id, crate::audit::Since::Time(since))?;
+        let report = access_report::verified_report(&c.state, &c.ks.issuer_public(), &patient_id, access_report::Since::Time(since))?;
         print_report(&patient_id, &report, format);
         Ok(())
     })
