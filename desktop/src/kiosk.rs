@@ -47,9 +47,12 @@ pub struct ShownQr {
     pub categories: Vec<Category>,
     /// Records shared.
     pub records: usize,
+    /// Whose code it is.
+    pub patient_id: String,
     /// Who read the patient's records since their previous visit
-    /// ([`crate::visit_report::since_last_visit`]), or why that cannot be shown.
-    pub report: Result<Vec<String>, String>,
+    /// ([`crate::visit_report::since_last_visit`]), or why that cannot be shown; `None` while it
+    /// is being built (it verifies the whole audit log, so the code is shown first).
+    pub report: Option<Result<Vec<String>, String>>,
     texture: Option<egui::TextureHandle>,
     image: Option<egui::ColorImage>,
 }
@@ -175,6 +178,7 @@ pub struct KioskView {
     presence: Presence,
     last_touch: f64,
     save_result: Option<Result<String, String>>,
+    report: Option<Job<Result<Vec<String>, String>>>,
 }
 
 impl KioskView {
@@ -189,6 +193,7 @@ impl KioskView {
             presence: Presence::Empty,
             last_touch: 0.0,
             save_result: None,
+            report: None,
         }
     }
 
@@ -217,7 +222,8 @@ impl KioskView {
     fn reset(&mut self, step: Step) {
         self.pin = Zeroizing::new(String::new());
         self.save_result = None;
-        self.step = step; // drops a Welcome (card session) or a ShownQr (text, PNG, texture)
+        self.report = None;
+        self.step = step; // drops a Welcome (card session) or a ShownQr (text, PNG, texture, report)
     }
 
     fn take_card(&mut self, title: &str, message: &str, alarm: bool) {
@@ -231,7 +237,7 @@ impl KioskView {
         let now_t = ctx.input(|i| i.time);
         self.presence = self.watch.poll();
         self.follow_card();
-        self.poll_jobs(ctx);
+        self.poll_jobs(ctx, env);
         let busy = matches!(self.step, Step::Checking(_) | Step::Issuing(_));
         if !busy
             && !matches!(self.step, Step::Insert | Step::TakeCard { .. })
@@ -314,7 +320,7 @@ impl KioskView {
         }
     }
 
-    fn poll_jobs(&mut self, ctx: &egui::Context) {
+    fn poll_jobs(&mut self, ctx: &egui::Context, env: &AppContext) {
         match &mut self.step {
             Step::Checking(job) => match job.poll() {
                 Poll::Pending => {}
@@ -347,11 +353,22 @@ impl KioskView {
                     if let Some(img) = q.image.take() {
                         q.texture = Some(ctx.load_texture("checkin-qr", img, egui::TextureOptions::NEAREST));
                     }
+                    let (env, c, patient) = (env.clone(), ctx.clone(), q.patient_id.clone());
+                    self.report = Some(Job::spawn(
+                        "Looking up who read your records",
+                        move || c.request_repaint(),
+                        move || crate::visit_report::since_last_visit(&env, &patient),
+                    ));
                     self.step = Step::Qr(Box::new(q));
                 }
                 Poll::Ready(Err(m)) => self.take_card("We could not check you in", &m, true),
                 Poll::Lost(m) => self.take_card("Something went wrong", &format!("{m}. Please take your card and see reception."), true),
             },
+            Step::Qr(q) => {
+                if let Some(r) = crate::jobs::finished(&mut self.report) {
+                    q.report = Some(r.and_then(|x| x));
+                }
+            }
             _ => {}
         }
     }
@@ -515,8 +532,10 @@ impl KioskView {
         ui.label(RichText::new("Show this code to the nurse or doctor.").size(22.0));
         ui.add_space(6.0);
         // Each access line may wrap once (an emergency access with its reason does).
-        let report_lines =
-            q.report.as_ref().map_or(1, |r| r.iter().take(MAX_REPORT_LINES).map(|l| 1 + l.len() / 100).sum::<usize>().max(1));
+        let report_lines = match &q.report {
+            Some(Ok(r)) => r.iter().take(MAX_REPORT_LINES).map(|l| 1 + l.len() / 100).sum::<usize>().max(1),
+            _ => 1,
+        };
         #[allow(clippy::cast_precision_loss)]
         let report_height = 44.0 + 24.0 * report_lines as f32;
         if let Some(t) = &q.texture {
@@ -575,16 +594,22 @@ const MAX_REPORT_LINES: usize = 4;
 pub const REPORT_HEADING: &str = "Since your last visit";
 
 /// The access report under the QR code: who read the patient's records since their last visit.
-fn report_ui(ui: &mut Ui, report: &Result<Vec<String>, String>) {
+fn report_ui(ui: &mut Ui, report: &Option<Result<Vec<String>, String>>) {
     ui.add_space(8.0);
     style::centered(ui, 940.0, |ui| {
         egui::Frame::group(ui.style()).show(ui, |ui| {
             ui.set_width(920.0);
             match report {
-                Ok(lines) if lines.is_empty() => {
+                None => {
+                    ui.horizontal(|ui| {
+                        ui.add(egui::Spinner::new());
+                        ui.label(RichText::new("Looking up who read your records since your last visit…").size(17.0).color(style::MUTED));
+                    });
+                }
+                Some(Ok(lines)) if lines.is_empty() => {
                     ui.label(RichText::new(format!("{REPORT_HEADING}: no one read your records.")).size(19.0));
                 }
-                Ok(lines) => {
+                Some(Ok(lines)) => {
                     ui.label(RichText::new(format!("{REPORT_HEADING}:")).size(19.0).strong());
                     for l in lines.iter().take(MAX_REPORT_LINES) {
                         let colour = if l.contains("EMERGENCY ACCESS") { style::BAD } else { style::INK };
@@ -598,7 +623,7 @@ fn report_ui(ui: &mut Ui, report: &Result<Vec<String>, String>) {
                         );
                     }
                 }
-                Err(m) => {
+                Some(Err(m)) => {
                     ui.label(RichText::new(format!("{REPORT_HEADING}: {m}.")).size(17.0).color(style::MUTED));
                 }
             }
@@ -627,10 +652,11 @@ fn issue(env: &AppContext, outcome: &CardOutcome) -> Result<ShownQr, String> {
         qr::render::render_png(&issued.text, 8).map_err(|e| format!("The QR code could not be drawn ({e}). Please see reception."))?;
     let size = [gray.width() as usize, gray.height() as usize];
     let image = egui::ColorImage::from_gray(size, gray.as_raw());
-    // The code is made: a report that cannot be built is said, not a failed check-in.
-    let report = crate::visit_report::since_last_visit(env, &issued.patient_id);
     Ok(ShownQr {
-        report,
+        // Built by a job of its own once the code is on screen: a report that cannot be built
+        // is said, not a failed check-in.
+        report: None,
+        patient_id: issued.patient_id.clone(),
         text: Zeroizing::new(issued.text),
         png: Zeroizing::new(png),
         exp: issued.exp,

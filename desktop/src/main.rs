@@ -148,7 +148,15 @@ fn run(args: Args, t0: Instant) -> Result<(), String> {
         let staff = demo::create_staff(&data_dir, now).map_err(|e| e.to_string())?;
         env.staff_readers = vec![CardSource::Sim(staff.slot.clone())];
         let pins: Vec<String> = demo::STAFF.iter().map(|(id, name, role, pin)| format!("{name} ({role}, {id}) PIN {pin}")).collect();
-        banner = banner.map(|b| format!("{b} Staff cards: {}; the clinician's card is in the staff reader's tray.", pins.join(", ")));
+        // The shared admin PIN opens nothing once the clinic has staff cards: not in the banner.
+        let no_admin_pin = format!(", admin PIN {}", demo::ADMIN_PIN);
+        banner = banner.map(|b| {
+            format!(
+                "{} Staff cards: {}; the clinician's card is in the staff reader's tray.",
+                b.replace(&no_admin_pin, ""),
+                pins.join(", ")
+            )
+        });
     }
     if let Some(s) = args.store {
         env.store_dir = Some(s);

@@ -64,6 +64,8 @@ pub enum Act {
     VerifyLog,
     /// Wait until the admin view is unlocked and its work done.
     WaitAdmin,
+    /// Wait until the kiosk's access report is on screen.
+    WaitReport,
     /// Take the demo card out of the reader.
     RemoveCard,
     /// Wait until the bedside knows the clinic requires staff sign-ins.
@@ -121,6 +123,7 @@ impl Tour {
             Shot("kiosk-consent"),
             CheckIn,
             WaitKiosk("qr"),
+            WaitReport,
             Shot("kiosk-qr"),
             SaveQr,
             Show(View::Bedside),
@@ -169,7 +172,7 @@ impl Tour {
             Show(View::Kiosk),
         ]);
         acts.extend(check_in);
-        acts.extend([Shot("kiosk-report"), Exit]);
+        acts.extend([WaitReport, Shot("kiosk-report"), Exit]);
         Self::of(dir, acts)
     }
 
@@ -224,6 +227,10 @@ impl Tour {
                     self.fail(&ctx, "the tour needs --demo (the in-process card)".into());
                     return;
                 }
+            }
+            Act::WaitReport => {
+                let ready = app.kiosk.shown_qr().is_some_and(|q| q.report.is_some());
+                self.wait(&ctx, ready, "the kiosk's access report")
             }
             Act::RemoveCard => {
                 if let crate::card_source::CardSource::Sim(slot) = &app.env.source {

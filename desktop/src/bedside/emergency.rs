@@ -114,6 +114,9 @@ impl EmergencyPanel {
         }
         self.shown = None;
         self.note = None;
+        // The fields show what is being opened (the tour calls this without typing).
+        patient.clone_into(&mut self.patient);
+        reason.clone_into(&mut self.reason);
         let (env, c, patient, reason) = (env.clone(), ctx.clone(), patient.to_owned(), reason.to_owned());
         self.job =
             Some(Job::spawn("Opening the emergency data set", move || c.request_repaint(), move || open(&env, signer, &patient, &reason)));
