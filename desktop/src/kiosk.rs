@@ -93,6 +93,9 @@ pub fn classify(e: &reader::Error) -> CardFailure {
         E::Credential(CredentialError::ForeignIssuer { .. }) => CardFailure::Refused(
             "This card was issued by another clinic. Check-in here needs a card from this clinic: please see reception.".into(),
         ),
+        E::Credential(CredentialError::StaffCard) => CardFailure::Refused(
+            "This is a staff card, not a patient card. Check-in needs your own patient card: please see reception.".into(),
+        ),
         E::Credential(CredentialError::PinNotProven { .. }) => {
             CardFailure::Refused("This card could not confirm your PIN. Please take it to reception.".into())
         }
@@ -733,6 +736,12 @@ mod tests {
         let e = reader::Error::Credential(CredentialError::PinNotProven { serial: 7 });
         let CardFailure::Refused(m) = classify(&e) else { unreachable!() };
         assert!(m.contains("could not confirm your PIN"), "{m}");
+    }
+
+    #[test]
+    fn a_staff_card_at_the_kiosk_is_sent_to_reception_as_not_a_patient_card() {
+        let CardFailure::Refused(m) = classify(&reader::Error::Credential(CredentialError::StaffCard)) else { unreachable!() };
+        assert!(m.contains("staff card, not a patient card"), "{m}");
     }
 
     #[test]

@@ -443,3 +443,27 @@ fn end_session(env: &AppContext, signer: CardSigner, why: EndReason) -> Result<(
     drop(signer);
     r.map_err(|e| format!("The end of the staff session could not be logged ({e}); report it to IT."))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_wrong_staff_pin_says_the_tries_left_and_zero_tries_means_blocked() {
+        let wrong = |n| reader::Error::Card(PivError::Card(CardError::WrongSecret { secret: Secret::Pin, tries_left: n }));
+        assert_eq!(refusal_text(&wrong(2)), "Wrong staff card PIN: 2 tries left.");
+        assert_eq!(refusal_text(&wrong(1)), "Wrong staff card PIN: 1 try left.");
+        assert!(refusal_text(&wrong(0)).contains("blocked"));
+        assert!(refusal_text(&reader::Error::Card(PivError::Card(CardError::PinBlocked))).contains("unblocks it with the card's PUK"));
+    }
+
+    #[test]
+    fn other_refusals_keep_the_librarys_words() {
+        let e = reader::Error::NotPermitted {
+            staff_id: "S-1".into(),
+            role: reader::staff::Role::Clinician,
+            action: reader::staff::Action::Administer,
+        };
+        assert_eq!(refusal_text(&e), format!("Not signed in: {e}"));
+    }
+}

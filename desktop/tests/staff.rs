@@ -75,6 +75,15 @@ fn bedside_reads_nothing_without_a_staff_session_and_a_clinicians_card_signs_eve
     }
     let signed_in = entries(&d).into_iter().filter(|e| e.kind == "staff.session" && e.outcome == "ok").count();
     assert_eq!(signed_in, 1);
+
+    // A record opened again from the Cached list is signed by the card too.
+    click(&mut h, "Hide now");
+    wait_until(&mut h, "the cached list", |a| a.bedside.cached_ids().len() == demo::CONSENTED.len());
+    h.query_all_by_label("Open record").next().unwrap().click();
+    wait_for(&mut h, "VERIFIED (from this device's cache)");
+    let cached_read = entries(&d).into_iter().filter(|e| e.kind == "record.read").nth(demo::CONSENTED.len()).unwrap();
+    assert!(cached_read.detail.starts_with("cached=") && cached_read.detail.contains(" sig="), "{}", cached_read.detail);
+    assert_eq!(cached_read.actor, clinician_actor());
 }
 
 #[test]
@@ -260,4 +269,33 @@ fn check_in(h: &mut Harness<'_, MedcardApp>) -> String {
     click(h, "Check in");
     wait_for(h, "You are checked in");
     h.state().kiosk.shown_qr().unwrap().text.to_string()
+}
+
+#[test]
+fn kiosk_refuses_a_staff_card_as_a_patients_card() {
+    let now = medcard_desktop::context::system_now();
+    let d = demo::create(None, now).unwrap();
+    let staff = demo::create_staff(&d.data_dir, now).unwrap();
+    // The clinician's staff card in the kiosk's own reader.
+    let env = AppContext::new(&d.data_dir, CardSource::Sim(staff.slot.clone()));
+    let mut h = harness(env, View::Kiosk);
+    click(&mut h, "Insert the demo card");
+    wait_for(&mut h, "Enter your PIN");
+    pin_pad(&mut h, demo::StaffCards::pin(StaffRole::Clinician));
+    click(&mut h, "OK");
+    wait_for(&mut h, "This is a staff card, not a patient card");
+    assert!(h.state().kiosk.shown_qr().is_none());
+}
+
+#[test]
+fn kiosk_shows_no_access_report_from_an_audit_log_that_does_not_verify() {
+    let (mut h, d, _staff) = staffed(View::Kiosk);
+    // Someone with the database key edits an entry behind the log's back.
+    let ks = reader::Keystore::open(&d.data_dir).unwrap();
+    let db = reader::db::ClinicDb::open_clinic(&ks).unwrap();
+    db.conn().execute_batch("UPDATE audit_entries SET outcome = 'refused' WHERE seq = 3").unwrap();
+    drop(db);
+    check_in(&mut h);
+    wait_for(&mut h, "the access report is not shown: the audit log does not verify");
+    assert!(!shows(&h, "no one read your records"), "a log that does not verify gives no report");
 }
