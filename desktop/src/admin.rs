@@ -1,4 +1,6 @@
-//! The clinic admin view, for the clinic's IT: behind the clinic admin PIN ([`crate::admin_pin`]),
+//! The clinic admin view, for the clinic's IT: behind an administrator's staff card once the clinic
+//! has staff cards ([`crate::staff_gate`]; the shared PIN then opens nothing, `docs/desktop.md`),
+//! else behind the clinic admin PIN ([`crate::admin_pin`]),
 //! four sub-tabs: **Cards** (issue on the selected reader, list, revoke), **Records** (add a
 //! record for a patient, list), **Trust list** (this clinic, imported clinics, import, remove,
 //! export) and **Audit log** (table with filters, Verify log, alerts).

@@ -7,6 +7,11 @@
 //! worker thread ([`work`]); the panel is derived from its result by a pure function
 //! ([`checks`]). A shown record hides itself after `settings.record_hide` (it can be opened again
 //! from the Cached list while the code is valid, and that read is audited too).
+//!
+//! Once the clinic has staff cards, nothing is read without a clinician's staff sign-in
+//! ([`crate::staff_gate`]): the signed-in card signs every entry (`Reader::Staff`), and when the
+//! session ends (card pulled, idle, Sign out) the view forgets what it showed. A signed-in
+//! clinician can also break the glass ([`emergency`]).
 
 pub mod checks;
 pub mod emergency;

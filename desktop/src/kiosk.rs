@@ -1,5 +1,6 @@
 //! The reception kiosk: insert card → PIN pad → "Welcome" with the consent in plain words →
-//! Check in → the QR code, large, with its countdown, Save PNG and Print.
+//! Check in → the QR code, large, with its countdown, Save PNG and Print, and under it who read the
+//! patient's records since their last visit ([`crate::visit_report`]).
 //!
 //! The card work is `reader::checkin::card_step` (card proof, PIN, consent token) and
 //! `reader::checkin::issue_qr`, run on a worker thread; this module only decides what to show.
