@@ -283,11 +283,13 @@ impl AdminView {
         if crate::staff_gate::active_input(ui) {
             self.staff.touch(env.now());
         }
-        // Work done in a staff session names the administrator beside the device user.
+        // Work done in a staff session names the administrator beside the device user, as
+        // `<user> as staff:<id>#<serial>`: not in the card's own name (`staff:` after a `/`),
+        // which only entries signed by the card may carry (docs/staff.md, "Signed entries").
         let staff_env;
         let env = match self.staff.session() {
             Some(s) => {
-                staff_env = AppContext { actor: format!("{}/{}", env.actor, s.actor()), ..env.clone() };
+                staff_env = AppContext { actor: format!("{} as {}", env.actor, s.actor()), ..env.clone() };
                 &staff_env
             }
             None => env,

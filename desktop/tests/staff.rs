@@ -209,6 +209,19 @@ fn admin_opens_only_with_an_administrators_staff_card_and_locks_when_it_is_pulle
     wait_for(&mut h, "Signed in: Sam Admin (admin, staff A-1)");
     wait_for(&mut h, "Issue card");
 
+    // Work done in the session names the administrator, and the log still verifies: these
+    // entries are the device's, not the card's own signed ones.
+    click(&mut h, &format!("Revoke {}", demo::SERIAL));
+    type_into(&mut h, Role::TextInput, "Reason", "lost");
+    click(&mut h, "Confirm revoke");
+    wait_until(&mut h, "the revocation audited", |_| entries(&d).iter().any(|e| e.kind == "card.revoked"));
+    let revoked = entries(&d).into_iter().find(|e| e.kind == "card.revoked").unwrap();
+    let ks = reader::Keystore::open(&d.data_dir).unwrap();
+    let db = reader::db::ClinicDb::open_clinic(&ks).unwrap();
+    let verified = reader::audit::verify(&db, &ks.issuer_public()).unwrap();
+    assert!(verified.is_ok(), "{verified:?}");
+    assert!(revoked.actor.ends_with(&format!(" as staff:A-1#{}", demo::STAFF_SERIAL_BASE)), "{}", revoked.actor);
+
     click(&mut h, "Remove the staff card");
     wait_for(&mut h, "Locked: the staff card was taken out");
     assert!(!h.state().admin.is_unlocked());

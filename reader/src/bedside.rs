@@ -61,7 +61,7 @@ pub enum BedsideError {
     Clinic(ClinicError),
     /// This clinic requires a staff sign-in to read records, and there was none (audited).
     #[error(
-        "this clinic requires a clinician's staff card to read records: insert your staff card, sign in with its PIN (medcard scan --staff-reader READER), then scan again"
+        "this clinic requires a clinician's staff card to read records: insert your staff card and sign in with its PIN (in the command line: --staff-reader READER), then scan again"
     )]
     StaffSessionRequired,
     /// The signed-in staff member's role may not read records (audited).
