@@ -211,7 +211,10 @@ fn admin_opens_only_with_an_administrators_staff_card_and_locks_when_it_is_pulle
 
     // Work done in the session names the administrator, and the log still verifies: these
     // entries are the device's, not the card's own signed ones.
+    // The card list loads in the background.
+    wait_for(&mut h, &format!("Revoke {}", demo::SERIAL));
     click(&mut h, &format!("Revoke {}", demo::SERIAL));
+    wait_for(&mut h, &format!("Revoke card {}?", demo::SERIAL));
     type_into(&mut h, Role::TextInput, "Reason", "lost");
     click(&mut h, "Confirm revoke");
     wait_until(&mut h, "the revocation audited", |_| entries(&d).iter().any(|e| e.kind == "card.revoked"));
