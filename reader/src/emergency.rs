@@ -22,11 +22,10 @@ use crate::category::{Category, UnknownCategory};
 use crate::clinic_state::{ClinicError, ClinicState};
 use crate::db::DbError;
 use crate::keystore::{KeyPurpose, Keystore, KeystoreError};
-use crate::records::keywrap::{self, KeyWrapError};
-use crate::records::{self, RecordError};
+use crate::records::{self, OpenRowError};
 use crate::staff::Action;
 use crate::staff_card::EntrySigner;
-use crate::store::{RecordStore, StoreError};
+use crate::store::RecordStore;
 
 /// The file in the data directory that names the emergency categories.
 pub const CONFIG_FILE: &str = "emergency.json";
@@ -59,15 +58,9 @@ pub enum EmergencyError {
     /// The index could not be read.
     #[error(transparent)]
     Db(#[from] DbError),
-    /// A wrapped key did not unwrap (altered).
+    /// A record could not be opened (store, altered key or bytes, metadata not the index's).
     #[error(transparent)]
-    KeyWrap(#[from] KeyWrapError),
-    /// The store failed.
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    /// A sealed record did not open (altered).
-    #[error(transparent)]
-    Record(#[from] RecordError),
+    Record(#[from] OpenRowError),
     /// The card could not sign the entry: nothing is shown.
     #[error("the staff card could not sign the emergency access (was it removed?): nothing is shown: {0}")]
     Signing(crate::Error),
@@ -170,9 +163,7 @@ pub fn open(
     let rows = state.records(Some(patient_id))?;
     let mut out = Vec::new();
     for row in rows.iter().filter(|r| config.categories.contains(&r.meta.category)) {
-        let key = keywrap::unwrap(&wrap, &row.meta.record_id, &row.wrapped_key)?;
-        let bytes = store.get(&row.locator)?;
-        let opened = records::open(bytes, &row.meta.patient_id, &key, &row.locator.to_string())?;
+        let opened = records::open_row(&wrap, store, row)?;
         out.push(EmergencyRecord {
             record_id: row.meta.record_id.clone(),
             category: row.meta.category,

@@ -8,9 +8,7 @@ use reader::category::Category;
 use reader::db::DbError;
 use reader::export::ExportError;
 use reader::keystore::KeyPurpose;
-use reader::records::keywrap::KeyWrapError;
-use reader::records::{self, AddedRecord, NewRecord, RecordError};
-use reader::store::{RecordStore, StoreError};
+use reader::records::{self, AddedRecord, NewRecord};
 
 use crate::cli::{self, CliError, DataArg, Output, actor, print_json};
 
@@ -23,18 +21,10 @@ pub enum ReadError {
     /// The clinic's records index (clinic mode).
     #[error(transparent)]
     Clinic(#[from] reader::clinic::ClinicError),
-    /// The wrapped content key does not unwrap.
+    /// The record could not be opened: the store, an altered key or record, or metadata that
+    /// contradicts the index.
     #[error(transparent)]
-    KeyWrap(#[from] KeyWrapError),
-    /// The store does not hold the record intact.
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    /// The record does not open.
-    #[error(transparent)]
-    Record(#[from] RecordError),
-    /// The sealed metadata contradicts the index.
-    #[error("record {0}: the sealed metadata does not match the index row; not writing it")]
-    MetadataMismatch(String),
+    Open(#[from] records::OpenRowError),
     /// The `--out` file was refused or not written.
     #[error(transparent)]
     Export(#[from] ExportError),
@@ -45,9 +35,7 @@ impl ReadError {
     #[must_use]
     pub fn outcome(&self) -> Outcome {
         match self {
-            ReadError::KeyWrap(KeyWrapError::Integrity { .. })
-            | ReadError::Store(StoreError::DigestMismatch { .. })
-            | ReadError::Record(RecordError::Integrity { .. }) => Outcome::IntegrityFailed,
+            ReadError::Open(e) if e.is_integrity() => Outcome::IntegrityFailed,
             _ => Outcome::Failed,
         }
     }
@@ -175,12 +163,7 @@ fn get(data: &DataArg, id: &str, out: &Path) -> Result<(), CliError> {
         reader::export::check_new(&data_dir, out)?;
         let row = c.state.record(id)?;
         let wrap = c.ks.derive_key(KeyPurpose::RecordKeyWrap).map_err(reader::clinic::ClinicError::from)?;
-        let key = records::keywrap::unwrap(&wrap, id, &row.wrapped_key)?;
-        let bytes = c.store.get(&row.locator)?;
-        let opened = records::open(bytes, &row.meta.patient_id, &key, &row.locator.to_string())?;
-        if opened.meta != row.meta {
-            return Err(ReadError::MetadataMismatch(id.to_owned()));
-        }
+        let opened = records::open_row(&wrap, &c.store, &row)?;
         reader::export::write_new_export(&data_dir, out, opened.document())?;
         Ok(row.meta.patient_id)
     })();
