@@ -12,9 +12,9 @@ use std::collections::HashMap;
 
 use p256::ecdsa::VerifyingKey;
 
+use crate::audit::detail::{self, field};
 use crate::audit::{Entry, EventKind, Finding, Outcome};
 use crate::clinic_state::{ClinicError, ClinicState};
-use crate::staff::credential::verify_with;
 use crate::staff::signed;
 
 /// What kind of access.
@@ -56,11 +56,6 @@ pub struct Access {
     pub what: AccessKind,
 }
 
-/// `key=value` from a detail text.
-fn field<'a>(detail: &'a str, key: &str) -> Option<&'a str> {
-    detail.split_whitespace().find_map(|kv| kv.strip_prefix(key).and_then(|r| r.strip_prefix('=')))
-}
-
 /// The accesses to `patient_id`'s records in `entries` (log order) at or after `since`.
 /// `issuer`: the clinic issuer key, to read the staff credentials in `staff.issued` entries;
 /// `categories`: the category of each record the clinic's index knows, by locator and by record id.
@@ -77,8 +72,7 @@ pub fn report(
     for e in entries {
         let kind = e.kind();
         if kind == Some(EventKind::StaffIssued) && e.outcome() == Some(Outcome::Ok) {
-            let hex_text = e.detail.rsplit_once("credential=").map_or("", |x| x.1);
-            if let Some(v) = hex::decode(hex_text).ok().and_then(|b| verify_with(&b, issuer).ok()) {
+            if let Ok(v) = detail::issued_staff(&e.subject, &e.detail, issuer) {
                 let c = v.credential();
                 staff.insert(c.card_serial, (c.staff_id.clone(), c.name.clone(), c.role.clone()));
             }
@@ -95,13 +89,10 @@ pub fn report(
                 let category = categories.get(&e.subject).or_else(|| record_id.and_then(|r| categories.get(r))).cloned();
                 AccessKind::Read { record: e.subject.clone(), category }
             }
-            Some(EventKind::EmergencyAccess) if e.subject == patient_id => {
-                let unsigned = e.detail.rsplit_once(" sig=").map_or(e.detail.as_str(), |x| x.0);
-                AccessKind::Emergency {
-                    reason: unsigned.split_once("reason=").map_or("", |x| x.1).to_owned(),
-                    records: field(unsigned, "records").and_then(|n| n.parse().ok()).unwrap_or(0),
-                }
-            }
+            Some(EventKind::EmergencyAccess) if e.subject == patient_id => AccessKind::Emergency {
+                reason: detail::emergency_reason(&e.detail).to_owned(),
+                records: field(&e.detail, "records").and_then(|n| n.parse().ok()).unwrap_or(0),
+            },
             _ => continue,
         };
         let card = signed::card_actor(&e.actor).and_then(signed::parse_actor);

@@ -10,6 +10,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use super::detail::{self, field};
 use super::{Entry, EventKind, Outcome};
 
 /// Thresholds; [`Rules::default`] holds the documented ones.
@@ -77,11 +78,6 @@ fn is_consent_refusal(e: &Entry) -> bool {
     }
 }
 
-/// `key=value` from an entry's detail text.
-fn field<'a>(detail: &'a str, key: &str) -> Option<&'a str> {
-    detail.split_whitespace().find_map(|kv| kv.strip_prefix(key).and_then(|r| r.strip_prefix('=')))
-}
-
 /// Runs every rule over `entries` (in log order), in the order of [`Rule`].
 #[must_use]
 pub fn alerts(entries: &[Entry], rules: &Rules) -> Vec<Alert> {
@@ -101,8 +97,7 @@ pub fn emergency_access(entries: &[Entry]) -> Vec<Alert> {
         .iter()
         .filter(|e| e.kind() == Some(EventKind::EmergencyAccess) && e.outcome() == Some(Outcome::Ok))
         .map(|e| {
-            let unsigned = e.detail.rsplit_once(" sig=").map_or(e.detail.as_str(), |x| x.0);
-            let reason = unsigned.split_once("reason=").map_or("", |x| x.1);
+            let reason = detail::emergency_reason(&e.detail);
             Alert {
                 rule: Rule::EmergencyAccess,
                 subject: e.subject.clone(),

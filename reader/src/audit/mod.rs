@@ -9,6 +9,7 @@
 //! Entries hold ids and outcomes, never PINs, keys or record contents.
 
 pub mod alerts;
+pub mod detail;
 pub mod merkle;
 pub mod queue;
 mod vocab;
@@ -540,14 +541,8 @@ impl StaffKeys {
         use crate::staff::signed;
         let [kind, actor, subject, outcome, detail] = text;
         if kind == EventKind::StaffIssued.as_str() && outcome == Outcome::Ok.as_str() {
-            let hex_text = detail.rsplit_once("credential=").map_or("", |x| x.1);
-            let bytes = hex::decode(hex_text).map_err(|_| "its staff credential is not hex".to_owned())?;
-            let staff = crate::staff::credential::verify_with(&bytes, &self.issuer)
-                .map_err(|e| format!("its staff credential does not verify with the clinic key: {e}"))?;
+            let staff = detail::issued_staff(subject, detail, &self.issuer)?;
             let c = staff.credential();
-            if subject != c.card_serial.to_string() || !detail.starts_with(&format!("staff={} ", c.staff_id)) {
-                return Err("its subject or staff id differs from the credential it carries".into());
-            }
             self.keys.insert(c.card_serial, signed::CardKey::new(&c.key_9a));
             return Ok(false);
         }

@@ -99,6 +99,12 @@ pub enum SignatureProblem {
     BadSignature { actor: String },
 }
 
+/// `detail` without the signature suffix (all of it when it carries none).
+#[must_use]
+pub fn unsigned_detail(detail: &str) -> &str {
+    split(detail).map_or(detail, |x| x.0)
+}
+
 /// Splits `detail` into the signed part and the signature, if it ends with one.
 fn split(detail: &str) -> Option<(&str, &str)> {
     let at = detail.rfind(SIG_MARK)?;
