@@ -59,7 +59,8 @@ pub fn audit_issue_failure<T: Transport>(
     Ok(())
 }
 
-fn reader_subject<T: Transport>(piv: &mut Piv<T>) -> String {
+/// The audit subject of a card whose serial is not known (or not trusted): `reader:<name>`.
+pub fn reader_subject<T: Transport>(piv: &mut Piv<T>) -> String {
     format!("reader:{}", piv.transport_mut().reader_name())
 }
 
@@ -224,15 +225,7 @@ pub fn issue_card<T: Transport>(
     match issue::issue(piv, ks, req, progress) {
         Ok(issued) => {
             let c = &issued.credential;
-            let card = IssuedCard {
-                serial: c.card_serial,
-                patient_id: c.patient_id.clone(),
-                name: req.name.clone(),
-                issued_at: c.issued_at,
-                expires_at: c.expires_at,
-                kid_9e: hex::encode(qr::kid_for(&c.key_9e)),
-                kid_9c: hex::encode(qr::kid_for(&c.key_9c)),
-            };
+            let card = IssuedCard::of(&c.card_claims(), c.patient_id.clone(), req.name.clone());
             state.record_issued(&card, &issued.credential_bytes, req.now)?;
             Ok(issued)
         }

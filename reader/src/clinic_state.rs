@@ -183,6 +183,23 @@ pub struct IssuedCard {
     pub kid_9c: String,
 }
 
+impl IssuedCard {
+    /// The row of a card issued with credential claims `c`, for holder text `holder` (the patient
+    /// id, or a staff card's `staff:<role>:<id>`) and name `name`.
+    #[must_use]
+    pub fn of(c: &crate::card_claims::CardClaims, holder: String, name: String) -> Self {
+        IssuedCard {
+            serial: c.card_serial,
+            patient_id: holder,
+            name,
+            issued_at: c.issued_at,
+            expires_at: c.expires_at,
+            kid_9e: hex::encode(qr::kid_for(&c.key_9e)),
+            kid_9c: hex::encode(qr::kid_for(&c.key_9c)),
+        }
+    }
+}
+
 /// A revoked card.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Revocation {

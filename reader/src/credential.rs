@@ -110,7 +110,8 @@ pub enum CredentialError {
 
 impl CardCredential {
     /// The claims a staff credential shares (`crate::card_claims`).
-    fn card_claims(&self) -> CardClaims {
+    #[must_use]
+    pub fn card_claims(&self) -> CardClaims {
         CardClaims {
             issuer: self.issuer.clone(),
             holder: self.patient_id.clone(),

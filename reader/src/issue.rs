@@ -375,11 +375,7 @@ pub fn authenticate_card<T: Transport>(
     if is_revoked(serial)? {
         return Err(CredentialError::Revoked { serial }.into());
     }
-    match signs_fresh_challenge(piv, Slot::CardAuth, CHALLENGE_DOMAIN, &c.key_9e) {
-        Ok(true) => {}
-        Ok(false) | Err(PivError::Card(CardError::NoKey { .. })) => return Err(CredentialError::NotGenuine { serial }.into()),
-        Err(e) => return Err(e.into()),
-    }
+    prove_genuine(piv, serial, &c.key_9e)?;
     let pin_verified = match pin {
         Some(p) => {
             piv.verify_pin(p)?;
@@ -400,11 +396,26 @@ pub const PIN_PROOF_DOMAIN: &[u8] = b"MedCard PIN proof v1";
 /// make that signature (SP 800-73-4 Part 1 §3.2.1: 9A needs the PIN). One GENERAL AUTHENTICATE.
 pub fn prove_pin<T: Transport>(piv: &mut Piv<T>, verified: &VerifiedCredential) -> Result<(), Error> {
     let c = verified.credential();
-    match signs_fresh_challenge(piv, Slot::PivAuth, PIN_PROOF_DOMAIN, &c.key_9a) {
+    prove_pin_with(piv, c.card_serial, &c.key_9a)
+}
+
+/// [`prove_pin`] for any card whose credential names `key_9a` (patient or staff card).
+pub fn prove_pin_with<T: Transport>(piv: &mut Piv<T>, serial: u32, key_9a: &VerifyingKey) -> Result<(), Error> {
+    match signs_fresh_challenge(piv, Slot::PivAuth, PIN_PROOF_DOMAIN, key_9a) {
         Ok(true) => Ok(()),
         // A bad signature, or the card refused to use 9A: its security status says the PIN was
         // not verified.
-        Ok(false) | Err(PivError::Card(_)) => Err(CredentialError::PinNotProven { serial: c.card_serial }.into()),
+        Ok(false) | Err(PivError::Card(_)) => Err(CredentialError::PinNotProven { serial }.into()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Proves the card genuine by its card-authentication key: 9E signs a fresh challenge that
+/// verifies with `key_9e` (patient or staff card); else [`CredentialError::NotGenuine`].
+pub fn prove_genuine<T: Transport>(piv: &mut Piv<T>, serial: u32, key_9e: &VerifyingKey) -> Result<(), Error> {
+    match signs_fresh_challenge(piv, Slot::CardAuth, CHALLENGE_DOMAIN, key_9e) {
+        Ok(true) => Ok(()),
+        Ok(false) | Err(PivError::Card(CardError::NoKey { .. })) => Err(CredentialError::NotGenuine { serial }.into()),
         Err(e) => Err(e.into()),
     }
 }

@@ -14,7 +14,6 @@
 //! | session ended | `staff.session_ended`, subject the staff actor, detail `why=card-removed|idle|signed-out` |
 
 use p256::ecdsa::signature::hazmat::PrehashVerifier;
-use sha2::{Digest, Sha256};
 
 use crate::Error;
 use crate::audit::{Event, EventKind, Outcome};
@@ -22,11 +21,10 @@ use crate::clinic::{self, ClinicState, IssuedCard};
 use crate::credential::CredentialError;
 use crate::issue::{self, IssueStep, IssuedStaff, StaffIssueRequest};
 use crate::keystore::Keystore;
-use crate::piv::{PinBlock, Piv, PivError, Slot};
+use crate::piv::{PinBlock, Piv, Slot};
 use crate::staff::credential::{self as staff_credential, StaffCredentialError, VerifiedStaff};
 use crate::staff::signed;
 use crate::staff::{Action, Role};
-use crate::sw::CardError;
 use crate::transport::Transport;
 
 /// The `patient_id` column of a staff card's row in the cards table: `staff:<role>:<staff id>`
@@ -65,15 +63,7 @@ pub fn issue_staff_card<T: Transport>(
             let c = &issued.credential;
             let detail = format!("staff={} role={} credential={}", c.staff_id, c.role, hex::encode(&issued.credential_bytes));
             state.audit(&[state.event(req.now, EventKind::StaffIssued, &c.card_serial.to_string(), Outcome::Ok, detail)])?;
-            let card = IssuedCard {
-                serial: c.card_serial,
-                patient_id: card_row_holder(req.role, &c.staff_id),
-                name: c.name.clone(),
-                issued_at: c.issued_at,
-                expires_at: c.expires_at,
-                kid_9e: hex::encode(qr::kid_for(&c.key_9e)),
-                kid_9c: hex::encode(qr::kid_for(&c.key_9c)),
-            };
+            let card = IssuedCard::of(&c.card_claims(), card_row_holder(req.role, &c.staff_id), c.name.clone());
             state.record_issued(&card, &issued.credential_bytes, req.now)?;
             Ok(issued)
         }
@@ -242,14 +232,8 @@ fn authenticate<T: Transport>(
     if revoked {
         return Err(CredentialError::Revoked { serial }.into());
     }
-    let mut challenge = [0u8; 32];
-    crate::random::fill(&mut challenge)?;
-    let digest: [u8; 32] = Sha256::new().chain_update(issue::CHALLENGE_DOMAIN).chain_update(challenge).finalize().into();
-    match piv.sign_digest(Slot::CardAuth, &digest) {
-        Ok(sig) if c.key_9e.verify_prehash(&digest, &sig).is_ok() => Ok((serial, staff, copy)),
-        Ok(_) | Err(PivError::Card(CardError::NoKey { .. })) => Err(CredentialError::NotGenuine { serial }.into()),
-        Err(e) => Err(e.into()),
-    }
+    issue::prove_genuine(piv, serial, &c.key_9e)?;
+    Ok((serial, staff, copy))
 }
 
 /// Signs in with the staff card in `piv` for `action`: proves the card genuine (a fresh 9E
@@ -275,7 +259,7 @@ pub fn sign_in<T: Transport>(
     let (serial, staff, copy) = match authenticate(piv, &trust, ks.clinic_id(), state, now) {
         Ok(x) => x,
         Err(e) => {
-            let subject = refusal_outcome(&e).1.map_or_else(|| format!("reader:{}", piv.transport_mut().reader_name()), |s| s.to_string());
+            let subject = refusal_outcome(&e).1.map_or_else(|| clinic::reader_subject(piv), |s| s.to_string());
             return refuse(subject, e, format!("action={action}"));
         }
     };
@@ -288,7 +272,7 @@ pub fn sign_in<T: Transport>(
     if !role.permits(action) {
         return refuse(serial.to_string(), Error::NotPermitted { staff_id: c.staff_id.clone(), role, action }, who);
     }
-    let proven = piv.verify_pin(pin).map_err(Error::from).and_then(|()| prove_pin(piv, &staff));
+    let proven = piv.verify_pin(pin).map_err(Error::from).and_then(|()| issue::prove_pin_with(piv, serial, &c.key_9a));
     if proven.is_err() {
         state.audit(&clinic::pin_events(state, now, &serial.to_string(), "staff-sign-in", &proven, EventKind::PinVerified))?;
         proven?;
@@ -302,19 +286,6 @@ pub fn sign_in<T: Transport>(
     session.sign_event(piv, &mut ev)?;
     state.audit(&[ev])?;
     Ok(session)
-}
-
-/// The PIN proof of a staff card: its PIN-gated 9A key signs a fresh challenge.
-fn prove_pin<T: Transport>(piv: &mut Piv<T>, staff: &VerifiedStaff) -> Result<(), Error> {
-    let c = staff.credential();
-    let mut challenge = [0u8; 32];
-    crate::random::fill(&mut challenge)?;
-    let digest: [u8; 32] = Sha256::new().chain_update(issue::PIN_PROOF_DOMAIN).chain_update(challenge).finalize().into();
-    match piv.sign_digest(Slot::PivAuth, &digest) {
-        Ok(sig) if c.key_9a.verify_prehash(&digest, &sig).is_ok() => Ok(()),
-        Ok(_) | Err(PivError::Card(_)) => Err(CredentialError::PinNotProven { serial: c.card_serial }.into()),
-        Err(e) => Err(e.into()),
-    }
 }
 
 /// Audits the end of a session (`staff.session_ended`; `why`: `card-removed`, `idle`,

@@ -103,7 +103,8 @@ pub enum StaffCredentialError {
 
 impl StaffCredential {
     /// The claims a patient's card credential shares (`crate::card_claims`).
-    fn card_claims(&self) -> CardClaims {
+    #[must_use]
+    pub fn card_claims(&self) -> CardClaims {
         CardClaims {
             issuer: self.issuer.clone(),
             holder: self.staff_id.clone(),
